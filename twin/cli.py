@@ -1,0 +1,227 @@
+"""``twin``: the command line. Heavy imports happen inside commands so ``--help`` is instant.
+
+Bad input of any kind prints one line, ``file:line: path.in.doc: what was expected``, and
+exits 2; ``--traceback`` shows the Python traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from twin.errors import InputError, TwinError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Shadow Twin: a simulated shadow of your microservices, for faults and mitigations.",
+    pretty_exceptions_enable=False,
+)
+_state = {"traceback": False}
+
+
+@app.callback()
+def _main(
+    traceback: Annotated[bool, typer.Option("--traceback", help="Show Python tracebacks.")] = False,
+) -> None:
+    _state["traceback"] = traceback
+
+
+def _fail(exc: BaseException) -> None:
+    if _state["traceback"]:
+        raise exc
+    typer.echo(f"twin: error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def simulate(
+    topology: Annotated[Path, typer.Argument(help="Topology YAML.")],
+    scenario: Annotated[Path | None, typer.Option(help="Scenario YAML (load, faults).")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML (mitigations).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Simulated seconds (overrides).")] = None,
+    warmup: Annotated[float | None, typer.Option(help="Seconds excluded from statistics.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (overrides the scenario's).")] = None,
+    replications: Annotated[int, typer.Option(min=1, help="Independent replications.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Local processes for replications.")] = 1,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("twin-out"),
+    trace_sample: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Fraction of requests kept in trace.parquet.")] = 0.0,
+    series: Annotated[str, typer.Option(
+        help="Per-service time series: auto (up to 200 services), all, entries.")] = "auto",
+) -> None:
+    """Run the twin: writes summary.json, timeseries.parquet and report.html to --out."""
+    try:
+        _simulate(topology, scenario, policy, duration, warmup, seed, replications, workers, out,
+                  trace_sample, series)
+    except TwinError as exc:
+        _fail(exc)
+
+
+def load_documents(topology: Path, scenario: Path | None, policy: Path | None,
+                   overrides: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """Load and cross-check the three documents; every problem is one InputError line."""
+    from twin.io import DocProblem, parse_model
+    from twin.policy import Policy
+    from twin.scenario import Scenario
+    from twin.topology import Topology
+
+    topo = Topology.load(topology)
+    sc = Scenario.load_file(scenario) if scenario else Scenario()
+    if overrides:
+        data = sc.model_dump(mode="json", exclude_none=True)
+        data.update(overrides)
+        sc = parse_model(Scenario, data, source="command line")
+    pol = Policy.load_file(policy) if policy else None
+    for doc, path in ((sc, scenario or "scenario"), (pol, policy)):
+        if doc is None:
+            continue
+        try:
+            doc.check_against(topo)
+        except DocProblem as exc:
+            from twin.io import _located, read_yaml
+
+            text = read_yaml(path)[1] if isinstance(path, Path) else None
+            raise _located(exc.loc, exc.message, str(path), text) from None
+    return topo, sc, pol
+
+
+def _simulate(topology: Path, scenario: Path | None, policy: Path | None,
+              duration: float | None, warmup: float | None, seed: int | None,
+              replications: int, workers: int, out: Path, trace_sample: float,
+              series: str) -> None:
+    if series not in ("auto", "all", "entries"):
+        raise InputError(f"--series: expected auto, all or entries, got {series!r}")
+    overrides: dict[str, Any] = {}
+    if duration is not None:
+        overrides["duration"] = duration
+    if warmup is not None:
+        overrides["warmup"] = warmup
+    if seed is not None:
+        overrides["seed"] = seed
+    topo, sc, pol = load_documents(topology, scenario, policy, overrides)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output directory: {exc.strerror}", source=str(out)) from None
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from twin.replicate import combine, run_replications
+    from twin.report import write_report
+    from twin.results import write_json
+    from twin.sim import Simulation
+
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    show = console.is_terminal
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), console=console, transient=True, disable=not show) as bar:
+        if replications == 1:
+            task = bar.add_task(f"simulating {topo.name}", total=sc.duration)
+            sim = Simulation(topo, sc, pol, series=series, trace_sample=trace_sample)
+            results = [sim.run(progress=lambda t: bar.update(task, completed=t))]
+        else:
+            task = bar.add_task(f"{replications} replications of {topo.name}", total=replications)
+            results = run_replications(topo, sc, pol, replications=replications, workers=workers,
+                                       trace_sample=trace_sample,
+                                       on_done=lambda n: bar.update(task, completed=n))
+    summary = combine(results)
+    summary["wall_seconds"] = time.perf_counter() - started
+    summary["topology"] = topo.name
+    results[0].write(out)
+    write_json(out / "summary.json", summary)
+    if replications > 1:
+        import pandas as pd
+
+        frames = []
+        for i, r in enumerate(results):
+            f = r.timeseries.frame()
+            f.insert(0, "replication", i)
+            frames.append(f)
+        series_df = pd.concat(frames, ignore_index=True)
+        series_df.to_parquet(out / "timeseries.parquet", index=False)
+        plot_df = frames[0]
+    else:
+        plot_df = results[0].timeseries.frame()
+    write_report(out / "report.html", summary, plot_df, title=f"Shadow Twin: {topo.name}")
+    _print_table(summary, out)
+
+
+def _print_table(summary: dict[str, Any], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def ms(v: Any) -> str:
+        return "–" if v is None else f"{v * 1000:,.1f} ms"
+
+    t = Table(title=f"{summary.get('topology', '')}: {summary['requests']:,.0f} requests", title_justify="left")
+    for col in ("succeeded", "failed", "availability", "p50", "p95", "p99", "mean"):
+        t.add_column(col, justify="right")
+    lat = summary["latency"]
+    avail = summary.get("availability")
+    t.add_row(f"{summary['succeeded']:,.0f}", f"{summary['failed']:,.0f}",
+              "–" if avail is None else f"{avail * 100:.3f}%",
+              ms(lat.get("p50")), ms(lat.get("p95")), ms(lat.get("p99")), ms(lat.get("mean")))
+    console = Console()
+    console.print(t)
+    if summary.get("failures"):
+        console.print("failures: " + ", ".join(f"{k} {v:,.0f}" for k, v in summary["failures"].items()))
+    for name, s in summary.get("slo", {}).items():
+        console.print(f"SLO {name}: {'met' if s['met'] else 'MISSED'} "
+                      f"(target {s['target']}, value {s['value'] if s['value'] is None else round(s['value'], 4)})")
+    console.print(f"wrote {out}/summary.json, timeseries.parquet, report.html "
+                  f"({summary['wall_seconds']:.1f} s wall)")
+
+
+@app.command()
+def check(
+    topology: Annotated[Path, typer.Argument(help="Topology YAML.")],
+    scenario: Annotated[Path | None, typer.Option(help="Scenario YAML.")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML.")] = None,
+) -> None:
+    """Check documents without running them; prints the offered load per service."""
+    try:
+        topo, _, _ = load_documents(topology, scenario, policy, {})
+    except TwinError as exc:
+        _fail(exc)
+        return
+    g = topo.service_graph()
+    worst = max(g.nodes(data=True), key=lambda nd: nd[1]["utilization"])
+    typer.echo(f"ok: {topo.name}: {g.number_of_nodes()} services, {g.number_of_edges()} call edges; "
+               f"busiest {worst[0]} at {worst[1]['utilization']:.0%} offered utilisation")
+
+
+@app.command()
+def generate(
+    services: Annotated[int, typer.Option(min=2, help="How many services.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 1,
+    out: Annotated[Path, typer.Option(help="Topology YAML to write.")] = Path("synthetic.yaml"),
+) -> None:
+    """Generate a large synthetic topology shaped like published production call graphs."""
+    try:
+        from twin.synthetic import generate as gen
+
+        topo = gen(services, seed=seed)
+        topo.to_yaml(out)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {out}: {len(topo.services)} services")
+
+
+def main() -> None:
+    try:
+        app()
+    except TwinError as exc:  # pragma: no cover - commands catch their own
+        typer.echo(f"twin: error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

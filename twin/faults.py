@@ -1,0 +1,74 @@
+"""When faults happen: fixed windows, and sampled ones drawn with a seed.
+
+What a fault *does* is documented on its model in :mod:`twin.scenario` and carried out by
+the engine; this module only turns a scenario's fault list into concrete, scaled windows,
+so the same seed always gives the same fault timeline whoever asks (engine, campaigns, RL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twin.rng import generator
+from twin.scenario import Fault, Scenario
+
+_CAPPED = {"probability", "fraction"}
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """One occurrence of a fault: active on [start, end) with its intensity already scaled."""
+
+    index: int  # position in the scenario's fault list
+    fault: Fault
+    start: float
+    end: float
+
+
+def scale_fault(fault: Fault, k: float) -> Fault:
+    """The fault with its intensity multiplied by ``k`` (probabilities capped at 1; a CPU
+    factor never below 1)."""
+    name = fault.intensity_field()
+    if name is None or k == 1.0:
+        return fault
+    value: Any = getattr(fault, name)
+    if name == "delay":
+        new: Any = value.scaled(k)
+    elif name in _CAPPED:
+        new = min(1.0, value * k)
+    elif name == "factor":
+        new = max(1.0, value * k)
+    else:
+        new = value * k
+    return fault.model_copy(update={name: new})
+
+
+def fault_windows(scenario: Scenario, horizon: float | None = None) -> list[FaultWindow]:
+    """Every occurrence of every fault up to ``horizon`` seconds, sorted by start time."""
+    end_of_run = scenario.duration if horizon is None else horizon
+    out: list[FaultWindow] = []
+    for i, f in enumerate(scenario.faults):
+        lo = f.start
+        hi = end_of_run if f.duration is None else min(end_of_run, f.start + f.duration)
+        if f.sample is None:
+            if lo < hi:
+                out.append(FaultWindow(i, f, lo, hi))
+            continue
+        seed = scenario.seed if f.sample.seed is None else f.sample.seed
+        rng = generator(seed, f"fault-sample-{i}")
+        gap = f.sample.interval.sampler(rng)
+        length = f.sample.duration.sampler(rng)
+        scale = f.sample.intensity.sampler(rng) if f.sample.intensity is not None else None
+        t = lo
+        while True:
+            t += gap()
+            if t >= hi:
+                break
+            d = length()
+            k = scale() if scale is not None else 1.0
+            if d > 0:
+                out.append(FaultWindow(i, scale_fault(f, k), t, min(hi, t + d)))
+            t += d
+    out.sort(key=lambda w: (w.start, w.index))
+    return out

@@ -1,0 +1,173 @@
+"""Safe YAML in, one-line errors out: ``file:line: path.in.doc: what was expected``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from twin.errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
+Loc = tuple[str | int, ...]
+
+
+def format_loc(loc: Loc) -> str:
+    """``("services", "a", "calls", 0, "to")`` -> ``services.a.calls[0].to``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(document)"
+
+
+def _line_marks(text: str) -> dict[Loc, int]:
+    """Map every path in a YAML document to its 1-based line, for error messages."""
+    marks: dict[Loc, int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return marks
+
+    def walk(node: yaml.Node, loc: Loc) -> None:
+        marks[loc] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                k = key.value
+                marks[(*loc, k)] = key.start_mark.line + 1
+                walk(value, (*loc, k))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*loc, i))
+
+    if root is not None:
+        walk(root, ())
+    return marks
+
+
+def read_yaml(path: str | Path) -> tuple[Any, str]:
+    """Parse a YAML file with the safe loader; returns the data and the text."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("file not found", source=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read: {exc}", source=str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"invalid YAML: {problem}", source=str(p), where=where) from None
+    return data, text
+
+
+def _explain(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    msg = str(err.get("msg", "invalid"))
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    msg = msg.removeprefix("Value error, ")
+    return msg
+
+
+def _real_path(data: Any, loc: Loc) -> Loc:
+    """Drop the parts pydantic inserts (union tags, validator names) that are not in the data."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            out.append(part)
+        elif isinstance(node, (dict, list)) and isinstance(part, str) and (
+            "[" in part or part in _TAG_LIKE or part.startswith("function-")
+        ):
+            continue  # a union tag or validator name: not a place in the document
+        else:
+            out.append(part)  # a missing field: keep it, it is where the problem is
+            node = None
+    return tuple(out)
+
+
+_TAG_LIKE: set[str] = set()
+
+
+def register_union_tags(*tags: str) -> None:
+    """Discriminated-union tags that pydantic puts in error paths; hidden unless in the data."""
+    _TAG_LIKE.update(tags)
+
+
+def validation_error(
+    exc: ValidationError, source: str, text: str | None = None, data: Any = None
+) -> InputError:
+    """Turn pydantic's multi-line report into our one line, naming the first problem."""
+    errors = exc.errors()
+    err = errors[0]
+    loc: Loc = _real_path(data, tuple(err["loc"]))
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return _located(loc, _explain(dict(err)) + more, source, text)
+
+
+def load_model(model: type[M], path: str | Path, *, context: dict[str, Any] | None = None) -> M:
+    """Load and validate one document; every failure is a one-line :class:`InputError`."""
+    data, text = read_yaml(path)
+    if data is None:
+        raise InputError("document is empty", source=str(path))
+    return parse_model(model, data, source=str(path), text=text, context=context)
+
+
+def parse_model(
+    model: type[M],
+    data: Any,
+    *,
+    source: str = "<document>",
+    text: str | None = None,
+    context: dict[str, Any] | None = None,
+) -> M:
+    """Validate already-parsed data, with the same one-line errors as :func:`load_model`."""
+    if not isinstance(data, dict):
+        raise InputError(f"expected a mapping at the top, got {type(data).__name__}", source=source)
+    try:
+        doc = model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise validation_error(exc, source, text, data) from None
+    check = getattr(doc, "cross_check", None)
+    if check is not None:
+        try:
+            check()
+        except DocProblem as exc:
+            raise _located(exc.loc, exc.message, source, text) from None
+    return doc
+
+
+class DocProblem(ValueError):
+    """A cross-field problem found after schema validation, with its path in the document."""
+
+    def __init__(self, loc: Loc, message: str) -> None:
+        super().__init__(f"{format_loc(loc)}: {message}")
+        self.loc = loc
+        self.message = message
+
+
+def _located(loc: Loc, message: str, source: str, text: str | None) -> InputError:
+    marks = _line_marks(text) if text else {}
+    line = None
+    probe = loc
+    while probe and line is None:
+        line = marks.get(probe)
+        probe = probe[:-1]
+    src = f"{source}:{line}" if line else source
+    return InputError(message, source=src, where=format_loc(loc) if loc else None)
+
+
+def dump_yaml(data: Any) -> str:
+    """Block-style YAML that keeps key order, for documents people read and diff."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)

@@ -1,0 +1,315 @@
+"""What changes the system while it runs: fault windows, the autoscaler, failover.
+
+Each fault kind's effect (documented on its model in :mod:`twin.scenario`) is carried out
+here by recomputing the state of the services and edges it touches whenever a fault window
+opens or closes, so overlapping faults compose (factors multiply, probabilities combine as
+independent events, the tightest bandwidth wins).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from twin.faults import FaultWindow
+from twin.mitigations import desired_replicas
+from twin.policy import Autoscale, Failover
+from twin.rng import generator
+from twin.scenario import MemoryLeakFault
+from twin.sim.events import NORMAL, Wake
+from twin.sim.service import Replica, Service
+from twin.sim.workload import Source
+
+if TYPE_CHECKING:
+    from twin.sim.engine import Context, Simulation
+
+
+class LeakState:
+    """Memory of one replica under a leak; the GC slowdown grows with the square of use."""
+
+    __slots__ = ("cfg", "since")
+
+    def __init__(self, cfg: MemoryLeakFault, since: float) -> None:
+        self.cfg = cfg
+        self.since = since
+
+    def used(self, now: float) -> float:
+        return self.cfg.baseline_mb + self.cfg.growth_mb_per_s * (now - self.since)
+
+    def slowdown(self, now: float) -> float:
+        frac = min(1.0, self.used(now) / self.cfg.limit_mb)
+        return 1.0 + self.cfg.gc_slowdown * frac * frac
+
+    def oom_in(self, now: float) -> float:
+        return max(0.0, (self.cfg.limit_mb - self.used(now)) / self.cfg.growth_mb_per_s)
+
+
+class FaultController:
+    """Opens and closes fault windows on the running simulation."""
+
+    def __init__(self, sim: Simulation, windows: list[FaultWindow]) -> None:
+        self.sim = sim
+        self.ctx: Context = sim.ctx
+        self.active: list[tuple[FaultWindow, Any]] = []
+        self.down: dict[tuple[str, int], int] = {}  # (service, replica) -> reasons to be down
+        self.log: list[dict[str, Any]] = []
+        for n, w in enumerate(windows):
+            self.ctx.schedule(Wake(self._open, (n, w)), NORMAL, w.start)
+
+    # -- window life cycle --------------------------------------------------------------------
+
+    def _open(self, wake: Wake) -> None:
+        n, w = wake.payload
+        now = self.ctx.env.now
+        handle = self._apply(n, w)
+        self.active.append((w, handle))
+        self.log.append({"fault": w.index, "kind": w.fault.kind, "target": w.fault.target,
+                         "start": now, "end": w.end})
+        self._recompute()
+        self.ctx.schedule(Wake(self._close, (w, handle)), NORMAL, w.end - now)
+
+    def _close(self, wake: Wake) -> None:
+        w, handle = wake.payload
+        self.active = [(a, h) for a, h in self.active if a is not w]
+        self._undo(w, handle)
+        self._recompute()
+
+    # -- per kind -----------------------------------------------------------------------------
+
+    def _services(self, target: str) -> list[Service]:
+        sim = self.sim
+        if target.startswith("host:"):
+            name = target[5:]
+            return [s for s in sim.services.values() if s.host is not None and s.host.name == name]
+        if target.startswith("zone:"):
+            zone = target[5:]
+            return [s for s in sim.services.values() if sim.zone_of(s.name) == zone]
+        return [sim.services[target]]
+
+    def _apply(self, n: int, w: FaultWindow) -> Any:
+        f = w.fault
+        kind = f.kind
+        if kind == "outage":
+            chosen: list[tuple[Service, Replica]] = []
+            for svc in self._services(f.target):
+                reps = [r for r in svc.replicas if r.up]
+                k = len(reps) if f.replicas is None else min(f.replicas, len(reps))
+                chosen += [(svc, r) for r in reps[:k]]
+            for svc, rep in chosen:
+                self._down(svc, rep)
+            return chosen
+        if kind == "memory_leak":
+            svc = self.sim.services[f.target]
+            now = self.ctx.env.now
+            handle = {"generation": 0, "service": svc}
+            for rep in svc.replicas:
+                rep.leak = LeakState(f, now)
+                self._schedule_oom(svc, rep, handle)
+            return handle
+        if kind in ("traffic_surge", "attack"):
+            entry = self.sim.entry_for(f.target)
+            rng = generator(self.sim.scenario.seed, f"traffic:{w.index}:{n}")
+            from twin.distributions import Exponential
+
+            src = Source(self.ctx, entry, f.rate, Exponential(mean=1.0).sampler(rng),
+                         klass=1 if kind == "attack" else 0, cost=f.cost)
+            src.start()
+            return src
+        if kind == "latency":
+            rng = generator(self.sim.scenario.seed, f"fault-delay:{w.index}:{n}")
+            return f.delay.sampler(rng)
+        return None
+
+    def _undo(self, w: FaultWindow, handle: Any) -> None:
+        kind = w.fault.kind
+        if kind == "outage":
+            for svc, rep in handle:
+                self._up(svc, rep)
+        elif kind == "memory_leak":
+            handle["generation"] += 1
+            for rep in handle["service"].replicas:
+                rep.leak = None
+        elif kind in ("traffic_surge", "attack"):
+            handle.stop()
+
+    def _down(self, svc: Service, rep: Replica) -> None:
+        key = (svc.name, rep.index)
+        self.down[key] = self.down.get(key, 0) + 1
+        if self.down[key] == 1:
+            svc.kill(rep)
+
+    def _up(self, svc: Service, rep: Replica) -> None:
+        key = (svc.name, rep.index)
+        self.down[key] = self.down.get(key, 1) - 1
+        if self.down[key] <= 0:
+            del self.down[key]
+            svc.revive(rep)
+
+    def _schedule_oom(self, svc: Service, rep: Replica, handle: dict[str, Any]) -> None:
+        leak = rep.leak
+        if leak is None:
+            return
+        at = leak.oom_in(self.ctx.env.now)
+        self.ctx.schedule(Wake(self._oom, (svc, rep, handle, handle["generation"])), NORMAL, at)
+
+    def _oom(self, wake: Wake) -> None:
+        svc, rep, handle, gen = wake.payload
+        if gen != handle["generation"] or rep.leak is None:
+            return
+        cfg = rep.leak.cfg
+        self.log.append({"kind": "oom_kill", "target": f"{svc.name}#{rep.index}",
+                         "start": self.ctx.env.now, "end": self.ctx.env.now + cfg.restart_time})
+        self._down(svc, rep)
+        self.ctx.schedule(Wake(self._restarted, (svc, rep, handle, gen)), NORMAL, cfg.restart_time)
+
+    def _restarted(self, wake: Wake) -> None:
+        svc, rep, handle, gen = wake.payload
+        self._up(svc, rep)
+        if gen == handle["generation"] and rep.leak is not None:
+            rep.leak = LeakState(rep.leak.cfg, self.ctx.env.now)
+            self._schedule_oom(svc, rep, handle)
+
+    # -- aggregate state ----------------------------------------------------------------------
+
+    def _recompute(self) -> None:
+        sim = self.sim
+        old_pool = {name: svc.pool_fraction for name, svc in sim.services.items()}
+        for svc in sim.services.values():
+            svc.slow = 1.0
+            svc.delays = []
+            svc.error_p = 0.0
+            svc.corrupt_p = 0.0
+            svc.corrupt_detect = 0.0
+            svc.pool_fraction = 0.0
+        for host in sim.hosts.values():
+            host.slow = 1.0
+        for client in sim.clients.values():
+            client.loss = client.base_loss
+            client.delays = []
+            client.bandwidth = None
+        detect: dict[str, list[float]] = {}
+        for w, handle in self.active:
+            f = w.fault
+            t = f.target
+            kind = f.kind
+            if kind == "cpu_exhaustion":
+                if t.startswith("host:"):
+                    sim.hosts[t[5:]].slow *= f.factor
+                else:
+                    for svc in self._services(t):
+                        svc.slow *= f.factor
+            elif kind == "latency":
+                if "->" in t:
+                    sim.clients[t].delays.append(handle)
+                else:
+                    sim.services[t].delays.append(handle)
+            elif kind == "error_rate":
+                svc = sim.services[t]
+                svc.error_p = 1 - (1 - svc.error_p) * (1 - f.probability)
+            elif kind == "packet_loss":
+                edges = [sim.clients[t]] if "->" in t else [
+                    c for c in sim.clients.values() if c.callee.name == t]
+                for c in edges:
+                    c.loss = 1 - (1 - c.loss) * (1 - f.probability)
+            elif kind == "bandwidth":
+                c = sim.clients[t]
+                c.bandwidth = f.bytes_per_second if c.bandwidth is None else min(
+                    c.bandwidth, f.bytes_per_second)
+            elif kind == "pool_exhaustion":
+                svc = sim.services[t]
+                svc.pool_fraction = max(svc.pool_fraction, f.fraction)
+            elif kind == "data_corruption":
+                svc = sim.services[t]
+                svc.corrupt_p = 1 - (1 - svc.corrupt_p) * (1 - f.probability)
+                detect.setdefault(t, []).append(f.detection)
+        for name, ds in detect.items():
+            sim.services[name].corrupt_detect = sum(ds) / len(ds)
+        for name, svc in sim.services.items():
+            if svc.pool_fraction != old_pool[name]:
+                svc.set_eff_workers()
+
+
+class Autoscaler:
+    """The HPA loop for one service: every period, utilisation -> desired replicas."""
+
+    def __init__(self, ctx: Context, svc: Service, cfg: Autoscale) -> None:
+        self.ctx = ctx
+        self.svc = svc
+        self.cfg = cfg
+        self.last_change = -math.inf
+        self.prev_busy = 0.0
+        self.prev_cap = 0.0
+        self.active = True
+        self.decisions: list[tuple[float, int]] = []
+        ctx.schedule(Wake(self._tick), NORMAL, cfg.period)
+
+    def stop(self) -> None:
+        self.active = False
+
+    def _tick(self, wake: Wake) -> None:
+        if not self.active:
+            return
+        svc = self.svc
+        now = self.ctx.env.now
+        svc._account(now)
+        busy = svc.busy_area - self.prev_busy
+        cap = svc.cap_area - self.prev_cap
+        self.prev_busy, self.prev_cap = svc.busy_area, svc.cap_area
+        svc.purge_drained()
+        ready = [r for r in svc.replicas if r.up and not r.draining]
+        booting = [r for r in svc.replicas if not r.up and r.booting]
+        current = len(ready) + len(booting)
+        util = busy / cap if cap > 0 else (1.0 if svc.routable == [] else 0.0)
+        want = desired_replicas(self.cfg, max(1, len(ready)), util)
+        if want > current:
+            add = min(want - current, max(4, current))  # HPA: +max(4 pods, 100%) per period
+            for _ in range(add):
+                rep = svc.add_replica()
+                self.ctx.schedule(Wake(self._booted, rep), NORMAL, self.cfg.boot_time)
+            self.last_change = now
+            self.decisions.append((now, current + add))
+        elif want < current and now - self.last_change >= self.cfg.cooldown:
+            for rep in (booting + ready)[::-1][: current - want]:
+                svc.drain(rep)
+            self.last_change = now
+            self.decisions.append((now, want))
+        wake.callbacks = [self._tick]
+        self.ctx.schedule(wake, NORMAL, self.cfg.period)
+
+    def _booted(self, wake: Wake) -> None:
+        rep: Replica = wake.payload
+        rep.booting = False
+        if not rep.draining:
+            self.svc.revive(rep)
+
+
+class FailoverControl:
+    """Sends a service's callers to its standby while its recent error rate is high."""
+
+    def __init__(self, svc: Service, standby: Service, cfg: Failover, window: float) -> None:
+        self.svc = svc
+        self.cfg = cfg
+        svc.failover_to = standby
+        self.history: deque[tuple[int, int]] = deque(maxlen=max(1, round(cfg.window / window)))
+        self.until = -math.inf
+        self.switches: list[tuple[float, bool]] = []
+
+    def observe(self, now: float) -> None:
+        """Called at each monitor window with the window's counts (before they reset)."""
+        svc = self.svc
+        wc = svc.stats.w_counts
+        done = sum(wc)
+        self.history.append((done, done - wc[0]))
+        if svc.failover_active:
+            if now >= self.until:
+                svc.failover_active = False
+                self.history.clear()
+                self.switches.append((now, False))
+            return
+        n = sum(d for d, _ in self.history)
+        bad = sum(f for _, f in self.history)
+        if n >= self.cfg.min_requests and bad >= self.cfg.when_error_rate * n:
+            svc.failover_active = True
+            self.until = now + self.cfg.hold
+            self.switches.append((now, True))

@@ -1,0 +1,420 @@
+"""``Simulation``: the three documents and a seed in, plain results out; runs or steps."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import simpy
+
+from twin.distributions import Exponential, uniform_sampler
+from twin.faults import fault_windows
+from twin.outcomes import REASONS, reason_name
+from twin.policy import ClientPolicy, Policy
+from twin.results import Results, TimeSeries
+from twin.rng import generator
+from twin.scenario import Scenario
+from twin.sim.client import Client
+from twin.sim.control import Autoscaler, FailoverControl, FaultController
+from twin.sim.events import NORMAL, Wake
+from twin.sim.service import CallSpec, Host, Job, Operation, Service
+from twin.sim.workload import Entry, Source
+from twin.topology import Topology
+
+SERIES_AUTO_LIMIT = 200
+"""With ``series="auto"``, per-service time series are kept up to this many services."""
+
+
+class Context:
+    """What every run-time object shares: the SimPy environment, seeds and the warm-up."""
+
+    def __init__(self, env: simpy.Environment, seed: int, warmup: float) -> None:
+        self.env = env
+        self.seed = seed
+        self.warmup = warmup
+        self.schedule: Callable[[Any, int, float], None] = env.schedule
+
+    def uniform(self, stream: str) -> Callable[[], float]:
+        return uniform_sampler(generator(self.seed, stream))
+
+
+class Simulation:
+    """A twin run. ``run()`` to the end, or ``step(seconds)`` / ``apply(policy)`` in between.
+
+    Same topology, scenario, policy and seed: same results, bit for bit.
+    """
+
+    def __init__(self, topology: Topology, scenario: Scenario | None = None,
+                 policy: Policy | None = None, *, seed: int | None = None,
+                 series: str = "auto", trace_sample: float = 0.0,
+                 trace_limit: int = 100_000) -> None:
+        scenario = scenario or Scenario()
+        if seed is not None:
+            scenario = scenario.model_copy(update={"seed": seed})
+        scenario.check_against(topology)
+        self.topology = topology
+        self.scenario = scenario
+        self.policy = policy or Policy()
+        self.policy.check_against(topology)
+        self.env = simpy.Environment()
+        self.ctx = Context(self.env, scenario.seed, scenario.warmup)
+        self.hosts = {n: Host(n, h.cores) for n, h in topology.hosts.items()}
+        self.services: dict[str, Service] = {}
+        self.clients: dict[str, Client] = {}
+        self.entries: dict[str, Entry] = {}
+        self.sources: list[Source] = []
+        self._build()
+        self.series_services = series == "all" or (
+            series == "auto" and len(self.services) <= SERIES_AUTO_LIMIT)
+        self.rows: list[tuple[float, float, str, str, str, str, float]] = []
+        self.window = scenario.window
+        self.window_start = 0.0
+        self._marks: dict[str, tuple[float, float, float]] = {}
+        self.autoscalers: dict[str, Autoscaler] = {}
+        self.failovers: dict[str, FailoverControl] = {}
+        self.apply(self.policy)
+        self.faults = FaultController(self, fault_windows(scenario))
+        self.trace_rows: list[tuple[Any, ...]] = []
+        if trace_sample > 0.0:
+            self._install_trace(trace_sample, trace_limit)
+        self._start_load()
+        self.env.schedule(Wake(self._tick), NORMAL, self.window)
+        if scenario.warmup > 0:
+            self.env.schedule(Wake(self._warmup_mark), NORMAL, scenario.warmup)
+        self.wall = 0.0
+        self.last_window: dict[str, Any] = {}
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        topo = self.topology
+        ctx = self.ctx
+        for name, spec in topo.services.items():
+            host = self.hosts[spec.host] if spec.host else None
+            svc = Service(ctx, name, replicas=spec.replicas, workers=spec.workers,
+                          queue_limit=spec.queue_limit, blocking=spec.blocking, host=host)
+            for op_name, op in spec.operations.items():
+                sample = op.service_time.sampler(generator(ctx.seed, f"work:{name}:{op_name}"))
+                svc.operations[op_name] = Operation(svc, op_name, sample)
+            self.services[name] = svc
+        for name, spec in topo.services.items():
+            svc = self.services[name]
+            for op_name, op in spec.operations.items():
+                stages: list[list[CallSpec]] = []
+                group: list[CallSpec] = []
+                for call in op.calls:
+                    callee_name, callee_op = topo.resolve(call.to)
+                    client = self._client(name, callee_name, callee_op)
+                    if call.parallel:
+                        group.append(CallSpec(client, call.probability, call.count,
+                                              call.optional, call.size_bytes))
+                        continue
+                    if group:
+                        stages.append(group)
+                        group = []
+                    for _ in range(call.count):
+                        stages.append([CallSpec(client, call.probability, 1, call.optional,
+                                                call.size_bytes)])
+                if group:
+                    stages.append(group)
+                svc.operations[op_name].stages = stages
+        for w in topo.workload:
+            svc_name, op_name = topo.resolve(w.entry)
+            key = w.entry
+            if key not in self.entries:
+                self.entries[key] = Entry(ctx, key, self.services[svc_name].operations[op_name])
+        for i, w in enumerate(topo.workload):
+            gap = Exponential(mean=1.0).sampler(generator(ctx.seed, f"arrivals:{i}:{w.entry}"))
+            self.sources.append(Source(ctx, self.entries[w.entry], w.rate, gap))
+
+    def _client(self, caller: str, callee: str, op_name: str) -> Client:
+        key = f"{caller}->{callee}"
+        client = self.clients.get(key)
+        if client is None:
+            link = self.topology.link(caller, callee)
+            lat = link.latency
+            sampler = None
+            if lat is not None and lat.expected() > 0:
+                sampler = lat.sampler(generator(self.ctx.seed, f"net:{key}"))
+            callee_svc = self.services[callee]
+            client = Client(self.ctx, self.services[caller], callee_svc,
+                            callee_svc.operations[op_name], sampler, link.loss)
+            client.configure(ClientPolicy())
+            self.clients[key] = client
+        return client
+
+    def _start_load(self) -> None:
+        steps = self.scenario.load.steps()
+        first = steps[0][1] if steps[0][0] <= 0.0 else 1.0
+        for src in self.sources:
+            src.multiplier = first
+            src.start()
+        for at, mult in steps:
+            if at > 0.0:
+                self.env.schedule(Wake(self._load_step, mult), NORMAL, at)
+
+    def _load_step(self, wake: Wake) -> None:
+        for src in self.sources:
+            src.set_multiplier(wake.payload)
+
+    def zone_of(self, service: str) -> str | None:
+        spec = self.topology.services[service]
+        if spec.host is not None:
+            return self.topology.hosts[spec.host].zone
+        return spec.zone
+
+    def entry_for(self, target: str) -> Entry:
+        """The entry a traffic fault hits (created if the workload has no such entry)."""
+        if target not in self.entries:
+            svc, op = self.topology.resolve(target)
+            match = [e for e in self.entries.values() if e.op is self.services[svc].operations[op]]
+            if match:
+                return match[0]
+            self.entries[target] = Entry(self.ctx, target, self.services[svc].operations[op])
+        return self.entries[target]
+
+    # -- policy -------------------------------------------------------------------------------
+
+    def apply(self, policy: Policy) -> None:
+        """Put a policy in force now (the stepping API: the RL agent and live what-if use it)."""
+        policy.check_against(self.topology)
+        self.policy = policy
+        for key, client in self.clients.items():
+            caller, _, callee = key.partition("->")
+            client.configure(policy.client(caller, callee))
+        spec = self.topology.services
+        for name, svc in self.services.items():
+            sp = policy.services.get(name)
+            svc.queue_limit = sp.queue_limit if sp and sp.queue_limit is not None else (
+                spec[name].queue_limit)
+            svc.max_concurrency = sp.max_concurrency if sp else None
+            from twin.mitigations import TokenBucket
+
+            rl = sp.rate_limit if sp else None
+            if rl is None:
+                svc.bucket = None
+            elif svc.bucket is None or (svc.bucket.rps, svc.bucket.burst) != (rl.rps, rl.burst):
+                svc.bucket = TokenBucket(rl.rps, rl.burst)
+                svc.bucket.last = self.env.now
+            scaler = self.autoscalers.get(name)
+            asc = sp.autoscale if sp else None
+            if scaler is not None and (asc is None or asc != scaler.cfg):
+                scaler.stop()
+                del self.autoscalers[name]
+            if asc is not None and name not in self.autoscalers:
+                self.autoscalers[name] = Autoscaler(self.ctx, svc, asc)
+            fo = sp.failover if sp else None
+            ctl = self.failovers.get(name)
+            if ctl is not None and (fo is None or fo != ctl.cfg):
+                svc.failover_active = False
+                svc.failover_to = None
+                del self.failovers[name]
+            if fo is not None and name not in self.failovers:
+                self.failovers[name] = FailoverControl(svc, self.services[fo.to], fo, self.window)
+            for rep in svc.replicas:
+                if rep.queue:
+                    svc._drain(rep)
+
+    # -- monitoring ---------------------------------------------------------------------------
+
+    def _warmup_mark(self, _: Wake) -> None:
+        now = self.env.now
+        for name, svc in self.services.items():
+            svc._account(now)
+            self._marks[name] = (svc.busy_area, svc.cap_area, svc.pods_area)
+
+    def _tick(self, wake: Wake) -> None:
+        self._close_window()
+        wake.callbacks = [self._tick]
+        self.env.schedule(wake, NORMAL, self.window)
+
+    def _close_window(self) -> None:
+        now = self.env.now
+        t0 = self.window_start
+        span = now - t0
+        if span <= 0:
+            return
+        rows = self.rows
+        last: dict[str, Any] = {"time": t0, "window": span, "entries": {}, "services": {}}
+        for ctl in self.failovers.values():
+            ctl.observe(now)
+        for name, entry in self.entries.items():
+            figures = entry.stats.window_rows()
+            if entry.w_corrupted:
+                figures.append(("requests", "corrupted", float(entry.w_corrupted)))
+                entry.w_corrupted = 0
+            if entry.attack.w_arrivals or sum(entry.attack.w_counts):
+                figures += [("attack", m, v) for _, m, v in entry.attack.window_rows()
+                            if m in ("arrivals", "succeeded", "failed")]
+            for fam, metric, value in figures:
+                rows.append((t0, span, "entry", name, fam, metric, value))
+            last["entries"][name] = {f"{fam}.{m}": v for fam, m, v in figures}
+        for name, svc in self.services.items():
+            svc._account(now)
+            prev = getattr(svc, "_win_mark", (0.0, 0.0, 0.0))
+            busy, cap, pods = (svc.busy_area - prev[0], svc.cap_area - prev[1],
+                               svc.pods_area - prev[2])
+            svc._win_mark = (svc.busy_area, svc.cap_area, svc.pods_area)  # type: ignore[attr-defined]
+            figures = svc.stats.window_rows()
+            if svc.attack.w_arrivals or sum(svc.attack.w_counts):
+                svc.attack.window_rows()
+            figures += [
+                ("resources", "utilization", busy / cap if cap > 0 else math.nan),
+                ("resources", "queue", float(svc.queue_length())),
+                ("resources", "replicas", pods / span),
+            ]
+            if self.series_services:
+                for fam, metric, value in figures:
+                    rows.append((t0, span, "service", name, fam, metric, value))
+            last["services"][name] = {f"{fam}.{m}": v for fam, m, v in figures}
+        self.last_window = last
+        self.window_start = now
+
+    # -- running ------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        return float(self.env.now)
+
+    @property
+    def events(self) -> int:
+        """Events SimPy has scheduled so far (its event-id counter)."""
+        eid = getattr(self.env, "_eid", None)
+        return int(repr(eid)[6:-1]) if eid is not None else -1
+
+    def run(self, until: float | None = None, progress: Callable[[float], None] | None = None
+            ) -> Results:
+        """Run to ``until`` (default: the scenario's end) and return the results so far."""
+        end = self.scenario.duration if until is None else min(until, self.scenario.duration)
+        t = time.perf_counter()
+        if progress is None:
+            if end > self.env.now:
+                self.env.run(until=end)
+        else:
+            chunk = max(self.window, (end - self.env.now) / 100)
+            while self.env.now < end:
+                self.env.run(until=min(end, self.env.now + chunk))
+                progress(self.env.now)
+        self.wall += time.perf_counter() - t
+        return self.results()
+
+    def step(self, seconds: float) -> dict[str, Any]:
+        """Advance ``seconds`` and return the metrics of that stretch (one window's shape)."""
+        end = min(self.env.now + seconds, self.scenario.duration)
+        t = time.perf_counter()
+        if end > self.env.now:
+            self.env.run(until=end)
+        self._close_window()
+        self.wall += time.perf_counter() - t
+        return self.last_window
+
+    def state(self) -> dict[str, Any]:
+        """What a controller can see now: queues, replicas, breakers (plain data)."""
+        return {
+            "time": self.now,
+            "services": {
+                n: {"queue": s.queue_length(), "busy": s.busy, "capacity": s.cap,
+                    "replicas": len(s.replicas), "ready": len(s.routable),
+                    "failover_active": s.failover_active}
+                for n, s in self.services.items()
+            },
+            "breakers": {k: c.breaker.state for k, c in self.clients.items() if c.breaker},
+        }
+
+    # -- results ------------------------------------------------------------------------------
+
+    def _install_trace(self, fraction: float, limit: int) -> None:
+        u = self.ctx.uniform("trace")
+        rows = self.trace_rows
+
+        def record(entry: Entry, job: Job, code: int) -> None:
+            if len(rows) < limit and u() < fraction:
+                rows.append((entry.name, "attack" if job.klass else "user", job.t0,
+                             self.env.now, reason_name(code), bool(job.corrupt)))
+
+        for e in self.entries.values():
+            e.trace = record
+
+    def results(self) -> Results:
+        """Plain-data results (no engine objects): summary, time series, sampled trace."""
+        if self.env.now > self.window_start:
+            self._close_window()
+        now = self.env.now
+        measured = max(0.0, now - self.scenario.warmup)
+        total_req = total_ok = total_fail = corrupted = inflight = 0
+        failures: dict[str, int] = {}
+        from twin.stats import LogHistogram
+
+        hist = LogHistogram()
+        entries: dict[str, Any] = {}
+        attack: dict[str, Any] = {}
+        for name, e in self.entries.items():
+            s = e.stats.summary()
+            s["corrupted"] = e.corrupted
+            s["in_flight"] = e.inflight_measured
+            entries[name] = s
+            total_req += s["requests"]
+            total_ok += s["succeeded"]
+            total_fail += s["failed"]
+            corrupted += e.corrupted
+            inflight += e.inflight_measured
+            for k, v in s["failures"].items():
+                failures[k] = failures.get(k, 0) + v
+            hist.merge(e.stats.hist)
+            if e.attack.arrivals:
+                attack[name] = e.attack.summary()
+        services: dict[str, Any] = {}
+        for name, svc in self.services.items():
+            svc._account(now)
+            b0, c0, p0 = self._marks.get(name, (0.0, 0.0, 0.0))
+            cap = svc.cap_area - c0
+            s = svc.stats.summary()
+            s = {"arrivals": s["requests"], "completions": s["succeeded"],
+                 "failed": s["failed"], "failures": s["failures"],
+                 "rejected": s["failures"].get("REJECTED", 0),
+                 "utilization": (svc.busy_area - b0) / cap if cap > 0 else None,
+                 "replica_seconds": svc.pods_area - p0,
+                 "latency": s["latency"]}
+            services[name] = s
+        slo = self.topology.slo
+        lat = hist.summary()
+        summary: dict[str, Any] = {
+            "requests": total_req,
+            "succeeded": total_ok,
+            "failed": total_fail,
+            "in_flight": inflight,
+            "corrupted": corrupted,
+            "failures": dict(sorted(failures.items(), key=lambda kv: REASONS.index(kv[0]))),
+            "latency": {k: (None if math.isnan(v) else v) for k, v in lat.items()},
+            "availability": total_ok / (total_ok + total_fail) if total_ok + total_fail else None,
+            "throughput": total_ok / measured if measured > 0 else None,
+            "entries": entries,
+            "services": services,
+            "edges": {k: c.summary() for k, c in self.clients.items()},
+            "attack": attack,
+            "replica_seconds": sum(s["replica_seconds"] for s in services.values()),
+            "slo": _slo_check(slo.latency_p99, slo.availability, lat["p99"], total_ok, total_fail),
+            "faults": self.faults.log,
+            "simulated_seconds": now,
+            "measured_seconds": measured,
+            "seed": self.scenario.seed,
+            "events": self.events,
+            "wall_seconds": self.wall,
+        }
+        return Results(summary=summary, timeseries=TimeSeries(self.rows),
+                       trace=list(self.trace_rows))
+
+
+def _slo_check(p99_target: float | None, avail_target: float | None, p99: float,
+               ok: int, failed: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if p99_target is not None:
+        out["latency_p99"] = {"target": p99_target, "value": None if math.isnan(p99) else p99,
+                              "met": (not math.isnan(p99)) and p99 <= p99_target}
+    if avail_target is not None:
+        a = ok / (ok + failed) if ok + failed else None
+        out["availability"] = {"target": avail_target, "value": a,
+                               "met": a is not None and a >= avail_target}
+    return out

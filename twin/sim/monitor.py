@@ -1,0 +1,77 @@
+"""Streaming counters per service and entry: cumulative (after warm-up) and per window.
+
+Nothing here keeps a record per request: counters, log histograms and one row per window.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from twin.outcomes import REASONS
+from twin.stats import LogHistogram
+
+NCODES = len(REASONS) + 1
+
+
+class Counters:
+    """Outcomes and latency of one scope (a service or an entry)."""
+
+    __slots__ = ("arrivals", "counts", "hist", "w_arrivals", "w_counts", "w_hist", "w_hist_u")
+
+    def __init__(self) -> None:
+        self.arrivals = 0  # measured (arrived after warm-up)
+        self.counts = [0] * NCODES  # measured outcomes by code (0 = success)
+        self.hist = LogHistogram()  # measured successful latencies
+        self.w_arrivals = 0  # this window, everything
+        self.w_counts = [0] * NCODES
+        self.w_hist = LogHistogram()  # this window, measured
+        self.w_hist_u = LogHistogram()  # this window, arrived before warm-up
+
+    def window_rows(self) -> list[tuple[str, str, float]]:
+        """(family, metric, value) rows for the window just closed; resets the window."""
+        wc = self.w_counts
+        ok = wc[0]
+        rows: list[tuple[str, str, float]] = [
+            ("requests", "arrivals", float(self.w_arrivals)),
+            ("requests", "succeeded", float(ok)),
+            ("requests", "failed", float(sum(wc) - ok)),
+        ]
+        for code in range(1, NCODES):
+            if wc[code]:
+                rows.append(("failures", REASONS[code - 1], float(wc[code])))
+        h = self.w_hist
+        if self.w_hist_u.n:
+            h = LogHistogram()
+            h.merge(self.w_hist)
+            h.merge(self.w_hist_u)
+        if h.n:
+            p50, p95, p99 = h.quantiles((0.5, 0.95, 0.99))
+            rows += [
+                ("latency", "mean", h.mean),
+                ("latency", "p50", p50),
+                ("latency", "p95", p95),
+                ("latency", "p99", p99),
+            ]
+        self.hist.merge(self.w_hist)
+        self.w_hist.clear()
+        self.w_hist_u.clear()
+        self.w_arrivals = 0
+        self.w_counts = [0] * NCODES
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        c = self.counts
+        failures = {REASONS[i - 1]: c[i] for i in range(1, NCODES) if c[i]}
+        return {
+            "requests": self.arrivals,
+            "succeeded": c[0],
+            "failed": sum(c) - c[0],
+            "failures": failures,
+            "latency": _clean(self.hist.summary()),
+        }
+
+
+def _clean(d: dict[str, float]) -> dict[str, float | None]:
+    """JSON has no NaN: an empty histogram reports nulls."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}

@@ -1,0 +1,457 @@
+"""Services at run time: replicas with workers and FIFO queues, host cores, the job life cycle.
+
+A *job* is one attempt of one operation at one service. Its life: admission (rate limit,
+a replica that is up, bulkhead, queue limit) -> a worker -> a core if the service sits on a
+host -> its own processing -> its calls, stage by stage -> finish, which answers the
+parent (a caller's attempt, or the entry request). Non-blocking services hand the worker
+back after processing; blocking ones keep it until the job finishes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from twin.mitigations import TokenBucket
+from twin.outcomes import ERROR, OK, RATE_LIMITED, REJECTED, SERVICE_DOWN
+from twin.sim.events import NORMAL, Bare
+from twin.sim.monitor import Counters
+
+if TYPE_CHECKING:
+    from twin.sim.client import Client
+    from twin.sim.engine import Context
+
+
+class Parent(Protocol):
+    def done(self, job: Job, code: int) -> None: ...
+
+
+class Job(Bare):
+    """One attempt of an operation at a service (and its own SimPy event)."""
+
+    __slots__ = (
+        "core",
+        "corrupt",
+        "cost",
+        "finished",
+        "holding",
+        "klass",
+        "measured",
+        "op",
+        "parent",
+        "pending",
+        "replica",
+        "stage",
+        "started",
+        "t0",
+    )
+
+    def __init__(self, op: Operation, parent: Parent, t0: float, measured: bool, klass: int,
+                 cost: float) -> None:
+        self.callbacks = None
+        self._ok = True
+        self._value = None
+        self.op = op
+        self.parent = parent
+        self.t0 = t0
+        self.measured = measured
+        self.klass = klass  # 0 user, 1 attack
+        self.cost = cost
+        self.corrupt = 0.0  # detection probability of a corruption it carries (0: clean)
+        self.replica: Replica | None = None
+        self.stage = 0
+        self.pending = 0
+        self.finished = False
+        self.started = False  # counted in its replica's in-flight requests
+        self.holding = False  # holds a worker
+        self.core = False  # holds a host core
+
+
+class CallSpec:
+    """A call of an operation, resolved to the client (edge) that carries it."""
+
+    __slots__ = ("client", "count", "optional", "probability", "size")
+
+    def __init__(self, client: Client, probability: float, count: int, optional: bool,
+                 size: int) -> None:
+        self.client = client
+        self.probability = probability
+        self.count = count
+        self.optional = optional
+        self.size = size
+
+
+class Operation:
+    """An operation at run time: its sampler and its calls grouped into stages."""
+
+    __slots__ = ("name", "sample", "service", "stages")
+
+    def __init__(self, service: Service, name: str, sample: Callable[[], float]) -> None:
+        self.service = service
+        self.name = name
+        self.sample = sample
+        self.stages: list[list[CallSpec]] = []
+
+
+class Replica:
+    __slots__ = (
+        "booting",
+        "busy",
+        "draining",
+        "eff_workers",
+        "index",
+        "inflight",
+        "jobs",
+        "leak",
+        "queue",
+        "up",
+    )
+
+    def __init__(self, index: int, workers: int) -> None:
+        self.index = index
+        self.busy = 0
+        self.inflight = 0
+        self.queue: deque[Job] = deque()
+        self.jobs: dict[Job, None] = {}  # insertion-ordered: deterministic kills
+        self.up = True
+        self.booting = False
+        self.draining = False
+        self.eff_workers = workers
+        self.leak: Any = None  # MemoryLeak state while a leak fault is active
+
+
+class Host:
+    """Cores shared by the services placed on a host: FIFO for a free core."""
+
+    __slots__ = ("busy_area", "cores", "free", "last", "name", "queue", "slow")
+
+    def __init__(self, name: str, cores: int) -> None:
+        self.name = name
+        self.cores = cores
+        self.free = cores
+        self.queue: deque[Job] = deque()
+        self.slow = 1.0  # cpu_exhaustion factor on the host
+        self.busy_area = 0.0
+        self.last = 0.0
+
+
+class Service:
+    """One service at run time: replicas, policy knobs, fault state and its counters."""
+
+    def __init__(self, ctx: Context, name: str, *, replicas: int, workers: int,
+                 queue_limit: int | None, blocking: bool, host: Host | None) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.workers = workers
+        self.blocking = blocking
+        self.host = host
+        self.base_queue_limit = queue_limit
+        self.queue_limit = queue_limit
+        self.max_concurrency: int | None = None
+        self.bucket: TokenBucket | None = None
+        self.operations: dict[str, Operation] = {}
+        self.replicas: list[Replica] = [Replica(i, workers) for i in range(replicas)]
+        self.routable: list[Replica] = list(self.replicas)
+        self.rr = 0
+        self.stats = Counters()
+        self.attack = Counters()
+        # fault state, recomputed by the fault controller
+        self.slow = 1.0
+        self.delays: list[Callable[[], float]] = []
+        self.error_p = 0.0
+        self.corrupt_p = 0.0
+        self.corrupt_detect = 0.0
+        self.pool_fraction = 0.0
+        self.uniform: Callable[[], float] = ctx.uniform(f"service:{name}")
+        # failover: when active, callers are sent to `failover_to`
+        self.failover_to: Service | None = None
+        self.failover_active = False
+        # utilisation accounting: busy-worker-seconds, capacity-seconds, replica-seconds
+        self.busy = 0
+        self.busy_area = 0.0
+        self.cap = replicas * workers
+        self.cap_area = 0.0
+        self.pods_area = 0.0
+        self.last = 0.0
+        self.next_replica_index = replicas
+
+    # -- accounting ---------------------------------------------------------------------------
+
+    def _capacity_changed(self) -> None:
+        """Workers of replicas that are up (draining ones still work off what they hold)."""
+        self._account(self.ctx.env.now)
+        self.cap = sum(r.eff_workers for r in self.replicas if r.up)
+
+    def _account(self, now: float) -> None:
+        dt = now - self.last
+        if dt:
+            self.busy_area += self.busy * dt
+            self.cap_area += self.cap * dt
+            self.pods_area += len(self.replicas) * dt
+            self.last = now
+
+    # -- admission --------------------------------------------------------------------------
+
+    def arrive(self, job: Job) -> None:
+        ctx = self.ctx
+        stats = self.stats if job.klass == 0 else self.attack
+        stats.w_arrivals += 1
+        if job.measured:
+            stats.arrivals += 1
+        bucket = self.bucket
+        if bucket is not None and not bucket.take(ctx.env.now):
+            self.finish(job, RATE_LIMITED)
+            return
+        routable = self.routable
+        n = len(routable)
+        if not n:
+            self.finish(job, SERVICE_DOWN)
+            return
+        i = self.rr
+        if i >= n:
+            i = 0
+        self.rr = i + 1
+        rep = routable[i]
+        job.replica = rep
+        rep.jobs[job] = None
+        maxc = self.max_concurrency
+        if rep.busy < rep.eff_workers and (maxc is None or rep.inflight < maxc) and not rep.queue:
+            self._start(job, rep)
+        elif self.queue_limit is not None and len(rep.queue) >= self.queue_limit:
+            self.finish(job, REJECTED)
+        else:
+            rep.queue.append(job)
+
+    def _start(self, job: Job, rep: Replica) -> None:
+        now = self.ctx.env.now
+        if now != self.last:
+            self._account(now)
+        self.busy += 1
+        rep.busy += 1
+        rep.inflight += 1
+        job.started = True
+        job.holding = True
+        host = self.host
+        if host is None:
+            self._begin(job)
+        elif host.free > 0:
+            host.free -= 1
+            job.core = True
+            self._begin(job)
+        else:
+            host.queue.append(job)
+
+    def _begin(self, job: Job) -> None:
+        t = job.op.sample() * job.cost * self.slow
+        rep = job.replica
+        if rep is not None and rep.leak is not None:
+            t *= rep.leak.slowdown(self.ctx.env.now)
+        host = self.host
+        if host is not None:
+            t *= host.slow
+            job.callbacks = [self._core_done]
+        else:
+            for d in self.delays:
+                t += d()
+            job.callbacks = [self._processed]
+        self.ctx.schedule(job, NORMAL, t)
+
+    def _core_done(self, job: Job) -> None:
+        host = self.host
+        assert host is not None
+        if job.core:  # a killed job gave its core back already
+            job.core = False
+            self._release_core(host)
+        if job.finished:
+            return
+        extra = 0.0
+        for d in self.delays:
+            extra += d()
+        if extra > 0.0:
+            job.callbacks = [self._processed]
+            self.ctx.schedule(job, NORMAL, extra)
+        else:
+            self._processed(job)
+
+    def _release_core(self, host: Host) -> None:
+        q = host.queue
+        while q:
+            nxt = q.popleft()
+            if not nxt.finished:
+                nxt.core = True
+                nxt.op.service._begin(nxt)
+                return
+        host.free += 1
+
+    def _processed(self, job: Job) -> None:
+        if job.finished:
+            return
+        if self.error_p and self.uniform() < self.error_p:
+            self.finish(job, ERROR)
+            return
+        if self.corrupt_p and self.uniform() < self.corrupt_p:
+            job.corrupt = self.corrupt_detect or 1e-12
+        stages = job.op.stages
+        if not stages:
+            self.finish(job, OK)
+            return
+        if not self.blocking:
+            self._release_worker(job)
+        job.stage = 0
+        self._run_stage(job)
+
+    def _release_worker(self, job: Job) -> None:
+        job.holding = False
+        rep = job.replica
+        assert rep is not None
+        now = self.ctx.env.now
+        if now != self.last:
+            self._account(now)
+        self.busy -= 1
+        rep.busy -= 1
+        if rep.queue:
+            self._drain(rep)
+
+    def _drain(self, rep: Replica) -> None:
+        if not rep.up:
+            return
+        q = rep.queue
+        maxc = self.max_concurrency
+        while q and rep.busy < rep.eff_workers and (maxc is None or rep.inflight < maxc):
+            self._start(q.popleft(), rep)
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _run_stage(self, job: Job) -> None:
+        stages = job.op.stages
+        while job.stage < len(stages):
+            u = self.uniform
+            plan: list[CallSpec] = []
+            for spec in stages[job.stage]:
+                if spec.probability >= 1.0 or u() < spec.probability:
+                    plan.extend([spec] * spec.count)
+            if plan:
+                job.pending = len(plan)
+                for spec in plan:
+                    spec.client.issue(job, spec)
+                    if job.finished:  # a call failed at once and failed the job
+                        return
+                return
+            job.stage += 1
+        self.finish(job, OK)
+
+    def call_done(self, job: Job, spec: CallSpec, code: int, corrupt: float) -> None:
+        """A call of ``job`` answered (after its retries); move on, or fail the job."""
+        if job.finished:
+            return
+        if code != OK and not spec.optional:
+            self.finish(job, code)
+            return
+        if corrupt and code == OK:
+            job.corrupt = corrupt
+        job.pending -= 1
+        if job.pending == 0:
+            job.stage += 1
+            self._run_stage(job)
+
+    # -- finish -----------------------------------------------------------------------------
+
+    def finish(self, job: Job, code: int) -> None:
+        if job.finished:
+            return
+        job.finished = True
+        rep = job.replica
+        if rep is not None:
+            rep.jobs.pop(job, None)
+            if job.holding:
+                job.holding = False
+                now = self.ctx.env.now
+                if now != self.last:
+                    self._account(now)
+                self.busy -= 1
+                rep.busy -= 1
+            if job.started:
+                rep.inflight -= 1
+                if rep.queue:
+                    self._drain(rep)
+        stats = self.stats if job.klass == 0 else self.attack
+        stats.w_counts[code] += 1
+        if job.measured:
+            stats.counts[code] += 1
+        if code == OK:
+            lat = self.ctx.env.now - job.t0
+            if job.measured:
+                stats.w_hist.add(lat)
+            else:
+                stats.w_hist_u.add(lat)
+        job.parent.done(job, code)
+
+    # -- replicas going down and up (outages, OOM kills, scaling) -------------------------------
+
+    def kill(self, rep: Replica) -> None:
+        """The replica dies: everything on it fails with SERVICE_DOWN, nothing new reaches it."""
+        if not rep.up:
+            return
+        rep.up = False
+        self._capacity_changed()
+        if rep in self.routable:
+            self.routable.remove(rep)
+        jobs = list(rep.jobs)
+        rep.queue.clear()
+        host = self.host
+        for job in jobs:
+            if job.core and host is not None:
+                job.core = False
+                self._release_core(host)
+            self.finish(job, SERVICE_DOWN)
+
+    def revive(self, rep: Replica) -> None:
+        """The replica serves again (restarted, booted, outage over)."""
+        if rep.up or rep.draining or rep.booting:
+            return
+        rep.up = True
+        self._capacity_changed()
+        self.routable.append(rep)
+        self.routable.sort(key=lambda r: r.index)
+
+    def set_eff_workers(self) -> None:
+        """Apply the pool-exhaustion fraction to every replica's usable workers."""
+        held = round(self.pool_fraction * self.workers)
+        for rep in self.replicas:
+            rep.eff_workers = max(0, self.workers - held)
+        self._capacity_changed()
+        for rep in self.replicas:
+            if rep.queue:
+                self._drain(rep)
+
+    def add_replica(self) -> Replica:
+        """A new replica, booting: it costs from now and serves once :meth:`revive`d."""
+        self._account(self.ctx.env.now)
+        held = round(self.pool_fraction * self.workers)
+        rep = Replica(self.next_replica_index, self.workers)
+        rep.eff_workers = max(0, self.workers - held)
+        self.next_replica_index += 1
+        rep.up = False
+        rep.booting = True
+        self.replicas.append(rep)
+        return rep
+
+    def drain(self, rep: Replica) -> None:
+        """Scale-in: no new work; the replica goes once what it holds is done."""
+        rep.draining = True
+        if rep in self.routable:
+            self.routable.remove(rep)
+        if rep.booting:
+            rep.booting = False
+        self.purge_drained()
+
+    def purge_drained(self) -> None:
+        gone = [r for r in self.replicas if r.draining and not r.jobs and not r.queue]
+        if gone:
+            self._account(self.ctx.env.now)
+            self.replicas = [r for r in self.replicas if r not in gone]
+            self._capacity_changed()
+
+    def queue_length(self) -> int:
+        return sum(len(r.queue) for r in self.replicas)

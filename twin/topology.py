@@ -1,0 +1,277 @@
+"""The topology document: what the system is. Loaded from YAML, checked, turned into networkx."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field
+
+from twin.distributions import Constant, Dist
+from twin.io import DocProblem, dump_yaml, load_model, parse_model
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Host(_Doc):
+    """A machine (or node) whose cores are shared by the services placed on it."""
+
+    cores: int = Field(ge=1, description="CPU cores; processing on the host waits for a free core")
+    zone: str | None = Field(default=None, description="failure domain, for zone outages")
+
+
+class Call(_Doc):
+    """One downstream call an operation makes after its own processing."""
+
+    to: str = Field(description='"service" or "service:operation"')
+    probability: Fraction = Field(default=1.0, description="chance the call is made at all")
+    count: int = Field(default=1, ge=1, description="how many calls when it is made")
+    parallel: bool = Field(
+        default=False,
+        description="consecutive parallel calls are issued together and joined before the next",
+    )
+    optional: bool = Field(
+        default=False, description="a failure of this call degrades but does not fail the caller"
+    )
+    size_bytes: int = Field(default=2048, ge=0, description="response size, for bandwidth faults")
+
+
+class Operation(_Doc):
+    """What a service does for one kind of request: its own processing, then its calls."""
+
+    service_time: Dist = Field(description="processing seconds on one worker (and one core)")
+    calls: list[Call] = Field(default_factory=list)
+
+
+class Service(_Doc):
+    """A deployment: identical replicas, each with its own workers and FIFO queue."""
+
+    replicas: int = Field(default=1, ge=1)
+    workers: int = Field(default=1, ge=1, description="requests one replica serves at once")
+    queue_limit: int | None = Field(
+        default=None, ge=0, description="waiting requests per replica; beyond it: REJECTED"
+    )
+    blocking: bool = Field(
+        default=False,
+        description="true: the worker is held while calls are outstanding (thread per request)",
+    )
+    host: str | None = Field(default=None, description="a key of `hosts`: shares its cores")
+    zone: str | None = Field(default=None, description="failure domain when no host is given")
+    operations: dict[str, Operation] = Field(min_length=1)
+
+
+class Link(_Doc):
+    """Network behaviour of one caller->callee edge."""
+
+    latency: Dist | None = Field(default=None, description="seconds per call; default: network's")
+    loss: Fraction = Field(default=0.0, description="chance a call is lost (NETWORK_LOSS)")
+
+
+class Network(_Doc):
+    """Defaults for every call, and per-edge overrides keyed ``"a->b"``."""
+
+    latency: Dist = Field(default_factory=lambda: Constant(mean=0.0))
+    loss: Fraction = 0.0
+    links: dict[str, Link] = Field(default_factory=dict)
+
+
+class WorkloadEntry(_Doc):
+    """Open-loop Poisson arrivals at an entry point."""
+
+    entry: str = Field(description='"service" or "service:operation"')
+    rate: float = Field(gt=0.0, description="requests per second")
+
+
+class SLO(_Doc):
+    """Service-level objectives for the entry points."""
+
+    latency_p99: float | None = Field(default=None, gt=0.0, description="seconds")
+    availability: Fraction | None = None
+
+
+class Topology(_Doc):
+    """A system: services, how they call each other, where they run and what load arrives."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    source: str = Field(default="", description="where the model comes from (public source)")
+    hosts: dict[str, Host] = Field(default_factory=dict)
+    services: dict[str, Service] = Field(min_length=1)
+    network: Network = Field(default_factory=Network)
+    workload: list[WorkloadEntry] = Field(min_length=1)
+    slo: SLO = Field(default_factory=SLO)
+
+    # -- resolution -------------------------------------------------------------------------
+
+    def resolve(self, target: str) -> tuple[str, str]:
+        """``"svc"`` or ``"svc:op"`` -> (service, operation); ValueError when it names nothing."""
+        svc, _, op = target.partition(":")
+        service = self.services.get(svc)
+        if service is None:
+            raise ValueError(f"unknown service {svc!r}")
+        if op:
+            if op not in service.operations:
+                raise ValueError(f"service {svc!r} has no operation {op!r}")
+            return svc, op
+        if len(service.operations) == 1:
+            return svc, next(iter(service.operations))
+        if "default" in service.operations:
+            return svc, "default"
+        raise ValueError(f"service {svc!r} has several operations: name one as {svc}:<operation>")
+
+    def link(self, caller: str, callee: str) -> Link:
+        """The effective network behaviour of an edge (per-edge values over the defaults)."""
+        link = self.network.links.get(f"{caller}->{callee}")
+        latency = link.latency if link is not None and link.latency is not None else None
+        return Link(
+            latency=latency if latency is not None else self.network.latency,
+            loss=link.loss if link is not None else self.network.loss,
+        )
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def cross_check(self) -> None:
+        """Checks that span fields; each problem names its path in the document."""
+        for name, svc in self.services.items():
+            if svc.host is not None and svc.host not in self.hosts:
+                raise DocProblem(("services", name, "host"), f"unknown host {svc.host!r}")
+            for op_name, op in svc.operations.items():
+                for i, call in enumerate(op.calls):
+                    try:
+                        self.resolve(call.to)
+                    except ValueError as exc:
+                        loc = ("services", name, "operations", op_name, "calls", i, "to")
+                        raise DocProblem(loc, str(exc)) from None
+        for i, w in enumerate(self.workload):
+            try:
+                self.resolve(w.entry)
+            except ValueError as exc:
+                raise DocProblem(("workload", i, "entry"), str(exc)) from None
+        edges = self.service_graph().edges
+        for key in self.network.links:
+            caller, sep, callee = key.partition("->")
+            if not sep:
+                raise DocProblem(("network", "links", key), 'expected a key "caller->callee"')
+            if (caller, callee) not in edges:
+                raise DocProblem(("network", "links", key), "no such call in the topology")
+        graph = self.operation_graph()
+        try:
+            cycle = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            return
+        path = " -> ".join(f"{u}" for u, _ in cycle) + f" -> {cycle[0][0]}"
+        svc, op = cycle[0][0].split(":", 1)
+        raise DocProblem(
+            ("services", svc, "operations", op, "calls"),
+            f"calls form a cycle that would recurse forever: {path}",
+        )
+
+    # -- graphs -----------------------------------------------------------------------------
+
+    def operation_graph(self) -> nx.DiGraph:
+        """``svc:op`` nodes, an edge per call; used for cycle checks and traffic equations."""
+        g: nx.DiGraph = nx.DiGraph()
+        for name, svc in self.services.items():
+            for op_name, op in svc.operations.items():
+                src = f"{name}:{op_name}"
+                g.add_node(src, service=name, operation=op_name)
+                for call in op.calls:
+                    dst = ":".join(self.resolve(call.to))
+                    mult = call.probability * call.count
+                    if g.has_edge(src, dst):
+                        g[src][dst]["calls"] += mult
+                    else:
+                        g.add_edge(src, dst, calls=mult)
+        return g
+
+    def operation_rates(self) -> dict[str, float]:
+        """Offered arrival rate (rps) per ``svc:op`` at the bundled load, by traffic equations.
+
+        Retries and failures are not counted: this is the load of a healthy system.
+        """
+        g = self.operation_graph()
+        rate = dict.fromkeys(g.nodes, 0.0)
+        for w in self.workload:
+            rate[":".join(self.resolve(w.entry))] += w.rate
+        for node in nx.topological_sort(g):
+            for _, dst, data in g.out_edges(node, data=True):
+                rate[dst] += rate[node] * data["calls"]
+        return rate
+
+    def service_graph(self) -> nx.DiGraph:
+        """The twin as networkx: services as nodes, calls as edges, parameters as attributes.
+
+        Node attributes: replicas, workers, queue_limit, blocking, host, rate (rps offered),
+        utilization (offered work / capacity). Edge attributes: calls (per caller request),
+        rate (rps), latency (mean seconds), loss.
+        """
+        g: nx.DiGraph = nx.DiGraph(name=self.name)
+        try:
+            op_rates = self.operation_rates()
+        except (ValueError, nx.NetworkXUnfeasible):
+            op_rates = {}
+        for name, svc in self.services.items():
+            rate = sum(op_rates.get(f"{name}:{o}", 0.0) for o in svc.operations)
+            work = sum(
+                op_rates.get(f"{name}:{o}", 0.0) * op.service_time.expected()
+                for o, op in svc.operations.items()
+            )
+            g.add_node(
+                name,
+                replicas=svc.replicas,
+                workers=svc.workers,
+                queue_limit=svc.queue_limit,
+                blocking=svc.blocking,
+                host=svc.host,
+                rate=rate,
+                utilization=work / (svc.replicas * svc.workers),
+            )
+        for name, svc in self.services.items():
+            for op_name, op in svc.operations.items():
+                src_rate = op_rates.get(f"{name}:{op_name}", 0.0)
+                for call in op.calls:
+                    try:
+                        callee, _ = self.resolve(call.to)
+                    except ValueError:
+                        continue
+                    mult = call.probability * call.count
+                    if g.has_edge(name, callee):
+                        g[name][callee]["rate"] += src_rate * mult
+                    else:
+                        link = self.link(name, callee) if callee in self.services else Link()
+                        g.add_edge(
+                            name,
+                            callee,
+                            rate=src_rate * mult,
+                            calls=mult,
+                            latency=link.latency.expected() if link.latency else 0.0,
+                            loss=link.loss,
+                        )
+        return g
+
+    # -- files ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data that :meth:`from_dict` reads back to an equal topology."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """YAML text (written to ``path`` if given) that loads back to an equal topology."""
+        text = dump_yaml(self.to_dict())
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "<topology>") -> Topology:
+        return parse_model(cls, data, source=source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Topology:
+        """Read and check a topology YAML file; problems raise a one-line InputError."""
+        return load_model(cls, path)
