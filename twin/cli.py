@@ -49,21 +49,35 @@ def simulate(
     replications: Annotated[int, typer.Option(min=1, help="Independent replications.")] = 1,
     workers: Annotated[int, typer.Option(min=1, help="Local processes for replications.")] = 1,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("twin-out"),
-    trace_sample: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Fraction of requests kept in trace.parquet.")] = 0.0,
-    series: Annotated[str, typer.Option(
-        help="Per-service time series: auto (up to 200 services), all, entries.")] = "auto",
+    trace_sample: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Fraction of requests kept in trace.parquet.")
+    ] = 0.0,
+    series: Annotated[
+        str, typer.Option(help="Per-service time series: auto (up to 200 services), all, entries.")
+    ] = "auto",
 ) -> None:
     """Run the twin: writes summary.json, timeseries.parquet and report.html to --out."""
     try:
-        _simulate(topology, scenario, policy, duration, warmup, seed, replications, workers, out,
-                  trace_sample, series)
+        _simulate(
+            topology,
+            scenario,
+            policy,
+            duration,
+            warmup,
+            seed,
+            replications,
+            workers,
+            out,
+            trace_sample,
+            series,
+        )
     except TwinError as exc:
         _fail(exc)
 
 
-def load_documents(topology: Path, scenario: Path | None, policy: Path | None,
-                   overrides: dict[str, Any]) -> tuple[Any, Any, Any]:
+def load_documents(
+    topology: Path, scenario: Path | None, policy: Path | None, overrides: dict[str, Any]
+) -> tuple[Any, Any, Any]:
     """Load and cross-check the three documents; every problem is one InputError line."""
     from twin.io import DocProblem, parse_model
     from twin.policy import Policy
@@ -90,10 +104,19 @@ def load_documents(topology: Path, scenario: Path | None, policy: Path | None,
     return topo, sc, pol
 
 
-def _simulate(topology: Path, scenario: Path | None, policy: Path | None,
-              duration: float | None, warmup: float | None, seed: int | None,
-              replications: int, workers: int, out: Path, trace_sample: float,
-              series: str) -> None:
+def _simulate(
+    topology: Path,
+    scenario: Path | None,
+    policy: Path | None,
+    duration: float | None,
+    warmup: float | None,
+    seed: int | None,
+    replications: int,
+    workers: int,
+    out: Path,
+    trace_sample: float,
+    series: str,
+) -> None:
     if series not in ("auto", "all", "entries"):
         raise InputError(f"--series: expected auto, all or entries, got {series!r}")
     overrides: dict[str, Any] = {}
@@ -107,7 +130,9 @@ def _simulate(topology: Path, scenario: Path | None, policy: Path | None,
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"cannot create output directory: {exc.strerror}", source=str(out)) from None
+        raise InputError(
+            f"cannot create output directory: {exc.strerror}", source=str(out)
+        ) from None
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -120,17 +145,30 @@ def _simulate(topology: Path, scenario: Path | None, policy: Path | None,
     console = Console(stderr=True)
     started = time.perf_counter()
     show = console.is_terminal
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeRemainingColumn(), console=console, transient=True, disable=not show) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not show,
+    ) as bar:
         if replications == 1:
             task = bar.add_task(f"simulating {topo.name}", total=sc.duration)
             sim = Simulation(topo, sc, pol, series=series, trace_sample=trace_sample)
             results = [sim.run(progress=lambda t: bar.update(task, completed=t))]
         else:
             task = bar.add_task(f"{replications} replications of {topo.name}", total=replications)
-            results = run_replications(topo, sc, pol, replications=replications, workers=workers,
-                                       trace_sample=trace_sample,
-                                       on_done=lambda n: bar.update(task, completed=n))
+            results = run_replications(
+                topo,
+                sc,
+                pol,
+                replications=replications,
+                workers=workers,
+                trace_sample=trace_sample,
+                on_done=lambda n: bar.update(task, completed=n),
+            )
     summary = combine(results)
     summary["wall_seconds"] = time.perf_counter() - started
     summary["topology"] = topo.name
@@ -160,23 +198,37 @@ def _print_table(summary: dict[str, Any], out: Path) -> None:
     def ms(v: Any) -> str:
         return "–" if v is None else f"{v * 1000:,.1f} ms"
 
-    t = Table(title=f"{summary.get('topology', '')}: {summary['requests']:,.0f} requests", title_justify="left")
+    t = Table(
+        title=f"{summary.get('topology', '')}: {summary['requests']:,.0f} requests",
+        title_justify="left",
+    )
     for col in ("succeeded", "failed", "availability", "p50", "p95", "p99", "mean"):
         t.add_column(col, justify="right")
     lat = summary["latency"]
     avail = summary.get("availability")
-    t.add_row(f"{summary['succeeded']:,.0f}", f"{summary['failed']:,.0f}",
-              "–" if avail is None else f"{avail * 100:.3f}%",
-              ms(lat.get("p50")), ms(lat.get("p95")), ms(lat.get("p99")), ms(lat.get("mean")))
+    t.add_row(
+        f"{summary['succeeded']:,.0f}",
+        f"{summary['failed']:,.0f}",
+        "–" if avail is None else f"{avail * 100:.3f}%",
+        ms(lat.get("p50")),
+        ms(lat.get("p95")),
+        ms(lat.get("p99")),
+        ms(lat.get("mean")),
+    )
     console = Console()
     console.print(t)
     if summary.get("failures"):
-        console.print("failures: " + ", ".join(f"{k} {v:,.0f}" for k, v in summary["failures"].items()))
+        console.print(
+            "failures: " + ", ".join(f"{k} {v:,.0f}" for k, v in summary["failures"].items())
+        )
     for name, s in summary.get("slo", {}).items():
-        console.print(f"SLO {name}: {'met' if s['met'] else 'MISSED'} "
-                      f"(target {s['target']}, value {s['value'] if s['value'] is None else round(s['value'], 4)})")
-    console.print(f"wrote {out}/summary.json, timeseries.parquet, report.html "
-                  f"({summary['wall_seconds']:.1f} s wall)")
+        value = "–" if s["value"] is None else f"{s['value']:.4g}"
+        verdict = "met" if s["met"] else "MISSED"
+        console.print(f"SLO {name}: {verdict} (target {s['target']}, value {value})")
+    console.print(
+        f"wrote {out}/summary.json, timeseries.parquet, report.html "
+        f"({summary['wall_seconds']:.1f} s wall)"
+    )
 
 
 @app.command()
@@ -193,8 +245,10 @@ def check(
         return
     g = topo.service_graph()
     worst = max(g.nodes(data=True), key=lambda nd: nd[1]["utilization"])
-    typer.echo(f"ok: {topo.name}: {g.number_of_nodes()} services, {g.number_of_edges()} call edges; "
-               f"busiest {worst[0]} at {worst[1]['utilization']:.0%} offered utilisation")
+    typer.echo(
+        f"ok: {topo.name}: {g.number_of_nodes()} services, {g.number_of_edges()} call edges; "
+        f"busiest {worst[0]} at {worst[1]['utilization']:.0%} offered utilisation"
+    )
 
 
 @app.command()

@@ -6,6 +6,7 @@ scalar numpy call costs about as much as a whole simulated event, a list pop cos
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -149,7 +150,7 @@ class Empirical(_Dist):
             if len(ps) < 2 or ps[0] != 0.0 or ps[-1] != 1.0:
                 raise ValueError("`quantiles` must include probabilities 0 and 1")
             vs = [self.quantiles[p] for p in ps]
-            if any(b < a for a, b in zip(vs, vs[1:], strict=False)):
+            if any(b < a for a, b in itertools.pairwise(vs)):
                 raise ValueError("`quantiles` values must not decrease with probability")
         return self
 
@@ -174,13 +175,14 @@ class Empirical(_Dist):
         if self.samples is not None:
             return rng.choice(np.asarray(self.samples, dtype=float), n)
         ps, vs = self._table()
-        return np.interp(rng.random(n), ps, vs)
+        out: np.ndarray = np.interp(rng.random(n), ps, vs)
+        return out
 
 
 Dist = Annotated[
     Constant | Exponential | LogNormal | Gamma | Uniform | Empirical,
     Field(discriminator="dist"),
-    BeforeValidator(lambda v: _coerce(v)),
+    BeforeValidator(lambda v: _coerce(v)),  # noqa: PLW0108 - _coerce is defined below
 ]
 
 

@@ -14,7 +14,9 @@ class InputError(TwinError):
     a terminal and scripts grep it.
     """
 
-    def __init__(self, message: str, *, source: str | None = None, where: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, source: str | None = None, where: str | None = None
+    ) -> None:
         self.source = source
         self.where = where
         self.detail = message

@@ -84,11 +84,16 @@ def _real_path(data: Any, loc: Loc) -> Loc:
     out: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if isinstance(node, dict) and part in node:
             node = node[part]
             out.append(part)
-        elif isinstance(node, (dict, list)) and isinstance(part, str) and (
-            "[" in part or part in _TAG_LIKE or part.startswith("function-")
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            out.append(part)
+        elif (
+            isinstance(node, (dict, list))
+            and isinstance(part, str)
+            and ("[" in part or part in _TAG_LIKE or part.startswith("function-"))
         ):
             continue  # a union tag or validator name: not a place in the document
         else:

@@ -22,8 +22,17 @@ class BreakerState:
     answered, it closes if their failure rate is below the threshold, else opens again.
     """
 
-    __slots__ = ("cfg", "fails", "opened_at", "outcomes", "probes_left", "probe_fails",
-                 "probe_seen", "state", "transitions")
+    __slots__ = (
+        "cfg",
+        "fails",
+        "opened_at",
+        "outcomes",
+        "probe_fails",
+        "probe_seen",
+        "probes_left",
+        "state",
+        "transitions",
+    )
 
     def __init__(self, cfg: CircuitBreaker) -> None:
         self.cfg = cfg

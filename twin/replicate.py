@@ -23,9 +23,16 @@ def _one(args: tuple[Topology, Scenario, Policy | None, int, float]) -> Results:
     return Simulation(topology, scenario, policy, seed=seed, trace_sample=trace).run()
 
 
-def run_replications(topology: Topology, scenario: Scenario, policy: Policy | None, *,
-                     replications: int, workers: int = 1, trace_sample: float = 0.0,
-                     on_done: Callable[[int], None] | None = None) -> list[Results]:
+def run_replications(
+    topology: Topology,
+    scenario: Scenario,
+    policy: Policy | None,
+    *,
+    replications: int,
+    workers: int = 1,
+    trace_sample: float = 0.0,
+    on_done: Callable[[int], None] | None = None,
+) -> list[Results]:
     """Replication ``i`` uses the i-th seed spawned from the scenario seed, so results do not
     depend on how many worker processes ran them."""
     seeds = [scenario.seed] if replications == 1 else replication_seeds(scenario.seed, replications)
@@ -84,7 +91,7 @@ def _set(d: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     d[path[-1]] = value
 
 
-_SKIP = {"faults", "seed", "edges", "slo"}
+_SKIP = {"faults", "seed", "edges", "slo", "wall_seconds"}
 
 
 def combine(results: list[Results]) -> dict[str, Any]:

@@ -72,8 +72,9 @@ def plots(series: pd.DataFrame) -> list[tuple[str, str]]:
         out.append(("End-to-end latency per window", _png(fig)))
     fails = ent[ent["family"].isin(["failures", "requests"])]
     if not fails.empty:
-        piv = fails.pivot_table(index="time", columns="metric", values="value", aggfunc="sum",
-                                observed=True).fillna(0.0)
+        piv = fails.pivot_table(
+            index="time", columns="metric", values="value", aggfunc="sum", observed=True
+        ).fillna(0.0)
         arrivals = piv.get("arrivals")
         fig, ax = plt.subplots(figsize=(9, 3.2))
         drawn = False
@@ -117,10 +118,13 @@ def render(summary: dict[str, Any], series: pd.DataFrame, *, title: str) -> str:
         ("Replica-seconds", _with_ci(summary, ("replica_seconds",))),
     ]
     head = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    fail = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{_with_ci(summary, ('failures', k))}</td></tr>"
-        for k in summary.get("failures", {})
-    ) or "<tr><td colspan=2>none</td></tr>"
+    fail = (
+        "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{_with_ci(summary, ('failures', k))}</td></tr>"
+            for k in summary.get("failures", {})
+        )
+        or "<tr><td colspan=2>none</td></tr>"
+    )
     slo = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{_fmt(v.get('target'))}</td>"
         f"<td>{_fmt(v.get('value'))}</td><td>{'met' if v.get('met') else 'MISSED'}</td></tr>"
@@ -130,23 +134,28 @@ def render(summary: dict[str, Any], series: pd.DataFrame, *, title: str) -> str:
         f"<tr><td>{html.escape(n)}</td><td>{_fmt(s['arrivals'])}</td><td>{_fmt(s['failed'])}</td>"
         f"<td>{_fmt(s['utilization'], '%')}</td><td>{_fmt(s['latency'].get('mean'), 's')}</td>"
         f"<td>{_fmt(s['latency'].get('p99'), 's')}</td></tr>"
-        for n, s in sorted(summary.get("services", {}).items(),
-                           key=lambda kv: -(kv[1].get("utilization") or 0))[:50]
+        for n, s in sorted(
+            summary.get("services", {}).items(), key=lambda kv: -(kv[1].get("utilization") or 0)
+        )[:50]
     )
-    faults = "".join(
-        f"<tr><td>{html.escape(str(f.get('kind')))}</td><td>{html.escape(str(f.get('target')))}</td>"
-        f"<td>{_fmt(f.get('start'))}</td><td>{_fmt(f.get('end'))}</td></tr>"
-        for f in summary.get("faults", [])[:200]
-    ) or "<tr><td colspan=4>none</td></tr>"
+    faults = (
+        "".join(
+            f"<tr><td>{html.escape(str(f.get('kind')))}</td><td>{html.escape(str(f.get('target')))}</td>"
+            f"<td>{_fmt(f.get('start'))}</td><td>{_fmt(f.get('end'))}</td></tr>"
+            for f in summary.get("faults", [])[:200]
+        )
+        or "<tr><td colspan=4>none</td></tr>"
+    )
     figs = "".join(f"<h2>{html.escape(t)}</h2>{img}" for t, img in plots(series))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}}
+<style>
+body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
 th{{background:#f4f4f4}}small{{color:#666}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>Simulated {_fmt(summary.get('simulated_seconds'))} s, measured {_fmt(summary.get('measured_seconds'))} s
-after warm-up; seed {_fmt(summary.get('seed'))}; {_fmt(summary.get('replications', 1))} replication(s);
-wall time {_fmt(summary.get('wall_seconds'))} s. Intervals in brackets are 95% confidence intervals over
+<p>Simulated {_fmt(summary.get("simulated_seconds"))} s, measured {_fmt(summary.get("measured_seconds"))} s
+after warm-up; seed {_fmt(summary.get("seed"))}; {_fmt(summary.get("replications", 1))} replication(s);
+wall time {_fmt(summary.get("wall_seconds"))} s. Intervals in brackets are 95% confidence intervals over
 replications.</p>
 <h2>Summary</h2><table>{head}</table>
 <h2>Service-level objectives</h2><table><tr><th>SLO</th><th>target</th><th>value</th><th></th></tr>{slo}</table>
@@ -158,8 +167,9 @@ replications.</p>
 </body></html>"""
 
 
-def write_report(path: str | Path, summary: dict[str, Any], series: pd.DataFrame, *,
-                 title: str) -> Path:
+def write_report(
+    path: str | Path, summary: dict[str, Any], series: pd.DataFrame, *, title: str
+) -> Path:
     p = Path(path)
     p.write_text(render(summary, series, title=title), encoding="utf-8")
     return p

@@ -74,7 +74,7 @@ class _Fault(_Doc):
 
 
 class LatencyFault(_Fault):
-    """Extra delay: at a service it holds the worker (not a core); on an edge it adds network time."""
+    """Extra delay: at a service it holds the worker (not a core); on an edge, network time."""
 
     kind: Literal["latency"]
     delay: Dist
@@ -207,8 +207,17 @@ Fault = Annotated[
 ]
 
 register_union_tags(
-    "latency", "error_rate", "outage", "packet_loss", "bandwidth", "cpu_exhaustion",
-    "memory_leak", "pool_exhaustion", "data_corruption", "traffic_surge", "attack",
+    "latency",
+    "error_rate",
+    "outage",
+    "packet_loss",
+    "bandwidth",
+    "cpu_exhaustion",
+    "memory_leak",
+    "pool_exhaustion",
+    "data_corruption",
+    "traffic_surge",
+    "attack",
 )
 
 EDGE_KINDS = {"latency", "packet_loss", "bandwidth"}
@@ -239,7 +248,9 @@ class Scenario(_Doc):
     @model_validator(mode="after")
     def _warmup_fits(self) -> Scenario:
         if self.warmup >= self.duration:
-            raise ValueError(f"warmup ({self.warmup}) must be shorter than duration ({self.duration})")
+            raise ValueError(
+                f"warmup ({self.warmup}) must be shorter than duration ({self.duration})"
+            )
         return self
 
     def cross_check(self) -> None:

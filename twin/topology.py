@@ -45,13 +45,13 @@ class Operation(_Doc):
     """What a service does for one kind of request: its own processing, then its calls."""
 
     service_time: Dist = Field(description="processing seconds on one worker (and one core)")
-    calls: list[Call] = Field(default_factory=list)
+    calls: list[Call] = Field(default_factory=list, description="made in order after processing")
 
 
 class Service(_Doc):
     """A deployment: identical replicas, each with its own workers and FIFO queue."""
 
-    replicas: int = Field(default=1, ge=1)
+    replicas: int = Field(default=1, ge=1, description="load-balanced round-robin")
     workers: int = Field(default=1, ge=1, description="requests one replica serves at once")
     queue_limit: int | None = Field(
         default=None, ge=0, description="waiting requests per replica; beyond it: REJECTED"
@@ -62,7 +62,9 @@ class Service(_Doc):
     )
     host: str | None = Field(default=None, description="a key of `hosts`: shares its cores")
     zone: str | None = Field(default=None, description="failure domain when no host is given")
-    operations: dict[str, Operation] = Field(min_length=1)
+    operations: dict[str, Operation] = Field(
+        min_length=1, description="by name; with one operation callers may omit its name"
+    )
 
 
 class Link(_Doc):
@@ -97,14 +99,14 @@ class SLO(_Doc):
 class Topology(_Doc):
     """A system: services, how they call each other, where they run and what load arrives."""
 
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: str = Field(min_length=1, description="shown in reports")
+    description: str = Field(default="", description="what is modelled and what is assumed")
     source: str = Field(default="", description="where the model comes from (public source)")
-    hosts: dict[str, Host] = Field(default_factory=dict)
-    services: dict[str, Service] = Field(min_length=1)
-    network: Network = Field(default_factory=Network)
-    workload: list[WorkloadEntry] = Field(min_length=1)
-    slo: SLO = Field(default_factory=SLO)
+    hosts: dict[str, Host] = Field(default_factory=dict, description="machines sharing cores")
+    services: dict[str, Service] = Field(min_length=1, description="by name")
+    network: Network = Field(default_factory=Network, description="latency and loss of calls")
+    workload: list[WorkloadEntry] = Field(min_length=1, description="where requests come in")
+    slo: SLO = Field(default_factory=SLO, description="objectives the report checks")
 
     # -- resolution -------------------------------------------------------------------------
 

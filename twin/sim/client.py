@@ -17,7 +17,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from twin.mitigations import BreakerState, RetryBudget, backoff_delay
-from twin.outcomes import CIRCUIT_OPEN, CODE, CORRUPTED, NETWORK_LOSS, OK, RETRIES_EXHAUSTED, TIMEOUT
+from twin.outcomes import (
+    CIRCUIT_OPEN,
+    CODE,
+    CORRUPTED,
+    NETWORK_LOSS,
+    OK,
+    RETRIES_EXHAUSTED,
+    TIMEOUT,
+)
 from twin.policy import ClientPolicy
 from twin.sim.events import NORMAL, Bare
 from twin.sim.service import CallSpec, Job, Operation, Service
@@ -66,7 +74,7 @@ class Attempt(Bare):
             return  # the caller gave up on it already
         client = self.client
         if client.bandwidth is not None:
-            now = client.ctx.env.now
+            now = client.env._now
             start = now if now > client.link_free else client.link_free
             end = start + self.call.spec.size / client.bandwidth
             client.link_free = end
@@ -82,9 +90,17 @@ class Attempt(Bare):
 class Client:
     """The caller side of one caller->callee edge."""
 
-    def __init__(self, ctx: Context, caller: Service, callee: Service, op: Operation,
-                 latency: Callable[[], float] | None, loss: float) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        caller: Service,
+        callee: Service,
+        op: Operation,
+        latency: Callable[[], float] | None,
+        loss: float,
+    ) -> None:
         self.ctx = ctx
+        self.env = ctx.env
         self.caller = caller
         self.callee = callee
         self.op = op
@@ -118,7 +134,10 @@ class Client:
         r = policy.retries
         self.retry_codes = frozenset(CODE[c] for c in r.retry_on) if r is not None else frozenset()
         if r is not None and r.budget is not None:
-            if self.budget is None or (self.budget.ratio, self.budget.span) != (r.budget, r.budget_window):
+            if self.budget is None or (self.budget.ratio, self.budget.span) != (
+                r.budget,
+                r.budget_window,
+            ):
                 self.budget = RetryBudget(r.budget, r.budget_window)
         else:
             self.budget = None
@@ -133,7 +152,7 @@ class Client:
     def issue(self, job: Job, spec: CallSpec) -> None:
         self.calls += 1
         if self.budget is not None:
-            self.budget.on_request(self.ctx.env.now)
+            self.budget.on_request(self.env._now)
         self._send(Call(job, spec))
 
     def _retry(self, call: Call) -> None:
@@ -142,7 +161,7 @@ class Client:
     def _send(self, call: Call) -> None:
         ctx = self.ctx
         breaker = self.breaker
-        if breaker is not None and not breaker.allow(ctx.env.now):
+        if breaker is not None and not breaker.allow(self.env._now):
             self.refused += 1
             self._finish(call, CIRCUIT_OPEN, 0.0)
             return
@@ -150,7 +169,7 @@ class Client:
         att = Attempt(self, call, call.n)
         timeout = self.timeout
         if timeout is not None:
-            self._arm(att, ctx.env.now + timeout)
+            self._arm(att, self.env._now + timeout)
         delay = self.latency() if self.latency is not None else 0.0
         for d in self.delays:
             delay += d()
@@ -173,7 +192,7 @@ class Client:
             op = svc.operations.get(op.name) or next(iter(svc.operations.values()))
         parent = att.call.job
         ctx = self.ctx
-        now = ctx.env.now
+        now = self.env._now
         svc.arrive(Job(op, att, now, now >= ctx.warmup, parent.klass, parent.cost))
 
     def _lost(self, att: Attempt) -> None:
@@ -200,10 +219,10 @@ class Client:
         if self.timer_at is None:
             self.timer_at = q[0].deadline
             self.timer.callbacks = [self._on_timer]
-            self.ctx.schedule(self.timer, NORMAL, self.timer_at - self.ctx.env.now)
+            self.ctx.schedule(self.timer, NORMAL, self.timer_at - self.env._now)
 
     def _on_timer(self, _: Bare) -> None:
-        now = self.ctx.env.now
+        now = self.env._now
         q = self.wheel
         self.timer_at = float("inf")  # no re-arming from inside the loop
         while q and (q[0].closed or q[0].deadline <= now):
@@ -225,7 +244,7 @@ class Client:
 
     def _result(self, att: Attempt, code: int, corrupt: float) -> None:
         call = att.call
-        now = self.ctx.env.now
+        now = self.env._now
         if code == OK and corrupt and self.uniform() < corrupt:
             code = CORRUPTED  # this consumer noticed the bad response
         if self.breaker is not None:

@@ -12,11 +12,23 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from twin.distributions import Exponential
 from twin.faults import FaultWindow
 from twin.mitigations import desired_replicas
 from twin.policy import Autoscale, Failover
 from twin.rng import generator
-from twin.scenario import MemoryLeakFault
+from twin.scenario import (
+    BandwidthFault,
+    CpuExhaustionFault,
+    DataCorruptionFault,
+    ErrorRateFault,
+    LatencyFault,
+    MemoryLeakFault,
+    OutageFault,
+    PacketLossFault,
+    PoolExhaustionFault,
+    TrafficFault,
+)
 from twin.sim.events import NORMAL, Wake
 from twin.sim.service import Replica, Service
 from twin.sim.workload import Source
@@ -64,8 +76,15 @@ class FaultController:
         now = self.ctx.env.now
         handle = self._apply(n, w)
         self.active.append((w, handle))
-        self.log.append({"fault": w.index, "kind": w.fault.kind, "target": w.fault.target,
-                         "start": now, "end": w.end})
+        self.log.append(
+            {
+                "fault": w.index,
+                "kind": w.fault.kind,
+                "target": w.fault.target,
+                "start": now,
+                "end": w.end,
+            }
+        )
         self._recompute()
         self.ctx.schedule(Wake(self._close, (w, handle)), NORMAL, w.end - now)
 
@@ -89,8 +108,7 @@ class FaultController:
 
     def _apply(self, n: int, w: FaultWindow) -> Any:
         f = w.fault
-        kind = f.kind
-        if kind == "outage":
+        if isinstance(f, OutageFault):
             chosen: list[tuple[Service, Replica]] = []
             for svc in self._services(f.target):
                 reps = [r for r in svc.replicas if r.up]
@@ -99,7 +117,7 @@ class FaultController:
             for svc, rep in chosen:
                 self._down(svc, rep)
             return chosen
-        if kind == "memory_leak":
+        if isinstance(f, MemoryLeakFault):
             svc = self.sim.services[f.target]
             now = self.ctx.env.now
             handle = {"generation": 0, "service": svc}
@@ -107,16 +125,20 @@ class FaultController:
                 rep.leak = LeakState(f, now)
                 self._schedule_oom(svc, rep, handle)
             return handle
-        if kind in ("traffic_surge", "attack"):
+        if isinstance(f, TrafficFault):
             entry = self.sim.entry_for(f.target)
             rng = generator(self.sim.scenario.seed, f"traffic:{w.index}:{n}")
-            from twin.distributions import Exponential
-
-            src = Source(self.ctx, entry, f.rate, Exponential(mean=1.0).sampler(rng),
-                         klass=1 if kind == "attack" else 0, cost=f.cost)
+            src = Source(
+                self.ctx,
+                entry,
+                f.rate,
+                Exponential(mean=1.0).sampler(rng),
+                klass=1 if f.kind == "attack" else 0,
+                cost=f.cost,
+            )
             src.start()
             return src
-        if kind == "latency":
+        if isinstance(f, LatencyFault):
             rng = generator(self.sim.scenario.seed, f"fault-delay:{w.index}:{n}")
             return f.delay.sampler(rng)
         return None
@@ -158,8 +180,14 @@ class FaultController:
         if gen != handle["generation"] or rep.leak is None:
             return
         cfg = rep.leak.cfg
-        self.log.append({"kind": "oom_kill", "target": f"{svc.name}#{rep.index}",
-                         "start": self.ctx.env.now, "end": self.ctx.env.now + cfg.restart_time})
+        self.log.append(
+            {
+                "kind": "oom_kill",
+                "target": f"{svc.name}#{rep.index}",
+                "start": self.ctx.env.now,
+                "end": self.ctx.env.now + cfg.restart_time,
+            }
+        )
         self._down(svc, rep)
         self.ctx.schedule(Wake(self._restarted, (svc, rep, handle, gen)), NORMAL, cfg.restart_time)
 
@@ -192,34 +220,39 @@ class FaultController:
         for w, handle in self.active:
             f = w.fault
             t = f.target
-            kind = f.kind
-            if kind == "cpu_exhaustion":
+            if isinstance(f, CpuExhaustionFault):
                 if t.startswith("host:"):
                     sim.hosts[t[5:]].slow *= f.factor
                 else:
                     for svc in self._services(t):
                         svc.slow *= f.factor
-            elif kind == "latency":
+            elif isinstance(f, LatencyFault):
                 if "->" in t:
                     sim.clients[t].delays.append(handle)
                 else:
                     sim.services[t].delays.append(handle)
-            elif kind == "error_rate":
+            elif isinstance(f, ErrorRateFault):
                 svc = sim.services[t]
                 svc.error_p = 1 - (1 - svc.error_p) * (1 - f.probability)
-            elif kind == "packet_loss":
-                edges = [sim.clients[t]] if "->" in t else [
-                    c for c in sim.clients.values() if c.callee.name == t]
+            elif isinstance(f, PacketLossFault):
+                edges = (
+                    [sim.clients[t]]
+                    if "->" in t
+                    else [c for c in sim.clients.values() if c.callee.name == t]
+                )
                 for c in edges:
                     c.loss = 1 - (1 - c.loss) * (1 - f.probability)
-            elif kind == "bandwidth":
+            elif isinstance(f, BandwidthFault):
                 c = sim.clients[t]
-                c.bandwidth = f.bytes_per_second if c.bandwidth is None else min(
-                    c.bandwidth, f.bytes_per_second)
-            elif kind == "pool_exhaustion":
+                c.bandwidth = (
+                    f.bytes_per_second
+                    if c.bandwidth is None
+                    else min(c.bandwidth, f.bytes_per_second)
+                )
+            elif isinstance(f, PoolExhaustionFault):
                 svc = sim.services[t]
                 svc.pool_fraction = max(svc.pool_fraction, f.fraction)
-            elif kind == "data_corruption":
+            elif isinstance(f, DataCorruptionFault):
                 svc = sim.services[t]
                 svc.corrupt_p = 1 - (1 - svc.corrupt_p) * (1 - f.probability)
                 detect.setdefault(t, []).append(f.detection)

@@ -34,7 +34,8 @@ class Context:
         self.env = env
         self.seed = seed
         self.warmup = warmup
-        self.schedule: Callable[[Any, int, float], None] = env.schedule
+        # SimPy types its queue as holding Events; ours are duck-typed bare events
+        self.schedule: Callable[[Any, int, float], None] = env.schedule  # type: ignore[assignment]
 
     def uniform(self, stream: str) -> Callable[[], float]:
         return uniform_sampler(generator(self.seed, stream))
@@ -46,10 +47,17 @@ class Simulation:
     Same topology, scenario, policy and seed: same results, bit for bit.
     """
 
-    def __init__(self, topology: Topology, scenario: Scenario | None = None,
-                 policy: Policy | None = None, *, seed: int | None = None,
-                 series: str = "auto", trace_sample: float = 0.0,
-                 trace_limit: int = 100_000) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        scenario: Scenario | None = None,
+        policy: Policy | None = None,
+        *,
+        seed: int | None = None,
+        series: str = "auto",
+        trace_sample: float = 0.0,
+        trace_limit: int = 100_000,
+    ) -> None:
         scenario = scenario or Scenario()
         if seed is not None:
             scenario = scenario.model_copy(update={"seed": seed})
@@ -67,7 +75,8 @@ class Simulation:
         self.sources: list[Source] = []
         self._build()
         self.series_services = series == "all" or (
-            series == "auto" and len(self.services) <= SERIES_AUTO_LIMIT)
+            series == "auto" and len(self.services) <= SERIES_AUTO_LIMIT
+        )
         self.rows: list[tuple[float, float, str, str, str, str, float]] = []
         self.window = scenario.window
         self.window_start = 0.0
@@ -80,11 +89,10 @@ class Simulation:
         if trace_sample > 0.0:
             self._install_trace(trace_sample, trace_limit)
         self._start_load()
-        self.env.schedule(Wake(self._tick), NORMAL, self.window)
+        self.ctx.schedule(Wake(self._tick), NORMAL, self.window)
         if scenario.warmup > 0:
-            self.env.schedule(Wake(self._warmup_mark), NORMAL, scenario.warmup)
+            self.ctx.schedule(Wake(self._warmup_mark), NORMAL, scenario.warmup)
         self.wall = 0.0
-        self.last_window: dict[str, Any] = {}
 
     # -- construction -------------------------------------------------------------------------
 
@@ -93,8 +101,15 @@ class Simulation:
         ctx = self.ctx
         for name, spec in topo.services.items():
             host = self.hosts[spec.host] if spec.host else None
-            svc = Service(ctx, name, replicas=spec.replicas, workers=spec.workers,
-                          queue_limit=spec.queue_limit, blocking=spec.blocking, host=host)
+            svc = Service(
+                ctx,
+                name,
+                replicas=spec.replicas,
+                workers=spec.workers,
+                queue_limit=spec.queue_limit,
+                blocking=spec.blocking,
+                host=host,
+            )
             for op_name, op in spec.operations.items():
                 sample = op.service_time.sampler(generator(ctx.seed, f"work:{name}:{op_name}"))
                 svc.operations[op_name] = Operation(svc, op_name, sample)
@@ -108,15 +123,19 @@ class Simulation:
                     callee_name, callee_op = topo.resolve(call.to)
                     client = self._client(name, callee_name, callee_op)
                     if call.parallel:
-                        group.append(CallSpec(client, call.probability, call.count,
-                                              call.optional, call.size_bytes))
+                        group.append(
+                            CallSpec(
+                                client, call.probability, call.count, call.optional, call.size_bytes
+                            )
+                        )
                         continue
                     if group:
                         stages.append(group)
                         group = []
                     for _ in range(call.count):
-                        stages.append([CallSpec(client, call.probability, 1, call.optional,
-                                                call.size_bytes)])
+                        stages.append(
+                            [CallSpec(client, call.probability, 1, call.optional, call.size_bytes)]
+                        )
                 if group:
                     stages.append(group)
                 svc.operations[op_name].stages = stages
@@ -139,8 +158,14 @@ class Simulation:
             if lat is not None and lat.expected() > 0:
                 sampler = lat.sampler(generator(self.ctx.seed, f"net:{key}"))
             callee_svc = self.services[callee]
-            client = Client(self.ctx, self.services[caller], callee_svc,
-                            callee_svc.operations[op_name], sampler, link.loss)
+            client = Client(
+                self.ctx,
+                self.services[caller],
+                callee_svc,
+                callee_svc.operations[op_name],
+                sampler,
+                link.loss,
+            )
             client.configure(ClientPolicy())
             self.clients[key] = client
         return client
@@ -153,7 +178,7 @@ class Simulation:
             src.start()
         for at, mult in steps:
             if at > 0.0:
-                self.env.schedule(Wake(self._load_step, mult), NORMAL, at)
+                self.ctx.schedule(Wake(self._load_step, mult), NORMAL, at)
 
     def _load_step(self, wake: Wake) -> None:
         for src in self.sources:
@@ -187,8 +212,9 @@ class Simulation:
         spec = self.topology.services
         for name, svc in self.services.items():
             sp = policy.services.get(name)
-            svc.queue_limit = sp.queue_limit if sp and sp.queue_limit is not None else (
-                spec[name].queue_limit)
+            svc.queue_limit = (
+                sp.queue_limit if sp and sp.queue_limit is not None else (spec[name].queue_limit)
+            )
             svc.max_concurrency = sp.max_concurrency if sp else None
             from twin.mitigations import TokenBucket
 
@@ -228,7 +254,7 @@ class Simulation:
     def _tick(self, wake: Wake) -> None:
         self._close_window()
         wake.callbacks = [self._tick]
-        self.env.schedule(wake, NORMAL, self.window)
+        self.ctx.schedule(wake, NORMAL, self.window)
 
     def _close_window(self) -> None:
         now = self.env.now
@@ -237,7 +263,6 @@ class Simulation:
         if span <= 0:
             return
         rows = self.rows
-        last: dict[str, Any] = {"time": t0, "window": span, "entries": {}, "services": {}}
         for ctl in self.failovers.values():
             ctl.observe(now)
         for name, entry in self.entries.items():
@@ -246,17 +271,22 @@ class Simulation:
                 figures.append(("requests", "corrupted", float(entry.w_corrupted)))
                 entry.w_corrupted = 0
             if entry.attack.w_arrivals or sum(entry.attack.w_counts):
-                figures += [("attack", m, v) for _, m, v in entry.attack.window_rows()
-                            if m in ("arrivals", "succeeded", "failed")]
+                figures += [
+                    ("attack", m, v)
+                    for _, m, v in entry.attack.window_rows()
+                    if m in ("arrivals", "succeeded", "failed")
+                ]
             for fam, metric, value in figures:
                 rows.append((t0, span, "entry", name, fam, metric, value))
-            last["entries"][name] = {f"{fam}.{m}": v for fam, m, v in figures}
         for name, svc in self.services.items():
             svc._account(now)
-            prev = getattr(svc, "_win_mark", (0.0, 0.0, 0.0))
-            busy, cap, pods = (svc.busy_area - prev[0], svc.cap_area - prev[1],
-                               svc.pods_area - prev[2])
-            svc._win_mark = (svc.busy_area, svc.cap_area, svc.pods_area)  # type: ignore[attr-defined]
+            prev = svc.win_mark
+            busy, cap, pods = (
+                svc.busy_area - prev[0],
+                svc.cap_area - prev[1],
+                svc.pods_area - prev[2],
+            )
+            svc.win_mark = (svc.busy_area, svc.cap_area, svc.pods_area)
             figures = svc.stats.window_rows()
             if svc.attack.w_arrivals or sum(svc.attack.w_counts):
                 svc.attack.window_rows()
@@ -268,8 +298,6 @@ class Simulation:
             if self.series_services:
                 for fam, metric, value in figures:
                     rows.append((t0, span, "service", name, fam, metric, value))
-            last["services"][name] = {f"{fam}.{m}": v for fam, m, v in figures}
-        self.last_window = last
         self.window_start = now
 
     # -- running ------------------------------------------------------------------------------
@@ -284,8 +312,9 @@ class Simulation:
         eid = getattr(self.env, "_eid", None)
         return int(repr(eid)[6:-1]) if eid is not None else -1
 
-    def run(self, until: float | None = None, progress: Callable[[float], None] | None = None
-            ) -> Results:
+    def run(
+        self, until: float | None = None, progress: Callable[[float], None] | None = None
+    ) -> Results:
         """Run to ``until`` (default: the scenario's end) and return the results so far."""
         end = self.scenario.duration if until is None else min(until, self.scenario.duration)
         t = time.perf_counter()
@@ -301,23 +330,64 @@ class Simulation:
         return self.results()
 
     def step(self, seconds: float) -> dict[str, Any]:
-        """Advance ``seconds`` and return the metrics of that stretch (one window's shape)."""
-        end = min(self.env.now + seconds, self.scenario.duration)
+        """Advance ``seconds`` and return what that stretch saw, per entry and service:
+        arrivals, outcomes by reason, latency quantiles (seconds), utilisation, queue now,
+        replicas (time-averaged), and the breakers' states now."""
+        start = self.env.now
+        end = min(start + seconds, self.scenario.duration)
+        for c in self._all_counters():
+            c.reset_stretch()
+        marks = {}
+        for name, svc in self.services.items():
+            svc._account(start)
+            marks[name] = (svc.busy_area, svc.cap_area, svc.pods_area)
         t = time.perf_counter()
         if end > self.env.now:
             self.env.run(until=end)
         self._close_window()
         self.wall += time.perf_counter() - t
-        return self.last_window
+        span = max(end - start, 1e-12)
+        services: dict[str, Any] = {}
+        for name, svc in self.services.items():
+            svc._account(end)
+            b0, c0, p0 = marks[name]
+            cap = svc.cap_area - c0
+            services[name] = {
+                **svc.stats.stretch(),
+                "utilization": (svc.busy_area - b0) / cap if cap > 0 else None,
+                "queue": svc.queue_length(),
+                "replicas": (svc.pods_area - p0) / span,
+                "ready": len(svc.routable),
+            }
+        entries = {}
+        for name, e in self.entries.items():
+            entries[name] = e.stats.stretch()
+        return {
+            "time": end,
+            "seconds": end - start,
+            "entries": entries,
+            "services": services,
+            "breakers": {k: c.breaker.state for k, c in self.clients.items() if c.breaker},
+        }
+
+    def _all_counters(self) -> list[Any]:
+        out: list[Any] = [e.stats for e in self.entries.values()]
+        out += [s.stats for s in self.services.values()]
+        return out
 
     def state(self) -> dict[str, Any]:
         """What a controller can see now: queues, replicas, breakers (plain data)."""
         return {
             "time": self.now,
             "services": {
-                n: {"queue": s.queue_length(), "busy": s.busy, "capacity": s.cap,
-                    "replicas": len(s.replicas), "ready": len(s.routable),
-                    "failover_active": s.failover_active}
+                n: {
+                    "queue": s.queue_length(),
+                    "busy": s.busy,
+                    "capacity": s.cap,
+                    "replicas": len(s.replicas),
+                    "ready": len(s.routable),
+                    "failover_active": s.failover_active,
+                }
                 for n, s in self.services.items()
             },
             "breakers": {k: c.breaker.state for k, c in self.clients.items() if c.breaker},
@@ -331,8 +401,16 @@ class Simulation:
 
         def record(entry: Entry, job: Job, code: int) -> None:
             if len(rows) < limit and u() < fraction:
-                rows.append((entry.name, "attack" if job.klass else "user", job.t0,
-                             self.env.now, reason_name(code), bool(job.corrupt)))
+                rows.append(
+                    (
+                        entry.name,
+                        "attack" if job.klass else "user",
+                        job.t0,
+                        self.env.now,
+                        reason_name(code),
+                        bool(job.corrupt),
+                    )
+                )
 
         for e in self.entries.values():
             e.trace = record
@@ -371,12 +449,16 @@ class Simulation:
             b0, c0, p0 = self._marks.get(name, (0.0, 0.0, 0.0))
             cap = svc.cap_area - c0
             s = svc.stats.summary()
-            s = {"arrivals": s["requests"], "completions": s["succeeded"],
-                 "failed": s["failed"], "failures": s["failures"],
-                 "rejected": s["failures"].get("REJECTED", 0),
-                 "utilization": (svc.busy_area - b0) / cap if cap > 0 else None,
-                 "replica_seconds": svc.pods_area - p0,
-                 "latency": s["latency"]}
+            s = {
+                "arrivals": s["requests"],
+                "completions": s["succeeded"],
+                "failed": s["failed"],
+                "failures": s["failures"],
+                "rejected": s["failures"].get("REJECTED", 0),
+                "utilization": (svc.busy_area - b0) / cap if cap > 0 else None,
+                "replica_seconds": svc.pods_area - p0,
+                "latency": s["latency"],
+            }
             services[name] = s
         slo = self.topology.slo
         lat = hist.summary()
@@ -403,18 +485,26 @@ class Simulation:
             "events": self.events,
             "wall_seconds": self.wall,
         }
-        return Results(summary=summary, timeseries=TimeSeries(self.rows),
-                       trace=list(self.trace_rows))
+        return Results(
+            summary=summary, timeseries=TimeSeries(self.rows), trace=list(self.trace_rows)
+        )
 
 
-def _slo_check(p99_target: float | None, avail_target: float | None, p99: float,
-               ok: int, failed: int) -> dict[str, Any]:
+def _slo_check(
+    p99_target: float | None, avail_target: float | None, p99: float, ok: int, failed: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if p99_target is not None:
-        out["latency_p99"] = {"target": p99_target, "value": None if math.isnan(p99) else p99,
-                              "met": (not math.isnan(p99)) and p99 <= p99_target}
+        out["latency_p99"] = {
+            "target": p99_target,
+            "value": None if math.isnan(p99) else p99,
+            "met": (not math.isnan(p99)) and p99 <= p99_target,
+        }
     if avail_target is not None:
         a = ok / (ok + failed) if ok + failed else None
-        out["availability"] = {"target": avail_target, "value": a,
-                               "met": a is not None and a >= avail_target}
+        out["availability"] = {
+            "target": avail_target,
+            "value": a,
+            "met": a is not None and a >= avail_target,
+        }
     return out

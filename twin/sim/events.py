@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from simpy.events import NORMAL as NORMAL  # re-exported for the engine's modules
+from simpy.events import NORMAL
+
+__all__ = ["NORMAL", "Bare", "Wake"]
 
 
 class Bare:

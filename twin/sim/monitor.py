@@ -17,7 +17,18 @@ NCODES = len(REASONS) + 1
 class Counters:
     """Outcomes and latency of one scope (a service or an entry)."""
 
-    __slots__ = ("arrivals", "counts", "hist", "w_arrivals", "w_counts", "w_hist", "w_hist_u")
+    __slots__ = (
+        "arrivals",
+        "counts",
+        "hist",
+        "s_arrivals",
+        "s_counts",
+        "s_hist",
+        "w_arrivals",
+        "w_counts",
+        "w_hist",
+        "w_hist_u",
+    )
 
     def __init__(self) -> None:
         self.arrivals = 0  # measured (arrived after warm-up)
@@ -27,6 +38,27 @@ class Counters:
         self.w_counts = [0] * NCODES
         self.w_hist = LogHistogram()  # this window, measured
         self.w_hist_u = LogHistogram()  # this window, arrived before warm-up
+        self.s_arrivals = 0  # since the last step() began (windows add to it as they close)
+        self.s_counts = [0] * NCODES
+        self.s_hist = LogHistogram()
+
+    def reset_stretch(self) -> None:
+        self.s_arrivals = 0
+        self.s_counts = [0] * NCODES
+        self.s_hist.clear()
+
+    def stretch(self) -> dict[str, Any]:
+        """Figures since :meth:`reset_stretch`: what one ``step`` of the engine saw."""
+        c = self.s_counts
+        h = self.s_hist
+        p50, p95, p99 = h.quantiles((0.5, 0.95, 0.99))
+        return {
+            "arrivals": self.s_arrivals,
+            "succeeded": c[0],
+            "failed": sum(c) - c[0],
+            "failures": {REASONS[i - 1]: c[i] for i in range(1, NCODES) if c[i]},
+            "latency": _clean({"mean": h.mean, "p50": p50, "p95": p95, "p99": p99}),
+        }
 
     def window_rows(self) -> list[tuple[str, str, float]]:
         """(family, metric, value) rows for the window just closed; resets the window."""
@@ -54,6 +86,9 @@ class Counters:
                 ("latency", "p99", p99),
             ]
         self.hist.merge(self.w_hist)
+        self.s_hist.merge(h)
+        self.s_arrivals += self.w_arrivals
+        self.s_counts = [a + b for a, b in zip(self.s_counts, wc, strict=True)]
         self.w_hist.clear()
         self.w_hist_u.clear()
         self.w_arrivals = 0

@@ -47,8 +47,9 @@ class Job(Bare):
         "t0",
     )
 
-    def __init__(self, op: Operation, parent: Parent, t0: float, measured: bool, klass: int,
-                 cost: float) -> None:
+    def __init__(
+        self, op: Operation, parent: Parent, t0: float, measured: bool, klass: int, cost: float
+    ) -> None:
         self.callbacks = None
         self._ok = True
         self._value = None
@@ -73,8 +74,9 @@ class CallSpec:
 
     __slots__ = ("client", "count", "optional", "probability", "size")
 
-    def __init__(self, client: Client, probability: float, count: int, optional: bool,
-                 size: int) -> None:
+    def __init__(
+        self, client: Client, probability: float, count: int, optional: bool, size: int
+    ) -> None:
         self.client = client
         self.probability = probability
         self.count = count
@@ -139,9 +141,19 @@ class Host:
 class Service:
     """One service at run time: replicas, policy knobs, fault state and its counters."""
 
-    def __init__(self, ctx: Context, name: str, *, replicas: int, workers: int,
-                 queue_limit: int | None, blocking: bool, host: Host | None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        name: str,
+        *,
+        replicas: int,
+        workers: int,
+        queue_limit: int | None,
+        blocking: bool,
+        host: Host | None,
+    ) -> None:
         self.ctx = ctx
+        self.env = ctx.env  # hot paths read SimPy's clock as env._now (the `now` property's field)
         self.name = name
         self.workers = workers
         self.blocking = blocking
@@ -164,6 +176,7 @@ class Service:
         self.corrupt_detect = 0.0
         self.pool_fraction = 0.0
         self.uniform: Callable[[], float] = ctx.uniform(f"service:{name}")
+        self.schedule = ctx.schedule
         # failover: when active, callers are sent to `failover_to`
         self.failover_to: Service | None = None
         self.failover_active = False
@@ -174,13 +187,14 @@ class Service:
         self.cap_area = 0.0
         self.pods_area = 0.0
         self.last = 0.0
+        self.win_mark = (0.0, 0.0, 0.0)  # the areas when the last monitor window closed
         self.next_replica_index = replicas
 
     # -- accounting ---------------------------------------------------------------------------
 
     def _capacity_changed(self) -> None:
         """Workers of replicas that are up (draining ones still work off what they hold)."""
-        self._account(self.ctx.env.now)
+        self._account(self.env._now)
         self.cap = sum(r.eff_workers for r in self.replicas if r.up)
 
     def _account(self, now: float) -> None:
@@ -194,13 +208,12 @@ class Service:
     # -- admission --------------------------------------------------------------------------
 
     def arrive(self, job: Job) -> None:
-        ctx = self.ctx
         stats = self.stats if job.klass == 0 else self.attack
         stats.w_arrivals += 1
         if job.measured:
             stats.arrivals += 1
         bucket = self.bucket
-        if bucket is not None and not bucket.take(ctx.env.now):
+        if bucket is not None and not bucket.take(self.env._now):
             self.finish(job, RATE_LIMITED)
             return
         routable = self.routable
@@ -224,7 +237,7 @@ class Service:
             rep.queue.append(job)
 
     def _start(self, job: Job, rep: Replica) -> None:
-        now = self.ctx.env.now
+        now = self.env._now
         if now != self.last:
             self._account(now)
         self.busy += 1
@@ -246,16 +259,17 @@ class Service:
         t = job.op.sample() * job.cost * self.slow
         rep = job.replica
         if rep is not None and rep.leak is not None:
-            t *= rep.leak.slowdown(self.ctx.env.now)
+            t *= rep.leak.slowdown(self.env._now)
         host = self.host
         if host is not None:
             t *= host.slow
             job.callbacks = [self._core_done]
         else:
-            for d in self.delays:
-                t += d()
+            if self.delays:
+                for d in self.delays:
+                    t += d()
             job.callbacks = [self._processed]
-        self.ctx.schedule(job, NORMAL, t)
+        self.schedule(job, NORMAL, t)
 
     def _core_done(self, job: Job) -> None:
         host = self.host
@@ -305,7 +319,7 @@ class Service:
         job.holding = False
         rep = job.replica
         assert rep is not None
-        now = self.ctx.env.now
+        now = self.env._now
         if now != self.last:
             self._account(now)
         self.busy -= 1
@@ -325,10 +339,18 @@ class Service:
 
     def _run_stage(self, job: Job) -> None:
         stages = job.op.stages
-        while job.stage < len(stages):
+        n = len(stages)
+        while job.stage < n:
+            stage = stages[job.stage]
+            if len(stage) == 1:
+                spec = stage[0]
+                if spec.count == 1 and spec.probability >= 1.0:  # the common case
+                    job.pending = 1
+                    spec.client.issue(job, spec)
+                    return
             u = self.uniform
             plan: list[CallSpec] = []
-            for spec in stages[job.stage]:
+            for spec in stage:
                 if spec.probability >= 1.0 or u() < spec.probability:
                     plan.extend([spec] * spec.count)
             if plan:
@@ -366,7 +388,7 @@ class Service:
             rep.jobs.pop(job, None)
             if job.holding:
                 job.holding = False
-                now = self.ctx.env.now
+                now = self.env._now
                 if now != self.last:
                     self._account(now)
                 self.busy -= 1
@@ -380,7 +402,7 @@ class Service:
         if job.measured:
             stats.counts[code] += 1
         if code == OK:
-            lat = self.ctx.env.now - job.t0
+            lat = self.env._now - job.t0
             if job.measured:
                 stats.w_hist.add(lat)
             else:
@@ -427,7 +449,7 @@ class Service:
 
     def add_replica(self) -> Replica:
         """A new replica, booting: it costs from now and serves once :meth:`revive`d."""
-        self._account(self.ctx.env.now)
+        self._account(self.env._now)
         held = round(self.pool_fraction * self.workers)
         rep = Replica(self.next_replica_index, self.workers)
         rep.eff_workers = max(0, self.workers - held)
@@ -449,7 +471,7 @@ class Service:
     def purge_drained(self) -> None:
         gone = [r for r in self.replicas if r.draining and not r.jobs and not r.queue]
         if gone:
-            self._account(self.ctx.env.now)
+            self._account(self.env._now)
             self.replicas = [r for r in self.replicas if r not in gone]
             self._capacity_changed()
 

@@ -24,6 +24,7 @@ class Entry:
 
     def __init__(self, ctx: Context, name: str, op: Operation) -> None:
         self.ctx = ctx
+        self.env = ctx.env
         self.name = name
         self.op = op
         self.stats = Counters()
@@ -36,14 +37,15 @@ class Entry:
 
     def admit(self, klass: int, cost: float) -> None:
         ctx = self.ctx
-        now = ctx.env.now
+        now = self.env._now
         job = Job(self.op, self, now, now >= ctx.warmup, klass, cost)
         stats = self.stats if klass == 0 else self.attack
         stats.w_arrivals += 1
         self.inflight += 1
         if job.measured:
             stats.arrivals += 1
-            self.inflight_measured += 1
+            if klass == 0:
+                self.inflight_measured += 1
         self.op.service.arrive(job)
 
     def done(self, job: Job, code: int) -> None:
@@ -53,10 +55,11 @@ class Entry:
         stats.w_counts[code] += 1
         measured = job.measured
         if measured:
-            self.inflight_measured -= 1
+            if job.klass == 0:
+                self.inflight_measured -= 1
             stats.counts[code] += 1
         if code == OK:
-            lat = self.ctx.env.now - job.t0
+            lat = self.env._now - job.t0
             if measured:
                 stats.w_hist.add(lat)
             else:
@@ -72,8 +75,17 @@ class Entry:
 class Source:
     """Poisson arrivals of one request class at one entry, between ``start`` and ``end``."""
 
-    def __init__(self, ctx: Context, entry: Entry, rate: float, gap: Callable[[], float], *,
-                 klass: int = 0, cost: float = 1.0, multiplier: float = 1.0) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        entry: Entry,
+        rate: float,
+        gap: Callable[[], float],
+        *,
+        klass: int = 0,
+        cost: float = 1.0,
+        multiplier: float = 1.0,
+    ) -> None:
         self.ctx = ctx
         self.entry = entry
         self.rate = rate
