@@ -31,7 +31,7 @@ def _fmt(v: Any, unit: str = "") -> str:
             return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.3f} s"
         if unit == "%":
             return f"{v * 100:.2f}%"
-        return f"{v:,.3g}"
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
     return f"{v:,}" if isinstance(v, int) else html.escape(str(v))
 
 
@@ -75,16 +75,16 @@ def plots(series: pd.DataFrame) -> list[tuple[str, str]]:
         piv = fails.pivot_table(
             index="time", columns="metric", values="value", aggfunc="sum", observed=True
         ).fillna(0.0)
-        arrivals = piv.get("arrivals")
+        answered = piv.get("succeeded", 0.0) + piv.get("failed", 0.0)
         fig, ax = plt.subplots(figsize=(9, 3.2))
         drawn = False
         for reason in REASONS:
-            if reason in piv and arrivals is not None:
-                ax.plot(piv.index, piv[reason] / arrivals.clip(lower=1), label=reason)
+            if reason in piv:
+                ax.plot(piv.index, piv[reason] / answered.clip(lower=1), label=reason)
                 drawn = True
         if drawn:
             ax.set_xlabel("simulated time (s)")
-            ax.set_ylabel("failed / arrived")
+            ax.set_ylabel("share of answered requests")
             ax.legend(fontsize=7)
             out.append(("Failures by reason per window", _png(fig)))
         else:
