@@ -68,9 +68,10 @@ class BreakerState:
                 self.fails += 1
             if len(q) > self.cfg.window and not q.popleft():
                 self.fails -= 1
-            n = len(q)
-            if n >= self.cfg.min_requests and self.fails >= self.cfg.failure_rate * n:
-                self._open(now)
+            if self.fails:
+                n = len(q)
+                if n >= self.cfg.min_requests and self.fails >= self.cfg.failure_rate * n:
+                    self._open(now)
         elif self.state == HALF_OPEN:
             self.probe_seen += 1
             if not ok:
@@ -117,7 +118,9 @@ class RetryBudget:
         return b[-1]
 
     def on_request(self, now: float) -> None:
-        self._slot(now)[1] += 1
+        b = self.buckets
+        slot = b[-1] if b and b[-1][0] == int(now) else self._slot(now)
+        slot[1] += 1
         self.requests += 1
 
     def try_retry(self, now: float) -> bool:

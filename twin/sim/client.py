@@ -161,7 +161,7 @@ class Client:
     def _send(self, call: Call) -> None:
         ctx = self.ctx
         breaker = self.breaker
-        if breaker is not None and not breaker.allow(self.env._now):
+        if breaker is not None and breaker.state and not breaker.allow(self.env._now):
             self.refused += 1
             self._finish(call, CIRCUIT_OPEN, 0.0)
             return

@@ -285,10 +285,10 @@ class Autoscaler:
             return
         svc = self.svc
         now = self.ctx.env.now
-        svc._account(now)
-        busy = svc.busy_area - self.prev_busy
-        cap = svc.cap_area - self.prev_cap
-        self.prev_busy, self.prev_cap = svc.busy_area, svc.cap_area
+        busy_area, cap_area, _ = svc.areas(now)
+        busy = busy_area - self.prev_busy
+        cap = cap_area - self.prev_cap
+        self.prev_busy, self.prev_cap = busy_area, cap_area
         svc.purge_drained()
         ready = [r for r in svc.replicas if r.up and not r.draining]
         booting = [r for r in svc.replicas if not r.up and r.booting]

@@ -248,8 +248,7 @@ class Simulation:
     def _warmup_mark(self, _: Wake) -> None:
         now = self.env.now
         for name, svc in self.services.items():
-            svc._account(now)
-            self._marks[name] = (svc.busy_area, svc.cap_area, svc.pods_area)
+            self._marks[name] = svc.areas(now)
 
     def _tick(self, wake: Wake) -> None:
         self._close_window()
@@ -279,14 +278,10 @@ class Simulation:
             for fam, metric, value in figures:
                 rows.append((t0, span, "entry", name, fam, metric, value))
         for name, svc in self.services.items():
-            svc._account(now)
             prev = svc.win_mark
-            busy, cap, pods = (
-                svc.busy_area - prev[0],
-                svc.cap_area - prev[1],
-                svc.pods_area - prev[2],
-            )
-            svc.win_mark = (svc.busy_area, svc.cap_area, svc.pods_area)
+            areas = svc.areas(now)
+            busy, cap, pods = (a - b for a, b in zip(areas, prev, strict=True))
+            svc.win_mark = areas
             figures = svc.stats.window_rows()
             if svc.attack.w_arrivals or sum(svc.attack.w_counts):
                 svc.attack.window_rows()
@@ -339,8 +334,7 @@ class Simulation:
             c.reset_stretch()
         marks = {}
         for name, svc in self.services.items():
-            svc._account(start)
-            marks[name] = (svc.busy_area, svc.cap_area, svc.pods_area)
+            marks[name] = svc.areas(start)
         t = time.perf_counter()
         if end > self.env.now:
             self.env.run(until=end)
@@ -349,14 +343,14 @@ class Simulation:
         span = max(end - start, 1e-12)
         services: dict[str, Any] = {}
         for name, svc in self.services.items():
-            svc._account(end)
             b0, c0, p0 = marks[name]
-            cap = svc.cap_area - c0
+            b1, c1, p1 = svc.areas(end)
+            cap = c1 - c0
             services[name] = {
                 **svc.stats.stretch(),
-                "utilization": (svc.busy_area - b0) / cap if cap > 0 else None,
+                "utilization": (b1 - b0) / cap if cap > 0 else None,
                 "queue": svc.queue_length(),
-                "replicas": (svc.pods_area - p0) / span,
+                "replicas": (p1 - p0) / span,
                 "ready": len(svc.routable),
             }
         entries = {}
@@ -445,9 +439,9 @@ class Simulation:
                 attack[name] = e.attack.summary()
         services: dict[str, Any] = {}
         for name, svc in self.services.items():
-            svc._account(now)
             b0, c0, p0 = self._marks.get(name, (0.0, 0.0, 0.0))
-            cap = svc.cap_area - c0
+            b1, c1, p1 = svc.areas(now)
+            cap = c1 - c0
             s = svc.stats.summary()
             s = {
                 "arrivals": s["requests"],
@@ -455,8 +449,8 @@ class Simulation:
                 "failed": s["failed"],
                 "failures": s["failures"],
                 "rejected": s["failures"].get("REJECTED", 0),
-                "utilization": (svc.busy_area - b0) / cap if cap > 0 else None,
-                "replica_seconds": svc.pods_area - p0,
+                "utilization": (b1 - b0) / cap if cap > 0 else None,
+                "replica_seconds": p1 - p0,
                 "latency": s["latency"],
             }
             services[name] = s

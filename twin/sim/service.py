@@ -181,12 +181,15 @@ class Service:
         self.failover_to: Service | None = None
         self.failover_active = False
         # utilisation accounting: busy-worker-seconds, capacity-seconds, replica-seconds
+        # (busy changes on every job; capacity and replica count rarely: accounted apart)
         self.busy = 0
         self.busy_area = 0.0
+        self.last = 0.0
         self.cap = replicas * workers
+        self.npods = replicas
         self.cap_area = 0.0
         self.pods_area = 0.0
-        self.last = 0.0
+        self.cap_last = 0.0
         self.win_mark = (0.0, 0.0, 0.0)  # the areas when the last monitor window closed
         self.next_replica_index = replicas
 
@@ -194,16 +197,30 @@ class Service:
 
     def _capacity_changed(self) -> None:
         """Workers of replicas that are up (draining ones still work off what they hold)."""
-        self._account(self.env._now)
+        self._cap_to(self.env._now)
         self.cap = sum(r.eff_workers for r in self.replicas if r.up)
+        self.npods = len(self.replicas)
+
+    def _cap_to(self, now: float) -> None:
+        dt = now - self.cap_last
+        if dt:
+            self.cap_area += self.cap * dt
+            self.pods_area += self.npods * dt
+            self.cap_last = now
 
     def _account(self, now: float) -> None:
         dt = now - self.last
         if dt:
             self.busy_area += self.busy * dt
-            self.cap_area += self.cap * dt
-            self.pods_area += len(self.replicas) * dt
             self.last = now
+
+    def areas(self, now: float) -> tuple[float, float, float]:
+        """Busy-worker-seconds, worker-seconds and replica-seconds from the start to ``now``."""
+        return (
+            self.busy_area + self.busy * (now - self.last),
+            self.cap_area + self.cap * (now - self.cap_last),
+            self.pods_area + self.npods * (now - self.cap_last),
+        )
 
     # -- admission --------------------------------------------------------------------------
 
@@ -238,8 +255,10 @@ class Service:
 
     def _start(self, job: Job, rep: Replica) -> None:
         now = self.env._now
-        if now != self.last:
-            self._account(now)
+        dt = now - self.last
+        if dt:
+            self.busy_area += self.busy * dt
+            self.last = now
         self.busy += 1
         rep.busy += 1
         rep.inflight += 1
@@ -320,8 +339,10 @@ class Service:
         rep = job.replica
         assert rep is not None
         now = self.env._now
-        if now != self.last:
-            self._account(now)
+        dt = now - self.last
+        if dt:
+            self.busy_area += self.busy * dt
+            self.last = now
         self.busy -= 1
         rep.busy -= 1
         if rep.queue:
@@ -389,8 +410,10 @@ class Service:
             if job.holding:
                 job.holding = False
                 now = self.env._now
-                if now != self.last:
-                    self._account(now)
+                dt = now - self.last
+                if dt:
+                    self.busy_area += self.busy * dt
+                    self.last = now
                 self.busy -= 1
                 rep.busy -= 1
             if job.started:
@@ -440,6 +463,7 @@ class Service:
     def set_eff_workers(self) -> None:
         """Apply the pool-exhaustion fraction to every replica's usable workers."""
         held = round(self.pool_fraction * self.workers)
+        self._cap_to(self.env._now)
         for rep in self.replicas:
             rep.eff_workers = max(0, self.workers - held)
         self._capacity_changed()
@@ -449,7 +473,7 @@ class Service:
 
     def add_replica(self) -> Replica:
         """A new replica, booting: it costs from now and serves once :meth:`revive`d."""
-        self._account(self.env._now)
+        self._cap_to(self.env._now)
         held = round(self.pool_fraction * self.workers)
         rep = Replica(self.next_replica_index, self.workers)
         rep.eff_workers = max(0, self.workers - held)
@@ -457,6 +481,7 @@ class Service:
         rep.up = False
         rep.booting = True
         self.replicas.append(rep)
+        self.npods = len(self.replicas)
         return rep
 
     def drain(self, rep: Replica) -> None:
@@ -471,7 +496,6 @@ class Service:
     def purge_drained(self) -> None:
         gone = [r for r in self.replicas if r.draining and not r.jobs and not r.queue]
         if gone:
-            self._account(self.env._now)
             self.replicas = [r for r in self.replicas if r not in gone]
             self._capacity_changed()
 
