@@ -75,7 +75,8 @@ def plots(series: pd.DataFrame) -> list[tuple[str, str]]:
         piv = fails.pivot_table(
             index="time", columns="metric", values="value", aggfunc="sum", observed=True
         ).fillna(0.0)
-        answered = piv.get("succeeded", 0.0) + piv.get("failed", 0.0)
+        zero = pd.Series(0.0, index=piv.index)
+        answered = piv.get("succeeded", zero) + piv.get("failed", zero)
         fig, ax = plt.subplots(figsize=(9, 3.2))
         drawn = False
         for reason in REASONS:
