@@ -62,10 +62,13 @@ def fault_windows(scenario: Scenario, horizon: float | None = None) -> list[Faul
         scale = f.sample.intensity.sampler(rng) if f.sample.intensity is not None else None
         t = lo
         while True:
-            t += gap()
+            step = gap()
+            t += step
             if t >= hi:
                 break
             d = length()
+            if step <= 0.0 and d <= 0.0:
+                continue  # a zero draw; the positive mean of `interval` guarantees progress
             k = scale() if scale is not None else 1.0
             if d > 0:
                 out.append(FaultWindow(i, scale_fault(f, k), t, min(hi, t + d)))

@@ -34,11 +34,11 @@ def _line_marks(text: str) -> dict[Loc, int]:
         return marks
 
     def walk(node: yaml.Node, loc: Loc) -> None:
-        marks[loc] = node.start_mark.line + 1
+        marks.setdefault(loc, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 k = key.value
-                marks[(*loc, k)] = key.start_mark.line + 1
+                marks[(*loc, k)] = key.start_mark.line + 1  # a key's line, not its block's
                 walk(value, (*loc, k))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
@@ -62,9 +62,9 @@ def read_yaml(path: str | Path) -> tuple[Any, str]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
+        src = f"{p}:{mark.line + 1}" if mark is not None else str(p)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"invalid YAML: {problem}", source=str(p), where=where) from None
+        raise InputError(f"invalid YAML: {problem}", source=src) from None
     return data, text
 
 
@@ -153,11 +153,11 @@ def parse_model(
     return doc
 
 
-class DocProblem(ValueError):
+class DocProblem(InputError):
     """A cross-field problem found after schema validation, with its path in the document."""
 
     def __init__(self, loc: Loc, message: str) -> None:
-        super().__init__(f"{format_loc(loc)}: {message}")
+        super().__init__(message, where=format_loc(loc))
         self.loc = loc
         self.message = message
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from twin.io import DocProblem, load_model, parse_model
+from twin.outcomes import REASONS
 from twin.topology import Topology
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -38,14 +40,13 @@ class Retries(_Doc):
     budget_window: float = Field(default=10.0, gt=0.0, description="seconds")
     retry_on: tuple[str, ...] = Field(default=RETRYABLE_DEFAULT, description="failure reasons")
 
-    @model_validator(mode="after")
-    def _known_reasons(self) -> Retries:
-        from twin.outcomes import REASONS
-
-        bad = [r for r in self.retry_on if r not in REASONS]
+    @field_validator("retry_on")
+    @classmethod
+    def _known_reasons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [r for r in value if r not in REASONS]
         if bad:
             raise ValueError(f"unknown failure reason(s) {bad}; expected some of {list(REASONS)}")
-        return self
+        return value
 
 
 class CircuitBreaker(_Doc):
@@ -157,10 +158,13 @@ class Policy(_Doc):
         for name, sp in self.services.items():
             if name not in topology.services:
                 raise DocProblem(("services", name), f"unknown service {name!r}")
-            if sp.failover is not None and sp.failover.to not in topology.services:
-                raise DocProblem(
-                    ("services", name, "failover", "to"), f"unknown service {sp.failover.to!r}"
-                )
+            if sp.failover is not None:
+                loc = ("services", name, "failover", "to")
+                to = sp.failover.to
+                if to not in topology.services:
+                    raise DocProblem(loc, f"unknown service {to!r}")
+                if to == name or nx.has_path(topology.service_graph(), to, name):
+                    raise DocProblem(loc, f"{to!r} calls {name!r}: failing over would loop")
 
     @classmethod
     def load_file(cls, path: str | Path) -> Policy:

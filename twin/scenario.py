@@ -61,6 +61,12 @@ class Sampling(_Doc):
     intensity: Dist | None = Field(default=None, description="multiplier of the fault's intensity")
     seed: int | None = Field(default=None, description="default: the scenario seed")
 
+    @model_validator(mode="after")
+    def _advances(self) -> Sampling:
+        if self.interval.expected() <= 0.0:
+            raise ValueError("`interval` must have a positive mean, or occurrences never end")
+        return self
+
 
 class _Fault(_Doc):
     target: str = Field(description='a service, or "a->b" for edge faults')
@@ -147,6 +153,14 @@ class MemoryLeakFault(_Fault):
     baseline_mb: float = Field(default=128.0, ge=0.0)
     restart_time: float = Field(default=10.0, ge=0.0, description="seconds")
     gc_slowdown: float = Field(default=1.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _below_limit(self) -> MemoryLeakFault:
+        if self.baseline_mb >= self.limit_mb:
+            raise ValueError(
+                f"baseline_mb ({self.baseline_mb:g}) must be below limit_mb ({self.limit_mb:g})"
+            )
+        return self
 
     def intensity_field(self) -> str:
         return "growth_mb_per_s"

@@ -196,9 +196,13 @@ class Service:
     # -- accounting ---------------------------------------------------------------------------
 
     def _capacity_changed(self) -> None:
-        """Workers of replicas that are up (draining ones still work off what they hold)."""
+        """Workers of replicas that are up (draining ones still work off what they hold).
+
+        Jobs that hold a worker when pool exhaustion takes workers away keep it until they
+        finish, so a replica's capacity is max(usable workers, busy workers) meanwhile.
+        """
         self._cap_to(self.env._now)
-        self.cap = sum(r.eff_workers for r in self.replicas if r.up)
+        self.cap = sum(max(r.eff_workers, r.busy) for r in self.replicas if r.up)
         self.npods = len(self.replicas)
 
     def _cap_to(self, now: float) -> None:
@@ -345,6 +349,8 @@ class Service:
             self.last = now
         self.busy -= 1
         rep.busy -= 1
+        if rep.busy >= rep.eff_workers:  # a worker taken by pool exhaustion is now gone
+            self._capacity_changed()
         if rep.queue:
             self._drain(rep)
 
@@ -416,6 +422,8 @@ class Service:
                     self.last = now
                 self.busy -= 1
                 rep.busy -= 1
+                if rep.busy >= rep.eff_workers and rep.up:
+                    self._capacity_changed()
             if job.started:
                 rep.inflight -= 1
                 if rep.queue:
