@@ -13,8 +13,11 @@ from twin.sim import Simulation
 from twin.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = sorted(p.stem for p in (ROOT / "topologies").glob("*.yaml")
-                 if not p.name.endswith((".scenario.yaml", ".policy.yaml")))
+BUNDLED = sorted(
+    p.stem
+    for p in (ROOT / "topologies").glob("*.yaml")
+    if not p.name.endswith((".scenario.yaml", ".policy.yaml"))
+)
 SHARED = ROOT.parent / "shared" / "data" / "topologies"
 
 
@@ -50,8 +53,13 @@ def test_bundled_policy_improves_the_bundled_scenario(name: str) -> None:
 
 @pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not beside the checkout")
 def test_online_boutique_edges_are_exactly_the_manifests_addr_variables() -> None:
-    docs = [d for d in yaml.safe_load_all(
-        (SHARED / "online-boutique-kubernetes-manifests.yaml").read_text()) if d]
+    docs = [
+        d
+        for d in yaml.safe_load_all(
+            (SHARED / "online-boutique-kubernetes-manifests.yaml").read_text()
+        )
+        if d
+    ]
     deployed = {d["metadata"]["name"] for d in docs if d.get("kind") == "Deployment"}
     edges = set()
     for d in docs:
