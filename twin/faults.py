@@ -39,6 +39,8 @@ def scale_fault(fault: Fault, k: float) -> Fault:
         new = min(1.0, value * k)
     elif name == "factor":
         new = max(1.0, value * k)
+    elif name == "bytes_per_second":
+        new = value / k  # a stronger bandwidth fault leaves less bandwidth
     else:
         new = value * k
     return fault.model_copy(update={name: new})

@@ -10,6 +10,7 @@ BUCKETS_PER_DECADE = 200
 
 _ZERO = -(10**9)
 _LOG10 = math.log10
+_FLOOR = math.floor
 
 
 class LogHistogram:
@@ -29,7 +30,7 @@ class LogHistogram:
         self.hi = -math.inf
 
     def add(self, x: float) -> None:
-        i = int(_LOG10(x) * BUCKETS_PER_DECADE) if x > 0.0 else _ZERO
+        i = _FLOOR(_LOG10(x) * BUCKETS_PER_DECADE) if x > 0.0 else _ZERO
         c = self.counts
         c[i] = c.get(i, 0) + 1
         self.n += 1

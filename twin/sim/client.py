@@ -156,7 +156,8 @@ class Client:
         self._send(Call(job, spec))
 
     def _retry(self, call: Call) -> None:
-        self._send(call)
+        if not call.job.finished:  # the caller may have died while this call backed off
+            self._send(call)
 
     def _send(self, call: Call) -> None:
         ctx = self.ctx
@@ -216,12 +217,17 @@ class Client:
             q.append(att)
         else:
             insort(q, att)
-        if self.timer_at is None:
+        if self.timer_at is None or deadline < self.timer_at:
+            # no timer yet, or a shortened timeout (apply) needs an earlier one: a new timer
+            # object makes the pending one stale (SimPy events cannot be cancelled)
+            self.timer = Bare()
             self.timer_at = q[0].deadline
             self.timer.callbacks = [self._on_timer]
             self.ctx.schedule(self.timer, NORMAL, self.timer_at - self.env._now)
 
-    def _on_timer(self, _: Bare) -> None:
+    def _on_timer(self, timer: Bare) -> None:
+        if timer is not self.timer:
+            return  # superseded by an earlier timer
         now = self.env._now
         q = self.wheel
         self.timer_at = float("inf")  # no re-arming from inside the loop
@@ -249,6 +255,8 @@ class Client:
             code = CORRUPTED  # this consumer noticed the bad response
         if self.breaker is not None:
             self.breaker.record(code == OK, now)
+        if call.job.finished:
+            return  # the caller died meanwhile (outage): nobody waits for this call
         if code != OK:
             r = self.retries
             if r is not None and code in self.retry_codes:

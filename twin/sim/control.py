@@ -111,7 +111,9 @@ class FaultController:
         if isinstance(f, OutageFault):
             chosen: list[tuple[Service, Replica]] = []
             for svc in self._services(f.target):
-                reps = [r for r in svc.replicas if r.up]
+                # down or not already: each cause of down-ness is counted, so overlapping
+                # outages (and OOM kills) compose and the replica returns when the last ends
+                reps = [r for r in svc.replicas if not r.draining and not r.booting]
                 k = len(reps) if f.replicas is None else min(f.replicas, len(reps))
                 chosen += [(svc, r) for r in reps[:k]]
             for svc, rep in chosen:
@@ -320,11 +322,11 @@ class Autoscaler:
 class FailoverControl:
     """Sends a service's callers to its standby while its recent error rate is high."""
 
-    def __init__(self, svc: Service, standby: Service, cfg: Failover, window: float) -> None:
+    def __init__(self, svc: Service, standby: Service, cfg: Failover) -> None:
         self.svc = svc
         self.cfg = cfg
         svc.failover_to = standby
-        self.history: deque[tuple[int, int]] = deque(maxlen=max(1, round(cfg.window / window)))
+        self.history: deque[tuple[float, int, int]] = deque()  # (time, answered, failed)
         self.until = -math.inf
         self.switches: list[tuple[float, bool]] = []
 
@@ -333,15 +335,18 @@ class FailoverControl:
         svc = self.svc
         wc = svc.stats.w_counts
         done = sum(wc)
-        self.history.append((done, done - wc[0]))
+        hist = self.history
+        hist.append((now, done, done - wc[0]))
+        while hist and hist[0][0] <= now - self.cfg.window:
+            hist.popleft()
         if svc.failover_active:
             if now >= self.until:
                 svc.failover_active = False
-                self.history.clear()
+                hist.clear()
                 self.switches.append((now, False))
             return
-        n = sum(d for d, _ in self.history)
-        bad = sum(f for _, f in self.history)
+        n = sum(d for _, d, _ in hist)
+        bad = sum(f for _, _, f in hist)
         if n >= self.cfg.min_requests and bad >= self.cfg.when_error_rate * n:
             svc.failover_active = True
             self.until = now + self.cfg.hold

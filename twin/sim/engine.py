@@ -238,7 +238,7 @@ class Simulation:
                 svc.failover_to = None
                 del self.failovers[name]
             if fo is not None and name not in self.failovers:
-                self.failovers[name] = FailoverControl(svc, self.services[fo.to], fo, self.window)
+                self.failovers[name] = FailoverControl(svc, self.services[fo.to], fo)
             for rep in svc.replicas:
                 if rep.queue:
                     svc._drain(rep)

@@ -9,6 +9,7 @@ back after processing; blocking ones keep it until the job finishes.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -470,7 +471,7 @@ class Service:
 
     def set_eff_workers(self) -> None:
         """Apply the pool-exhaustion fraction to every replica's usable workers."""
-        held = round(self.pool_fraction * self.workers)
+        held = math.floor(self.pool_fraction * self.workers + 0.5)
         self._cap_to(self.env._now)
         for rep in self.replicas:
             rep.eff_workers = max(0, self.workers - held)
@@ -482,7 +483,7 @@ class Service:
     def add_replica(self) -> Replica:
         """A new replica, booting: it costs from now and serves once :meth:`revive`d."""
         self._cap_to(self.env._now)
-        held = round(self.pool_fraction * self.workers)
+        held = math.floor(self.pool_fraction * self.workers + 0.5)
         rep = Replica(self.next_replica_index, self.workers)
         rep.eff_workers = max(0, self.workers - held)
         self.next_replica_index += 1
