@@ -96,9 +96,11 @@ def _real_path(data: Any, loc: Loc) -> Loc:
             and ("[" in part or part in _TAG_LIKE or part.startswith("function-"))
         ):
             continue  # a union tag or validator name: not a place in the document
-        else:
+        elif isinstance(node, dict):
             out.append(part)  # a missing field: keep it, it is where the problem is
             node = None
+        else:
+            break  # below a scalar (a bare-number distribution): the scalar is the place
     return tuple(out)
 
 

@@ -259,16 +259,13 @@ class Scenario(_Doc):
     load: Load = Field(default_factory=Load)
     faults: list[Fault] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _warmup_fits(self) -> Scenario:
-        if self.warmup >= self.duration:
-            raise ValueError(
-                f"warmup ({self.warmup}) must be shorter than duration ({self.duration})"
-            )
-        return self
-
     def cross_check(self) -> None:
-        """Schema-only checks; :meth:`check_against` needs the topology."""
+        """Checks across fields; :meth:`check_against` needs the topology."""
+        if self.warmup >= self.duration:
+            raise DocProblem(
+                ("warmup",),
+                f"warmup ({self.warmup}) must be shorter than duration ({self.duration})",
+            )
 
     def check_against(self, topology: Topology) -> None:
         """Every fault target must exist in the topology and suit the fault kind."""
