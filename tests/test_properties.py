@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from twin.outcomes import REASONS
 from twin.policy import Policy
 from twin.results import Results
-from twin.scenario import Scenario
+from twin.scenario import FAULT_KINDS, Scenario
 from twin.sim import Simulation
 from twin.topology import Topology
 
@@ -288,23 +288,7 @@ def scenarios(draw: st.DrawFn, topo: Topology) -> dict[str, Any]:
     extra_rate = MAX_CALL_RATE / _fanout(topo)
     faults = []
     for _ in range(draw(st.integers(0, 3))):
-        kind = draw(
-            st.sampled_from(
-                [
-                    "latency",
-                    "error_rate",
-                    "outage",
-                    "packet_loss",
-                    "bandwidth",
-                    "cpu_exhaustion",
-                    "memory_leak",
-                    "pool_exhaustion",
-                    "data_corruption",
-                    "traffic_surge",
-                    "attack",
-                ]
-            )
-        )
+        kind = draw(st.sampled_from(FAULT_KINDS))
         targets = {
             "latency": services + edges,
             "packet_loss": services + edges,

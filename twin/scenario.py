@@ -220,7 +220,7 @@ Fault = Annotated[
     Field(discriminator="kind"),
 ]
 
-register_union_tags(
+FAULT_KINDS: tuple[str, ...] = (
     "latency",
     "error_rate",
     "outage",
@@ -233,6 +233,9 @@ register_union_tags(
     "traffic_surge",
     "attack",
 )
+"""Every fault kind, in the order DESIGN.md lists them."""
+
+register_union_tags(*FAULT_KINDS)
 
 EDGE_KINDS = {"latency", "packet_loss", "bandwidth"}
 SERVICE_KINDS = {
