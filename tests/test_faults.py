@@ -18,15 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from stats_helpers import Z, binomial_tol, series
 
 from twin.faults import FaultWindow, fault_windows, scale_fault
-from twin.results import Results
 from twin.scenario import Scenario
 from twin.sim import Simulation
 from twin.topology import Topology
-
-Z = 4.0
-"""Standard errors allowed on a random figure: a false alarm about once in 16,000 checks."""
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -91,21 +88,8 @@ def stretches(sim: Simulation, *cuts: float) -> list[dict[str, Any]]:
     return out
 
 
-def binomial_tol(p: float, n: int) -> float:
-    return Z * math.sqrt(max(p * (1 - p), 1e-12) / n)
 
 
-def series(res: Results, scope: str, name: str, family: str, metric: str) -> pd.Series:
-    """One metric per window start time (0 where the window has no row for it)."""
-    df = res.timeseries.frame()
-    starts = np.sort(df["time"].unique())
-    sel = df[
-        (df["scope"] == scope)
-        & (df["name"] == name)
-        & (df["family"] == family)
-        & (df["metric"] == metric)
-    ]
-    return sel.groupby("time", observed=True)["value"].sum().reindex(starts, fill_value=0.0)
 
 
 def between(s: pd.Series, lo: float, hi: float) -> pd.Series:

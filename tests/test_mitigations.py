@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from stats_helpers import Z, binomial_tol, series
 
 from twin.mitigations import (
     CLOSED,
@@ -32,9 +33,6 @@ from twin.results import Results
 from twin.scenario import Scenario
 from twin.sim import Simulation
 from twin.topology import Topology
-
-Z = 4.0
-"""Standard errors allowed on a random figure: a false alarm about once in 16,000 checks."""
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -84,23 +82,8 @@ def run(topo: Topology, scen: Scenario, policy: dict[str, Any] | None = None) ->
     return Simulation(topo, scen, Policy.from_dict(policy or {})).run()
 
 
-def binomial_tol(p: float, n: int) -> float:
-    """Z standard errors of a fraction estimated from ``n`` independent trials."""
-    return Z * math.sqrt(max(p * (1 - p), 1e-12) / n)
 
 
-def series(res: Results, scope: str, name: str, family: str, metric: str) -> pd.Series:
-    """One metric per window start time (0 where the window has no row for it)."""
-    df = res.timeseries.frame()
-    starts = np.sort(df["time"].unique())
-    sel = df[
-        (df["scope"] == scope)
-        & (df["name"] == name)
-        & (df["family"] == family)
-        & (df["metric"] == metric)
-    ]
-    s = sel.groupby("time", observed=True)["value"].sum()
-    return s.reindex(starts, fill_value=0.0)
 
 
 def between(s: pd.Series, lo: float, hi: float) -> pd.Series:
