@@ -88,10 +88,6 @@ def stretches(sim: Simulation, *cuts: float) -> list[dict[str, Any]]:
     return out
 
 
-
-
-
-
 def between(s: pd.Series, lo: float, hi: float) -> pd.Series:
     return s[(s.index >= lo) & (s.index < hi)]
 

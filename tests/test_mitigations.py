@@ -82,10 +82,6 @@ def run(topo: Topology, scen: Scenario, policy: dict[str, Any] | None = None) ->
     return Simulation(topo, scen, Policy.from_dict(policy or {})).run()
 
 
-
-
-
-
 def between(s: pd.Series, lo: float, hi: float) -> pd.Series:
     return s[(s.index >= lo) & (s.index < hi)]
 
