@@ -860,3 +860,24 @@ def test_apply_keeps_results_before_the_change_identical_to_a_run_without_it() -
     a = plain.step(100)["entries"]["a"]
     b = changed.step(100)["entries"]["a"]
     assert b["failed"] < 0.3 * a["failed"]  # retries now hide most errors
+
+
+def test_a_call_issued_while_timeouts_fire_does_not_double_schedule_the_timer() -> None:
+    # the first of two sequential optional calls times out; the job issues the second call
+    # on the same edge from inside the timer's loop (a campaign crashed on this once)
+    topo = topology_seq()
+    pol = {"clients": {"a->b": {"timeout": 0.5}}}
+    s = run(topo, scenario(30), pol).summary
+    assert s["edges"]["a->b"]["timeouts"] > 0
+    assert s["requests"] == s["succeeded"] + s["failed"] + s["in_flight"]
+
+
+def topology_seq() -> Topology:
+    calls = [{"to": "b", "count": 2, "optional": True}]
+    return Topology.from_dict(
+        {
+            "name": "seq",
+            "services": {"a": svc(0.001, calls=calls), "b": svc(1.0)},
+            "workload": [{"entry": "a", "rate": 5.0}],
+        }
+    )

@@ -11,6 +11,7 @@ timeout costs a deque append and no event.
 
 from __future__ import annotations
 
+import math
 from bisect import insort
 from collections import deque
 from collections.abc import Callable
@@ -230,7 +231,7 @@ class Client:
             return  # superseded by an earlier timer
         now = self.env._now
         q = self.wheel
-        self.timer_at = float("inf")  # no re-arming from inside the loop
+        self.timer_at = -math.inf  # no re-arming from inside the loop (calls issued there wait)
         while q and (q[0].closed or q[0].deadline <= now):
             att = q.popleft()
             if not att.closed:
