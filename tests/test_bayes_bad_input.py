@@ -9,13 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from twin.bayes.evidence import (
-    build_impact,
-    parse_horizon,
-    read_chaos,
-    read_history,
-    read_runs,
-)
+from twin.bayes.evidence import parse_horizon, read_history
+from twin.bayes.runs import build_impact, read_chaos, read_runs
 from twin.cli import app
 from twin.errors import InputError
 
@@ -144,3 +139,62 @@ def test_cli_bad_input_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert f"{hist}:2: column exposure_days" in lines[0]
     assert not (tmp_path / "o" / "risk.json").exists()
+
+
+def _campaign(tmp_path: Path, drop: str | None = None) -> Path:
+    camp = tmp_path / "camp"
+    camp.mkdir(exist_ok=True)
+    runs = pd.DataFrame(
+        {
+            "scenario": ["s1", "s2"],
+            "policy": ["none", "none"],
+            "replication": [0, 0],
+            "seed": [1, 2],
+            "requests": [100, 100],
+            "succeeded": [90, 100],
+            "failed": [10, 0],
+            "latency_p99": [0.5, 0.1],
+            "fault_kind": ["outage", "latency"],
+            "target": ["cart", "cart"],
+            "intensity": [1.0, 0.2],
+            "load": [1.0, 1.0],
+            "slo_breached": [True, False],
+        }
+    )
+    if drop:
+        runs = runs.drop(columns=[drop])
+    runs.to_parquet(camp / "runs.parquet")
+    return camp
+
+
+@pytest.mark.parametrize(
+    ("history", "drop", "words"),
+    [
+        ("service,fault_kind,incidents,exposure_days\ncart,outage,1,30\n", "target", "'target'"),
+        ("service,fault_kind,incidents,exposure_days\ncart,outage,1,30\n", "load", "'load'"),
+        ("time,service,fault_kind\n", None, "empty history"),
+        (
+            "service,fault_kind,incidents,exposure_days\nbasket,outage,1,30\n",
+            None,
+            "column service: unknown service 'basket'",
+        ),
+    ],
+)
+def test_cli_names_the_file_and_column_exits_2_and_keeps_earlier_results(
+    tmp_path: Path, history: str, drop: str | None, words: str
+) -> None:
+    camp = _campaign(tmp_path, drop)
+    hist = _write(tmp_path / "history.csv", history)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "risk.json").write_text('{"earlier": true}', encoding="utf-8")
+    r = CliRunner().invoke(
+        app, ["risk", "--history", str(hist), "--results", str(camp), "--out", str(out)]
+    )
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("twin: error:")]
+    assert len(lines) == 1
+    assert words in lines[0]
+    named = str(camp / "runs.parquet") if drop else str(hist)
+    assert named in lines[0]
+    assert (out / "risk.json").read_text(encoding="utf-8") == '{"earlier": true}'

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from twin.bayes import synthetic
-from twin.bayes.evidence import build_impact, chaos_runs, read_chaos, read_history
+from twin.bayes.evidence import read_history
 from twin.bayes.risk import rpn, summarize
+from twin.bayes.runs import build_impact, chaos_runs, read_chaos
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -148,7 +148,7 @@ def test_refuses_to_report_when_diagnostics_fail(tmp_path: Path) -> None:
     hist, camp, _ = _evidence(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
-    (out / "risk.json").write_text("{}")  # a stale report must not survive a refusal
+    (out / "risk.json").write_text("{}")  # an earlier report must not read as this one's
     r = _risk(
         [
             "--history",
@@ -166,6 +166,7 @@ def test_refuses_to_report_when_diagnostics_fail(tmp_path: Path) -> None:
     assert r.exit_code == 3
     assert "refusing to report" in r.output and "ESS" in r.output
     assert not (out / "risk.json").exists()
+    assert (out / "risk.previous.json").read_text() == "{}"  # moved aside, not lost
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["ok"] is False
     assert any(m["problems"] for m in diag["models"])

@@ -146,8 +146,9 @@ def _risk(
         )
         write_report(out / "report.html", None, result.diagnostics, result.notes, refused=reason)
         stale = out / "risk.json"
-        if stale.exists():
-            stale.unlink()
+        if stale.exists():  # an earlier report is kept, but not where it reads as this one's
+            stale.replace(out / "risk.previous.json")
+            reason += "; the earlier risk.json is now risk.previous.json"
         typer.echo(f"twin: {reason}", err=True)
         return EXIT_REFUSED
     report: dict[str, Any] = {

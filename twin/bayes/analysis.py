@@ -11,14 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.bayes.checks import Diagnostics, Thresholds, diagnose
-from twin.bayes.evidence import (
-    History,
-    Impact,
-    build_impact,
-    read_chaos,
-    read_history,
-    read_runs,
-)
+from twin.bayes.evidence import History, read_history
 from twin.bayes.failure import (
     ImpactPriors,
     OccurrencePriors,
@@ -28,6 +21,7 @@ from twin.bayes.failure import (
 )
 from twin.bayes.fit import Fit, FitOptions, fit
 from twin.bayes.risk import RiskInputs, RiskOptions, check_services, compute_risk, risk_inputs
+from twin.bayes.runs import Impact, build_impact, read_chaos, read_runs
 
 
 @dataclass

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from twin.bayes.evidence import History, Impact
+from twin.bayes.evidence import History
 from twin.bayes.failure import ImpactDesign, occurrence_coords
+from twin.bayes.runs import Impact
 from twin.errors import InputError
 
 DETECTION: dict[str, int] = {

@@ -1,7 +1,8 @@
 """Synthetic evidence from known truths: incident histories, campaign runs, chaos results.
 
 Used by the tests, the calibration and speed benchmarks, and to write the example incident
-log (``python -m twin.bayes.synthetic --seed 7 --out incidents.csv``). Nothing here is real data, and every file written says so.
+log (``python -m twin.bayes.synthetic --seed 7 --out incidents.csv``). Nothing here is
+real data, and every file written says so.
 """
 
 from __future__ import annotations
