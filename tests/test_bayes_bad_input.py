@@ -109,6 +109,9 @@ def test_runs_without_outcome_columns_are_refused() -> None:
 def test_missing_chaos_file_and_bad_horizon_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="file not found"):
         read_chaos(str(tmp_path / "nope.csv"))
+    with pytest.raises(InputError, match="database file not found"):
+        read_chaos(f"sqlite:///{tmp_path / 'nope.db'}")
+    assert not (tmp_path / "nope.db").exists()  # and none was created
     with pytest.raises(InputError, match="--horizon"):
         parse_horizon("next month")
     assert parse_horizon("2w") == 14.0

@@ -7,6 +7,7 @@ diagnostics to ``DIR/diagnostics.json`` and ``DIR/report.html``).
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -135,6 +136,7 @@ def _risk(
             tune=tune,
             chains=chains,
             seed=seed,
+            progress=sys.stderr.isatty(),
         ),
         risk_options=RiskOptions(horizon_days=horizon_days, policy=policy, load=load, seed=seed),
     )

@@ -37,6 +37,7 @@ class FitOptions:
     seed: int = 1
     target_accept: float = 0.95
     advi_iterations: int = 20_000
+    progress: bool = False  # the samplers' own progress bars (the CLI: when on a terminal)
 
 
 @dataclass
@@ -96,7 +97,7 @@ def fit(model: pm.Model, options: FitOptions | None = None) -> Fit:
             chains=o.chains,
             cores=cores,
             seed=o.seed,
-            progress_bar=False,
+            progress_bar=o.progress,
             target_accept=o.target_accept,
         )
         return Fit(idata, "nutpie", time.perf_counter() - t1, t1 - t0, free)
@@ -111,7 +112,7 @@ def fit(model: pm.Model, options: FitOptions | None = None) -> Fit:
                 chains=o.chains,
                 cores=cores,
                 random_seed=o.seed,
-                progressbar=False,
+                progressbar=o.progress,
                 target_accept=o.target_accept,
                 compute_convergence_checks=False,
             )
@@ -126,7 +127,7 @@ def fit(model: pm.Model, options: FitOptions | None = None) -> Fit:
             n=o.advi_iterations,
             method="advi",
             random_seed=o.seed,
-            progressbar=False,
+            progressbar=o.progress,
             callbacks=[CheckParametersConvergence(every=500, diff="relative", tolerance=0.01)],
         )
         idata = approx.sample(o.draws * o.chains, random_seed=o.seed)

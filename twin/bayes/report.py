@@ -78,6 +78,9 @@ def plots(risk: dict[str, Any]) -> list[tuple[str, str]]:
                 arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "#555"},
             )
         ax.set_xscale("log")
+        from matplotlib.ticker import NullFormatter
+
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short ranges
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(f"likelihood: P(fault within {risk['horizon_days']:g} days)")
         ax.set_ylabel("impact: P(SLO breach | fault)")

@@ -231,6 +231,14 @@ def _chaos_from_db(url: str) -> tuple[pd.DataFrame, str]:
     import sqlalchemy as sa
 
     try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise InputError(f"not a database URL: {exc}", source=url) from None
+    db_file = parsed.database
+    on_disk = parsed.get_backend_name() == "sqlite" and db_file not in (None, "", ":memory:")
+    if on_disk and not Path(str(db_file)).exists():  # connecting would create an empty file
+        raise InputError("database file not found", source=url)
+    try:
         engine = sa.create_engine(url)
         with engine.connect() as conn:
             names = sa.inspect(conn).get_table_names()
