@@ -71,3 +71,31 @@ def test_held_out_periods_posterior_predictive_beats_count_over_exposure() -> No
     smooth = float(np.sum(_poisson_logpmf(y, smooth_rate * e)))
     assert bayes > mle
     assert bayes > smooth
+
+
+def test_more_exposure_for_the_same_incidents_means_a_lower_rate_and_sparse_cells_shrink() -> None:
+    # 6 services x 2 kinds; cart/latency had 3 incidents, once over 30 days, once over 300.
+    services = ["cart", "checkout", "payment", "ads", "email", "ship"]
+    rows = [(s, k, 1, 120.0) for s in services for k in ("latency", "outage")]
+    frame = pd.DataFrame(rows, columns=["service", "fault_kind", "incidents", "exposure_days"])
+    cell = (frame["service"] == "cart") & (frame["fault_kind"] == "latency")
+    import nutpie
+
+    means = {}
+    compiled = None
+    for exposure in (30.0, 300.0):
+        counts = frame.copy()
+        counts.loc[cell, ["incidents", "exposure_days"]] = [3, exposure]
+        if compiled is None:  # compile once, refit with new data (as benchmarks/sbc.py does)
+            compiled = nutpie.compile_pymc_model(build_occurrence_model(counts))
+        model = compiled.with_data(
+            incidents=counts["incidents"].to_numpy("int64"),
+            exposure=counts["exposure_days"].to_numpy("float64"),
+        )
+        idata = nutpie.sample(model, draws=500, tune=500, chains=2, seed=1, progress_bar=False)
+        means[exposure] = float(occurrence_rates(idata, counts, seed=1)[:, 0, 0].mean())
+    # more exposure, same count: a lower rate
+    assert means[300.0] < 0.5 * means[30.0]
+    # and partial pooling pulls the short history's rate (3/30 = 0.1 per day) toward the
+    # others (1/120 per day), but not past them
+    assert 1 / 120 < means[30.0] < 3 / 30
