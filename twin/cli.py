@@ -269,6 +269,12 @@ def generate(
     typer.echo(f"wrote {out}: {len(topo.services)} services")
 
 
+# Calibration from telemetry (twin/calibrate_cli.py).
+from twin import calibrate_cli as _calibrate_cli  # noqa: E402
+
+app.command("calibrate")(_calibrate_cli.calibrate)
+
+
 def main() -> None:
     try:
         app()
