@@ -37,12 +37,13 @@ class ServiceDef:
 def default_services() -> list[ServiceDef]:
     """gateway -> {catalog, cart} in parallel, then recommend (p=0.5); catalog fans out to
     pricing twice in parallel; recommend calls catalog; cart uses Redis. Catalog (one worker,
-    about 15 ms per request, 1.5 requests per gateway request) is the bottleneck: it
-    saturates near 44 gateway requests per second. It sits on core 1."""
+    about 39 ms per request, 1.5 requests per gateway request) is the bottleneck: it
+    saturates near 17 gateway requests per second. It sits on core 1. Long sleeps keep the
+    few milliseconds that other people's load adds a small share of each service time."""
     return [
         ServiceDef(
             "gateway",
-            0.002,
+            0.005,
             0.3,
             workers=8,
             stages=[
@@ -52,16 +53,16 @@ def default_services() -> list[ServiceDef]:
         ),
         ServiceDef(
             "catalog",
-            0.012,
+            0.035,
             0.5,
             workers=1,
             cpu=0.003,
             stages=[[CallDef("pricing", count=2)]],
             core=1,
         ),
-        ServiceDef("pricing", 0.005, 0.5, workers=2),
-        ServiceDef("cart", 0.004, 0.5, workers=2, redis=True),
-        ServiceDef("recommend", 0.008, 0.5, workers=1, stages=[[CallDef("catalog")]]),
+        ServiceDef("pricing", 0.012, 0.5, workers=2),
+        ServiceDef("cart", 0.010, 0.5, workers=2, redis=True),
+        ServiceDef("recommend", 0.020, 0.5, workers=1, stages=[[CallDef("catalog")]]),
     ]
 
 

@@ -144,3 +144,13 @@ def test_workers_override_and_demand_scaling() -> None:
     cal = build_topology(g, BuildOptions(workers={"*": 1, "api": 3}, demand={"db": 6.0}))
     assert cal.topology.services["gw"].workers == 1 and cal.topology.services["api"].workers == 3
     assert cal.topology.services["db"].operations["q"].service_time.expected() == pytest.approx(6.0)
+
+
+def test_self_time_beyond_the_demand_becomes_delay_into_the_service() -> None:
+    # db spans last 3 (no children): 1 of it held a worker, 2 did not (parsing, writing)
+    g = build_callgraph(_spans(_request("a", 0)))
+    topo = build_topology(g, BuildOptions(demand={"db": 1.0})).topology
+    assert topo.services["db"].operations["q"].service_time.expected() == pytest.approx(1.0)
+    assert topo.network.links["api->db"].latency.expected() == pytest.approx(2.0)
+    assert "gw->api" in topo.network.links  # the measured wire time is untouched
+    assert topo.network.links["gw->api"].latency.expected() == pytest.approx(1.0)

@@ -85,7 +85,10 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
         if st.from_partial:
             notes.append(f"{svc}:{op}: timings from partial traces only ({st.used} instances)")
         ops_by_service.setdefault(svc, {})[op] = {"service_time": fit.dist, "calls": []}
-    # demand from metrics: scale every operation of the service to the measured mean demand
+    # demand from metrics: scale every operation of the service to the measured mean demand;
+    # self time beyond the demand was spent in the service without holding a worker (an event
+    # loop parsing and writing), so it does not queue: it becomes delay on the calls into it
+    outside: dict[str, float] = {}
     for svc, demand in opt.demand.items():
         if svc not in ops_by_service or demand <= 0:
             continue
@@ -99,6 +102,8 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
             scale = demand / traced
             for d in ops_by_service[svc].values():
                 d["service_time"] = d["service_time"].scaled(scale)
+            if traced > demand:
+                outside[svc] = traced - demand
             notes.append(
                 f"{svc}: service times scaled x{scale:.3g} to the utilisation-law demand "
                 f"{demand * 1000:.3g} ms/request"
@@ -168,11 +173,15 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
         # client minus server time is the wire *plus* waiting at the callee before its span
         # starts (accept queue, event loop); the twin queues by itself, so only the floor of
         # the gap (its 10th percentile) is taken as network time
-        floor = float(np.quantile(samples, NETWORK_QUANTILE))
+        floor = float(np.quantile(samples, NETWORK_QUANTILE)) + outside.get(b, 0.0)
         if opt.network == "full" and float(np.mean(samples)) > 0:
             links[f"{_safe(a)}->{_safe(b)}"] = {"latency": fit.dist}
         elif floor > 0:
             links[f"{_safe(a)}->{_safe(b)}"] = {"latency": Constant(mean=floor)}
+    for a, b in sorted({(x[0], y[0]) for x, y in g.edges}):
+        key = f"{_safe(a)}->{_safe(b)}"
+        if b in outside and key not in links:
+            links[key] = {"latency": Constant(mean=outside[b])}
     entry_rates = graph.entry_rates(opt.sampling)
     workload = []
     for (svc, op), rate in sorted(entry_rates.items()):
