@@ -275,6 +275,12 @@ from twin import risk_cli as _risk_cli  # noqa: E402
 app.command("risk")(_risk_cli.risk)
 
 
+# Calibration from telemetry (twin/calibrate_cli.py).
+from twin import calibrate_cli as _calibrate_cli  # noqa: E402
+
+app.command("calibrate")(_calibrate_cli.calibrate)
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,321 @@
+"""Start, drive and stop the testbed. Everything it starts is recorded in ``DIR/state.json``
+and stopped by :meth:`Testbed.stop` (SIGCONT first, so a paused process can exit)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from testbed.config import TestbedConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _wait_port(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def free_base_port(span: int = 22, tries: int = 200) -> int:
+    """A base port such that ``base .. base + span - 1`` are all free on 127.0.0.1 now (the
+    testbed uses base + 0..21), so tests never collide with other work on the machine."""
+    import random
+
+    rng = random.Random()
+    for _ in range(tries):
+        base = rng.randrange(20000, 60000 - span)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + span):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {span} consecutive free ports found on 127.0.0.1")
+
+
+def missing_tools(prometheus: bool = True) -> list[str]:
+    """Debian packages the testbed needs that are not installed."""
+    need = {"redis-server": "redis-server", "stress-ng": "stress-ng"}
+    if prometheus:
+        need["prometheus"] = "prometheus"
+    return [pkg for exe, pkg in need.items() if shutil.which(exe) is None]
+
+
+class Testbed:
+    """The running system. Use as a context manager so it always stops."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    def __init__(
+        self, run_dir: str | Path, config: TestbedConfig | None = None, *, prometheus: bool = True
+    ) -> None:
+        self.dir = Path(run_dir).resolve()
+        self.config = config or TestbedConfig()
+        self.with_prometheus = prometheus
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.timers: list[threading.Timer] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def spans_dir(self) -> Path:
+        return self.dir / "spans"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.prometheus_port}"
+
+    def url(self, service: str = "gateway", path: str = "/api") -> str:
+        return f"http://127.0.0.1:{self.config.port(service)}{path}"
+
+    def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        if self.config.nice and shutil.which("nice"):
+            cmd = ["nice", "-n", str(self.config.nice), *cmd]
+        p = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, env=env, start_new_session=True
+        )
+        log.close()
+        self.procs[name] = p
+        self._save()
+        return p
+
+    def _save(self) -> None:
+        self.state_file.write_text(
+            json.dumps({n: p.pid for n, p in self.procs.items()}), encoding="utf-8"
+        )
+
+    def start_service(self, name: str) -> None:
+        cfg = self.dir / "config" / f"{name}.json"
+        cfg.write_text(json.dumps(self.config.service_json(name, str(self.spans_dir))))
+        self._spawn(name, [sys.executable, "-m", "testbed.service", str(cfg)])
+
+    def start(self, timeout: float = 30.0) -> Testbed:
+        missing = missing_tools(self.with_prometheus)
+        if missing:
+            raise RuntimeError(f"install first: apt-get install -y {' '.join(missing)}")
+        if self.state_file.exists():
+            self.stop()  # a previous run in this directory: leave nothing behind
+        for sub in ("logs", "config", "spans", "prometheus"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            c = self.config
+            self._spawn(
+                "redis",
+                [
+                    "redis-server",
+                    "--port",
+                    str(c.redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                    "--protected-mode",
+                    "yes",
+                ],
+            )
+            for s in c.services:
+                self.start_service(s.name)
+            if self.with_prometheus:
+                self._write_prometheus_config()
+                self._spawn(
+                    "prometheus",
+                    [
+                        "prometheus",
+                        f"--config.file={self.dir / 'prometheus.yml'}",
+                        f"--storage.tsdb.path={self.dir / 'prometheus'}",
+                        f"--web.listen-address=127.0.0.1:{c.prometheus_port}",
+                        "--log.level=warn",
+                    ],
+                )
+            ports = [c.redis_port] + [c.port(s.name) for s in c.services]
+            if self.with_prometheus:
+                ports.append(c.prometheus_port)
+            for port in ports:
+                if not _wait_port(port, timeout):
+                    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _write_prometheus_config(self) -> None:
+        c = self.config
+        lines = [
+            "global:",
+            f"  scrape_interval: {c.scrape_interval:g}s",
+            f"  scrape_timeout: {min(c.scrape_interval, 1.0):g}s",
+            "scrape_configs:",
+        ]
+        for s in c.services:
+            lines += [
+                f"  - job_name: {s.name}",
+                "    static_configs:",
+                f"      - targets: ['127.0.0.1:{c.port(s.name)}']",
+            ]
+        (self.dir / "prometheus.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop everything this directory's state names; SIGKILL what does not exit."""
+        for t in self.timers:
+            t.cancel()
+        pids: dict[str, int] = {n: p.pid for n, p in self.procs.items()}
+        if self.state_file.exists():
+            with contextlib.suppress(json.JSONDecodeError, OSError):
+                pids.update(json.loads(self.state_file.read_text()))
+        for pid in pids.values():
+            for sig in (signal.SIGCONT, signal.SIGTERM):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    break
+        deadline = time.monotonic() + timeout
+        for name, pid in pids.items():
+            p = self.procs.get(name)
+            while time.monotonic() < deadline:
+                if p is not None and p.poll() is not None:
+                    break
+                if p is None and not _alive(pid):
+                    break
+                time.sleep(0.05)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if p is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(timeout=2)
+        self.procs.clear()
+        self.state_file.unlink(missing_ok=True)
+
+    def running(self) -> dict[str, bool]:
+        return {n: p.poll() is None for n, p in self.procs.items()}
+
+    def __enter__(self) -> Testbed:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- load -----------------------------------------------------------------------------------
+
+    def load(
+        self, rate: float, duration: float, *, seed: int = 1, out: Path | None = None
+    ) -> dict[str, Any]:
+        """Run the open-loop generator (its own process) and return its records."""
+        out = out or self.dir / f"load-{rate:g}-{seed}.json"
+        prefix = ["nice", "-n", str(self.config.nice)] if self.config.nice else []
+        subprocess.run(
+            [
+                *prefix,
+                sys.executable,
+                "-m",
+                "testbed.load",
+                self.url(),
+                "--rate",
+                str(rate),
+                "--duration",
+                str(duration),
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+            ],
+            check=True,
+            timeout=duration + 60,
+            cwd=ROOT,
+        )
+        data: dict[str, Any] = json.loads(out.read_text())
+        return data
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def inject(self, service: str, *, latency: float = 0.0, error: float = 0.0) -> None:
+        """Latency (an awaited sleep before the calls) and/or an error rate at a service."""
+        url = self.url(service, f"/admin/fault?latency={latency}&error={error}")
+        with urllib.request.urlopen(url, timeout=5) as r:
+            r.read()
+
+    def cpu_hog(self, seconds: float, core: int = 1) -> subprocess.Popen[bytes]:
+        """stress-ng burning one core (the one the bottleneck service is pinned to)."""
+        p = self._spawn(
+            "stress-ng",
+            [
+                "stress-ng",
+                "--cpu",
+                "1",
+                "--taskset",
+                str(core),
+                "--cpu-load",
+                "100",
+                "--timeout",
+                f"{max(1, round(seconds))}s",
+                "--quiet",
+            ],
+        )
+        return p
+
+    def pause(self, service: str, seconds: float) -> None:
+        """SIGSTOP now, SIGCONT after ``seconds`` (and at stop, whatever happens)."""
+        pid = self.procs[service].pid
+        os.kill(pid, signal.SIGSTOP)
+        t = threading.Timer(seconds, lambda: os.kill(pid, signal.SIGCONT))
+        t.daemon = True
+        t.start()
+        self.timers.append(t)
+
+    def kill_restart(self, service: str, downtime: float) -> float:
+        """SIGKILL the service, start it again after ``downtime``; returns the seconds until it
+        accepted connections again (the outage the callers saw)."""
+        p = self.procs[service]
+        t0 = time.monotonic()
+        p.kill()
+        p.wait(timeout=5)
+        time.sleep(downtime)
+        self.start_service(service)
+        _wait_port(self.config.port(service), 20)
+        return time.monotonic() - t0

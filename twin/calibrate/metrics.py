@@ -1,0 +1,342 @@
+"""Prometheus metrics -> per-service rates, latency, errors, CPU demand and replicas.
+
+Live (``/api/v1/query_range``) or offline (a JSON dump of the same responses), through one
+code path: we fetch the *raw* series (counters and cumulative ``le`` buckets) and do the
+arithmetic here, so a dump written by ``twin calibrate --prometheus ... --out DIR``
+(``DIR/metrics.json``) replays to exactly the same figures.
+
+Format traps handled: ``query_range`` returns at most 11,000 points per series, so longer
+ranges are split; Prometheus ``le`` buckets are cumulative (OTLP's are per bucket); counters
+reset when a process restarts (a drop is a reset, not negative traffic).
+
+The *utilisation law* gives service demand when traces are thin: D = U / X, i.e. CPU
+seconds consumed per request served over the same window.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from twin.errors import InputError
+
+MAX_POINTS = 11_000
+"""Prometheus refuses query_range answers with more points per series than this."""
+
+Series = dict[str, Any]  # {"metric": {labels}, "values": [[t, "v"], ...]}
+Dump = dict[str, list[Series]]  # selector -> series
+
+
+class MetricMap(BaseModel):
+    """Which metric and label names mean what. Defaults: OpenTelemetry semantic conventions
+    as the Prometheus exporter names them (``http.server.request.duration`` in seconds),
+    plus the process collector every Prometheus client library exports."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    service_label: str = Field(default="job", description="label that names the service")
+    instance_label: str = Field(default="instance", description="label that names a replica")
+    requests: str = Field(default="http_server_request_duration_seconds_count")
+    duration_sum: str = Field(default="http_server_request_duration_seconds_sum")
+    duration_bucket: str = Field(default="http_server_request_duration_seconds_bucket")
+    status_label: str = Field(default="http_response_status_code")
+    error_status: str = Field(default="5", description="status values starting with this fail")
+    cpu_seconds: str = Field(default="process_cpu_seconds_total")
+    up: str = Field(default="up")
+    extra_selector: str = Field(default="", description='added to every selector, e.g. env="prod"')
+
+    def selectors(self) -> list[str]:
+        sel = "{" + self.extra_selector + "}" if self.extra_selector else ""
+        names = [self.requests, self.duration_sum, self.duration_bucket, self.cpu_seconds, self.up]
+        return [n + sel for n in names if n]
+
+    @classmethod
+    def load(cls, path: str | Path) -> MetricMap:
+        from twin.io import load_model
+
+        return load_model(cls, path)
+
+
+@dataclass
+class ServiceMetrics:
+    """What the metrics say about one service over the window."""
+
+    service: str
+    window: float  # seconds
+    requests: float  # served in the window
+    rate: float  # rps
+    mean: float | None  # seconds
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    error_rate: float | None
+    cpu_seconds: float | None
+    utilization: float | None  # CPU seconds per second
+    demand: float | None  # CPU seconds per request (utilisation law)
+    replicas: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- time ---------------------------------------------------------------------------------------
+
+
+def parse_time(value: str | float | None) -> float | None:
+    """Unix seconds, or an RFC 3339 / ISO 8601 time (UTC when no zone is given)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"not a time: {value!r} (use unix seconds or ISO 8601)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def split_range(start: float, end: float, step: float) -> list[tuple[float, float]]:
+    """Sub-ranges of at most MAX_POINTS points each, sharing no sample."""
+    if step <= 0:
+        raise InputError(f"step must be positive, got {step}")
+    span = (MAX_POINTS - 1) * step
+    out = []
+    t = start
+    while t <= end:
+        e = min(end, t + span)
+        out.append((t, e))
+        t = e + step
+    return out
+
+
+# -- live ---------------------------------------------------------------------------------------
+
+
+class PrometheusClient:
+    """The HTTP API's ``query_range``, split into allowed sizes and stitched together."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]:
+        merged: dict[str, Series] = {}
+        for a, b in split_range(start, end, step):
+            for s in self._query(query, a, b, step):
+                key = json.dumps(s.get("metric", {}), sort_keys=True)
+                if key in merged:
+                    merged[key]["values"].extend(s.get("values", []))
+                else:
+                    merged[key] = {
+                        "metric": s.get("metric", {}),
+                        "values": list(s.get("values", [])),
+                    }
+        return list(merged.values())
+
+    def _query(self, query: str, start: float, end: float, step: float) -> list[Series]:
+        qs = urllib.parse.urlencode({"query": query, "start": start, "end": end, "step": step})
+        url = f"{self.url}/api/v1/query_range?{qs}"
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+                body = json.loads(resp.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")[:200]
+            raise InputError(f"Prometheus refused {query!r}: HTTP {exc.code} {detail}") from None
+        except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot query Prometheus at {self.url}: {exc}") from None
+        if body.get("status") != "success":
+            raise InputError(f"Prometheus error for {query!r}: {body.get('error', body)}")
+        result: list[Series] = body.get("data", {}).get("result", [])
+        return result
+
+    def fetch(self, mapping: MetricMap, start: float, end: float, step: float) -> Dump:
+        """Every raw series calibration uses, as a dump (see :func:`load_dump`)."""
+        return {sel: self.query_range(sel, start, end, step) for sel in mapping.selectors()}
+
+
+# -- offline ------------------------------------------------------------------------------------
+
+
+def _as_series(data: Any, source: str) -> list[Series]:
+    if isinstance(data, dict) and "data" in data:  # a whole API response
+        if data.get("status") not in (None, "success"):
+            raise InputError(f"dump holds a failed query: {data.get('error')}", source=source)
+        data = data["data"].get("result", [])
+    if not isinstance(data, list) or not all(isinstance(s, dict) and "metric" in s for s in data):
+        raise InputError("expected query_range results (a list of {metric, values})", source=source)
+    return data
+
+
+def load_dump(path: str | Path) -> Dump:
+    """A metrics dump: ``{selector: response or result list}``, a single API response, or a
+    bare result list (series are then keyed by their ``__name__``)."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("metrics dump not found", source=str(p)) from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read metrics dump: {exc}", source=str(p)) from None
+    if isinstance(data, dict) and "data" not in data:
+        return {str(k): _as_series(v, f"{p}: {k}") for k, v in data.items()}
+    out: Dump = defaultdict(list)
+    for s in _as_series(data, str(p)):
+        out[str(s["metric"].get("__name__", ""))].append(s)
+    return dict(out)
+
+
+def _by_name(dump: Dump, name: str) -> list[Series]:
+    """Series of one metric name, whichever selector fetched them."""
+    out = []
+    for sel, series in dump.items():
+        base = sel.split("{", 1)[0]
+        for s in series:
+            if s.get("metric", {}).get("__name__", base) == name:
+                out.append(s)
+    return out
+
+
+# -- arithmetic ---------------------------------------------------------------------------------
+
+
+def _points(s: Series, start: float | None, end: float | None) -> list[tuple[float, float]]:
+    pts = []
+    for t, v in s.get("values", []):
+        try:
+            tf, vf = float(t), float(v)
+        except (TypeError, ValueError):
+            continue
+        if (start is None or tf >= start) and (end is None or tf <= end) and math.isfinite(vf):
+            pts.append((tf, vf))
+    pts.sort()
+    return pts
+
+
+def increase(points: list[tuple[float, float]]) -> float:
+    """Counter increase over the points; a drop is a restart (the counter began again at 0)."""
+    total = 0.0
+    for (_, a), (_, b) in itertools.pairwise(points):
+        total += b - a if b >= a else b
+    return total
+
+
+def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:
+    """Prometheus' rule on cumulative (``le``, count) pairs: linear inside the bucket; the
+    +Inf bucket answers with the highest finite bound."""
+    bs = sorted(buckets)
+    if not bs or bs[-1][1] <= 0:
+        return None
+    total = bs[-1][1]
+    rank = q * total
+    prev_le, prev_c = 0.0, 0.0
+    for le, c in bs:
+        if c >= rank:
+            if math.isinf(le):
+                return prev_le
+            if c == prev_c:
+                return le
+            return prev_le + (le - prev_le) * (rank - prev_c) / (c - prev_c)
+        prev_le, prev_c = le, c
+    return bs[-1][0]
+
+
+def summarize(
+    dump: Dump,
+    mapping: MetricMap | None = None,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+) -> dict[str, ServiceMetrics]:
+    """Per service over [start, end] (default: everything in the dump)."""
+    m = mapping or MetricMap()
+    lab = m.service_label
+
+    def group(name: str) -> dict[str, list[Series]]:
+        g: dict[str, list[Series]] = defaultdict(list)
+        for s in _by_name(dump, name):
+            g[str(s["metric"].get(lab, ""))].append(s)
+        return g
+
+    reqs = group(m.requests)
+    sums = group(m.duration_sum)
+    buckets = group(m.duration_bucket)
+    cpus = group(m.cpu_seconds)
+    ups = group(m.up)
+    services = sorted((set(reqs) | set(cpus)) - {""})
+    out: dict[str, ServiceMetrics] = {}
+    for svc in services:
+        pts_all = [p for s in reqs.get(svc, []) for p in _points(s, start, end)]
+        t0 = min((t for t, _ in pts_all), default=start or 0.0)
+        t1 = max((t for t, _ in pts_all), default=end or 0.0)
+        cpu_pts = [_points(s, start, end) for s in cpus.get(svc, [])]
+        if not pts_all and cpu_pts:
+            t0 = min(p[0][0] for p in cpu_pts if p)
+            t1 = max(p[-1][0] for p in cpu_pts if p)
+        window = max(t1 - t0, 0.0)
+        n = sum(increase(_points(s, start, end)) for s in reqs.get(svc, []))
+        errs = sum(
+            increase(_points(s, start, end))
+            for s in reqs.get(svc, [])
+            if str(s["metric"].get(m.status_label, "")).startswith(m.error_status)
+        )
+        total_time = sum(increase(_points(s, start, end)) for s in sums.get(svc, []))
+        cum: dict[float, float] = defaultdict(float)
+        for s in buckets.get(svc, []):
+            try:
+                le = float(s["metric"].get("le", "nan"))
+            except ValueError:
+                continue
+            if not math.isnan(le):
+                cum[le] += increase(_points(s, start, end))
+        bl = list(cum.items())
+        cpu = sum(increase(p) for p in cpu_pts) if cpu_pts else None
+        instances = {
+            str(s["metric"].get(m.instance_label, ""))
+            for s in ups.get(svc, [])
+            if any(v >= 1 for _, v in _points(s, start, end))
+        }
+        if not instances:
+            instances = {str(s["metric"].get(m.instance_label, "")) for s in reqs.get(svc, [])}
+        out[svc] = ServiceMetrics(
+            service=svc,
+            window=window,
+            requests=n,
+            rate=n / window if window > 0 else 0.0,
+            mean=total_time / n if n > 0 and sums.get(svc) else None,
+            p50=histogram_quantile(0.5, bl),
+            p95=histogram_quantile(0.95, bl),
+            p99=histogram_quantile(0.99, bl),
+            error_rate=errs / n if n > 0 else None,
+            cpu_seconds=cpu,
+            utilization=cpu / window if cpu is not None and window > 0 else None,
+            demand=cpu / n if cpu is not None and n > 0 else None,
+            replicas=max(1, len(instances)),
+        )
+    return out
+
+
+def up_fraction(dump: Dump, mapping: MetricMap | None = None) -> dict[str, float]:
+    """Share of samples where each service's targets were up (availability as scraped)."""
+    m = mapping or MetricMap()
+    acc: dict[str, list[float]] = defaultdict(list)
+    for s in _by_name(dump, m.up):
+        acc[str(s["metric"].get(m.service_label, ""))].extend(v for _, v in _points(s, None, None))
+    return {k: sum(1 for x in v if x >= 1) / len(v) for k, v in acc.items() if v}
