@@ -1,0 +1,5 @@
+"""Shadow Twin what-if explorer: ``streamlit run app.py`` (pages live in ``explorer/``)."""
+
+from explorer.main import main
+
+main()

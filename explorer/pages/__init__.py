@@ -1,0 +1,1 @@
+"""The explorer's pages: each file is run as a script by ``st.navigation`` (see main.py)."""
