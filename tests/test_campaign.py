@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import psutil
 import pytest
@@ -267,6 +268,37 @@ def test_runs_parquet_has_one_row_per_run_and_duckdb_queries_it(
     assert summary["runs"] == 16 and summary["failure_modes"]
     agg = pd.read_parquet(o.out / "aggregated.parquet")
     assert len(agg) == 8 and {"availability_lo", "availability_hi"} <= set(agg.columns)
+
+
+def test_aggregated_table_is_the_replication_mean_with_a_student_t_95_interval(
+    reference: tuple[Path, Outcome],
+) -> None:
+    from scipy import stats
+
+    runs, agg = reference[1].runs, reference[1].aggregated
+    assert len(agg) == runs.groupby(["scenario", "policy"]).ngroups
+    for _, row in agg.iterrows():
+        g = runs[(runs["scenario"] == row["scenario"]) & (runs["policy"] == row["policy"])]
+        assert row["replications"] == len(g) == 2
+        for m in ("availability", "latency_p99"):
+            xs = g[m].to_numpy(dtype=float)
+            mean = xs.mean()
+            half = stats.t.ppf(0.975, len(xs) - 1) * xs.std(ddof=1) / np.sqrt(len(xs))
+            assert row[m] == pytest.approx(mean)
+            assert row[f"{m}_lo"] == pytest.approx(mean - half)
+            assert row[f"{m}_hi"] == pytest.approx(mean + half)
+            assert row[f"{m}_lo"] <= row[m] <= row[f"{m}_hi"]
+
+
+def test_run_campaign_takes_a_file_path_and_reports_progress_to_the_last_run(
+    reference: tuple[Path, Outcome], tmp_path: Path
+) -> None:
+    spec, ref = reference
+    seen: list[tuple[int, int]] = []
+    o = run_campaign(spec, tmp_path / "out", on_progress=lambda d, n: seen.append((d, n)))
+    assert seen[-1] == (16, 16)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    pd.testing.assert_frame_equal(stable(o), stable(ref))
 
 
 def test_requests_are_conserved_in_every_row(reference: tuple[Path, Outcome]) -> None:

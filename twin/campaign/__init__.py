@@ -39,6 +39,7 @@ from twin.campaign.generate import (
     parse_duration,
     read_incidents,
 )
+from twin.campaign.report import write_report
 from twin.campaign.run import (
     Outcome,
     run_campaign,
@@ -104,4 +105,5 @@ __all__ = [
     "run_campaign",
     "run_dask",
     "run_local",
+    "write_report",
 ]

@@ -26,9 +26,7 @@ from twin.campaign.execute import (
     run_dask,
     run_local,
 )
-from twin.campaign.generate import (
-    Plan,
-)
+from twin.campaign.generate import Plan, load_campaign
 from twin.campaign.tables import (
     aggregate,
     failure_modes,
@@ -53,7 +51,7 @@ class Outcome:
 
 
 def run_campaign(
-    plan: Plan,
+    plan: Plan | str | Path,
     out: str | Path,
     *,
     workers: int = 1,
@@ -64,10 +62,15 @@ def run_campaign(
 ) -> Outcome:
     """Run every unfinished run of ``plan``, then consolidate and analyse.
 
+    ``plan`` is a loaded plan or the path of a campaign file (loaded with
+    :func:`load_campaign`), so callers without the CLI (the explorer) need one call.
+    ``on_progress(done, total)`` is called after every finished run.
     Finished runs found in ``out`` (from an earlier, possibly killed, invocation) are reused.
     With a ``store``, each run is also recorded in its own transaction as it finishes, and the
     failure modes and mitigations at the end in one more.
     """
+    if not isinstance(plan, Plan):
+        plan = load_campaign(plan)
     out = Path(out)
     parts = out / "parts"
     try:
