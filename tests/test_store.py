@@ -284,6 +284,34 @@ def test_a_bad_file_in_a_batch_stores_nothing(store: Store, tmp_path: Path) -> N
         store.ingest_files([broken])
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"test_id": 5,\n "timestamp": "2024-10-27T10:00:00Z"}', r"r.json:1: test_id: expected"),
+        (
+            '{"test_id": "a",\n "timestamp": "2024-10-27T10:00:00Z",\n "injected_faults": "x"}',
+            r"r.json:3: injected_faults: expected a list",
+        ),
+        (
+            '[{"test_id": "a", "timestamp": "2024-10-27T10:00:00Z"},\n'
+            ' {"test_id": "b",\n  "timestamp": "yesterday"}]',
+            r"r.json:3: \[1\]\.timestamp: expected an ISO 8601 timestamp",
+        ),
+        ('{"start": "2024-10-27T10:00:00Z",\n "experiment": {}, "run": 3}', r"r.json:2: run:"),
+        ('{"hello": 1}', r"r.json: not a chaos result"),
+    ],
+)
+def test_a_bad_chaos_result_is_one_line_naming_file_line_and_path(
+    store: Store, tmp_path: Path, text: str, message: str
+) -> None:
+    f = tmp_path / "r.json"
+    f.write_text(text)
+    with pytest.raises(InputError, match=message) as err:
+        store.ingest_files([f])
+    assert "\n" not in str(err.value)
+    assert store.chaos_results() == []
+
+
 # -- campaigns, runs, failure modes ------------------------------------------------------------
 
 

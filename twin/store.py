@@ -48,6 +48,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from twin.errors import InputError, TwinError
+from twin.io import DocProblem, _located
 
 DEFAULT_FILE = "twin.db"
 """The embedded database used when no URL is given (``$TWIN_DB`` overrides it)."""
@@ -579,19 +580,40 @@ def _record(
     }
 
 
-def _parse_plain(doc: dict[str, Any], where: str) -> dict[str, Any]:
-    for key in ("test_id", "timestamp"):
-        if not doc.get(key):
-            raise InputError(f"{key}: required field is missing", source=where)
+def _timestamp(value: Any, loc: tuple[str | int, ...]) -> str:
+    """The timestamp as given, once it is known to be ISO 8601 (``Z`` allowed)."""
+    if not isinstance(value, str) or not value:
+        raise DocProblem(loc, "expected an ISO 8601 timestamp string, e.g. 2024-10-27T10:00:00Z")
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise DocProblem(
+            loc, f"expected an ISO 8601 timestamp, e.g. 2024-10-27T10:00:00Z, got {value!r}"
+        ) from None
+    return value
+
+
+def _parse_plain(doc: dict[str, Any], where: str, at: tuple[int, ...] = ()) -> dict[str, Any]:
+    if not doc.get("timestamp"):
+        raise DocProblem((*at, "timestamp"), "required field is missing")
+    if not isinstance(doc["test_id"], str) or not doc["test_id"].strip():
+        raise DocProblem((*at, "test_id"), "expected a non-empty string")
+    started = _timestamp(doc["timestamp"], (*at, "timestamp"))
     faults = doc.get("injected_faults") or []
-    if not isinstance(faults, list) or not all(isinstance(f, dict) for f in faults):
-        raise InputError("injected_faults: expected a list of objects", source=where)
+    if not isinstance(faults, list):
+        raise DocProblem((*at, "injected_faults"), "expected a list of objects")
+    for i, f in enumerate(faults):
+        if not isinstance(f, dict):
+            raise DocProblem((*at, "injected_faults", i), "expected an object")
+    params = doc.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise DocProblem((*at, "parameters"), "expected an object")
     expected = doc.get("expected_outcome")
     actual = doc.get("actual_outcome")
     return _record(
         "chaos-json",
-        str(doc["test_id"]),
-        str(doc["timestamp"]),
+        doc["test_id"],
+        started,
         doc.get("parameters"),
         faults,
         None if expected is None else str(expected),
@@ -603,12 +625,17 @@ def _parse_plain(doc: dict[str, Any], where: str) -> dict[str, Any]:
     )
 
 
-def _parse_journal(doc: dict[str, Any], where: str) -> dict[str, Any]:
+def _parse_journal(doc: dict[str, Any], where: str, at: tuple[int, ...] = ()) -> dict[str, Any]:
     """A Chaos Toolkit journal: the experiment's actions are the faults; it passed when it
     completed without the steady state deviating."""
     exp = doc.get("experiment") or {}
     if not doc.get("start"):
-        raise InputError("start: required field is missing (Chaos Toolkit journal)", source=where)
+        raise DocProblem((*at, "start"), "required field is missing (Chaos Toolkit journal)")
+    start = _timestamp(doc["start"], (*at, "start"))
+    if not isinstance(exp, dict):
+        raise DocProblem((*at, "experiment"), "expected an object")
+    if not isinstance(doc.get("run") or [], list):
+        raise DocProblem((*at, "run"), "expected a list of activity results")
     faults = []
     for item in doc.get("run") or []:
         act = item.get("activity") or {}
@@ -640,7 +667,7 @@ def _parse_journal(doc: dict[str, Any], where: str) -> dict[str, Any]:
     return _record(
         "chaostoolkit",
         str(exp.get("title") or "untitled experiment"),
-        str(doc["start"]),
+        start,
         {k: v for k, v in (exp.get("configuration") or {}).items() if "secret" not in k.lower()},
         faults,
         "steady state holds",
@@ -652,25 +679,30 @@ def _parse_journal(doc: dict[str, Any], where: str) -> dict[str, Any]:
     )
 
 
-def parse_chaos(data: Any, source: str = "<chaos result>") -> list[dict[str, Any]]:
+def parse_chaos(
+    data: Any, source: str = "<chaos result>", text: str | None = None
+) -> list[dict[str, Any]]:
     """Normalise chaos results: the plain JSON shape (``test_id``, ``timestamp``,
     ``injected_faults``, ``expected_outcome``, ``actual_outcome``...), a list of them, or a
-    Chaos Toolkit journal (recognised by ``chaoslib-version`` / ``experiment``)."""
+    Chaos Toolkit journal (recognised by ``chaoslib-version`` / ``experiment``). A problem is
+    one :class:`InputError` naming ``source:line`` (when ``text`` is given) and the path."""
     docs = data if isinstance(data, list) else [data]
     out = []
-    for i, doc in enumerate(docs):
-        where = source if not isinstance(data, list) else f"{source}: [{i}]"
-        if not isinstance(doc, dict):
-            raise InputError("expected a JSON object", source=where)
-        if "chaoslib-version" in doc or ("experiment" in doc and "run" in doc):
-            out.append(_parse_journal(doc, where))
-        elif "test_id" in doc:
-            out.append(_parse_plain(doc, where))
-        else:
-            raise InputError(
-                "not a chaos result: expected test_id/timestamp or a Chaos Toolkit journal",
-                source=where,
-            )
+    try:
+        for i, doc in enumerate(docs):
+            at: tuple[int, ...] = (i,) if isinstance(data, list) else ()
+            if not isinstance(doc, dict):
+                raise DocProblem(at, "expected a JSON object")
+            if "chaoslib-version" in doc or ("experiment" in doc and "run" in doc):
+                out.append(_parse_journal(doc, source, at))
+            elif "test_id" in doc:
+                out.append(_parse_plain(doc, source, at))
+            else:
+                raise DocProblem(
+                    at, "not a chaos result: expected test_id/timestamp or a Chaos Toolkit journal"
+                )
+    except DocProblem as exc:
+        raise _located(exc.loc, exc.message, source, text) from None
     return out
 
 
@@ -684,7 +716,7 @@ def parse_chaos_file(path: Path) -> list[dict[str, Any]]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg}", source=f"{path}:{exc.lineno}") from None
-    return parse_chaos(data, str(path))
+    return parse_chaos(data, str(path), text)
 
 
 __all__ = [
