@@ -201,6 +201,26 @@ def test_history_resembles_past_incidents_and_adds_neighbours_not_yet_seen(
 
 
 @pytest.mark.parametrize(
+    ("log", "message"),
+    [
+        (
+            "time,service,symptom,duration,cause\nT,c,slow,15m,disk\nT,b,503 errors,soon,x\n",
+            r"incidents.csv:3: duration: cannot read 'soon'",
+        ),
+        ("when,who,what\nT,c,slow\n", r"incidents.csv:1: incident log needs a header"),
+    ],
+)
+def test_a_bad_incident_log_is_one_line_naming_file_and_line(
+    tmp_path: Path, log: str, message: str
+) -> None:
+    (tmp_path / "incidents.csv").write_text(log)
+    write_campaign(tmp_path, extra="history: {path: incidents.csv}\n")
+    with pytest.raises(InputError, match=message) as err:
+        load_campaign(tmp_path / "campaign.yaml")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
     ("text", "seconds"),
     [
         (90, 90.0),
@@ -468,6 +488,7 @@ def twin(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
         text=True,
         check=False,
         cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 
 
@@ -479,7 +500,8 @@ def test_killed_campaign_leaves_no_partial_or_duplicated_rows_in_sqlite_and_resu
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "twin.cli", "campaign", str(spec), "--out", str(out)]
     cmd += ["--db", str(db), "--workers", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 60
     parts = out / "parts"
     while time.monotonic() < deadline and proc.poll() is None:

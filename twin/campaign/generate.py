@@ -295,6 +295,13 @@ def read_incidents(path: Path) -> list[dict[str, Any]]:
             raise InputError("expected a list of incident objects", source=str(path))
         return [{**r, "line": None, "index": i} for i, r in enumerate(rows)]
     reader = csv.DictReader(text.splitlines())
+    header = {(k or "").strip().lower() for k in reader.fieldnames or []}
+    if not {"service", "symptom"} <= header:
+        raise InputError(
+            "incident log needs a header with at least service and symptom columns "
+            "(time, service, symptom, duration, cause)",
+            source=f"{path}:1",
+        )
     out = []
     for i, r in enumerate(reader):
         out.append({**{k.strip().lower(): v for k, v in r.items() if k}, "line": i + 2, "index": i})
@@ -340,7 +347,13 @@ def _history(b: _Builder, h: History, base: Path) -> dict[str, Any]:
             target = f"{callers[0]}->{service}"
         elif kind in ("traffic_surge", "attack"):
             target = entries.get(service, topo.workload[0].entry)
-        d = parse_duration(r.get("duration"))
+        raw = r.get("duration")
+        d = parse_duration(raw)
+        if d is None and raw not in (None, ""):
+            raise InputError(
+                f"duration: cannot read {raw!r} (e.g. 90, 90s, 15m, 1h30m, PT15M, 00:15:00)",
+                source=where,
+            )
         groups.setdefault((kind, target), []).append(d if d is not None else math.nan)
     _, window = b.c.fault_window()
     seen = set(groups)
