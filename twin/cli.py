@@ -269,6 +269,12 @@ def generate(
     typer.echo(f"wrote {out}: {len(topo.services)} services")
 
 
+# Bayesian risk and priorities (issue 6; twin/risk_cli.py imports PyMC inside the command).
+from twin import risk_cli as _risk_cli  # noqa: E402
+
+app.command("risk")(_risk_cli.risk)
+
+
 # Campaigns and the failure-mode database (issue 5; twin/campaign_cli.py).
 from twin import campaign_cli as _campaign_cli  # noqa: E402
 

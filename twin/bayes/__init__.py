@@ -1,0 +1,71 @@
+"""Bayesian failure probabilities, risk and remediation priorities (PyMC).
+
+- :mod:`twin.bayes.evidence`: incident logs, campaign runs and chaos results -> tidy frames,
+  with one-line errors naming the file, row and column.
+- :mod:`twin.bayes.failure`: the models (fault occurrence, impact given a fault,
+  time to failure), each ``build_*_model(tidy_df, priors) -> pm.Model`` with named coords.
+- :mod:`twin.bayes.fit`: sampling (nutpie, PyMC NUTS) and a fast variational option.
+- :mod:`twin.bayes.checks`: r-hat, effective sample size, divergences; refuse on failure.
+- :mod:`twin.bayes.risk`: posterior simulation into risk, priorities and scenario files.
+
+PyMC, ArviZ and nutpie are imported inside the functions that need them, so importing
+this package (and ``twin --help``) stays fast.
+"""
+
+from twin.bayes.analysis import Analysis, analyse, load_evidence
+from twin.bayes.checks import Diagnostics, DiagnosticsError, Thresholds, diagnose, require
+from twin.bayes.evidence import History, history_from_counts, parse_horizon, read_history
+from twin.bayes.failure import (
+    ImpactPriors,
+    OccurrencePriors,
+    TTFPriors,
+    build_impact_model,
+    build_occurrence_model,
+    build_ttf_model,
+    occurrence_rates,
+)
+from twin.bayes.fit import Fit, FitOptions, fit
+from twin.bayes.report import write_report
+from twin.bayes.risk import (
+    RiskInputs,
+    RiskOptions,
+    compute_risk,
+    posterior_scenarios,
+    priorities,
+)
+from twin.bayes.runs import Impact, build_impact, read_chaos, read_runs
+
+__all__ = [
+    "Analysis",
+    "Diagnostics",
+    "DiagnosticsError",
+    "Fit",
+    "FitOptions",
+    "History",
+    "Impact",
+    "ImpactPriors",
+    "OccurrencePriors",
+    "RiskInputs",
+    "RiskOptions",
+    "TTFPriors",
+    "Thresholds",
+    "analyse",
+    "build_impact",
+    "build_impact_model",
+    "build_occurrence_model",
+    "build_ttf_model",
+    "compute_risk",
+    "diagnose",
+    "fit",
+    "history_from_counts",
+    "load_evidence",
+    "occurrence_rates",
+    "parse_horizon",
+    "posterior_scenarios",
+    "priorities",
+    "read_chaos",
+    "read_history",
+    "read_runs",
+    "require",
+    "write_report",
+]

@@ -1,0 +1,222 @@
+"""``twin risk``: incident history + campaign results (+ chaos results) -> risk.json and a report.
+
+Exit codes: 0 reported; 2 bad input (one line naming file, row and column); 3 refused
+because the sampler's diagnostics failed (the reason is printed, and written with the
+diagnostics to ``DIR/diagnostics.json`` and ``DIR/report.html``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+import typer
+
+from twin.errors import InputError, TwinError
+
+EXIT_BAD_INPUT = 2
+EXIT_REFUSED = 3
+
+
+def risk(
+    history: Annotated[Path, typer.Option(help="Incident log (CSV/JSON) or counts table.")],
+    results: Annotated[Path, typer.Option(help="Campaign output directory (runs.parquet).")],
+    db: Annotated[
+        str | None, typer.Option(help="Failure-mode database URL (chaos-test results).")
+    ] = None,
+    horizon: Annotated[str, typer.Option(help="Risk horizon: 30d, 2w, 12h.")] = "30d",
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("risk-out"),
+    topology: Annotated[
+        Path | None, typer.Option(help="Topology YAML: the known services (default: campaign's).")
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="Policy in force (default: the campaign's first).")
+    ] = None,
+    load: Annotated[float, typer.Option(min=0.0, help="Load multiplier to judge at.")] = 1.0,
+    period: Annotated[str, typer.Option(help="Period length for the incident log.")] = "30d",
+    method: Annotated[str, typer.Option(help="nutpie, pymc (NUTS) or advi (fast).")] = "nutpie",
+    draws: Annotated[int, typer.Option(min=1, help="Draws per chain.")] = 2000,
+    tune: Annotated[int, typer.Option(min=0, help="Tuning steps per chain.")] = 1000,
+    chains: Annotated[int, typer.Option(min=1, help="Chains.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 1,
+    scenarios: Annotated[
+        int, typer.Option(min=0, help="Also write N posterior scenario files to DIR/scenarios/.")
+    ] = 0,
+) -> None:
+    """Failure probabilities, risk and remediation priorities (Bayesian, PyMC)."""
+    try:
+        code = _risk(
+            history,
+            results,
+            db,
+            horizon,
+            out,
+            topology,
+            policy,
+            load,
+            period,
+            method,
+            draws,
+            tune,
+            chains,
+            seed,
+            scenarios,
+        )
+    except TwinError as exc:
+        typer.echo(f"twin: error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if code:
+        raise typer.Exit(code)
+
+
+def _risk(
+    history: Path,
+    results: Path,
+    db: str | None,
+    horizon: str,
+    out: Path,
+    topology: Path | None,
+    policy: str | None,
+    load: float,
+    period: str,
+    method: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    scenarios: int,
+) -> int:
+    from twin.bayes.evidence import parse_horizon
+    from twin.bayes.fit import METHODS, FitOptions, Method
+
+    horizon_days = parse_horizon(horizon)
+    try:
+        period_days = parse_horizon(period)
+    except InputError as exc:
+        raise InputError(exc.detail, source="--period") from None
+    if method not in METHODS:
+        raise InputError(f"expected one of {', '.join(METHODS)}, got {method!r}", source="--method")
+    topo = None
+    services = None
+    if topology is not None:
+        from twin.topology import Topology
+
+        topo = Topology.load(topology)
+        services = list(topo.services)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create output directory: {exc.strerror}", source=str(out)
+        ) from None
+
+    from twin.bayes.analysis import analyse, load_evidence
+    from twin.bayes.report import write_report
+    from twin.bayes.risk import RiskOptions, posterior_scenarios, priorities
+    from twin.io import dump_yaml
+    from twin.results import write_json
+
+    started = time.perf_counter()
+    hist, impact = load_evidence(history, results, db, services=services, period_days=period_days)
+    typer.echo(
+        f"evidence: {int(hist.counts['incidents'].sum())} incidents, "
+        f"{len(hist.services)} services x {len(hist.kinds)} fault kinds; "
+        f"{runs_of(impact.rows, 'sim')} campaign runs, {runs_of(impact.rows, 'real')} real "
+        f"results; sampling with {method}...",
+        err=True,
+    )
+    result = analyse(
+        hist,
+        impact,
+        fit_options=FitOptions(
+            method=cast("Method", method),
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            progress=sys.stderr.isatty(),
+        ),
+        risk_options=RiskOptions(horizon_days=horizon_days, policy=policy, load=load, seed=seed),
+    )
+    diag = [d.to_dict() for d in result.diagnostics]
+    write_json(out / "diagnostics.json", {"ok": result.ok, "models": diag})
+    if not result.ok or result.risk is None:
+        reason = "refusing to report: " + " | ".join(
+            f"{d.model} model: {'; '.join(d.problems)}" for d in result.diagnostics if d.problems
+        )
+        write_report(out / "report.html", None, result.diagnostics, result.notes, refused=reason)
+        stale = out / "risk.json"
+        if stale.exists():  # an earlier report is kept, but not where it reads as this one's
+            stale.replace(out / "risk.previous.json")
+            reason += "; the earlier risk.json is now risk.previous.json"
+        typer.echo(f"twin: {reason}", err=True)
+        return EXIT_REFUSED
+    report: dict[str, Any] = {
+        **result.risk,
+        "priorities": priorities(result.risk),
+        "method": method,
+        "diagnostics": diag,
+        "evidence": {
+            "history": hist.source,
+            "incidents": int(hist.counts["incidents"].sum()),
+            "exposure_days": float(hist.counts["exposure_days"].sum()),
+            "campaign": impact.source,
+            "chaos": db,
+            "real_results": runs_of(impact.rows, "real"),
+            "simulated_runs": runs_of(impact.rows, "sim"),
+        },
+        "notes": result.notes,
+        "wall_seconds": time.perf_counter() - started,
+    }
+    write_json(out / "risk.json", report)
+    write_report(out / "report.html", result.risk, result.diagnostics, result.notes)
+    written = ["risk.json", "diagnostics.json", "report.html"]
+    if scenarios and result.inputs is not None:
+        sdir = out / "scenarios"
+        sdir.mkdir(exist_ok=True)
+        docs = posterior_scenarios(
+            result.inputs, scenarios, seed=seed, horizon_days=horizon_days, topology=topo
+        )
+        for i, doc in enumerate(docs):
+            (sdir / f"posterior-{i:03d}.yaml").write_text(dump_yaml(doc), encoding="utf-8")
+        written.append(f"scenarios/ ({len(docs)})")
+    _print_table(report, out, written)
+    return 0
+
+
+def runs_of(rows: Any, source: str) -> int:
+    """Runs (not binomial rows) of one source: the trials of a single SLO."""
+    first = rows[rows["slo"] == rows["slo"].iloc[0]]
+    return int(first.loc[first["source"] == source, "trials"].sum())
+
+
+def _print_table(report: dict[str, Any], out: Path, written: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def iv(d: dict[str, float], spec: str) -> str:
+        return f"{d['mean']:{spec}} [{d['lo']:{spec}}, {d['hi']:{spec}}]"
+
+    t = Table(
+        title=f"risk over {report['horizon_days']:g} days (policy {report['policy']}, "
+        f"{report['interval']:.0%} intervals)",
+        title_justify="left",
+    )
+    for col in ("rank", "service", "fault", "breach minutes", "P(breach)", "RPN", "mitigation"):
+        t.add_column(col, justify="left" if col in ("service", "fault", "mitigation") else "right")
+    for m in report["failure_modes"][:10]:
+        mit = m["mitigation"]
+        t.add_row(
+            str(m["rank"]),
+            m["service"],
+            m["fault_kind"],
+            iv(m["expected_breach_minutes"], ".1f"),
+            iv(m["p_breach"], ".2f"),
+            str(m["rpn"]["rpn"]),
+            mit["policy"] if mit else "–",
+        )
+    console = Console()
+    console.print(t)
+    console.print(f"wrote {out}/: {', '.join(written)} ({report['wall_seconds']:.1f} s wall)")
