@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
+from pg_server import postgres_url  # noqa: F401 - a fixture
 
 from twin.campaign import (
     VOLATILE,
@@ -492,14 +492,25 @@ def twin(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
     )
 
 
-def test_killed_campaign_leaves_no_partial_or_duplicated_rows_in_sqlite_and_resumes(
-    tmp_path: Path,
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_killed_campaign_leaves_no_partial_or_duplicated_rows_in_the_database_and_resumes(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
 ) -> None:
+    import sqlalchemy as sa
+
     spec = write_campaign(tmp_path, duration=40)
-    db = tmp_path / "modes.db"
+    if backend == "sqlite":
+        db = str(tmp_path / "modes.db")
+        url = f"sqlite:///{db}"
+    else:
+        db = url = request.getfixturevalue("postgres_url")
+        from twin.store import Base, Store
+
+        with Store(url) as fresh:  # the server is shared by the module: start from empty tables
+            Base.metadata.drop_all(fresh.engine)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "twin.cli", "campaign", str(spec), "--out", str(out)]
-    cmd += ["--db", str(db), "--workers", "2"]
+    cmd += ["--db", db, "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 60
@@ -516,27 +527,30 @@ def test_killed_campaign_leaves_no_partial_or_duplicated_rows_in_sqlite_and_resu
     assert not alive, "worker processes outlived the killed campaign"
     on_disk = {p.stem for p in parts.glob("*.parquet")}
 
-    con = sqlite3.connect(db)
-    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    ids = [r[0] for r in con.execute("SELECT run_id FROM runs")]
-    assert len(ids) == len(set(ids)), "duplicated runs"
-    assert set(ids) <= on_disk, "a run in the database has no result file"
-    assert 4 <= len(on_disk) < 16
-    nulls = con.execute(
-        "SELECT count(*) FROM runs WHERE requests IS NULL OR succeeded IS NULL OR scenario IS NULL"
-    ).fetchone()
-    assert nulls == (0,)
-    assert con.execute("SELECT count(*) FROM failure_modes").fetchone() == (0,)
-    assert con.execute("SELECT status FROM campaigns").fetchall() == [("running",)]
-    con.close()
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as con:
+        if backend == "sqlite":
+            assert con.exec_driver_sql("PRAGMA integrity_check").fetchone() == ("ok",)
+        ids = [r[0] for r in con.exec_driver_sql("SELECT run_id FROM runs")]
+        assert len(ids) == len(set(ids)), "duplicated runs"
+        assert set(ids) <= on_disk, "a run in the database has no result file"
+        assert 4 <= len(on_disk) < 16
+        nulls = con.exec_driver_sql(
+            "SELECT count(*) FROM runs "
+            "WHERE requests IS NULL OR succeeded IS NULL OR scenario IS NULL"
+        ).fetchone()
+        assert nulls == (0,)
+        assert con.exec_driver_sql("SELECT count(*) FROM failure_modes").fetchone() == (0,)
+        assert con.exec_driver_sql("SELECT status FROM campaigns").fetchall() == [("running",)]
 
-    r = twin("campaign", str(spec), "--out", str(out), "--db", str(db))
+    r = twin("campaign", str(spec), "--out", str(out), "--db", db)
     assert r.returncode == 0, r.stderr
-    con = sqlite3.connect(db)
-    assert con.execute("SELECT count(*), count(DISTINCT run_id) FROM runs").fetchone() == (16, 16)
-    assert con.execute("SELECT status FROM campaigns").fetchall() == [("finished",)]
-    modes = con.execute("SELECT count(*) FROM failure_modes").fetchone()[0]
-    con.close()
+    with engine.connect() as con:
+        counts = con.exec_driver_sql("SELECT count(*), count(DISTINCT run_id) FROM runs")
+        assert counts.fetchone() == (16, 16)
+        assert con.exec_driver_sql("SELECT status FROM campaigns").fetchall() == [("finished",)]
+        modes = con.exec_driver_sql("SELECT count(*) FROM failure_modes").fetchone()[0]
+    engine.dispose()
     assert modes > 0
     runs = pd.read_parquet(out / "runs.parquet")
     assert len(runs) == 16 and runs["run_id"].is_unique
