@@ -281,6 +281,15 @@ from twin import calibrate_cli as _calibrate_cli  # noqa: E402
 app.command("calibrate")(_calibrate_cli.calibrate)
 
 
+# Campaigns and the failure-mode database (issue 5; twin/campaign_cli.py).
+from twin import campaign_cli as _campaign_cli  # noqa: E402
+
+app.command("campaign")(_campaign_cli.campaign)
+app.command("ingest")(_campaign_cli.ingest)
+app.command("modes")(_campaign_cli.modes)
+app.command("availability")(_campaign_cli.availability)
+
+
 def main() -> None:
     try:
         app()

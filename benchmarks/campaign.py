@@ -1,0 +1,172 @@
+"""Campaign throughput (2 local cores vs 1) and per-request cost at 1,000 services vs a chain.
+
+1. The 200-run Online Boutique campaign (experiments/boutique-campaign.yaml) on one local
+   process, then on two; the rows must be identical (wall time aside). Target: >= 1.8x.
+2. One 10-minute campaign scenario (a 50 ms latency fault on a busy inner service, through
+   the campaign machinery) on a 1,000-service synthetic topology and on a 3-service chain
+   a -> b -> c at the same entry rate; cost = wall seconds per entry request (fastest of 3).
+   Target: <= 3x.
+   A synthetic request visits several times more services than a chain request, so the cost
+   per service visit (job) and per engine event are printed too.
+
+Benchmarks print ratios; nothing asserts on wall time. The machine's load average is printed
+first: other work on the same cores lowers the speed-up.
+
+    python benchmarks/campaign.py [--runs-only | --cost-only]
+
+The last lines are machine-readable (``name: value``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from twin.campaign import VOLATILE, load_campaign, run_campaign
+from twin.topology import Topology
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "experiments" / "boutique-campaign.yaml"
+REPEAT = 3  # cost runs per topology; the fastest counts
+RATE = 200.0  # entry requests per second in both cost runs (the synthetic default)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the pool's workers)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def campaign_speedup(results: dict[str, float]) -> None:
+    plan = load_campaign(SPEC)
+    walls: dict[int, float] = {}
+    frames: dict[int, pd.DataFrame] = {}
+    cpus: dict[int, float] = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as d:
+            c0 = _cpu()
+            t0 = time.perf_counter()
+            o = run_campaign(plan, Path(d) / "out", workers=workers)
+            walls[workers] = time.perf_counter() - t0
+            cpus[workers] = _cpu() - c0
+            frames[workers] = o.runs.drop(columns=list(VOLATILE))
+        print(
+            f"boutique campaign, {len(o.runs)} runs on {workers} process(es): "
+            f"{walls[workers]:.1f} s wall, {cpus[workers]:.1f} s CPU (parent + workers), "
+            f"{o.runs['requests'].sum():,} simulated requests"
+        )
+    same = frames[1].equals(frames[2])
+    print(f"rows identical on 1 and 2 processes: {same}")
+    results["runs"] = float(len(frames[1]))
+    results["wall_1_core_s"] = walls[1]
+    results["wall_2_cores_s"] = walls[2]
+    results["identical_rows"] = float(same)
+    results["cpu_2_vs_1"] = cpus[2] / cpus[1]  # > 1: what parallelism itself costs
+    results["speedup_2_vs_1"] = walls[1] / walls[2]
+
+
+CHAIN = {
+    "name": "chain3",
+    "services": {
+        name: {
+            "workers": 8,
+            "operations": {
+                "default": {
+                    "service_time": {"dist": "exponential", "mean": 0.005},
+                    "calls": [{"to": nxt}] if nxt else [],
+                }
+            },
+        }
+        for name, nxt in (("a", "b"), ("b", "c"), ("c", None))
+    },
+    "workload": [{"entry": "a", "rate": RATE}],
+    "slo": {"latency_p99": 1.0, "availability": 0.99},
+}
+
+
+def _one_scenario(topo: Topology, target: str, d: Path) -> dict[str, Any]:
+    """Run one 10-minute scenario as a one-run campaign; returns its row."""
+    topo.to_yaml(d / "topology.yaml")
+    (d / "campaign.yaml").write_text(
+        "name: cost\ntopology: topology.yaml\nduration: 600\nwarmup: 60\nseed: 1\n"
+        "baseline: false\nscenarios:\n"
+        f"  - name: slow-{target}\n"
+        f"    faults: [{{kind: latency, target: {target}, start: 200, duration: 120, "
+        "delay: 0.05}]\n"
+    )
+    o = run_campaign(load_campaign(d / "campaign.yaml"), d / "out")
+    row: dict[str, Any] = o.runs.iloc[0].to_dict()
+    rates = topo.operation_rates()
+    entry = sum(w.rate for w in topo.workload)
+    row["visits_per_request"] = sum(rates.values()) / entry
+    return row
+
+
+def request_cost(results: dict[str, float]) -> None:
+    from twin.synthetic import generate
+
+    big = generate(1000, seed=1, total_rate=RATE)
+    g = big.service_graph()
+    inner = [n for n in g.nodes if g.in_degree(n) and g.out_degree(n)]
+    target = max(inner, key=lambda n: g.nodes[n]["rate"])
+    chain = Topology.from_dict(CHAIN)
+    rows = {}
+    for name, topo, tgt in (("chain", chain, "b"), ("synthetic-1000", big, target)):
+        tries = []
+        for _ in range(REPEAT):  # the fastest of a few: other work on the machine only slows
+            with tempfile.TemporaryDirectory() as d:
+                tries.append(_one_scenario(topo, tgt, Path(d)))
+        r = min(tries, key=lambda t: float(t["wall_seconds"]))
+        rows[name] = r
+        per_req = r["wall_seconds"] / r["requests"]
+        per_visit = per_req / r["visits_per_request"]
+        per_event = r["wall_seconds"] / r["events"]
+        print(
+            f"{name}: {len(topo.services)} services, {r['requests']:,} requests "
+            f"({r['visits_per_request']:.2f} service visits each), {r['events']:,} events, "
+            f"{r['wall_seconds']:.1f} s wall: {per_req * 1e6:.0f} us/request, "
+            f"{per_visit * 1e6:.1f} us/visit, {per_event * 1e6:.2f} us/event"
+        )
+    c, s = rows["chain"], rows["synthetic-1000"]
+
+    def cost(r: dict[str, Any], per: str) -> float:
+        n = {"request": r["requests"], "event": r["events"]}.get(per)
+        if per == "visit":
+            n = r["requests"] * r["visits_per_request"]
+        return float(r["wall_seconds"] / n)
+
+    results["per_request_cost_ratio_1000_vs_chain"] = cost(s, "request") / cost(c, "request")
+    results["per_visit_cost_ratio_1000_vs_chain"] = cost(s, "visit") / cost(c, "visit")
+    results["per_event_cost_ratio_1000_vs_chain"] = cost(s, "event") / cost(c, "event")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--runs-only", action="store_true", help="only the 2-vs-1 core speed-up")
+    group.add_argument("--cost-only", action="store_true", help="only the per-request cost")
+    a = ap.parse_args()
+    load = os.getloadavg()
+    print(f"cores: {os.cpu_count()}, load average before: {load[0]:.2f} {load[1]:.2f}")
+    results: dict[str, float] = {}
+    if not a.cost_only:
+        campaign_speedup(results)
+    if not a.runs_only:
+        request_cost(results)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    for k, v in results.items():
+        print(f"{k}: {v:.3g}" if abs(v) < 1000 else f"{k}: {v:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Campaign documents: what to run (lists, grids, seeded samples, incident history)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from twin.policy import Policy
+from twin.scenario import Fault, Load
+from twin.topology import SLO, Topology
+
+if TYPE_CHECKING:
+    pass
+
+
+FaultKind = Literal[
+    "latency",
+    "error_rate",
+    "outage",
+    "packet_loss",
+    "bandwidth",
+    "cpu_exhaustion",
+    "memory_leak",
+    "pool_exhaustion",
+    "data_corruption",
+    "traffic_surge",
+    "attack",
+]
+
+DEFAULT_INTENSITY: dict[str, float] = {
+    "latency": 0.2,  # seconds of added delay
+    "error_rate": 0.3,  # probability
+    "outage": 1.0,  # fraction of replicas down
+    "packet_loss": 0.1,  # probability
+    "bandwidth": 50_000.0,  # bytes per second
+    "cpu_exhaustion": 3.0,  # slow-down factor
+    "memory_leak": 5.0,  # MB per second
+    "pool_exhaustion": 0.5,  # fraction of workers held
+    "data_corruption": 0.2,  # probability
+    "traffic_surge": 1.0,  # extra rate as a multiple of the entry's own rate
+    "attack": 1.0,  # likewise
+}
+"""What one unit of ``intensity`` means per kind: the value of the fault's intensity field,
+except outage (fraction of replicas) and traffic kinds (multiple of the entry's rate)."""
+
+LOWER_IS_WORSE = {"bandwidth"}
+"""Kinds whose intensity hurts more as it falls; the threshold search runs the other way."""
+
+AFFECTED_SHARE = 0.01
+"""A service is in the blast radius of a run when at least this share of its requests failed,
+or when its own p99 alone exceeds the end-to-end latency objective."""
+
+_FAULT: TypeAdapter[Any] = TypeAdapter(Fault)
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_SAMPLE_KINDS: tuple[FaultKind, ...] = ("latency", "error_rate", "outage", "cpu_exhaustion")
+
+
+def _unprotected() -> dict[str, str | Policy | None]:
+    return {"none": None}
+
+
+class ScenarioItem(_Doc):
+    """An explicit scenario: faults exactly as in a scenario document, and a load."""
+
+    name: str = Field(min_length=1)
+    load: float | Load = Field(default=1.0, description="multiplier, or a load document")
+    faults: list[Fault] = Field(default_factory=list)
+
+
+class FaultSweep(_Doc):
+    """One fault kind swept over targets and intensities.
+
+    ``targets``: names, ``"*"`` (every service; every edge for bandwidth; every entry for
+    traffic kinds) or ``"edges"`` (every call edge, for latency and packet_loss).
+    ``params`` are further fixed fields of the fault (e.g. ``detection``, ``cost``).
+    """
+
+    kind: FaultKind
+    targets: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    intensities: list[float] | None = Field(default=None, description="default: one typical")
+    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+
+class Grid(_Doc):
+    """Every combination of fault (kind x target x intensity) and load multiplier."""
+
+    faults: list[FaultSweep] = Field(min_length=1)
+    loads: list[Annotated[float, Field(ge=0.0)]] = Field(default_factory=lambda: [1.0])
+
+
+class Range(_Doc):
+    """A uniform draw in [low, high], or log-uniform when ``log`` (both ends positive)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.high < self.low:
+            raise ValueError("high must be >= low")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+    def draw(self, rng: np.random.Generator) -> float:
+        u = float(rng.random())
+        if self.log:
+            return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        return self.low + u * (self.high - self.low)
+
+
+DEFAULT_RANGE: dict[str, Range] = {
+    "latency": Range(low=0.02, high=1.0, log=True),
+    "error_rate": Range(low=0.02, high=0.6),
+    "outage": Range(low=0.3, high=1.0),
+    "packet_loss": Range(low=0.01, high=0.3),
+    "bandwidth": Range(low=10_000, high=1_000_000, log=True),
+    "cpu_exhaustion": Range(low=1.5, high=6.0),
+    "memory_leak": Range(low=1.0, high=20.0, log=True),
+    "pool_exhaustion": Range(low=0.2, high=0.9),
+    "data_corruption": Range(low=0.05, high=0.5),
+    "traffic_surge": Range(low=0.5, high=3.0),
+    "attack": Range(low=0.5, high=3.0),
+}
+
+
+class RandomSample(_Doc):
+    """``count`` scenarios drawn with a seed: kind, target, intensity and load at random."""
+
+    count: int = Field(ge=1, le=100_000)
+    seed: int | None = Field(default=None, ge=0, description="default: the campaign seed")
+    kinds: list[FaultKind] = Field(
+        default_factory=lambda: list(_SAMPLE_KINDS),
+        min_length=1,
+    )
+    targets: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    intensity: dict[FaultKind, Range] = Field(default_factory=dict, description="by kind")
+    load: Range = Field(default_factory=lambda: Range(low=1.0, high=1.0))
+    faults: int = Field(default=1, ge=1, le=10, description="independent faults per scenario")
+
+
+class History(_Doc):
+    """Scenarios resembling past incidents, and neighbours that have not happened yet.
+
+    The log (CSV or JSON; fields time, service, symptom, duration, cause) is grouped by
+    (fault kind, service); each group becomes one scenario. Neighbours: the same fault at up
+    to ``neighbours`` adjacent services in the call graph that never had it, and the past
+    incident at each extra ``severities`` multiplier (worse than anything seen so far).
+    """
+
+    path: str = Field(description="incident log, relative to the campaign file")
+    neighbours: int = Field(default=2, ge=0)
+    severities: list[Annotated[float, Field(gt=0.0)]] = Field(default_factory=lambda: [2.0])
+    symptoms: dict[str, FaultKind] = Field(
+        default_factory=dict, description="extra keyword -> fault kind, checked first"
+    )
+    intensities: dict[FaultKind, float] = Field(default_factory=dict)
+
+
+class Campaign(_Doc):
+    """A fault campaign: which scenarios, under which policies, how many replications."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    topology: str = Field(description="topology YAML, relative to the campaign file")
+    duration: float = Field(default=300.0, gt=0.0, description="simulated seconds per run")
+    warmup: float = Field(default=30.0, ge=0.0)
+    window: float = Field(default=5.0, gt=0.0, description="seconds per curve point")
+    seed: int = Field(default=1, ge=0)
+    replications: int = Field(default=1, ge=1, le=10_000)
+    fault_start: float | None = Field(default=None, ge=0.0, description="default: a quarter in")
+    fault_duration: float | None = Field(default=None, gt=0.0, description="default: half")
+    slo: SLO | None = Field(default=None, description="judge runs by this (default: topology's)")
+    baseline: bool = Field(default=True, description="add a fault-free scenario per load")
+    policies: dict[str, str | Policy | None] = Field(
+        default_factory=_unprotected,
+        description="name -> policy file (relative), inline policy, or null (unprotected)",
+    )
+    scenarios: list[ScenarioItem] = Field(default_factory=list)
+    grid: Grid | None = None
+    sample: RandomSample | None = None
+    history: History | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Campaign:
+        if self.warmup >= self.duration:
+            raise ValueError(f"warmup ({self.warmup}) must be shorter than duration")
+        if not self.policies:
+            raise ValueError("policies: name at least one (null means unprotected)")
+        if not (self.baseline or self.scenarios or self.grid or self.sample or self.history):
+            raise ValueError("no scenarios: give scenarios, grid, sample or history")
+        return self
+
+    def fault_window(self) -> tuple[float, float]:
+        """(start, duration) of generated faults: by default the middle half of the measured
+        time, so curves show before, during and after."""
+        measured = self.duration - self.warmup
+        start = self.warmup + measured / 4 if self.fault_start is None else self.fault_start
+        dur = measured / 2 if self.fault_duration is None else self.fault_duration
+        return start, dur
+
+    def judged_slo(self, topology: Topology) -> SLO:
+        """The objectives runs are judged by: the campaign's, else the topology's, else 99%."""
+        slo = self.slo or topology.slo
+        if slo.latency_p99 is None and slo.availability is None:
+            return SLO(availability=0.99)
+        return slo
+
+
+ROW_VERSION = 3
+"""Bump when the row layout or its meaning changes, so old part files are not reused."""
