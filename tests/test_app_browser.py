@@ -144,6 +144,7 @@ def test_pick_a_fault_run_it_and_see_the_chart(server: tuple[str, str], tmp_path
     url, entry = server
     sync_playwright = playwright_api.sync_playwright
     expect = playwright_api.expect
+    expect.set_options(timeout=UI_TIMEOUT_MS)  # assertions too: a loaded CI machine is slow
     shot = tmp_path / "whatif.png"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
