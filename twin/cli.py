@@ -290,6 +290,56 @@ app.command("modes")(_campaign_cli.modes)
 app.command("availability")(_campaign_cli.availability)
 
 
+# -- issue 7: RL mitigation policies (heavy imports inside the commands) -------------------------
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    policy_dir: Annotated[Path, typer.Argument(help="Policy directory (model.zip optional).")],
+    out: Annotated[Path, typer.Option(help="Directory for evaluation.json and the plot.")] = Path(
+        "evaluation"
+    ),
+    search: Annotated[int, typer.Option(min=1, help="Static-search candidates.")] = 12,
+) -> None:
+    """Compare baselines (and the learned policy, if any) on the held-out fault scenarios."""
+    try:
+        from agents.evaluate import run as run_evaluation
+
+        result = run_evaluation(policy_dir, out, search=search)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    for name, res in result["policies"].items():
+        v = res["slo_violation_minutes"]
+        typer.echo(
+            f"{name:<14} SLO-violation min {v['mean']:.2f} [{v['lo']:.2f}, {v['hi']:.2f}]"
+            f"  replica-s {res['replica_seconds']['mean']:.0f}"
+        )
+    typer.echo(f"wrote {out / 'evaluation.json'}")
+
+
+@app.command("train")
+def train_cmd(
+    out: Annotated[Path, typer.Option(help="Run directory (model, checkpoints, logs).")] = Path(
+        "runs/online-boutique"
+    ),
+    steps: Annotated[int, typer.Option(min=1, help="Environment steps.")] = 20_000,
+    algo: Annotated[str, typer.Option(help="ppo, a2c or dqn.")] = "ppo",
+    envs: Annotated[int, typer.Option(min=1, help="Vectorised envs (processes).")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint.")] = False,
+) -> None:
+    """Train a mitigation policy on Online Boutique faults (stable-baselines3)."""
+    try:
+        from agents.train import train
+
+        path = train(out, steps, algo=algo, n_envs=envs, seed=seed, resume=resume)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"wrote {path}")
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,85 @@
+"""Baseline controllers the learned policy must beat, all in the env's action space.
+
+A controller maps (observation, env) to an action, so static and reactive baselines and the
+learned policy run through the very same episodes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from agents import spaces as sp
+
+if TYPE_CHECKING:
+    from agents.env import MitigationEnv
+
+Controller = Callable[[np.ndarray, "MitigationEnv"], np.ndarray]
+
+
+def static(timeout: int, retries: int, breaker: int, rate: int, queue: int) -> Controller:
+    """The same knob levels every step, every service (replicas unchanged)."""
+
+    def act(_: np.ndarray, env: MitigationEnv) -> np.ndarray:
+        return np.array([1, queue] * env.n + [timeout, retries, breaker, rate], dtype=np.int64)
+
+    return act
+
+
+def no_mitigation() -> Controller:
+    """The neutral action: 1 s timeout (the twin's loosest level), nothing else."""
+    return static(0, 0, 0, 0, 0)
+
+
+def best_practice() -> Controller:
+    """A common hand-written policy: 0.5 s timeout, one budgeted retry, breakers, queue 50."""
+    return static(1, 1, 1, 0, 1)
+
+
+def threshold(high: float = 0.7, low: float = 0.3) -> Controller:
+    """HPA-like scaling (utilisation above ``high``: +1 replica; below ``low``: -1 down to the
+    topology's count) on top of the best-practice knobs with breakers."""
+
+    def act(obs: np.ndarray, env: MitigationEnv) -> np.ndarray:
+        per = obs.reshape(env.n, sp.FEATURES)
+        out = []
+        for i, name in enumerate(env.services):
+            util = float(per[i, 2])
+            if util > high:
+                delta = 2
+            elif util < low and env.replicas[name] > env.base_replicas[name]:
+                delta = 0
+            else:
+                delta = 1
+            out += [delta, 1]
+        return np.array([*out, 1, 1, 1, 0], dtype=np.int64)
+
+    return act
+
+
+STATIC_GRID: tuple[tuple[int, int, int, int, int], ...] = tuple(
+    itertools.product(
+        range(len(sp.TIMEOUTS)),
+        range(len(sp.RETRIES)),
+        range(len(sp.BREAKER)),
+        range(len(sp.RATE_LIMITS)),
+        range(len(sp.QUEUE_LIMITS)),
+    )
+)
+
+
+def search_static(
+    score: Callable[[Controller], float], candidates: int, seed: int
+) -> tuple[tuple[int, int, int, int, int], Sequence[tuple[tuple[int, ...], float]]]:
+    """Best static knobs by a seeded random search over STATIC_GRID (lower score wins).
+
+    ``score`` must run on training scenarios only; the caller guarantees it.
+    """
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(STATIC_GRID), size=min(candidates, len(STATIC_GRID)), replace=False)
+    tried = [(STATIC_GRID[int(i)], score(static(*STATIC_GRID[int(i)]))) for i in idx]
+    best = min(tried, key=lambda t: t[1])[0]
+    return best, tried

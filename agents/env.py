@@ -1,0 +1,213 @@
+"""Gymnasium environment over the stepped twin: faults arrive, the agent sets mitigations.
+
+CartPole conventions: ``super().reset(seed=seed)``, randomness only from ``self.np_random``,
+finite normalised spaces, the time limit at registration (``max_episode_steps``). Each step
+applies the action as a twin Policy, advances ``interval`` simulated seconds, and observes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents import spaces as sp
+from agents.reward import RewardWeights, attainment, reward, violated
+from agents.scenarios import FaultCatalogue, FaultSpec, scenario_for
+from twin.errors import InputError
+from twin.policy import Policy
+from twin.sim.engine import Simulation
+from twin.topology import Topology
+
+ENV_ID = "ShadowTwin/Mitigation-v0"
+DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "online-boutique.yaml"
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Episode shape. ``load`` multiplies the workload (a reduced-rate twin trains faster)."""
+
+    topology: str = str(DEFAULT_TOPOLOGY)
+    interval: float = 5.0
+    episode_seconds: float = 90.0
+    load: float = 1.0
+    weights: RewardWeights = field(default_factory=RewardWeights)
+
+    @property
+    def max_steps(self) -> int:
+        return round(self.episode_seconds / self.interval)
+
+
+def action_to_policy(action: np.ndarray, services: tuple[str, ...], topo: Topology) -> Policy:
+    """The twin Policy an action stands for (also used by baselines and export)."""
+    n = len(services)
+    a = [int(x) for x in action]
+    glob = a[2 * n :]
+    timeout = sp.TIMEOUTS[glob[0]]
+    retries = sp.RETRIES[glob[1]]
+    client: dict[str, Any] = {"timeout": timeout}
+    if retries:
+        client["retries"] = {"max": retries, "budget": 0.2}
+    if sp.BREAKER[glob[2]]:
+        client["circuit_breaker"] = {"failure_rate": 0.5, "window": 20, "min_requests": 10}
+    svc_doc: dict[str, Any] = {}
+    for i, name in enumerate(services):
+        q = sp.QUEUE_LIMITS[a[2 * i + 1]]
+        if q is not None:
+            svc_doc[name] = {"queue_limit": q}
+    rl = sp.RATE_LIMITS[glob[3]]
+    if rl is not None:
+        for w in topo.workload:
+            svc_doc.setdefault(w.entry, {})["rate_limit"] = {"rps": w.rate * rl, "burst": 10.0}
+    return Policy.model_validate({"clients": {"*": client}, "services": svc_doc})
+
+
+class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
+    """One episode: one fault from the catalogue (or a given one), ``max_steps`` decisions."""
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium declares it so)
+
+    def __init__(self, config: EnvConfig | None = None, **overrides: Any) -> None:
+        cfg = config or EnvConfig()
+        if overrides:
+            cfg = EnvConfig(**{**cfg.__dict__, **overrides})
+        if cfg.interval <= 0 or cfg.episode_seconds < cfg.interval or cfg.load <= 0:
+            raise InputError(
+                f"env config: interval ({cfg.interval}), episode_seconds "
+                f"({cfg.episode_seconds}) and load ({cfg.load}) must be positive, "
+                "with episode_seconds >= interval"
+            )
+        self.cfg = cfg
+        self.topology = Topology.load(cfg.topology)
+        self.services = tuple(sorted(self.topology.services))
+        self.n = len(self.services)
+        self.catalogue = FaultCatalogue(self.topology)
+        slo = self.topology.slo
+        self.p99_target = slo.latency_p99 if slo.latency_p99 is not None else 1.0
+        self.avail_target = slo.availability if slo.availability is not None else 0.99
+        self.base_replicas = {s: self.topology.services[s].replicas for s in self.services}
+        self.observation_space = sp.observation_space(self.n)
+        self.action_space = sp.action_space(self.n)
+        self._callers: dict[str, list[str]] = {s: [] for s in self.services}
+        for a, b in self.topology.service_graph().edges:
+            self._callers[b].append(f"{a}->{b}")
+        self.sim: Simulation | None = None
+        self.fault: FaultSpec | None = None
+        self.replicas: dict[str, int] = dict(self.base_replicas)
+        self.last_action = sp.neutral_action(self.n)
+        self.steps = 0
+
+    # -- gymnasium API ------------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Options: ``fault`` (a FaultSpec, e.g. a held-out one, or None for no fault)."""
+        super().reset(seed=seed)
+        opts = options or {}
+        if "fault" in opts:
+            self.fault = opts["fault"]
+        else:
+            self.fault = self.catalogue.sample_training(self.np_random)
+        sim_seed = int(self.np_random.integers(0, 2**31 - 1))
+        scen = scenario_for(
+            self.fault,
+            self.cfg.episode_seconds + self.cfg.interval,
+            self.cfg.interval,
+            self.cfg.load,
+        )
+        self.replicas = dict(self.base_replicas)
+        self.last_action = sp.neutral_action(self.n)
+        self.sim = Simulation(
+            self.topology,
+            scen,
+            action_to_policy(self.last_action, self.services, self.topology),
+            seed=sim_seed,
+            series="none",
+        )
+        self.steps = 0
+        return self._observe(None), {"fault": self.fault}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self.sim is None:
+            raise InputError("env: step() called before reset()")
+        act = np.asarray(action, dtype=np.int64)
+        if act.shape != self.action_space.shape or not self.action_space.contains(act):
+            raise InputError(f"env: action {act.tolist()} is outside {self.action_space}")
+        policy = self._policy(act)
+        self.sim.apply(policy)
+        stretch = self.sim.step(self.cfg.interval)
+        self.steps += 1
+        changed = int(np.sum(act != self.last_action))
+        self.last_action = act.copy()
+        attain = attainment(stretch["entries"], self.p99_target, self.avail_target)
+        extra = sum(
+            max(0.0, float(s["replicas"]) - self.base_replicas[n])
+            for n, s in stretch["services"].items()
+        )
+        r = reward(self.cfg.weights, attain, extra, self.n, changed, act.size)
+        info = {
+            "attainment": attain,
+            "violated": violated(stretch["entries"], self.p99_target, self.avail_target),
+            "replica_seconds": sum(float(s["replicas"]) for s in stretch["services"].values())
+            * float(stretch["seconds"]),
+            "entries": stretch["entries"],
+            "seconds": float(stretch["seconds"]),
+        }
+        truncated = self.steps >= self.cfg.max_steps
+        return self._observe(stretch), float(r), False, truncated, info
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _policy(self, act: np.ndarray) -> Policy:
+        """Action -> Policy; replica deltas move a pinned HPA (min = max = target)."""
+        pol = action_to_policy(act, self.services, self.topology)
+        doc = pol.model_dump(exclude_none=True)
+        for i, name in enumerate(self.services):
+            delta = sp.REPLICA_DELTAS[int(act[2 * i])]
+            self.replicas[name] = int(np.clip(self.replicas[name] + delta, 1, sp.MAX_REPLICAS))
+            if self.replicas[name] != self.base_replicas[name]:
+                k = self.replicas[name]
+                doc["services"].setdefault(name, {})["autoscale"] = {
+                    "min": k,
+                    "max": k,
+                    "boot_time": 10.0,
+                    "cooldown": 0.0,
+                    "period": self.cfg.interval,
+                }
+        return Policy.model_validate(doc)
+
+    def _observe(self, stretch: dict[str, Any] | None) -> np.ndarray:
+        obs = np.zeros((self.n, sp.FEATURES), dtype=np.float32)
+        for i, name in enumerate(self.services):
+            obs[i, 4] = self.replicas[name] / sp.MAX_REPLICAS
+            if stretch is None:
+                continue
+            s = stretch["services"][name]
+            p99 = s.get("latency", {}).get("p99")
+            if p99 is not None and np.isfinite(p99):
+                x = p99 / self.p99_target
+                obs[i, 0] = x / (1.0 + x)
+            ok, failed = s.get("succeeded", 0), s.get("failed", 0)
+            obs[i, 1] = failed / (ok + failed) if ok + failed else 0.0
+            u = s.get("utilization")
+            obs[i, 2] = min(1.0, u) if u is not None and np.isfinite(u) else 0.0
+            q = float(s.get("queue", 0))
+            obs[i, 3] = q / (q + 10.0)
+            states = [stretch["breakers"].get(k) for k in self._callers[name]]
+            val = [1.0 if st == 1 else 0.5 if st == 2 else 0.0 for st in states if st is not None]
+            obs[i, 5] = max(val) if val else 0.0
+        return np.clip(obs.reshape(-1), 0.0, 1.0)
+
+
+def register() -> None:
+    """Register ENV_ID (idempotent); the time limit lives here, as in CartPole."""
+    if ENV_ID not in gym.registry:
+        gym.register(
+            id=ENV_ID,
+            entry_point="agents.env:MitigationEnv",
+            max_episode_steps=EnvConfig().max_steps,
+        )
