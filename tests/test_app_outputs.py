@@ -21,38 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from test_app import TINY  # noqa: E402
+
 from explorer import outputs  # noqa: E402
 from twin.errors import InputError  # noqa: E402
 
 APP = str(ROOT / "app.py")
 
-TOPOLOGY = """\
-name: trio
-services:
-  web:
-    workers: 4
-    operations:
-      default:
-        service_time: {dist: exponential, mean: 0.005}
-        calls: [{to: api}]
-  api:
-    workers: 4
-    operations:
-      default:
-        service_time: {dist: exponential, mean: 0.01}
-        calls: [{to: db}]
-  db:
-    workers: 2
-    operations:
-      default: {service_time: {dist: exponential, mean: 0.02}}
-workload:
-  - {entry: web, rate: 20}
-slo: {latency_p99: 0.5, availability: 0.99}
-"""
+TOPOLOGY = TINY  # three services in a chain, the explorer tests' system
 
 CAMPAIGN = """\
 name: trio-small
-topology: trio.yaml
+topology: tiny.yaml
 duration: 30
 warmup: 5
 seed: 3
@@ -73,7 +53,7 @@ def campaign_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from twin.campaign import load_campaign, run_campaign
 
     tmp = tmp_path_factory.mktemp("campaign")
-    (tmp / "trio.yaml").write_text(TOPOLOGY)
+    (tmp / "tiny.yaml").write_text(TOPOLOGY)
     (tmp / "trio.campaign.yaml").write_text(CAMPAIGN)
     out = tmp / "out"
     run_campaign(load_campaign(tmp / "trio.campaign.yaml"), out, workers=1)
@@ -163,9 +143,9 @@ def test_campaign_launched_from_the_page_runs_and_is_shown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "topo").mkdir()
-    (tmp_path / "topo" / "trio.yaml").write_text(TOPOLOGY)
+    (tmp_path / "topo" / "tiny.yaml").write_text(TOPOLOGY)
     spec = CAMPAIGN.replace("replications: 2", "replications: 1")
-    spec = spec.replace("topology: trio.yaml", "topology: topo/trio.yaml")
+    spec = spec.replace("topology: tiny.yaml", "topology: topo/tiny.yaml")
     (tmp_path / "trio.campaign.yaml").write_text(spec)
     monkeypatch.setenv("SHADOW_TWIN_EXPERIMENTS", str(tmp_path))
     at = page("campaigns")
