@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from twin.errors import InputError
+from twin.incidents import classify, parse_duration
 from twin.scenario import FAULT_KINDS
 
 KINDS: tuple[str, ...] = tuple(sorted(FAULT_KINDS))
@@ -57,22 +58,6 @@ SLO_COLUMNS = {
     "latency_p99": "slo_latency_met",
 }
 """Outcome per SLO: ``any`` reads a breach flag, the others an SLO-met flag."""
-
-# Keyword -> fault kind for logs that only carry a free-text symptom (first match wins).
-# The same vocabulary as the campaign's incident classifier, so one log serves both.
-_SYMPTOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("attack", ("ddos", "attack", "bot traffic", "credential stuffing")),
-    ("traffic_surge", ("surge", "traffic spike", "load spike", "flash sale", "thundering herd")),
-    ("memory_leak", ("oom", "out of memory", "memory")),
-    ("data_corruption", ("corrupt", "bad data", "wrong data", "malformed", "inconsistent")),
-    ("pool_exhaustion", ("pool", "too many connections", "thread starvation", "descriptors")),
-    ("packet_loss", ("packet", "network loss", "connection reset", "dropped connections", "dns")),
-    ("bandwidth", ("bandwidth", "saturated link", "link saturation")),
-    ("cpu_exhaustion", ("cpu", "throttl", "noisy neighbo")),
-    ("outage", ("outage", "down", "crash", "unavailable", "unreachable", "evicted", "node fail")),
-    ("error_rate", ("error", "5xx", "500", "503", "exception", "failing")),
-    ("latency", ("latency", "slow", "timeout", "timed out", "degraded", "lag")),
-)
 
 
 @dataclass(frozen=True)
@@ -110,59 +95,6 @@ def _err(source: str, row: str | None, column: str | None, message: str) -> Inpu
     if column is not None:
         where_parts.append(f"column {column}")
     return InputError(message, source=src, where=" ".join(where_parts) or None)
-
-
-def classify(text: str) -> str | None:
-    """The fault kind a free-text symptom describes (keywords; first match wins)."""
-    low = text.lower()
-    for kind, words in _SYMPTOMS:
-        if any(re.search(rf"\b{re.escape(w)}", low) for w in words):
-            return kind
-    return None
-
-
-_DURATION = re.compile(
-    r"(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hours?|d)?"
-)
-_UNIT = {
-    "ms": 0.001,
-    "s": 1.0,
-    "sec": 1.0,
-    "m": 60.0,
-    "min": 60.0,
-    "h": 3600.0,
-    "hr": 3600.0,
-    "d": 86400.0,
-}
-
-
-def parse_duration(value: Any) -> float | None:
-    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"1h30m"``, ``"PT15M"`` or ``"00:15:00"``;
-    None for a blank; ValueError for anything else."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip().lower()
-    if not text:
-        return None
-    if re.fullmatch(r"-?\d+(\.\d+)?", text):
-        return float(text)
-    if re.fullmatch(r"\d+:\d{2}(:\d{2})?", text):
-        parts = [float(p) for p in text.split(":")]
-        return float(sum(p * 60 ** (len(parts) - 1 - i) for i, p in enumerate(parts)))
-    text = text.removeprefix("pt")
-    total, pos = 0.0, 0
-    for m in _DURATION.finditer(text):
-        if text[pos : m.start()].strip():
-            break
-        unit = (m.group(2) or "s").rstrip("s") or "s"
-        unit = {"second": "s", "minute": "m", "hour": "h", "mi": "min"}.get(unit, unit)
-        total += float(m.group(1)) * _UNIT.get(unit, 1.0)
-        pos = m.end()
-    if pos and not text[pos:].strip():
-        return total
-    raise ValueError(f"not a duration: {value!r}")
 
 
 def parse_horizon(text: str) -> float:

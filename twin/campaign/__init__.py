@@ -31,7 +31,6 @@ from twin.campaign.generate import (
     PlannedScenario,
     RunTask,
     build_plan,
-    classify,
     expand_targets,
     fault_intensity,
     load_campaign,
@@ -65,6 +64,7 @@ from twin.campaign.tables import (
     failure_modes,
     mitigations,
 )
+from twin.incidents import classify
 
 __all__ = [
     "AFFECTED_SHARE",

@@ -6,7 +6,6 @@ import csv
 import hashlib
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from twin.errors import InputError
+from twin.incidents import classify
+from twin.incidents import parse_duration as _parse_duration
 from twin.io import DocProblem, _located, parse_model, read_yaml
 from twin.policy import Policy
 from twin.rng import generator, replication_seeds
@@ -237,45 +238,15 @@ def _sample(b: _Builder, s: RandomSample, seed: int) -> None:
 
 # -- incident history -----------------------------------------------------------------------
 
-_SYMPTOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("attack", ("ddos", "attack", "bot traffic", "credential stuffing")),
-    ("traffic_surge", ("surge", "traffic spike", "load spike", "flash sale", "thundering herd")),
-    ("memory_leak", ("oom", "out of memory", "memory")),
-    ("data_corruption", ("corrupt", "bad data", "wrong data", "malformed", "inconsistent")),
-    ("pool_exhaustion", ("pool", "too many connections", "thread starvation", "descriptors")),
-    ("packet_loss", ("packet", "network loss", "connection reset", "dropped connections", "dns")),
-    ("bandwidth", ("bandwidth", "saturated link", "link saturation")),
-    ("cpu_exhaustion", ("cpu", "throttl", "noisy neighbo")),
-    ("outage", ("outage", "down", "crash", "unavailable", "unreachable", "evicted", "node fail")),
-    ("error_rate", ("error", "5xx", "500", "503", "exception", "failing")),
-    ("latency", ("latency", "slow", "timeout", "timed out", "degraded", "lag")),
-)
-
-_DURATION = re.compile(
-    r"(\d+(?:\.\d+)?)\s*(ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)?(?![a-z])"
-)
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
 
 def parse_duration(value: Any) -> float | None:
-    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"1h30m"``, ``"PT15M"`` or ``"00:15:00"``."""
-    if value is None or value == "":
+    """Seconds of an incident's duration (:func:`twin.incidents.parse_duration`); None for a
+    blank and also for an unreadable or negative one, which the caller reports with its row."""
+    try:
+        d = _parse_duration(value)
+    except ValueError:
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip().lower()
-    if re.fullmatch(r"\d+:\d{2}(:\d{2})?", text):
-        parts = [float(p) for p in text.split(":")]
-        return float(sum(p * 60 ** (len(parts) - 1 - i) for i, p in enumerate(parts)))
-    text = text.removeprefix("pt")
-    total, pos = 0.0, 0
-    for m in _DURATION.finditer(text):
-        if text[pos : m.start()].strip():
-            return None
-        unit = m.group(2) or "s"
-        total += float(m.group(1)) * _UNIT["ms" if unit == "ms" else unit[0]]
-        pos = m.end()
-    return total if pos and not text[pos:].strip() else None
+    return None if d is not None and d < 0 else d
 
 
 def read_incidents(path: Path) -> list[dict[str, Any]]:
@@ -308,18 +279,6 @@ def read_incidents(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def classify(symptom: str, cause: str, extra: dict[str, str]) -> str | None:
-    """The fault kind an incident's symptom and cause describe (keywords; first match wins)."""
-    text = f"{symptom} {cause}".lower()
-    for key, kind in extra.items():
-        if key.lower() in text:
-            return kind
-    for kind, words in _SYMPTOMS:
-        if any(re.search(rf"\b{re.escape(w)}", text) for w in words):
-            return kind
-    return None
-
-
 def _history(b: _Builder, h: History, base: Path) -> dict[str, Any]:
     path = (base / h.path).resolve()
     incidents = read_incidents(path)
@@ -331,7 +290,7 @@ def _history(b: _Builder, h: History, base: Path) -> dict[str, Any]:
     for r in incidents:
         where = f"{path}:{r['line']}" if r["line"] else f"{path}: incidents[{r['index']}]"
         service = str(r.get("service") or "").strip()
-        kind = classify(str(r.get("symptom") or ""), str(r.get("cause") or ""), dict(h.symptoms))
+        kind = classify(f"{r.get('symptom') or ''} {r.get('cause') or ''}", dict(h.symptoms))
         if service not in topo.services or kind is None:
             why = "unknown service" if service not in topo.services else "unrecognised symptom"
             b.notes.append(f"{where}: skipped ({why}: {service!r})")
