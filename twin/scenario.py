@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -220,7 +220,7 @@ Fault = Annotated[
     Field(discriminator="kind"),
 ]
 
-FAULT_KINDS: tuple[str, ...] = (
+FaultKind = Literal[
     "latency",
     "error_rate",
     "outage",
@@ -232,7 +232,10 @@ FAULT_KINDS: tuple[str, ...] = (
     "data_corruption",
     "traffic_surge",
     "attack",
-)
+]
+"""A fault kind, as documents that name one (campaigns) type it."""
+
+FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 """Every fault kind, in the order DESIGN.md lists them."""
 
 register_union_tags(*FAULT_KINDS)

@@ -50,7 +50,6 @@ from twin.campaign.spec import (
     LOWER_IS_WORSE,
     ROW_VERSION,
     Campaign,
-    FaultKind,
     FaultSweep,
     Grid,
     History,
@@ -65,6 +64,7 @@ from twin.campaign.tables import (
     mitigations,
 )
 from twin.incidents import classify
+from twin.scenario import FaultKind
 
 __all__ = [
     "AFFECTED_SHARE",

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from twin.policy import Policy
-from twin.scenario import Fault, Load
+from twin.scenario import Fault, FaultKind, Load
 from twin.topology import SLO, Topology
-
-if TYPE_CHECKING:
-    pass
-
-
-FaultKind = Literal[
-    "latency",
-    "error_rate",
-    "outage",
-    "packet_loss",
-    "bandwidth",
-    "cpu_exhaustion",
-    "memory_leak",
-    "pool_exhaustion",
-    "data_corruption",
-    "traffic_surge",
-    "attack",
-]
 
 DEFAULT_INTENSITY: dict[str, float] = {
     "latency": 0.2,  # seconds of added delay
