@@ -251,3 +251,12 @@ def needs(capability: str, issue: int, will_show: list[str], until_then: list[st
     if until_then:
         st.markdown("**Until then:**")
         st.markdown("\n".join(f"- {item}" for item in until_then))
+
+
+def report_download(folder: Path, label: str, file_name: str, key: str) -> None:
+    """A download button for the ``report.html`` a command wrote into ``folder``, if any."""
+    report = folder / "report.html"
+    if report.is_file():
+        st.download_button(
+            label, report.read_bytes(), file_name=file_name, mime="text/html", key=key
+        )

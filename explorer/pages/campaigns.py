@@ -136,15 +136,12 @@ def _browse() -> None:
     st.plotly_chart(fig, key="cp_chart")
     st.dataframe(view, hide_index=True, key="cp_table")
     _modes(out.failure_modes)
-    report = out.folder / "report.html"
-    if report.is_file():
-        st.download_button(
-            "Download the campaign report (HTML)",
-            report.read_bytes(),
-            file_name=f"{out.folder.name}-report.html",
-            mime="text/html",
-            key="cp_report",
-        )
+    ui.report_download(
+        out.folder,
+        "Download the campaign report (HTML)",
+        f"{out.folder.name}-report.html",
+        key="cp_report",
+    )
 
 
 def render() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer import outputs
+from explorer import outputs, ui
 from twin.errors import TwinError
 
 DIR_KEY = "pr_dir"
@@ -83,15 +83,12 @@ def render() -> None:
             f"{row['expected_breach_minutes']:.0f} expected breach minutes "
             f"({row['minutes_lo']:.0f}-{row['minutes_hi']:.0f}); {fix}"
         )
-    report = out.folder / "report.html"
-    if report.is_file():
-        st.download_button(
-            "Download the risk report (HTML)",
-            report.read_bytes(),
-            file_name=f"{out.folder.name}-risk.html",
-            mime="text/html",
-            key="pr_report",
-        )
+    ui.report_download(
+        out.folder,
+        "Download the risk report (HTML)",
+        f"{out.folder.name}-risk.html",
+        key="pr_report",
+    )
 
 
 render()
