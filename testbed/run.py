@@ -280,14 +280,15 @@ class Testbed:
         with urllib.request.urlopen(url, timeout=5) as r:
             r.read()
 
-    def cpu_hog(self, seconds: float, core: int = 1) -> subprocess.Popen[bytes]:
-        """stress-ng burning one core (the one the bottleneck service is pinned to)."""
+    def cpu_hog(self, seconds: float, core: int = 1, hogs: int = 1) -> subprocess.Popen[bytes]:
+        """stress-ng burning one core (the one the bottleneck service is pinned to) with
+        ``hogs`` busy processes, so the pinned service gets about 1/(hogs+1) of it."""
         p = self._spawn(
             "stress-ng",
             [
                 "stress-ng",
                 "--cpu",
-                "1",
+                str(hogs),
                 "--taskset",
                 str(core),
                 "--cpu-load",

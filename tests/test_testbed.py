@@ -93,13 +93,15 @@ def test_cpu_hog_slows_the_pinned_service(tmp_path: Path) -> None:
     with Testbed(tmp_path / "run", cfg, prometheus=False) as tb:
         tb.load(5, 2, seed=9)
         quiet = np.median(_stats(tb.load(8, 5, seed=1)["records"])[0])
-        hog = tb.cpu_hog(8, core=1)
+        # three hogs: a quarter of the core even when a parallel test already shares it
+        hog = tb.cpu_hog(8, core=1, hogs=3)
         time.sleep(0.5)
         loud = np.median(_stats(tb.load(8, 5, seed=1)["records"])[0])
         hog.terminate()
         hog.wait(timeout=10)
-    # fair share on one core: the 20 ms of CPU take about 40 ms of wall time
-    assert loud > quiet + 0.012, (quiet, loud)
+    # fair share on one core: the 20 ms of CPU take about 80 ms of wall time (4-way share).
+    # With both cores already saturated by other work, measured 34 -> 51 ms: a relative bound.
+    assert loud > 1.25 * quiet, (quiet, loud)
 
 
 def test_start_and_stop_commands(tmp_path: Path) -> None:
