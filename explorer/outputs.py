@@ -202,3 +202,111 @@ def calibration_table(text: str, source: str) -> pd.DataFrame:
         row["error rate diff (pp)"] = r.get("error_rate_diff_pp")
         out.append(row)
     return pd.DataFrame(out)
+
+
+POLICY_METRICS = {
+    "slo_violation_minutes": "SLO-violation minutes per episode",
+    "replica_seconds": "replica-seconds per episode",
+    "goodput": "goodput (entry successes/s)",
+    "p99": "worst-stretch p99 at the entry (s)",
+}
+"""Per-policy figures of ``evaluation.json`` (each ``{mean, lo, hi}``) -> label."""
+
+RENDERINGS = ("istio", "envoy", "resilience4j", "hpa")
+"""Runtime folders ``twin export`` writes beside ``policy.json``."""
+
+
+@dataclass(frozen=True)
+class PolicyOutput:
+    """A policy folder: ``evaluation.json`` of ``twin evaluate``, and the export of ``twin
+    export`` (``policy.json`` and per-runtime files) when there is one."""
+
+    folder: Path
+    evaluation: dict[str, Any]
+    policy_file: dict[str, Any] | None
+    renderings: dict[str, list[Path]]
+
+    @property
+    def scenarios(self) -> int:
+        return len(self.evaluation.get("held_out_scenarios", []))
+
+
+def _export_dir(folder: Path) -> Path | None:
+    for cand in (folder / "export", folder):
+        if (cand / "policy.json").is_file():
+            return cand
+    return None
+
+
+def load_policy_dir(folder: str | Path) -> PolicyOutput:
+    """A folder holding ``evaluation.json`` (``twin evaluate --out``), with the export in
+    ``export/`` or beside it."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise InputError(
+            "no such folder (run `twin evaluate POLICY_DIR --out DIR` first)", source=str(folder)
+        )
+    path = folder / "evaluation.json"
+    evaluation = _json(path)
+    pols = evaluation.get("policies")
+    if not isinstance(pols, dict) or not pols:
+        raise InputError("policies: missing or empty", source=str(path))
+    for name, figures in pols.items():
+        for metric in POLICY_METRICS:
+            if not isinstance(figures, dict):
+                raise InputError(f"policies.{name}: expected an object", source=str(path))
+            _interval(figures.get(metric), f"policies.{name}.{metric}", str(path))
+    export = _export_dir(folder)
+    policy_file = _json(export / "policy.json") if export is not None else None
+    renderings: dict[str, list[Path]] = {}
+    if export is not None:
+        for runtime in RENDERINGS:
+            files = sorted(p for p in (export / runtime).glob("*.y*ml") if p.is_file())
+            if files:
+                renderings[runtime] = files
+    return PolicyOutput(folder, evaluation, policy_file, renderings)
+
+
+def policy_table(out: PolicyOutput) -> pd.DataFrame:
+    """One row per evaluated policy: each figure's mean and 95% bounds, best violations first."""
+    rows = []
+    for name, figures in out.evaluation["policies"].items():
+        row: dict[str, Any] = {"policy": name}
+        for metric in POLICY_METRICS:
+            m, lo, hi = _interval(figures[metric], metric, str(out.folder))
+            row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = m, lo, hi
+        rows.append(row)
+    return (
+        pd.DataFrame(rows)
+        .sort_values(["slo_violation_minutes", "policy"], kind="stable")
+        .reset_index(drop=True)
+    )
+
+
+def tree_text(rules: dict[str, Any], max_lines: int = 200) -> str:
+    """The distilled decision tree of a ``policy.json`` as nested if/else lines."""
+    nodes = rules.get("nodes")
+    if not isinstance(nodes, list) or not nodes:
+        raise InputError("rules.nodes: missing or empty")
+    lines: list[str] = []
+
+    def walk(i: int, depth: int) -> None:
+        if len(lines) >= max_lines:
+            return
+        if not 0 <= i < len(nodes) or not isinstance(nodes[i], dict):
+            raise InputError(f"rules.nodes[{i}]: missing")
+        node = nodes[i]
+        pad = "    " * depth
+        if node.get("action") is not None:
+            lines.append(f"{pad}-> action {list(node['action'])}")
+            return
+        name = node.get("feature_name") or f"obs[{node.get('feature')}]"
+        lines.append(f"{pad}if {name} <= {float(node['threshold']):.3g}:")
+        walk(int(node["left"]), depth + 1)
+        lines.append(f"{pad}else:")
+        walk(int(node["right"]), depth + 1)
+
+    walk(0, 0)
+    if len(lines) >= max_lines:
+        lines.append("... (truncated)")
+    return "\n".join(lines)

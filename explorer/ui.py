@@ -239,20 +239,6 @@ def attempt(fn: Callable[..., T], *args: Any, label: str = "Simulating") -> T | 
     return None
 
 
-def needs(capability: str, issue: int, will_show: list[str], until_then: list[str]) -> None:
-    """The honest placeholder of a page whose capability is not built yet."""
-    st.warning(
-        f"**This page needs {capability}** (issue #{issue}), which is not built yet. "
-        "Nothing on it is simulated or estimated until then: it shows no made-up results.",
-        icon=":material/construction:",
-    )
-    st.markdown("**When it lands, this page will show:**")
-    st.markdown("\n".join(f"- {item}" for item in will_show))
-    if until_then:
-        st.markdown("**Until then:**")
-        st.markdown("\n".join(f"- {item}" for item in until_then))
-
-
 def report_download(folder: Path, label: str, file_name: str, key: str) -> None:
     """A download button for the ``report.html`` a command wrote into ``folder``, if any."""
     report = folder / "report.html"

@@ -361,27 +361,81 @@ def test_playback_runs_the_scenario_file(tiny_dir: Path) -> None:
     assert set(at.dataframe[0].value["service"]) == {"web", "api", "db"}
 
 
-# -- pages that wait for other capabilities ----------------------------------------------------
+# -- the Policies page -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("name", "needs"),
-    [("policies", "issue #7")],
-)
-def test_dependency_pages_say_what_they_need_and_show_no_results(
-    tiny_dir: Path, name: str, needs: str
+def test_policies_page_shows_the_bundled_evaluation_and_its_figure_selector_changes_the_chart(
+    tiny_dir: Path,
 ) -> None:
-    at = page(name)
-    warning = at.warning[0].value
-    assert "This page needs" in warning and needs in warning and "not built yet" in warning
-    assert "When it lands, this page will show:" in texts(at)
-    assert not at.metric and not at.get("plotly_chart") and not at.dataframe
+    at = page("policies")
+    names = set(at.dataframe[0].value["policy"])
+    assert {"no_mitigation", "best_static", "threshold"} <= names
+    title = at.get("plotly_chart")[0].proto.spec
+    at.selectbox(key="po_metric").set_value("replica_seconds").run()
+    assert not at.exception
+    assert at.get("plotly_chart")[0].proto.spec != title
+    assert "replica-seconds" in at.get("plotly_chart")[0].proto.spec
+
+
+EXPORT_RULES = {
+    "kind": "decision_tree",
+    "max_depth": 1,
+    "agreement": 0.97,
+    "agreement_samples": 500,
+    "nodes": [
+        {"feature": 2, "feature_name": "web.utilization", "threshold": 0.7, "left": 1, "right": 2},
+        {"action": [1, 0]},
+        {"action": [2, 0]},
+    ],
+}
+
+
+def test_policies_page_shows_an_exports_rules_and_offers_each_runtime_file(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "pol"
+    (folder / "export" / "istio").mkdir(parents=True)
+    figure = {"mean": 1.0, "lo": 0.5, "hi": 1.5}
+    metrics4 = dict.fromkeys(("slo_violation_minutes", "replica_seconds", "goodput", "p99"), figure)
+    evaluation = {"topology": "tiny", "policies": {"learned": metrics4, "no_mitigation": metrics4}}
+    (folder / "evaluation.json").write_text(json.dumps(evaluation), encoding="utf-8")
+    policy = {
+        "interval_seconds": 5.0,
+        "bounds": {"max_changes_per_decision": 3},
+        "model": {"agreement_with_torch": 1.0},
+        "rules": EXPORT_RULES,
+        "fallback": {"clients": {"*": {"timeout": 0.5}}},
+    }
+    (folder / "export" / "policy.json").write_text(json.dumps(policy), encoding="utf-8")
+    (folder / "export" / "istio" / "web.yaml").write_text("kind: DestinationRule\n")
+    at = page("policies")
+    at.selectbox(key="po_pick").set_value("another folder...").run()
+    at.text_input(key="po_dir").set_value(str(folder)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    codes = [c.value for c in at.code]
+    assert any("if web.utilization <= 0.7:" in c and "-> action [2, 0]" in c for c in codes)
+    assert any("kind: DestinationRule" in c for c in codes)
+    assert "97.0%" in texts(at)
+    assert {m.label for m in at.metric} >= {"Held-out scenarios", "ONNX = torch"}
+
+
+def test_policies_page_names_the_file_when_a_folder_is_not_an_evaluation(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "evaluation.json").write_text('{"policies": {"x": {"goodput": 1}}}')
+    at = page("policies")
+    at.selectbox(key="po_pick").set_value("another folder...").run()
+    at.text_input(key="po_dir").set_value(str(tmp_path / "bad")).run()
+    assert not at.exception
+    err = at.error[0].value
+    assert "evaluation.json" in err and "policies.x.slo_violation_minutes" in err
 
 
 def test_policies_page_offers_the_static_policy_file_as_such(tiny_dir: Path) -> None:
     at = page("policies")
     assert "not learned" in texts(at)
-    assert "timeout: 0.2" in at.code[0].value
+    assert any("timeout: 0.2" in c.value for c in at.code)
 
 
 # -- the helpers the pages use -----------------------------------------------------------------
