@@ -340,6 +340,12 @@ def train_cmd(
     typer.echo(f"wrote {path}")
 
 
+# The runtime enforcer (agents/enforce_cli.py imports onnxruntime inside the command).
+from agents import enforce_cli as _enforce_cli  # noqa: E402
+
+app.command("enforce")(_enforce_cli.enforce)
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,633 @@
+"""The runtime enforcer: a learned policy deciding mitigations from live metrics, behind a
+safety net.
+
+Each interval: read metrics, build the observation exactly as the training environment
+did, let the network (or the distilled rules) pick an action, turn it into concrete knob
+values, then apply the safety net in this order:
+
+1. bounds: every knob clamped into ``policy.bounds`` (replicas, timeout range, retries,
+   rate-limit floor), whatever the network said;
+2. change rate limit: at most ``bounds.max_changes_per_decision`` knobs change per
+   decision, and none within ``bounds.min_seconds_between_changes`` of the last change;
+   the rest are deferred and reported;
+3. operator override file: re-read every interval; its values always win (even over the
+   change limit) and are reported; a malformed file is reported and ignored;
+4. missing, stale or bad metrics: hold the last safe configuration (at first the policy's
+   fallback) and say why; resume when metrics return.
+
+Metric sources, emitters and the clock are small objects passed in, so tests drive the
+loop without sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agents.export.policy_file import PolicyFile
+from twin.errors import InputError
+from twin.policy import Policy
+
+BREAKER_SETTINGS = {"failure_rate": 0.5, "window": 20, "min_requests": 10}
+"""The breaker the action's ``circuit_breaker: on`` stands for (the environment's)."""
+RATE_LIMIT_BURST = 10.0
+FEATURES = ("p99_seconds", "error_rate", "utilization", "queue", "replicas", "breaker")
+BREAKER_STATES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceReading:
+    """What the metrics say about one service now."""
+
+    p99_seconds: float
+    error_rate: float
+    utilization: float
+    replicas: int
+    queue: float = 0.0
+    breaker: float = 0.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One reading of every service, at ``time`` (unix seconds)."""
+
+    time: float
+    services: dict[str, ServiceReading]
+
+
+class MetricsUnavailable(Exception):
+    """Metrics are missing, stale or bad now: the enforcer holds and says this reason."""
+
+
+class MetricSource(Protocol):
+    def read(self, now: float) -> Snapshot:
+        """The current snapshot, or raise MetricsUnavailable (never anything else)."""
+
+
+def _number(d: dict[str, Any], key: str, where: str, default: float | None = None) -> float:
+    v = d.get(key, default)
+    if isinstance(v, str) and key == "breaker" and v in BREAKER_STATES:
+        return BREAKER_STATES[v]
+    if v is None or isinstance(v, bool) or not isinstance(v, int | float):
+        raise MetricsUnavailable(f"{where}.{key}: missing or not a number ({v!r})")
+    f = float(v)
+    if not math.isfinite(f) or f < 0:
+        raise MetricsUnavailable(f"{where}.{key}: {v!r} is not a finite non-negative number")
+    return f
+
+
+def parse_snapshot(data: Any, where: str) -> Snapshot:
+    """A metrics-file record (see docs/enforce.md) -> Snapshot; problems -> MetricsUnavailable."""
+    if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
+        raise MetricsUnavailable(f"{where}: expected an object with 'time' and 'services'")
+    t = _number(data, "time", where)
+    services = {}
+    for name, d in data["services"].items():
+        w = f"{where}: services.{name}"
+        if not isinstance(d, dict):
+            raise MetricsUnavailable(f"{w}: expected an object")
+        services[str(name)] = ServiceReading(
+            p99_seconds=_number(d, "p99_seconds", w),
+            error_rate=min(1.0, _number(d, "error_rate", w)),
+            utilization=_number(d, "utilization", w),
+            replicas=max(1, round(_number(d, "replicas", w))),
+            queue=_number(d, "queue", w, 0.0),
+            breaker=min(1.0, _number(d, "breaker", w, 0.0)),
+        )
+    return Snapshot(t, services)
+
+
+class FileMetrics:
+    """Replays a JSON-lines file: decision ``i`` reads line ``i``. A bad line is a bad
+    reading (hold), a time that does not move forward is stale (hold), the end of the file
+    ends the run."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such metrics file")
+        self._lines: Iterator[tuple[int, str]] = enumerate(
+            self.path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+        )
+        self._last_time = -math.inf
+
+    def read(self, now: float) -> Snapshot:
+        try:
+            lineno, line = next(self._lines)
+        except StopIteration:
+            raise EndOfMetrics(f"{self.path}: end of file") from None
+        where = f"{self.path}:{lineno}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MetricsUnavailable(f"{where}: not JSON ({exc.msg})") from None
+        snap = parse_snapshot(data, where)
+        if snap.time <= self._last_time:
+            raise MetricsUnavailable(
+                f"{where}: stale (time {snap.time} not after {self._last_time})"
+            )
+        self._last_time = snap.time
+        return snap
+
+
+class EndOfMetrics(Exception):
+    """A replayed metrics file is exhausted: the run ends."""
+
+
+class PrometheusQueries(BaseModel):
+    """PromQL per feature, each returning one series per service (``by (<label>)``). Defaults:
+    OpenTelemetry HTTP server metrics and the process collector (see docs/enforce.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    service_label: str = "job"
+    window: str = Field(default="1m", description="rate window, a Prometheus duration")
+    p99_seconds: str = (
+        "histogram_quantile(0.99, sum by (le, job) "
+        "(rate(http_server_request_duration_seconds_bucket[{window}])))"
+    )
+    error_rate: str = (
+        "sum by (job) (rate(http_server_request_duration_seconds_count"
+        '{{http_response_status_code=~"5.."}}[{window}]))'
+        " / sum by (job) (rate(http_server_request_duration_seconds_count[{window}]))"
+    )
+    utilization: str = (
+        "sum by (job) (rate(process_cpu_seconds_total[{window}])) / count by (job) (up == 1)"
+    )
+    replicas: str = "count by (job) (up == 1)"
+    queue: str | None = None
+    breaker: str | None = None
+    max_age_seconds: float = Field(default=60.0, gt=0.0, description="older samples are stale")
+
+
+class PrometheusMetrics:
+    """Instant queries to ``/api/v1/query``; a service missing from any configured query, a
+    NaN, or a sample older than ``max_age_seconds`` makes the reading unusable."""
+
+    def __init__(self, url: str, services: tuple[str, ...], queries: PrometheusQueries) -> None:
+        self.url = url.rstrip("/")
+        self.services = services
+        self.q = queries
+
+    def _instant(self, promql: str, now: float) -> dict[str, tuple[float, float]]:
+        qs = urllib.parse.urlencode({"query": promql, "time": now})
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/query?{qs}", timeout=5) as resp:
+                body = json.loads(resp.read().decode("utf-8"))
+        except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
+            raise MetricsUnavailable(f"Prometheus at {self.url}: {exc}") from None
+        if body.get("status") != "success":
+            raise MetricsUnavailable(f"Prometheus refused {promql!r}: {body.get('error')}")
+        out = {}
+        for s in body.get("data", {}).get("result", []):
+            name = str(s.get("metric", {}).get(self.q.service_label, ""))
+            ts, val = s.get("value", [0, "NaN"])
+            out[name] = (float(ts), float(val))
+        return out
+
+    def read(self, now: float) -> Snapshot:
+        fields: dict[str, dict[str, tuple[float, float]]] = {}
+        for feat in FEATURES:
+            promql = getattr(self.q, feat)
+            if promql is not None:
+                fields[feat] = self._instant(promql.format(window=self.q.window), now)
+        readings = {}
+        for svc in self.services:
+            d: dict[str, Any] = {}
+            for feat, series in fields.items():
+                if svc not in series:
+                    raise MetricsUnavailable(f"Prometheus: no {feat} series for service {svc!r}")
+                ts, val = series[svc]
+                if now - ts > self.q.max_age_seconds:
+                    raise MetricsUnavailable(f"Prometheus: {feat} of {svc!r} is stale")
+                d[feat] = val
+            readings[svc] = parse_snapshot(
+                {"time": now, "services": {svc: d}}, "Prometheus"
+            ).services[svc]
+        return Snapshot(now, readings)
+
+
+# -- knobs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Concrete mitigation settings (what production enforces), not action indices."""
+
+    replicas: dict[str, int]
+    queue_limits: dict[str, int | None]
+    timeout_seconds: float
+    retries: int
+    circuit_breaker: bool
+    rate_limit_x: float | None
+
+    def flat(self) -> dict[str, Any]:
+        """Knob name -> value, the unit the change limit counts."""
+        out: dict[str, Any] = {f"replicas.{s}": n for s, n in self.replicas.items()}
+        out |= {f"queue_limit.{s}": q for s, q in self.queue_limits.items()}
+        out |= {
+            "timeout_seconds": self.timeout_seconds,
+            "retries": self.retries,
+            "circuit_breaker": self.circuit_breaker,
+            "rate_limit_x": self.rate_limit_x,
+        }
+        return out
+
+    @staticmethod
+    def from_flat(flat: dict[str, Any]) -> Knobs:
+        return Knobs(
+            replicas={k[9:]: int(v) for k, v in flat.items() if k.startswith("replicas.")},
+            queue_limits={k[12:]: v for k, v in flat.items() if k.startswith("queue_limit.")},
+            timeout_seconds=float(flat["timeout_seconds"]),
+            retries=int(flat["retries"]),
+            circuit_breaker=bool(flat["circuit_breaker"]),
+            rate_limit_x=flat["rate_limit_x"],
+        )
+
+
+def policy_document(knobs: Knobs, pf: PolicyFile) -> dict[str, Any]:
+    """The twin Policy document the knobs stand for (validated), as the env maps actions."""
+    client: dict[str, Any] = {"timeout": knobs.timeout_seconds}
+    if knobs.retries:
+        client["retries"] = {"max": knobs.retries, "budget": pf.action.retry_budget}
+    if knobs.circuit_breaker:
+        client["circuit_breaker"] = dict(BREAKER_SETTINGS)
+    services: dict[str, Any] = {}
+    for name, q in knobs.queue_limits.items():
+        if q is not None:
+            services[name] = {"queue_limit": q}
+    if knobs.rate_limit_x is not None:
+        for entry, rps in pf.action.entry_rates_rps.items():
+            services.setdefault(entry, {})["rate_limit"] = {
+                "rps": rps * knobs.rate_limit_x,
+                "burst": RATE_LIMIT_BURST,
+            }
+    doc = {"clients": {"*": client}, "services": services}
+    return Policy.model_validate(doc).model_dump(mode="json", exclude_none=True)
+
+
+def fallback_knobs(pf: PolicyFile, replicas: dict[str, int]) -> Knobs:
+    """The policy's fallback as knobs (replicas: as observed, else the lower bound)."""
+    star = pf.fallback.clients.get("*")
+    timeout = star.timeout if star is not None and star.timeout is not None else None
+    retries = star.retries.max if star is not None and star.retries is not None else 0
+    breaker = star is not None and star.circuit_breaker is not None
+    rate_x: float | None = None
+    for entry, rps in pf.action.entry_rates_rps.items():
+        sp = pf.fallback.services.get(entry)
+        if sp is not None and sp.rate_limit is not None and rps > 0:
+            rate_x = sp.rate_limit.rps / rps
+    services = pf.observation.services
+    return Knobs(
+        replicas={s: replicas.get(s, pf.bounds.replicas[s].min) for s in services},
+        queue_limits={
+            s: (pf.fallback.services[s].queue_limit if s in pf.fallback.services else None)
+            for s in services
+        },
+        timeout_seconds=timeout if timeout is not None else max(pf.action.timeouts_seconds),
+        retries=retries,
+        circuit_breaker=breaker,
+        rate_limit_x=rate_x,
+    )
+
+
+def decode(action: np.ndarray, pf: PolicyFile, replicas: dict[str, int]) -> Knobs:
+    """Action indices -> knobs; replica deltas move from the observed counts."""
+    a = [int(x) for x in action]
+    spec = pf.action
+    services = pf.observation.services
+    n = len(services)
+    if len(a) != len(spec.components(n)):
+        raise InputError(
+            f"policy: the model gave {len(a)} action components, expected {len(spec.components(n))}"
+        )
+    glob = a[2 * n :]
+    return Knobs(
+        replicas={s: replicas[s] + spec.replica_deltas[a[2 * i]] for i, s in enumerate(services)},
+        queue_limits={s: spec.queue_limits[a[2 * i + 1]] for i, s in enumerate(services)},
+        timeout_seconds=spec.timeouts_seconds[glob[0]],
+        retries=spec.retries[glob[1]],
+        circuit_breaker=spec.circuit_breaker[glob[2]],
+        rate_limit_x=spec.rate_limits_x[glob[3]],
+    )
+
+
+def clamp(knobs: Knobs, pf: PolicyFile) -> tuple[Knobs, list[str]]:
+    """Knobs forced into the policy's bounds, and what was clamped."""
+    b = pf.bounds
+    notes: list[str] = []
+    reps = {}
+    for s, n in knobs.replicas.items():
+        lo, hi = b.replicas[s].min, b.replicas[s].max
+        reps[s] = min(max(n, lo), hi)
+        if reps[s] != n:
+            notes.append(f"replicas.{s} {n} -> {reps[s]} (bounds {lo}..{hi})")
+    t = min(max(knobs.timeout_seconds, b.timeout_seconds_min), b.timeout_seconds_max)
+    if t != knobs.timeout_seconds:
+        notes.append(f"timeout_seconds {knobs.timeout_seconds} -> {t}")
+    r = min(knobs.retries, b.max_retries)
+    if r != knobs.retries:
+        notes.append(f"retries {knobs.retries} -> {r}")
+    x = knobs.rate_limit_x
+    if x is not None and x < b.rate_limit_x_min:
+        notes.append(f"rate_limit_x {x} -> {b.rate_limit_x_min}")
+        x = b.rate_limit_x_min
+    return replace(knobs, replicas=reps, timeout_seconds=t, retries=r, rate_limit_x=x), notes
+
+
+class Override(BaseModel):
+    """An operator's override file: any knob given here wins over the model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout_seconds: float | None = Field(default=None, gt=0.0)
+    retries: int | None = Field(default=None, ge=0)
+    circuit_breaker: bool | None = None
+    rate_limit_x: float | None = Field(default=None, gt=0.0)
+    replicas: dict[str, int] = Field(default_factory=dict)
+    queue_limits: dict[str, int | None] = Field(default_factory=dict)
+
+
+def read_override(path: Path, services: tuple[str, ...]) -> dict[str, Any]:
+    """The flat knobs an override file sets ({} if the file does not exist); a malformed
+    file raises InputError naming it."""
+    if not path.exists():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        ov = Override.model_validate(data)
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"{path}: unreadable override file ({exc})") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise InputError(f"{path}: {loc}: {err['msg']}") from None
+    flat: dict[str, Any] = {}
+    for s, n in ov.replicas.items():
+        if s not in services or n < 1:
+            raise InputError(f"{path}: replicas.{s}: unknown service or fewer than 1 replica")
+        flat[f"replicas.{s}"] = n
+    for s, q in ov.queue_limits.items():
+        if s not in services:
+            raise InputError(f"{path}: queue_limits.{s}: unknown service")
+        flat[f"queue_limit.{s}"] = q
+    for key in ("timeout_seconds", "retries", "circuit_breaker", "rate_limit_x"):
+        if key in ov.model_fields_set:
+            flat[key] = getattr(ov, key)
+    return flat
+
+
+# -- the decision loop -------------------------------------------------------------------------
+
+
+class Decider(Protocol):
+    def __call__(self, obs: np.ndarray) -> np.ndarray: ...
+
+
+def onnx_decider(pf: PolicyFile, policy_path: Path) -> Decider:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(pf.model_path(policy_path)), providers=["CPUExecutionProvider"])
+
+    def decide(obs: np.ndarray) -> np.ndarray:
+        out = sess.run([pf.model.output], {pf.model.input: obs[None, :].astype(np.float32)})[0]
+        return np.asarray(out[0], dtype=np.int64)
+
+    return decide
+
+
+def rules_decider(pf: PolicyFile) -> Decider:
+    if pf.rules is None:
+        raise InputError("policy: rules: this policy file has no distilled rules (use the model)")
+    nodes = pf.rules.nodes
+
+    def decide(obs: np.ndarray) -> np.ndarray:
+        node = nodes[0]
+        while node.action is None:
+            # a split has feature, threshold, left and right (checked when the file loads)
+            go_left = float(obs[node.feature or 0]) <= float(node.threshold or 0.0)
+            node = nodes[int((node.left if go_left else node.right) or 0)]
+        return np.asarray(node.action, dtype=np.int64)
+
+    return decide
+
+
+def observation(snap: Snapshot, pf: PolicyFile) -> np.ndarray:
+    """The network's input, exactly as agents.env builds it from a simulated stretch."""
+    spec = pf.observation
+    obs = np.zeros((len(spec.services), 6), dtype=np.float32)
+    for i, name in enumerate(spec.services):
+        r = snap.services.get(name)
+        if r is None:
+            raise MetricsUnavailable(f"no metrics for service {name!r}")
+        x = r.p99_seconds / spec.slo_p99_seconds
+        obs[i, 0] = x / (1.0 + x)
+        obs[i, 1] = r.error_rate
+        obs[i, 2] = min(1.0, r.utilization)
+        obs[i, 3] = r.queue / (r.queue + spec.queue_scale)
+        obs[i, 4] = r.replicas / spec.max_replicas
+        obs[i, 5] = r.breaker
+    return np.clip(obs.reshape(-1), 0.0, 1.0)
+
+
+@dataclass
+class Enforcer:
+    """One policy, its metric source and its safety state."""
+
+    pf: PolicyFile
+    source: MetricSource
+    decide: Decider
+    override_path: Path | None = None
+    decisions: int = 0
+    last: Knobs | None = None
+    last_change: float = -math.inf
+    held_reason: str | None = None
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def _applied(self, observed: dict[str, int]) -> Knobs:
+        return self.last or fallback_knobs(self.pf, observed)
+
+    def step(self, now: float) -> dict[str, Any]:
+        """One decision at ``now`` (unix seconds): a JSON-able record of what and why."""
+        self.decisions += 1
+        rec: dict[str, Any] = {"decision": self.decisions, "time": now, "notes": []}
+        try:
+            snap = self.source.read(now)
+            obs = observation(snap, self.pf)
+        except MetricsUnavailable as exc:
+            return self._hold(rec, f"metrics: {exc}")
+        observed = {s: snap.services[s].replicas for s in self.pf.observation.services}
+        action = self.decide(obs)
+        wanted, notes = clamp(decode(action, self.pf, observed), self.pf)
+        rec["action"] = [int(a) for a in action]
+        rec["notes"] += [f"clamped {n}" for n in notes]
+        current = self._applied(observed)
+        cur, new = current.flat(), wanted.flat()
+        changed = [k for k in new if new[k] != cur.get(k)]
+        allowed: list[str] = []
+        deferred: list[str] = []
+        since = now - self.last_change
+        if changed and since < self.pf.bounds.min_seconds_between_changes:
+            deferred = changed
+            rec["notes"].append(
+                f"change rate limit: last change {since:.0f} s ago "
+                f"(< {self.pf.bounds.min_seconds_between_changes:g} s)"
+            )
+        else:
+            # replica increases first: adding capacity is the least risky change
+            changed.sort(key=lambda k: not (k.startswith("replicas.") and new[k] > cur.get(k, 0)))
+            k = self.pf.bounds.max_changes_per_decision
+            allowed, deferred = changed[:k], changed[k:]
+            if deferred:
+                rec["notes"].append(f"change rate limit: {len(changed)} changes, {k} allowed")
+        result = {**cur, **{key: new[key] for key in allowed}}
+        source = "model"
+        if self.override_path is not None:
+            try:
+                ov = read_override(self.override_path, self.pf.observation.services)
+            except InputError as exc:
+                return self._hold(rec, f"override: {exc}")
+            if ov:
+                source = "override"
+                rec["notes"].append(f"override wins: {sorted(ov)}")
+                result.update(ov)
+                deferred = [d for d in deferred if d not in ov]
+        knobs = Knobs.from_flat(result)
+        if knobs != current:
+            self.last_change = now
+        self.last = knobs
+        if self.held_reason is not None:
+            rec["notes"].append(f"resumed after: {self.held_reason}")
+            self.held_reason = None
+        rec |= {
+            "source": source,
+            "held": False,
+            "changes": {k: result[k] for k in allowed if result[k] != cur.get(k)},
+            "deferred": deferred,
+        }
+        return self._finish(rec, knobs)
+
+    def _hold(self, rec: dict[str, Any], reason: str) -> dict[str, Any]:
+        self.held_reason = reason
+        knobs = self.last
+        rec |= {"source": "hold", "held": True, "reason": reason, "changes": {}, "deferred": []}
+        if knobs is None:
+            rec["notes"].append("holding the policy's fallback (no decision yet)")
+            rec["knobs"] = None
+            rec["config"] = {
+                "replicas": {},
+                "policy": self.pf.fallback.model_dump(mode="json", exclude_none=True),
+            }
+            self.log.append(rec)
+            return rec
+        return self._finish(rec, knobs)
+
+    def _finish(self, rec: dict[str, Any], knobs: Knobs) -> dict[str, Any]:
+        rec["knobs"] = knobs.flat()
+        rec["config"] = {
+            "replicas": dict(knobs.replicas),
+            "policy": policy_document(knobs, self.pf),
+        }
+        self.log.append(rec)
+        return rec
+
+
+# -- emitters ----------------------------------------------------------------------------------
+
+
+def describe(rec: dict[str, Any]) -> str:
+    """One readable log line for a decision."""
+    head = f"enforce #{rec['decision']} [{rec['source']}]"
+    if rec["held"]:
+        return f"{head} HOLD last safe configuration: {rec['reason']}"
+    k = rec["knobs"]
+    rl = k["rate_limit_x"]
+    body = (
+        f"timeout {k['timeout_seconds']:g}s, retries {k['retries']}, "
+        f"breaker {'on' if k['circuit_breaker'] else 'off'}, "
+        f"rate limit {'none' if rl is None else f'{rl:g}x'}"
+    )
+    ch = ", ".join(f"{a}={b}" for a, b in rec["changes"].items()) or "no change"
+    tail = f"; deferred {rec['deferred']}" if rec["deferred"] else ""
+    notes = f"; {'; '.join(rec['notes'])}" if rec["notes"] else ""
+    return f"{head} {body} | {ch}{tail}{notes}"
+
+
+class Webhook:
+    """POSTs each decision as JSON; a failed POST is reported and retried with the next one."""
+
+    def __init__(self, url: str, timeout: float = 5.0, attempts: int = 2) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.attempts = attempts
+        self.pending: list[dict[str, Any]] = []
+
+    def __call__(self, rec: dict[str, Any]) -> str | None:
+        self.pending.append(rec)
+        for i in range(self.attempts):
+            try:
+                while self.pending:
+                    body = json.dumps(self.pending[0]).encode("utf-8")
+                    req = urllib.request.Request(
+                        self.url, data=body, headers={"Content-Type": "application/json"}
+                    )
+                    with urllib.request.urlopen(req, timeout=self.timeout):
+                        pass
+                    self.pending.pop(0)
+                return None
+            except (urllib.error.URLError, OSError) as exc:
+                err = str(exc)
+                if i + 1 < self.attempts:
+                    time.sleep(0.2 * (i + 1))
+        return f"webhook {self.url}: {err}; {len(self.pending)} decision(s) pending"
+
+
+def run(
+    enforcer: Enforcer,
+    emit: Callable[[dict[str, Any]], str | None],
+    *,
+    interval: float,
+    max_decisions: int | None = None,
+    duration: float | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    log_path: Path | None = None,
+    on_problem: Callable[[str], None] = lambda _: None,
+) -> int:
+    """The loop: decide every ``interval`` seconds until a bound is reached; returns the
+    number of decisions. A replayed metrics file ends the loop at its last line."""
+    start = clock()
+    while True:
+        now = clock()
+        try:
+            rec = enforcer.step(now)
+        except EndOfMetrics:
+            break
+        problem = emit(rec)
+        if problem:
+            on_problem(problem)
+        if log_path is not None:
+            with log_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(rec) + "\n")
+        if max_decisions is not None and enforcer.decisions >= max_decisions:
+            break
+        if duration is not None and clock() - start + interval > duration:
+            break
+        sleep(max(0.0, now + interval - clock()))
+    return enforcer.decisions
