@@ -345,6 +345,10 @@ from agents import enforce_cli as _enforce_cli  # noqa: E402
 
 app.command("enforce")(_enforce_cli.enforce)
 
+from agents import export_cli as _export_cli  # noqa: E402
+
+app.command("export")(_export_cli.export)
+
 
 def main() -> None:
     try:

@@ -164,6 +164,9 @@ class DistilledRules(_Doc):
         description="share of held-aside observations where it equals the network"
     )
     agreement_samples: int = Field(ge=1)
+    component_agreement: Fraction | None = Field(
+        default=None, description="mean share of action components equal, same observations"
+    )
     nodes: tuple[TreeNode, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
