@@ -20,6 +20,7 @@ from agents.scenarios import FaultCatalogue, FaultSpec, scenario_for
 from twin.errors import InputError
 from twin.policy import Policy
 from twin.sim.engine import Simulation
+from twin.sim.fluid import FluidSimulation
 from twin.topology import Topology
 
 ENV_ID = "ShadowTwin/Mitigation-v0"
@@ -35,6 +36,9 @@ class EnvConfig:
     episode_seconds: float = 90.0
     load: float = 1.0
     weights: RewardWeights = field(default_factory=RewardWeights)
+    fidelity: str = "des"
+    """"des": the request-level engine; "fluid": the aggregated twin (twin/sim/fluid.py),
+    ~30x faster, for training; evaluate in "des"."""
 
     @property
     def max_steps(self) -> int:
@@ -74,6 +78,8 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
         cfg = config or EnvConfig()
         if overrides:
             cfg = EnvConfig(**{**cfg.__dict__, **overrides})
+        if cfg.fidelity not in ("des", "fluid"):
+            raise InputError(f"env config: fidelity {cfg.fidelity!r}: expected 'des' or 'fluid'")
         if cfg.interval <= 0 or cfg.episode_seconds < cfg.interval or cfg.load <= 0:
             raise InputError(
                 f"env config: interval ({cfg.interval}), episode_seconds "
@@ -94,7 +100,7 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
         self._callers: dict[str, list[str]] = {s: [] for s in self.services}
         for a, b in self.topology.service_graph().edges:
             self._callers[b].append(f"{a}->{b}")
-        self.sim: Simulation | None = None
+        self.sim: Simulation | FluidSimulation | None = None
         self.fault: FaultSpec | None = None
         self.replicas: dict[str, int] = dict(self.base_replicas)
         self.last_action = sp.neutral_action(self.n)
@@ -121,12 +127,11 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         self.replicas = dict(self.base_replicas)
         self.last_action = sp.neutral_action(self.n)
-        self.sim = Simulation(
-            self.topology,
-            scen,
-            action_to_policy(self.last_action, self.services, self.topology),
-            seed=sim_seed,
-            series="none",
+        policy = action_to_policy(self.last_action, self.services, self.topology)
+        self.sim = (
+            FluidSimulation(self.topology, scen, policy)
+            if self.cfg.fidelity == "fluid"
+            else Simulation(self.topology, scen, policy, seed=sim_seed, series="none")
         )
         self.steps = 0
         return self._observe(None), {"fault": self.fault}

@@ -1,0 +1,630 @@
+"""``FluidSimulation``: an aggregated, time-stepped twin of the same three documents.
+
+Why: the request-level engine simulates Online Boutique at about 60-100 simulated seconds
+per wall second, which caps an RL environment at ~20 decisions per second. Training wants
+thousands per second; DESIGN.md's advice is to train on an aggregated twin and validate on
+the full one. This module is that aggregated twin: rates instead of requests, advanced in
+steps of ``dt`` seconds, with the engine's stepping face (``apply``, ``step`` returning the
+same stretch keys) so the environment can use either.
+
+What it models, per step (mean-value analysis over the operation graph):
+
+- arrivals: the workload rates x the load profile, plus surge and attack classes, admitted
+  through the entry's rate limit (fluid token bucket, burst ignored);
+- traffic equations: each admitted request makes its calls (probability x count), retried
+  calls multiply attempts (within the retry budget), an open breaker stops the calls;
+- each service as an M/M/c queue (c = ready replicas x free workers): mean wait from Erlang
+  C below saturation, a fluid backlog above it, drained at the service rate; a queue limit
+  sheds the excess (REJECTED); a blocking service holds its worker for its downstream
+  calls, an event-loop one does not;
+- latency: mean and variance of the response time propagated up the call graph (service
+  time x CPU and GC slowdown + injected delay + wait + calls, parallel calls as their
+  maximum), timeouts cut a call at its timeout and fail it with the exponential-tail share
+  ``exp(-timeout / mean)``; the entry p99 is the gamma quantile with that mean and
+  variance, raised to the timeout when more than 1% of successes went through a retry;
+- failures: outages (no ready replica), error-rate faults, sheds and timeouts combine as
+  independent events; optional calls do not fail their caller; retries re-try each
+  failure with the same chance;
+- breakers: per edge, open when the call failure share reaches the threshold (with at least
+  ``min_requests`` calls in the step), stay open ``open_for`` seconds, then close if the
+  failure share is below the threshold;
+- replicas: outages, memory leaks (all replicas grow from the baseline, GC slowdown
+  ``1 + gc (used/limit)^2``, killed at the limit for ``restart_time``), the HPA loop of an
+  ``autoscale`` policy (period, boot time, cooldown, +max(4, 100%) per period).
+
+What it does not model: network loss, bandwidth, pool exhaustion and data corruption
+faults (ignored), failover, host CPU sharing, per-request ordering effects (a timed-out
+request's work is not wasted), and any randomness: it is deterministic, the seed is unused.
+Its agreement with the engine is measured in tests/test_fluid.py and docs/agents.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from scipy.special import gammaincinv
+
+from twin.faults import FaultWindow, fault_windows
+from twin.policy import Autoscale, ClientPolicy, Policy
+from twin.scenario import (
+    CpuExhaustionFault,
+    ErrorRateFault,
+    LatencyFault,
+    MemoryLeakFault,
+    OutageFault,
+    Scenario,
+    TrafficFault,
+)
+from twin.topology import Topology
+
+P99_Z = 0.99
+
+
+def erlang_c(c: int, a: float) -> float:
+    """Probability of waiting in M/M/c with offered load ``a`` = lambda/mu (a < c)."""
+    if a <= 0.0:
+        return 0.0
+    term = 1.0
+    total = 1.0
+    for k in range(1, c):
+        term *= a / k
+        total += term
+    term *= a / c
+    last = term * c / (c - a)
+    return last / (total + last)
+
+
+@dataclass
+class _Call:
+    callee: str  # service
+    node: str  # svc:op
+    mult: float  # probability x count
+    prob: float
+    optional: bool
+    parallel: bool
+
+
+@dataclass
+class _Node:
+    service: str
+    mean_s: float  # mean service time, seconds
+    var_s: float
+    calls: list[_Call]
+
+
+@dataclass
+class _Svc:
+    workers: int
+    blocking: bool
+    base_replicas: int
+    replicas: float  # ready
+    booting: list[tuple[float, int]] = field(default_factory=list)  # (ready at, count)
+    backlog: float = 0.0
+    down_until: float = -math.inf
+    leak_since: float | None = None
+    last_scale: float = -math.inf
+    next_scale: float = math.inf
+    busy: float = 0.0  # busy worker-seconds in the stretch
+    cap: float = 0.0  # worker-seconds available in the stretch
+    rep_area: float = 0.0
+    arrivals: float = 0.0
+    ok: float = 0.0
+    failed: float = 0.0
+    lat_sum: float = 0.0
+    queue: float = 0.0
+    util_last: float = 0.0
+
+
+@dataclass
+class _Breaker:
+    state: int = 0  # 0 closed, 1 open, 2 half-open (the engine's codes)
+    until: float = 0.0
+
+
+class FluidSimulation:
+    """The aggregated twin: ``step(seconds)`` returns the engine's stretch keys."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        scenario: Scenario | None = None,
+        policy: Policy | None = None,
+        *,
+        seed: int | None = None,
+        dt: float = 1.0,
+    ) -> None:
+        self.topology = topology
+        self.scenario = scenario or Scenario()
+        self.scenario.check_against(topology)
+        self.dt = dt
+        self.now = 0.0
+        self.windows: list[FaultWindow] = fault_windows(self.scenario)
+        self.nodes: dict[str, _Node] = {}
+        for name, svc in topology.services.items():
+            for op_name, op in svc.operations.items():
+                calls = []
+                for c in op.calls:
+                    s, o = topology.resolve(c.to)
+                    calls.append(
+                        _Call(
+                            s,
+                            f"{s}:{o}",
+                            c.probability * c.count,
+                            c.probability,
+                            c.optional,
+                            c.parallel,
+                        )
+                    )
+                d = op.service_time
+                mean = d.expected()
+                cv = 1.0 if d.dist == "exponential" else float(getattr(d, "cv", 0.0))
+                self.nodes[f"{name}:{op_name}"] = _Node(name, mean, (cv * mean) ** 2, calls)
+        import networkx as nx
+
+        self.order = list(nx.topological_sort(topology.operation_graph()))
+        self.svcs = {
+            n: _Svc(s.workers, s.blocking, s.replicas, float(s.replicas))
+            for n, s in topology.services.items()
+        }
+        self.edges = sorted(
+            {(self.nodes[n].service, c.callee) for n in self.nodes for c in self.nodes[n].calls}
+        )
+        self.breakers = {f"{a}->{b}": _Breaker() for a, b in self.edges}
+        self.ops = {n: [k for k, nd in self.nodes.items() if nd.service == n] for n in self.svcs}
+        self.entry_nodes = {w.entry: ":".join(topology.resolve(w.entry)) for w in topology.workload}
+        self.entry_services = {self.nodes[n].service for n in self.entry_nodes.values()}
+        self.callers = {n: [f"{a}->{b}" for a, b in self.edges if b == n] for n in self.svcs}
+        self.edge_set = {f"{a}->{b}" for a, b in self.edges}
+        net = topology.network.latency
+        self.net_mean = net.expected()
+        # last step's per-node figures, used by callers (one-step lag breaks the cycle
+        # between rates, which flow down, and latencies, which flow up)
+        self.resp = {n: (nd.mean_s, nd.var_s) for n, nd in self.nodes.items()}
+        self.fail = dict.fromkeys(self.nodes, 0.0)
+        self.retried: dict[str, float] = {}
+        self.apply(policy or Policy())
+        self.entries = {w.entry: w for w in topology.workload}
+        self._entry_stats = {w.entry: [0.0, 0.0, 0.0, 0.0] for w in topology.workload}
+
+    # -- policy --------------------------------------------------------------------------------
+
+    def apply(self, policy: Policy) -> None:
+        for key in policy.clients:
+            if key != "*" and key not in self.edge_set:
+                raise ValueError(f"policy: clients: no call {key!r} in the topology")
+        unknown = set(policy.services) - set(self.svcs)
+        if unknown:
+            raise ValueError(f"policy: services: unknown {sorted(unknown)}")
+        self.policy = policy
+        self.client: dict[str, ClientPolicy] = {
+            f"{a}->{b}": policy.client(a, b) for a, b in self.edges
+        }
+        for name, s in self.svcs.items():
+            sp = policy.services.get(name)
+            asc = sp.autoscale if sp else None
+            if asc is not None and s.next_scale == math.inf:
+                s.next_scale = self.now + asc.period
+
+    def _service_policy(self, name: str) -> Any:
+        return self.policy.services.get(name)
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def _active(self, t: float) -> list[FaultWindow]:
+        return [w for w in self.windows if w.start <= t < w.end]
+
+    def _load(self, t: float) -> float:
+        m = 1.0
+        for at, mult in self.scenario.load.steps():
+            if t >= at:
+                m = mult
+        return m
+
+    # -- one small step ------------------------------------------------------------------------
+
+    def _advance(self, dt: float) -> None:
+        t = self.now
+        active = self._active(t)
+        cpu = dict.fromkeys(self.svcs, 1.0)
+        delay = dict.fromkeys(self.svcs, 0.0)
+        err = dict.fromkeys(self.svcs, 0.0)
+        down = dict.fromkeys(self.svcs, 0.0)  # replicas taken down by an outage
+        extra: dict[str, list[tuple[float, float, bool]]] = {e: [] for e in self.entries}
+        leaking: set[str] = set()
+        for win in active:
+            flt = win.fault
+            if isinstance(flt, TrafficFault):
+                svc = self.topology.resolve(flt.target)[0]
+                for e in self.entries:
+                    if self.topology.resolve(e)[0] == svc:
+                        extra[e].append((flt.rate, flt.cost, flt.kind == "attack"))
+                        break
+                continue
+            if flt.target not in self.svcs:
+                continue
+            if isinstance(flt, CpuExhaustionFault):
+                cpu[flt.target] *= flt.factor
+            elif isinstance(flt, LatencyFault):
+                delay[flt.target] += flt.delay.expected()
+            elif isinstance(flt, ErrorRateFault):
+                err[flt.target] = 1 - (1 - err[flt.target]) * (1 - flt.probability)
+            elif isinstance(flt, OutageFault):
+                s = self.svcs[flt.target]
+                down[flt.target] += s.replicas if flt.replicas is None else flt.replicas
+            elif isinstance(flt, MemoryLeakFault):
+                leaking.add(flt.target)
+                s = self.svcs[flt.target]
+                if s.leak_since is None:
+                    s.leak_since = win.start
+                used = flt.baseline_mb + flt.growth_mb_per_s * (t - s.leak_since)
+                if used >= flt.limit_mb:
+                    s.down_until = t + flt.restart_time
+                    s.leak_since = t + flt.restart_time
+                frac = min(1.0, max(0.0, used) / flt.limit_mb)
+                cpu[flt.target] *= 1.0 + flt.gc_slowdown * frac * frac
+        for name, s in self.svcs.items():
+            if name not in leaking:
+                s.leak_since = None
+            # booted replicas join
+            while s.booting and s.booting[0][0] <= t:
+                s.replicas += s.booting.pop(0)[1]
+        ready = {
+            n: 0.0 if t < s.down_until else max(0.0, s.replicas - down[n])
+            for n, s in self.svcs.items()
+        }
+
+        # rates flow down the call graph
+        lam = dict.fromkeys(self.nodes, 0.0)
+        user = dict.fromkeys(self.nodes, 0.0)
+        cost = dict.fromkeys(self.nodes, 0.0)  # cost-weighted arrivals
+        load = (
+            self._load(t) * self.scenario.load.multiplier
+            if not self.scenario.load.profile
+            else self._load(t)
+        )
+        rate_limited: dict[str, float] = {}
+        for e, wl in self.entries.items():
+            node = self.entry_nodes[e]
+            base = wl.rate * load
+            users = base + sum(r for r, _, att in extra[e] if not att)
+            attack = sum(r for r, _, att in extra[e] if att)
+            attack_cost = sum(r * c for r, c, att in extra[e] if att)
+            total = users + attack
+            sp = self._service_policy(self.nodes[node].service)
+            admit = 1.0
+            if sp is not None and sp.rate_limit is not None and total > sp.rate_limit.rps:
+                admit = sp.rate_limit.rps / total
+            rate_limited[e] = 1 - admit
+            lam[node] += total * admit
+            user[node] += users * admit
+            cost[node] += (users + attack_cost) * admit
+        shed: dict[str, float] = {}
+        for node in self.order:
+            nd = self.nodes[node]
+            if lam[node] <= 0:
+                continue
+            # calls go out at the rate requests are served, not offered
+            sv = self.svcs[nd.service]
+            workers = ready[nd.service] * sv.workers
+            own = nd.mean_s * cpu[nd.service] + delay[nd.service]
+            if sv.blocking:
+                own += self._calls_mean(node)
+            served = 1.0 if own <= 0 else min(1.0, workers / own / lam[node])
+            for c in nd.calls:
+                key = f"{nd.service}->{c.callee}"
+                if self.breakers[key].state == 1:
+                    continue
+                cp = self.client[key]
+                f_call = self._call_fail(key, c.node)
+                attempts = 1.0
+                r = cp.retries
+                if r is not None and r.max and f_call > 0:
+                    extra_att = sum(f_call**k for k in range(1, r.max + 1))
+                    if r.budget is not None:
+                        extra_att = min(extra_att, r.budget)
+                    attempts += extra_att
+                k = c.mult * attempts * served
+                lam[c.node] += lam[node] * k
+                user[c.node] += user[node] * k
+                cost[c.node] += cost[node] * k
+
+        # each service as a queue
+        wait: dict[str, tuple[float, float]] = {}
+        for name, s in self.svcs.items():
+            ops = self.ops[name]
+            arr = sum(lam[n] for n in ops)
+            sp = self._service_policy(name)
+            cw = max(0, round(ready[name] * s.workers))
+            hold_num = 0.0
+            for n in ops:
+                nd = self.nodes[n]
+                own = nd.mean_s * cpu[name] + delay[name]
+                if s.blocking:
+                    own += self._calls_mean(n)
+                hold_num += cost[n] * own if lam[n] > 0 else 0.0
+            hold = (
+                hold_num / arr
+                if arr > 0
+                else (
+                    sum(self.nodes[n].mean_s for n in ops) / max(1, len(ops)) * cpu[name]
+                    + delay[name]
+                )
+            )
+            s.cap += cw * dt
+            s.rep_area += ready[name] * dt
+            s.arrivals += arr * dt
+            if cw == 0:
+                shed[name] = 1.0
+                s.busy += 0.0
+                s.backlog = 0.0
+                wait[name] = (0.0, 0.0)
+                s.util_last = 1.0 if arr > 0 else 0.0
+                continue
+            mu = cw / hold if hold > 0 else math.inf
+            limit = None
+            ql = sp.queue_limit if sp is not None and sp.queue_limit is not None else None
+            if ql is None:
+                ql = self.topology.services[name].queue_limit
+            if ql is not None:
+                limit = ql * max(1.0, ready[name])
+            a = arr * hold
+            if arr < mu and s.backlog <= 0:
+                pw = erlang_c(cw, a)
+                wq = pw / (mu - arr) if mu > arr else 0.0
+                lq = arr * wq
+                served = arr
+                rej = 0.0
+                if limit is not None and lq > limit:
+                    rej = min(
+                        1.0,
+                        pw * math.exp(-(cw / hold - arr) * limit / max(arr, 1e-9)) if arr else 0.0,
+                    )
+                    lq = limit
+                    wq = limit / mu
+                s.backlog = 0.0
+            else:
+                s.backlog = max(0.0, s.backlog + (arr - mu) * dt)
+                # callers abandon (deadline propagation) what waits past their timeout
+                patience = self._patience(name)
+                if patience is not None:
+                    s.backlog = min(s.backlog, mu * patience)
+                rej = 0.0
+                if limit is not None and s.backlog > limit:
+                    rej = (s.backlog - limit) / max(arr * dt, 1e-9)
+                    rej = min(1.0, rej)
+                    s.backlog = limit
+                served = min(arr * (1 - rej), mu)
+                lq = s.backlog
+                wq = lq / mu
+            s.queue = lq
+            s.busy += served * hold * dt
+            s.util_last = served * hold / cw
+            shed[name] = rej
+            # Erlang-C waits are near-exponential; a fluid backlog is served FIFO, so
+            # everyone waits about the same
+            wait[name] = (wq, wq * wq if s.backlog <= 0 else (0.3 * wq) ** 2)
+
+        # latencies and failures flow up the call graph
+        resp: dict[str, tuple[float, float]] = {}
+        fail: dict[str, float] = {}
+        retried_share: dict[str, float] = {}
+        for node in reversed(self.order):
+            nd = self.nodes[node]
+            name = nd.service
+            wq, wv = wait.get(name, (0.0, 0.0))
+            mean = nd.mean_s * cpu[name] + delay[name] + wq
+            var = nd.var_s * cpu[name] ** 2 + wv
+            ok = (1 - err[name]) * (1 - shed.get(name, 0.0))
+            if ready[name] <= 0:
+                ok = 0.0
+            seq_mean = seq_var = 0.0
+            par_mean = par_var = 0.0
+            retried = 0.0
+            for c in nd.calls:
+                key = f"{name}->{c.callee}"
+                cp = self.client[key]
+                br = self.breakers[key]
+                m, v = resp.get(c.node, self.resp[c.node])
+                m += self.net_mean
+                f_attempt = self._attempt_fail(cp, m, fail.get(c.node, self.fail[c.node]))
+                if br.state == 1:
+                    f_call = 1.0
+                    m, v = 0.0, 0.0
+                else:
+                    n_retries = cp.retries.max if cp.retries is not None else 0
+                    f_call = f_attempt ** (n_retries + 1)
+                    if cp.timeout is not None:
+                        m = min(m, cp.timeout)
+                    tmo = cp.timeout
+                    if n_retries and tmo is not None and m > 0:
+                        # only a timed-out attempt costs the timeout before its retry
+                        retried = max(retried, c.prob * math.exp(-tmo / m))
+                if not c.optional:
+                    ok *= (1 - f_call) ** c.mult
+                cm, cv = c.mult * m, c.mult * v + c.prob * (1 - c.prob) * m * m
+                if c.parallel:
+                    par_mean, par_var = max(par_mean, cm), max(par_var, cv)
+                else:
+                    seq_mean += cm
+                    seq_var += cv
+            resp[node] = (mean + seq_mean + par_mean, var + seq_var + par_var)
+            fail[node] = 1 - ok
+            retried_share[node] = retried
+        self.resp, self.fail = resp, fail
+
+        # breakers see this step's call outcomes
+        for src, dst in self.edges:
+            key = f"{src}->{dst}"
+            cp = self.client[key]
+            br = self.breakers[key]
+            cb = cp.circuit_breaker
+            if cb is None:
+                br.state = 0
+                continue
+            calls = sum(lam[n] for n in self.ops[src]) * dt
+            f_att = max(
+                self._attempt_fail(cp, resp[n][0] + self.net_mean, fail[n]) for n in self.ops[dst]
+            )
+            if br.state == 1 and t >= br.until:
+                br.state = 2
+            if br.state == 2:
+                br.state = 1 if f_att >= cb.failure_rate else 0
+                if br.state == 1:
+                    br.until = t + cb.open_for
+            elif br.state == 0 and calls >= cb.min_requests and f_att >= cb.failure_rate:
+                br.state, br.until = 1, t + cb.open_for
+
+        # entries and per-service outcome counts
+        for e, wl in self.entries.items():
+            node = self.entry_nodes[e]
+            n_users = (wl.rate * load + sum(r for r, _, att in extra[e] if not att)) * dt
+            fe = 1 - (1 - fail[node]) * (1 - rate_limited[e])
+            st = self._entry_stats[e]
+            st[0] += n_users * (1 - fe)
+            st[1] += n_users * fe
+            m, v = resp[node]
+            st[2] = max(st[2], self._p99(m, v, retried_share[node], node))
+            st[3] += n_users * (1 - fe) * m
+        for name, s in self.svcs.items():
+            for n in self.ops[name]:
+                s.ok += user[n] * (1 - fail[n]) * dt
+                s.failed += user[n] * fail[n] * dt
+        self.retried = retried_share
+        self._autoscale(t, dt)
+        self.now = t + dt
+
+    def _patience(self, name: str) -> float | None:
+        """The longest a caller waits for ``name`` (None: some caller waits forever, or it
+        is an entry, whose outside clients have no timeout here)."""
+        if name in self.entry_services:
+            return None
+        tmos = [self.client[k].timeout for k in self.callers[name]]
+        if not tmos or any(t is None for t in tmos):
+            return None
+        return max(t for t in tmos if t is not None)
+
+    def _call_fail(self, key: str, node: str) -> float:
+        m, _ = self.resp[node]
+        return self._attempt_fail(self.client[key], m + self.net_mean, self.fail[node])
+
+    @staticmethod
+    def _attempt_fail(cp: ClientPolicy, mean: float, f_node: float) -> float:
+        tmo = cp.timeout
+        f_timeout = math.exp(-tmo / mean) if tmo is not None and mean > 0 else 0.0
+        return 1 - (1 - f_node) * (1 - f_timeout)
+
+    def _calls_mean(self, node: str) -> float:
+        nd = self.nodes[node]
+        seq = par = 0.0
+        for c in nd.calls:
+            m = self.resp[c.node][0] + self.net_mean
+            tmo = self.client[f"{nd.service}->{c.callee}"].timeout
+            if tmo is not None:
+                m = min(m, tmo)
+            if c.parallel:
+                par = max(par, c.mult * m)
+            else:
+                seq += c.mult * m
+        return seq + par
+
+    def _p99(self, mean: float, var: float, retried: float, node: str) -> float:
+        if mean <= 0:
+            return 0.0
+        if var <= 0:
+            p = mean
+        else:
+            k = mean * mean / var
+            p = float(gammaincinv(k, P99_Z)) * var / mean
+        if retried > 1 - P99_Z:
+            tmo = min(
+                (
+                    cp.timeout
+                    for key, cp in self.client.items()
+                    if key.startswith(f"{self.nodes[node].service}->") and cp.timeout
+                ),
+                default=0.0,
+            )
+            p = max(p, tmo + mean)
+        return p
+
+    def _autoscale(self, t: float, dt: float) -> None:
+        for name, s in self.svcs.items():
+            sp = self._service_policy(name)
+            asc: Autoscale | None = sp.autoscale if sp else None
+            if asc is None or t + dt < s.next_scale:
+                continue
+            s.next_scale = t + dt + asc.period
+            current = s.replicas + sum(k for _, k in s.booting)
+            util = s.util_last
+            want = max(
+                asc.min,
+                min(
+                    asc.max, math.ceil(max(1.0, s.replicas) * util / asc.target_utilization - 1e-9)
+                ),
+            )
+            if want > current:
+                add = int(min(want - current, max(4, current)))
+                s.booting.append((t + dt + asc.boot_time, add))
+                s.last_scale = t
+            elif want < current and t - s.last_scale >= asc.cooldown:
+                drop = int(current - want)
+                while drop and s.booting:
+                    s.booting.pop()
+                    drop -= 1
+                s.replicas = max(0.0, s.replicas - drop)
+                s.last_scale = t
+
+    # -- the stepping face ---------------------------------------------------------------------
+
+    def step(self, seconds: float) -> dict[str, Any]:
+        """Advance ``seconds`` (in steps of ``dt``) and report the stretch in the engine's keys."""
+        start = self.now
+        end = min(start + seconds, self.scenario.duration)
+        for s in self.svcs.values():
+            s.busy = s.cap = s.rep_area = s.arrivals = s.ok = s.failed = s.lat_sum = 0.0
+        self._entry_stats = {e: [0.0, 0.0, 0.0, 0.0] for e in self.entries}
+        while self.now < end - 1e-9:
+            self._advance(min(self.dt, end - self.now))
+        span = max(end - start, 1e-12)
+        services = {}
+        for name, s in self.svcs.items():
+            services[name] = {
+                "arrivals": s.arrivals,
+                "succeeded": s.ok,
+                "failed": s.failed,
+                "latency": {
+                    "p99": max(
+                        (
+                            self._p99(*self.resp[n], self.retried.get(n, 0.0), n)
+                            for n in self.ops[name]
+                        ),
+                        default=0.0,
+                    )
+                },
+                "utilization": s.busy / s.cap if s.cap > 0 else None,
+                "queue": s.queue,
+                "replicas": s.rep_area / span,
+                "ready": s.replicas,
+            }
+        entries = {}
+        for e, (ok, failed, p99, lat) in self._entry_stats.items():
+            entries[e] = {
+                "requests": ok + failed,
+                "succeeded": ok,
+                "failed": failed,
+                "latency": {
+                    "p99": p99 if ok > 0 else float("nan"),
+                    "mean": lat / ok if ok else float("nan"),
+                },
+            }
+        return {
+            "time": end,
+            "seconds": end - start,
+            "entries": entries,
+            "services": services,
+            "breakers": {
+                k: b.state for k, b in self.breakers.items() if self.client[k].circuit_breaker
+            },
+        }
