@@ -36,9 +36,7 @@ def main() -> None:
     fluid = measure("fluid", a.steps, a.interval, a.load)
     print(f"interval {a.interval} s, load x{a.load}, Online Boutique, random actions")
     print(f"des (request-level engine): {des:.1f} steps/s")
-    print(
-        f"fluid (aggregated twin) is {fluid / des:.1f}x the request-level engine; last line is fluid"
-    )
+    print(f"fluid (aggregated twin): {fluid / des:.1f}x the request-level engine; last line")
     print(f"steps/s: {fluid:.1f}")
 
 
