@@ -278,6 +278,13 @@ class Simulation:
             for fam, metric, value in figures:
                 rows.append((t0, span, "entry", name, fam, metric, value))
         for name, svc in self.services.items():
+            if not self.series_services:
+                # no per-service series: roll the window's totals, skip its quantiles
+                svc.win_mark = svc.areas(now)
+                svc.stats.roll_window()
+                if svc.attack.w_arrivals or sum(svc.attack.w_counts):
+                    svc.attack.roll_window()
+                continue
             prev = svc.win_mark
             areas = svc.areas(now)
             busy, cap, pods = (a - b for a, b in zip(areas, prev, strict=True))

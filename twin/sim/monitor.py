@@ -85,15 +85,30 @@ class Counters:
                 ("latency", "p95", p95),
                 ("latency", "p99", p99),
             ]
+        self._close(h)
+        return rows
+
+    def roll_window(self) -> None:
+        """Close the window without reporting it (no series kept): the totals and the
+        stretch get exactly what :meth:`window_rows` would give them, without quantiles."""
+        if not (self.w_arrivals or self.w_hist.n or self.w_hist_u.n or any(self.w_counts)):
+            return  # an idle window adds nothing
+        h = self.w_hist
+        if self.w_hist_u.n:
+            h = LogHistogram()
+            h.merge(self.w_hist)
+            h.merge(self.w_hist_u)
+        self._close(h)
+
+    def _close(self, h: LogHistogram) -> None:
         self.hist.merge(self.w_hist)
         self.s_hist.merge(h)
         self.s_arrivals += self.w_arrivals
-        self.s_counts = [a + b for a, b in zip(self.s_counts, wc, strict=True)]
+        self.s_counts = [a + b for a, b in zip(self.s_counts, self.w_counts, strict=True)]
         self.w_hist.clear()
         self.w_hist_u.clear()
         self.w_arrivals = 0
         self.w_counts = [0] * NCODES
-        return rows
 
     def summary(self) -> dict[str, Any]:
         c = self.counts
