@@ -76,10 +76,22 @@ def parallel_rollouts(
 
 
 def clone(
-    model: Any, data: dict[str, np.ndarray], epochs: int, seed: int, lr: float = 1e-3
+    model: Any,
+    data: dict[str, np.ndarray],
+    epochs: int,
+    seed: int,
+    lr: float = 1e-3,
+    balance: float = 0.5,
 ) -> float:
-    """Fit the actor (cross-entropy on the teacher's actions) and the critic (squared error
-    on the returns) of an SB3 ActorCriticPolicy; returns the final agreement rate."""
+    """Fit the actor (class-balanced cross-entropy on the teacher's actions) and the critic
+    (squared error on the returns) of an SB3 ActorCriticPolicy with a MultiDiscrete action
+    space; returns the final agreement rate (whole action vectors).
+
+    Balanced because the teacher's decisive actions are rare (it scales a service in a few
+    steps of a few episodes, and holds otherwise): plain cross-entropy clones "always hold".
+    Each action dimension's value is weighted by its inverse frequency to the power
+    ``balance`` (0: plain cross-entropy; 0.5: inverse square root).
+    """
     import torch
 
     policy = model.policy
@@ -87,6 +99,12 @@ def clone(
     obs = torch.as_tensor(data["obs"])
     acts = torch.as_tensor(data["actions"])
     rets = torch.as_tensor(data["returns"])
+    dims = [int(k) for k in model.action_space.nvec]
+    weights = torch.ones(acts.shape, dtype=torch.float32)
+    for d, k in enumerate(dims):
+        counts = torch.bincount(acts[:, d], minlength=k).float()
+        w = torch.where(counts > 0, (len(acts) / (k * counts.clamp(min=1))) ** balance, 0.0)
+        weights[:, d] = w[acts[:, d]]
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
     n = len(obs)
     policy.set_training_mode(True)
@@ -94,10 +112,17 @@ def clone(
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, 256):
             idx = perm[i : i + 256]
-            values, logp, _ent = policy.evaluate_actions(obs[idx], acts[idx])
-            loss = -logp.mean() + 0.5 * torch.mean((values.flatten() - rets[idx]) ** 2)
+            dist = policy.get_distribution(obs[idx])
+            logp = torch.stack(
+                [cat.log_prob(acts[idx, d]) for d, cat in enumerate(dist.distribution)],
+                dim=1,
+            )
+            values = policy.predict_values(obs[idx]).flatten()
+            loss = -(weights[idx] * logp).sum(dim=1).mean() + 0.5 * torch.mean(
+                (values - rets[idx]) ** 2
+            )
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
     policy.set_training_mode(False)
     with torch.no_grad():

@@ -96,7 +96,7 @@ def train(
     progress: bool = True,
     checkpoint_every: int = 2048,
     bc_episodes: int = 0,
-    bc_epochs: int = 40,
+    bc_epochs: int = 200,
     validation: int = 0,
     learning_rate: float = 3e-4,
 ) -> Path:
@@ -140,10 +140,18 @@ def train(
     t0 = time.perf_counter()
     bc: dict[str, Any] | None = None
     if ckpt is None and bc_episodes > 0:
+        import numpy as np
+
         from agents.baselines import adaptive
         from agents.imitation import clone, parallel_rollouts
 
         data = parallel_rollouts(cfg, adaptive, bc_episodes, seed=10_000 + seed, procs=n_envs)
+        np.savez_compressed(
+            run_dir / "bc_data.npz",
+            obs=data["obs"],
+            actions=data["actions"],
+            returns=data["returns"],
+        )
         agree = clone(model, data, bc_epochs, seed)
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         model.save(str(run_dir / "checkpoints" / "model_0_steps.zip"))

@@ -108,3 +108,32 @@ def test_paired_cut_is_zero_for_self_and_half_for_half() -> None:
     assert res["violation_cut"]["mean"] == pytest.approx(0.5)
     assert res["violation_cut"]["lo"] == pytest.approx(0.5)
     assert res["replica_seconds_ratio"]["mean"] == pytest.approx(1.0)
+
+
+def test_warm_start_clones_the_teacher_and_picks_on_validation(tmp_path: object) -> None:
+    pytest.importorskip("stable_baselines3")
+    import json
+    from pathlib import Path
+
+    from agents.env import EnvConfig
+    from agents.train import train
+
+    run = Path(str(tmp_path))
+    cfg = EnvConfig(episode_seconds=10.0, interval=5.0, load=0.2)
+    train(
+        run,
+        128,
+        n_envs=1,
+        config=cfg,
+        progress=False,
+        checkpoint_every=64,
+        bc_episodes=3,
+        bc_epochs=60,
+        validation=1,
+    )
+    meta = json.loads((run / "training.json").read_text())
+    bc = meta["behaviour_cloning"]
+    assert bc["samples"] == 3 * cfg.max_steps and bc["agreement"] > 0.5
+    cands = meta["selection"]["candidates"]
+    assert any(c["path"].endswith("model_0_steps.zip") for c in cands)  # the cloned start
+    assert meta["selection"]["score"] == min(c["score"] for c in cands)
