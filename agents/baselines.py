@@ -60,6 +60,46 @@ def threshold(high: float = 0.7, low: float = 0.3) -> Controller:
     return act
 
 
+def adaptive(
+    target: float = 0.6,
+    knobs: tuple[int, int, int, int] = (1, 2, 0, 0),
+    queue: int = 0,
+    boot_steps: int = 2,
+) -> Controller:
+    """Scale only while needed, as the HPA rule does but per decision: a service's desired
+    replicas are ceil(replicas * utilisation / ``target``); the action moves one replica
+    towards it (and back towards the topology's count once the load is gone), and waits
+    ``boot_steps`` decisions after a scale-up (the replica boots in 10 s) before the next. Global
+    ``knobs`` (timeout, retries, breaker, rate-limit levels) stay fixed: 0.5 s timeout and
+    two budgeted retries by default, no breaker (an open breaker hides the utilisation the
+    rule reads). The teacher of the behaviour-cloning warm start, and a reactive baseline."""
+
+    raised: dict[str, int] = {}  # service -> step of its last scale-up, this episode
+
+    def act(obs: np.ndarray, env: MitigationEnv) -> np.ndarray:
+        if env.steps == 0:
+            raised.clear()
+        per = obs.reshape(env.n, sp.FEATURES)
+        out = []
+        for i, name in enumerate(env.services):
+            r = env.replicas[name]
+            desired = max(env.base_replicas[name], int(np.ceil(r * float(per[i, 2]) / target)))
+            booting = env.steps - raised.get(name, -99) < boot_steps
+            if desired > r and r < sp.MAX_REPLICAS and not booting:
+                raised[name] = env.steps
+                delta = 2
+            elif desired > r:
+                delta = 1
+            elif desired < r:
+                delta = 0
+            else:
+                delta = 1
+            out += [delta, queue]
+        return np.array([*out, *knobs], dtype=np.int64)
+
+    return act
+
+
 STATIC_GRID: tuple[tuple[int, int, int, int, int], ...] = tuple(
     itertools.product(
         range(len(sp.TIMEOUTS)),
@@ -78,8 +118,13 @@ def search_static(
 
     ``score`` must run on training scenarios only; the caller guarantees it.
     """
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(STATIC_GRID), size=min(candidates, len(STATIC_GRID)), replace=False)
-    tried = [(STATIC_GRID[int(i)], score(static(*STATIC_GRID[int(i)]))) for i in idx]
+    tried = [(c, score(static(*c))) for c in static_candidates(candidates, seed)]
     best = min(tried, key=lambda t: t[1])[0]
     return best, tried
+
+
+def static_candidates(candidates: int, seed: int) -> list[tuple[int, int, int, int, int]]:
+    """The knob sets a seeded static search tries, in order (distinct grid points)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(STATIC_GRID), size=min(candidates, len(STATIC_GRID)), replace=False)
+    return [STATIC_GRID[int(i)] for i in idx]

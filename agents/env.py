@@ -103,6 +103,7 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
         self.sim: Simulation | FluidSimulation | None = None
         self.fault: FaultSpec | None = None
         self.replicas: dict[str, int] = dict(self.base_replicas)
+        self._pinned: set[str] = set()
         self.last_action = sp.neutral_action(self.n)
         self.steps = 0
 
@@ -124,8 +125,10 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
             self.cfg.episode_seconds + self.cfg.interval,
             self.cfg.interval,
             self.cfg.load,
+            self.topology.workload[0].rate if self.topology.workload else 1.0,
         )
         self.replicas = dict(self.base_replicas)
+        self._pinned = set()
         self.last_action = sp.neutral_action(self.n)
         policy = action_to_policy(self.last_action, self.services, self.topology)
         self.sim = (
@@ -153,10 +156,12 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
             max(0.0, float(s["replicas"]) - self.base_replicas[n])
             for n, s in stretch["services"].items()
         )
-        r = reward(self.cfg.weights, attain, extra, self.n, changed, act.size)
+        viol = violated(stretch["entries"], self.p99_target, self.avail_target)
+        secs = float(stretch["seconds"])
+        r = reward(self.cfg.weights, attain, viol, extra * secs, secs, changed, act.size)
         info = {
             "attainment": attain,
-            "violated": violated(stretch["entries"], self.p99_target, self.avail_target),
+            "violated": viol,
             "replica_seconds": sum(float(s["replicas"]) for s in stretch["services"].values())
             * float(stretch["seconds"]),
             "entries": stretch["entries"],
@@ -175,13 +180,18 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
             delta = sp.REPLICA_DELTAS[int(act[2 * i])]
             self.replicas[name] = int(np.clip(self.replicas[name] + delta, 1, sp.MAX_REPLICAS))
             if self.replicas[name] != self.base_replicas[name]:
+                self._pinned.add(name)
+            if name in self._pinned:
+                # pinned until the episode ends, so a return to the topology's count drains the
+                # extra replicas; a 1 s period puts a new target in force within the step (the
+                # twin's HPA first acts one period after a policy change)
                 k = self.replicas[name]
                 doc["services"].setdefault(name, {})["autoscale"] = {
                     "min": k,
                     "max": k,
                     "boot_time": 10.0,
                     "cooldown": 0.0,
-                    "period": self.cfg.interval,
+                    "period": min(1.0, self.cfg.interval),
                 }
         return Policy.model_validate(doc)
 

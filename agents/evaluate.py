@@ -17,10 +17,11 @@ import numpy as np
 
 from agents.baselines import (
     Controller,
+    adaptive,
     best_practice,
     no_mitigation,
-    search_static,
     static,
+    static_candidates,
     threshold,
 )
 from agents.env import EnvConfig, MitigationEnv
@@ -75,25 +76,96 @@ def evaluate(env: MitigationEnv, ctrl: Controller, faults: tuple[FaultSpec, ...]
     return {**summary, "per_scenario": rows}
 
 
+def paired(learned: dict[str, Any], other: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """Learned vs another policy on the same scenarios (same seeds): the relative cut in
+    violation minutes, 1 - sum(learned)/sum(other), and the replica-seconds ratio, each with
+    a 95% paired percentile-bootstrap interval over scenarios (seeded)."""
+    lv = np.array([r["slo_violation_minutes"] for r in learned["per_scenario"]])
+    ov = np.array([r["slo_violation_minutes"] for r in other["per_scenario"]])
+    lc = np.array([r["replica_seconds"] for r in learned["per_scenario"]])
+    oc = np.array([r["replica_seconds"] for r in other["per_scenario"]])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(lv), size=(2000, len(lv)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cut = 1.0 - lv[idx].sum(axis=1) / ov[idx].sum(axis=1)
+    cut = cut[np.isfinite(cut)]
+    ratio = lc[idx].sum(axis=1) / oc[idx].sum(axis=1)
+    diff = (ov - lv)[idx].mean(axis=1)
+
+    def summary(point: float, boot: np.ndarray) -> dict[str, float]:
+        lo, hi = np.percentile(boot, [2.5, 97.5]) if len(boot) else (math.nan, math.nan)
+        return {"mean": float(point), "lo": float(lo), "hi": float(hi)}
+
+    total = ov.sum()
+    return {
+        "violation_cut": summary(1.0 - lv.sum() / total if total else math.nan, cut),
+        "violation_minutes_saved": summary(float((ov - lv).mean()), diff),
+        "replica_seconds_ratio": summary(float(lc.sum() / oc.sum()), ratio),
+    }
+
+
 def training_faults(env: MitigationEnv, n: int, seed: int) -> tuple[FaultSpec, ...]:
     rng = np.random.default_rng(seed)
     return tuple(env.catalogue.sample_training(rng) for _ in range(n))
 
 
-def baselines(env: MitigationEnv, search: int = 12, search_faults: int = 6) -> dict[str, Any]:
-    """The four baseline controllers; the static search is scored on training draws."""
-    train = training_faults(env, search_faults, seed=1)
-
-    def score(c: Controller) -> float:
-        rows = [run_episode(env, c, f, seed=1000 + i) for i, f in enumerate(train)]
-        return float(np.mean([r["slo_violation_minutes"] for r in rows]))
-
-    best, tried = search_static(score, search, seed=2)
+def _controller(spec: tuple[Any, ...]) -> Controller:
+    """A controller from a picklable spec: ("no_mitigation",), ("best_practice",),
+    ("threshold",), ("adaptive",), ("static", knobs) or ("learned", policy_dir)."""
+    kind = spec[0]
+    if kind == "static":
+        return static(*spec[1])
+    if kind == "learned":
+        ctrl = learned_controller(Path(spec[1]))
+        if ctrl is None:
+            raise InputError(f"{spec[1]}: no model.zip")
+        return ctrl
     return {
-        "no_mitigation": (no_mitigation(), None),
-        "best_practice": (best_practice(), None),
-        "threshold": (threshold(), None),
-        "best_static": (static(*best), {"knobs": list(best), "tried": [list(t) for t in tried]}),
+        "no_mitigation": no_mitigation,
+        "best_practice": best_practice,
+        "threshold": threshold,
+        "adaptive": adaptive,
+    }[kind]()
+
+
+def _evaluate_job(
+    args: tuple[EnvConfig | None, tuple[Any, ...], tuple[FaultSpec, ...], int],
+) -> list[dict[str, float]]:
+    cfg, spec, faults, seed0 = args
+    env = MitigationEnv(cfg)
+    ctrl = _controller(spec)
+    return [run_episode(env, ctrl, f, seed=seed0 + i) for i, f in enumerate(faults)]
+
+
+def _map(jobs: list[Any], procs: int) -> list[list[dict[str, float]]]:
+    """Run evaluation jobs, in ``procs`` spawned processes when > 1 (the figures do not
+    depend on it: every episode's seed is fixed by its scenario)."""
+    if procs <= 1:
+        return [_evaluate_job(j) for j in jobs]
+    from multiprocessing import get_context
+
+    with get_context("spawn").Pool(procs) as pool:
+        return pool.map(_evaluate_job, jobs, chunksize=1)
+
+
+def baselines(
+    env: MitigationEnv, search: int = 12, search_faults: int = 14, procs: int = 1
+) -> dict[str, Any]:
+    """The baseline controllers as specs; the static search is scored on training draws."""
+    train = training_faults(env, search_faults, seed=1)
+    cands = static_candidates(search, seed=2)
+    rows = _map([(env.cfg, ("static", c), train, 1000) for c in cands], procs)
+    tried = [
+        (c, float(np.mean([r["slo_violation_minutes"] for r in rr])))
+        for c, rr in zip(cands, rows, strict=True)
+    ]
+    best = min(tried, key=lambda t: t[1])[0]  # first of the lowest, as search_static picks
+    return {
+        "no_mitigation": (("no_mitigation",), None),
+        "best_practice": (("best_practice",), None),
+        "threshold": (("threshold",), None),
+        "adaptive": (("adaptive",), None),
+        "best_static": (("static", best), {"knobs": list(best), "tried": [list(t) for t in tried]}),
     }
 
 
@@ -155,7 +227,11 @@ def learned_controller(policy_dir: Path) -> Controller | None:
 
 
 def run(
-    policy_dir: Path, out: Path, config: EnvConfig | None = None, search: int = 12
+    policy_dir: Path,
+    out: Path,
+    config: EnvConfig | None = None,
+    search: int = 12,
+    procs: int = 2,
 ) -> dict[str, Any]:
     """Evaluate baselines (and the learned policy if ``policy_dir`` has one) on the held-out
     scenarios; write ``out/evaluation.json`` and ``out/evaluation.png``."""
@@ -163,10 +239,9 @@ def run(
         raise InputError(f"{policy_dir}: not a directory (expected a policy directory)")
     env = MitigationEnv(config)
     held = env.catalogue.held_out
-    ctrls = baselines(env, search=search)
-    learned = learned_controller(policy_dir)
-    if learned is not None:
-        ctrls["learned"] = (learned, None)
+    ctrls = baselines(env, search=search, procs=procs)
+    if (policy_dir / "model.zip").exists():
+        ctrls["learned"] = (("learned", str(policy_dir)), None)
     result: dict[str, Any] = {
         "topology": env.topology.name,
         "config": {
@@ -177,11 +252,21 @@ def run(
         "held_out_scenarios": [f.__dict__ for f in held],
         "policies": {},
     }
-    for name, (ctrl, extra) in ctrls.items():
-        res = evaluate(env, ctrl, held)
+    names = list(ctrls)
+    rows_all = _map([(env.cfg, ctrls[n][0], held, 0) for n in names], procs)
+    for name, rows in zip(names, rows_all, strict=True):
+        res: dict[str, Any] = {m: ci([r[m] for r in rows]) for m in METRICS}
+        res["per_scenario"] = rows
+        extra = ctrls[name][1]
         if extra is not None:
             res["search"] = extra
         result["policies"][name] = res
+    if "learned" in result["policies"]:
+        result["paired"] = {
+            name: paired(result["policies"]["learned"], result["policies"][name])
+            for name in names
+            if name != "learned"
+        }
     write_json_atomic(out / "evaluation.json", result)
     plot(result, out / "evaluation.png")
     return result

@@ -1,4 +1,12 @@
-"""Reward: SLO attainment minus cost minus churn; the weights are configurable."""
+"""Reward: the evaluation's own figures, as a Lagrangian, plus small shaping; weights set.
+
+``twin evaluate`` scores a policy by SLO-violation minutes (stretches in which an entry
+missed its p99 or availability target) at a replica-seconds cost. The reward of a step is
+therefore ``-violation * violated minutes - cost * extra replica-minutes``, with a small
+attainment term (how far from the SLO, so a nearly-met stretch is better than a lost one
+and the gradient is not flat) and a churn term (changed action components), so that the
+return of an episode is (minus) the evaluation metric up to the shaping terms.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,18 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RewardWeights:
-    slo: float = 1.0
-    cost: float = 0.1  # per extra replica-second, normalised by services x seconds
-    churn: float = 0.05  # per changed action component, normalised by components
+    """Weights of one step's reward terms (a weight of 0 drops the term).
+
+    ``violation``: per SLO-violation minute; ``cost``: per replica-minute above the
+    topology's replicas (the price of capacity in violation minutes: 0.3 means one violation
+    minute is worth 3.3 extra replica-minutes); ``slo``: per minute of SLO attainment
+    shortfall (shaping); ``churn``: per changed action component, normalised by components.
+    """
+
+    violation: float = 1.0
+    cost: float = 0.3
+    slo: float = 0.5
+    churn: float = 0.01
 
 
 def attainment(entries: dict[str, Any], p99_target: float, avail_target: float) -> float:
@@ -49,11 +66,20 @@ def violated(entries: dict[str, Any], p99_target: float, avail_target: float) ->
 
 
 def reward(
-    w: RewardWeights, attain: float, extra_replicas: float, n_services: int, changed: int, n: int
+    w: RewardWeights,
+    attain: float,
+    was_violated: bool,
+    extra_replica_seconds: float,
+    seconds: float,
+    changed: int,
+    n: int,
 ) -> float:
-    """One step's reward; ``extra_replicas`` is replicas above the topology's, time-averaged."""
+    """One step's reward over a stretch of ``seconds``: minus violation minutes, minus the
+    priced extra replica-minutes, minus attainment shortfall minutes and churn."""
+    minutes = seconds / 60.0
     return (
-        w.slo * attain
-        - w.cost * extra_replicas / max(1, n_services)
+        -w.violation * (minutes if was_violated else 0.0)
+        - w.cost * extra_replica_seconds / 60.0
+        - w.slo * (1.0 - attain) * minutes
         - w.churn * changed / max(1, n)
     )

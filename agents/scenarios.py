@@ -3,6 +3,15 @@
 Why a catalogue and not free sampling: a training draw must be checkable against the
 held-out set, so every draw is a point on a finite grid (kind, target, start, duration,
 intensity level) and training draws that land on a held-out point are redrawn.
+
+Why these kinds: the catalogue draws the faults some mitigation in the action space can act
+on (DESIGN.md's fault model): demand faults at the entry (a user surge, an attack) and
+resource faults in a service (a CPU hog, a memory leak), which extra replicas absorb while
+they last; transient errors, which retries absorb; slow and dead dependencies, which
+timeouts and breakers bound. Intensities are the sizes operators report: user surges of
++1x to +2x the nominal entry rate (flash crowds, a campaign), attacks of +1x to +3x (a
+scraper or a small L7 flood), CPU hogs that make work 2-4x slower (a noisy neighbour, a
+runaway thread), leaks that reach a 512 MB limit in 12-48 s from 128 MB.
 """
 
 from __future__ import annotations
@@ -16,14 +25,29 @@ from twin.errors import InputError
 from twin.scenario import Scenario
 from twin.topology import Topology
 
-KINDS: tuple[str, ...] = ("latency", "error_rate", "outage")
-"""Fault kinds the catalogue draws (service-level faults a mitigation can act on)."""
+KINDS: tuple[str, ...] = (
+    "traffic_surge",
+    "attack",
+    "cpu_exhaustion",
+    "memory_leak",
+    "error_rate",
+    "latency",
+    "outage",
+)
+"""Fault kinds the catalogue draws (faults some mitigation in the action space acts on)."""
+
+ENTRY_KINDS = frozenset({"traffic_surge", "attack"})
+"""Kinds that target the topology's entry service rather than a drawn service."""
 
 STARTS: tuple[float, ...] = (10.0, 20.0, 30.0)
 DURATIONS: tuple[float, ...] = (20.0, 40.0, 60.0)
 LEVELS: dict[str, tuple[float, ...]] = {
-    "latency": (0.1, 0.3, 1.0),  # added seconds per request
+    "traffic_surge": (1.0, 1.5, 2.0),  # extra user requests, x the nominal entry rate
+    "attack": (1.0, 2.0, 3.0),  # extra attack requests, x the nominal entry rate
+    "cpu_exhaustion": (2.0, 3.0, 4.0),  # processing-time factor
+    "memory_leak": (8.0, 16.0, 32.0),  # MB/s per replica (limit 512, baseline 128)
     "error_rate": (0.1, 0.3, 0.6),  # failure probability
+    "latency": (0.1, 0.3, 1.0),  # added seconds per request
     "outage": (1.0,),  # every replica down
 }
 HELD_OUT_SEED = 70_007
@@ -40,8 +64,9 @@ class FaultSpec:
     duration: float
     intensity: float
 
-    def as_fault(self) -> dict[str, Any]:
-        """The twin's fault document for this spec."""
+    def as_fault(self, entry_rate: float = 1.0) -> dict[str, Any]:
+        """The twin's fault document for this spec; ``entry_rate`` (requests/s) is what a
+        surge or attack intensity multiplies (the scenario's load already applied)."""
         base: dict[str, Any] = {
             "kind": self.kind,
             "target": self.target,
@@ -52,6 +77,12 @@ class FaultSpec:
             base["delay"] = {"dist": "constant", "mean": self.intensity}
         elif self.kind == "error_rate":
             base["probability"] = self.intensity
+        elif self.kind == "cpu_exhaustion":
+            base["factor"] = self.intensity
+        elif self.kind == "memory_leak":
+            base["growth_mb_per_s"] = self.intensity
+        elif self.kind in ENTRY_KINDS:
+            base["rate"] = self.intensity * entry_rate
         return base
 
 
@@ -62,6 +93,9 @@ class FaultCatalogue:
         self.targets = tuple(sorted(topology.services))
         if not self.targets:
             raise InputError("topology: services: the fault catalogue needs at least one service")
+        if not topology.workload:
+            raise InputError("topology: workload: the fault catalogue needs an entry")
+        self.entry = topology.workload[0].entry
         rng = np.random.default_rng(HELD_OUT_SEED)
         held: list[FaultSpec] = []
         seen: set[FaultSpec] = set()
@@ -76,9 +110,10 @@ class FaultCatalogue:
     def _draw(self, rng: np.random.Generator) -> FaultSpec:
         kind = KINDS[int(rng.integers(len(KINDS)))]
         levels = LEVELS[kind]
+        target = self.targets[int(rng.integers(len(self.targets)))]
         return FaultSpec(
             kind=kind,
-            target=self.targets[int(rng.integers(len(self.targets)))],
+            target=self.entry if kind in ENTRY_KINDS else target,
             start=STARTS[int(rng.integers(len(STARTS)))],
             duration=DURATIONS[int(rng.integers(len(DURATIONS)))],
             intensity=levels[int(rng.integers(len(levels)))],
@@ -95,9 +130,16 @@ class FaultCatalogue:
                 return spec
 
 
-def scenario_for(spec: FaultSpec | None, duration: float, window: float, load: float) -> Scenario:
-    """The twin scenario of one episode (seed is set by the caller)."""
-    faults = [spec.as_fault()] if spec is not None else []
+def scenario_for(
+    spec: FaultSpec | None,
+    duration: float,
+    window: float,
+    load: float,
+    entry_rate: float = 1.0,
+) -> Scenario:
+    """The twin scenario of one episode (seed is set by the caller); ``entry_rate`` is the
+    topology's nominal entry rate (requests/s), scaled here by ``load`` like the workload."""
+    faults = [spec.as_fault(entry_rate * load)] if spec is not None else []
     return Scenario.model_validate(
         {
             "duration": duration,

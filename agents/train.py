@@ -2,11 +2,18 @@
 
 Vectorised envs (one process each), seeded, periodic checkpoints, CSV logs and a progress
 bar; ``resume`` continues from the newest checkpoint in the run directory.
+
+Recipe (``bc_episodes`` > 0): clone the reactive teacher ``baselines.adaptive`` on that many
+training-draw episodes (actor and critic, :mod:`agents.imitation`), then fine-tune with PPO;
+finally score the cloned start and every checkpoint on ``validation`` episodes drawn from the
+training distribution with their own seed (never the held-out set) by the reward's own
+price, violation minutes + cost x extra replica-minutes, and keep the best as ``model.zip``.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,47 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _score_job(args: tuple[str, EnvConfig, int, int]) -> dict[str, float]:
+    """Validation figures of one model on training-distribution episodes (own seeds)."""
+    import numpy as np
+    from stable_baselines3 import PPO
+
+    from agents.evaluate import run_episode, training_faults
+
+    path, cfg, n, seed = args
+    model = PPO.load(path, device="cpu")
+    env = MitigationEnv(cfg)
+
+    def act(obs: Any, _env: MitigationEnv) -> Any:
+        return np.asarray(model.predict(obs, deterministic=True)[0], dtype=np.int64)
+
+    faults = training_faults(env, n, seed=seed)
+    rows = [run_episode(env, act, f, seed=20_000 + seed + i) for i, f in enumerate(faults)]
+    viol = float(np.mean([r["slo_violation_minutes"] for r in rows]))
+    rs = float(np.mean([r["replica_seconds"] for r in rows]))
+    return {"violation_minutes": viol, "replica_seconds": rs}
+
+
+def _select(run_dir: Path, cfg: EnvConfig, n: int, seed: int, procs: int) -> dict[str, Any]:
+    """Score every checkpoint and the final model on ``n`` validation episodes (training
+    draws, seed 99,000 + seed: not the held-out set, not the BC or PPO episodes) by
+    violation minutes + cost x extra replica-minutes; the lowest wins."""
+    from multiprocessing import get_context
+
+    env = MitigationEnv(cfg)
+    base = sum(env.base_replicas.values()) * cfg.max_steps * cfg.interval
+    paths = [*sorted((run_dir / "checkpoints").glob("model_*_steps.zip")), run_dir / "model.zip"]
+    jobs = [(str(p), cfg, n, 99_000 + seed) for p in paths]
+    with get_context("spawn").Pool(max(1, procs)) as pool:
+        scores = pool.map(_score_job, jobs, chunksize=1)
+    table: list[dict[str, Any]] = []
+    for p, sc in zip(paths, scores, strict=True):
+        price = sc["violation_minutes"] + cfg.weights.cost * (sc["replica_seconds"] - base) / 60
+        table.append({"path": str(p), **sc, "score": price})
+    best = min(table, key=lambda r: r["score"])
+    return {**best, "candidates": table, "episodes": n}
+
+
 def train(
     run_dir: Path,
     steps: int,
@@ -47,6 +95,10 @@ def train(
     resume: bool = False,
     progress: bool = True,
     checkpoint_every: int = 2048,
+    bc_episodes: int = 0,
+    bc_epochs: int = 200,
+    validation: int = 0,
+    learning_rate: float = 3e-4,
 ) -> Path:
     """Train for ``steps`` env steps; writes ``run_dir/model.zip`` and returns its path."""
     if algo not in ALGOS:
@@ -73,7 +125,44 @@ def train(
         model = cls.load(str(ckpt), env=venv, device="cpu")
     else:
         kw: dict[str, Any] = {"n_steps": 128, "batch_size": 64} if algo == "ppo" else {}
-        model = cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kw)
+        if algo == "ppo" and bc_episodes > 0:
+            # fine-tuning a cloned policy: small, clipped steps keep PPO near the teacher
+            kw = {"n_steps": 256, "batch_size": 128, "n_epochs": 5, "clip_range": 0.1}
+        model = cls(
+            "MlpPolicy",
+            venv,
+            seed=seed,
+            device="cpu",
+            verbose=0,
+            learning_rate=learning_rate,
+            **kw,
+        )
+    t0 = time.perf_counter()
+    bc: dict[str, Any] | None = None
+    if ckpt is None and bc_episodes > 0:
+        import numpy as np
+
+        from agents.baselines import adaptive
+        from agents.imitation import clone, parallel_rollouts
+
+        data = parallel_rollouts(cfg, adaptive, bc_episodes, seed=10_000 + seed, procs=n_envs)
+        np.savez_compressed(
+            run_dir / "bc_data.npz",
+            obs=data["obs"],
+            actions=data["actions"],
+            returns=data["returns"],
+        )
+        agree = clone(model, data, bc_epochs, seed)
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        model.save(str(run_dir / "checkpoints" / "model_0_steps.zip"))
+        bc = {
+            "teacher": "adaptive",
+            "episodes": bc_episodes,
+            "samples": len(data["obs"]),
+            "epochs": bc_epochs,
+            "agreement": agree,
+            "seconds": time.perf_counter() - t0,
+        }
     model.set_logger(configure(str(run_dir / "logs"), ["csv", "stdout"]))
     cb = CheckpointCallback(
         max(1, checkpoint_every // n_envs), str(run_dir / "checkpoints"), name_prefix="model"
@@ -85,16 +174,25 @@ def train(
         progress_bar=progress,
         reset_num_timesteps=ckpt is None,
     )
-    wall = time.perf_counter() - t
     venv.close()
     path = run_dir / "model.zip"
     model.save(str(path))
+    chosen: dict[str, Any] | None = None
+    if validation > 0:
+        chosen = _select(run_dir, cfg, validation, seed, n_envs)
+        if Path(chosen["path"]) != path:
+            shutil.copyfile(chosen["path"], path)
+    wall = time.perf_counter() - t0
     meta = {
         "algo": algo,
         "steps": int(model.num_timesteps),
         "n_envs": n_envs,
         "seed": seed,
         "wall_seconds": wall,
+        "ppo_seconds": time.perf_counter() - t,
+        "behaviour_cloning": bc,
+        "selection": chosen,
+        "learning_rate": learning_rate,
         "resumed_from": str(ckpt) if ckpt else None,
         "config": {
             "interval": cfg.interval,
