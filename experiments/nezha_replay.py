@@ -182,8 +182,9 @@ def main() -> int:
     ap.add_argument(
         "--cpu-demand",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="stretch service times to the CPU demand of the fault-free metrics",
+        default=False,
+        help="stretch service times to the CPU demand of the fault-free metrics and map CPU "
+        "faults to cpu_exhaustion (tried: worse, see docs/calibration.md)",
     )
     a = ap.parse_args()
     from twin.calibrate.nezha import (
@@ -273,11 +274,16 @@ def main() -> int:
             continue
         twin = simulate(topo, mult, tf)
         row["twin"] = twin
+        tb = row["twin_before"]
         row["accuracy"] = [
             {
                 "p50": acc(twin["p50"], m["p50"]),
                 "p99": acc(twin["p99"], m["p99"]),
                 "success_diff_pp": 100 * (twin["success"] - m["success"]),
+                # the fault's effect alone: the change from the pre-fault level, twin vs real,
+                # so the twin's fault-free bias does not count twice
+                "p50_change": acc(twin["p50"] / tb["p50"], m["p50"] / pre["p50"]),
+                "p99_change": acc(twin["p99"] / tb["p99"], m["p99"] / pre["p99"]),
             }
             for m in minutes
         ]
@@ -299,6 +305,14 @@ def main() -> int:
         "p50_accuracy_median": float(np.median([x["p50"] for x in per_min])),
         "p99_accuracy_avg": float(np.mean([x["p99"] for x in per_min])),
         "p99_accuracy_median": float(np.median([x["p99"] for x in per_min])),
+        "p50_change_accuracy_median": float(np.median([x["p50_change"] for x in per_min])),
+        "p99_change_accuracy_median": float(np.median([x["p99_change"] for x in per_min])),
+        "before_p50_accuracy_median": float(
+            np.median([acc(r["twin_before"]["p50"], r["measured_before"]["p50"]) for r in rows])
+        ),
+        "before_p99_accuracy_median": float(
+            np.median([acc(r["twin_before"]["p99"], r["measured_before"]["p99"]) for r in rows])
+        ),
         "success_mean_abs_diff_pp": float(np.mean([abs(x["success_diff_pp"]) for x in per_min])),
         "success_max_abs_diff_pp": float(np.max([abs(x["success_diff_pp"]) for x in per_min])),
         "pod_metric_problems": problems,
@@ -360,7 +374,11 @@ def table(rows: list[dict[str, Any]], s: dict[str, Any]) -> str:
         f"{s['p50_accuracy_median']:.1%}); P99 average {s['p99_accuracy_avg']:.1%} (median "
         f"{s['p99_accuracy_median']:.1%}); success rate within "
         f"{s['success_mean_abs_diff_pp']:.1f} pp on average, {s['success_max_abs_diff_pp']:.1f} "
-        f"pp at worst. Fitted magnitudes: "
+        f"pp at worst. The fault's effect alone (change from the pre-fault level, twin vs "
+        f"real): P50 median {s['p50_change_accuracy_median']:.1%}, P99 median "
+        f"{s['p99_change_accuracy_median']:.1%}. Fault-free, the 5 minutes before each fault: "
+        f"P50 median {s['before_p50_accuracy_median']:.1%}, P99 median "
+        f"{s['before_p99_accuracy_median']:.1%}. Fitted magnitudes: "
         + ", ".join(f"{k} {v:g} (on {s['fitted'][k]})" for k, v in s["magnitudes"].items())
         + ". Not mapped: "
         + (", ".join(s["not_mapped"]) or "none")
