@@ -9,9 +9,7 @@ The twin is calibrated by ``twin calibrate`` from the only traced minute in the 
 P99 and success rate are compared with the medians of the measured per-minute SLIs
 (``front_service.csv``). Accuracy = 1 - |twin - measured| / measured.
 
-This is *not* the fault replay the issue asks for (the 24 faults of the day): the fault list
-gives type, pod and time but no magnitude, so replaying it needs a magnitude model per fault
-type that is not built yet.
+The fault replay (the 24 faults of the day) is ``experiments/nezha_replay.py``.
 """
 
 from __future__ import annotations
