@@ -280,9 +280,16 @@ class Testbed:
         with urllib.request.urlopen(url, timeout=5) as r:
             r.read()
 
-    def cpu_hog(self, seconds: float, core: int = 1, hogs: int = 1) -> subprocess.Popen[bytes]:
-        """stress-ng burning one core (the one the bottleneck service is pinned to) with
-        ``hogs`` busy processes, so the pinned service gets about 1/(hogs+1) of it."""
+    def cpu_hog(
+        self, seconds: float, core: int = 1, hogs: int = 1, group_nice: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """stress-ng burning the core the bottleneck service is pinned to.
+
+        The kernel's autogroup scheduler shares a core between *sessions*, not processes, so
+        ``hogs`` busy workers together take about half of it from the pinned service,
+        however many there are. ``group_nice`` (-20..19) sets the hog session's autogroup
+        weight, which is what makes the contention strong: -10 leaves the service about a
+        tenth of the core. It needs root (or CAP_SYS_NICE) and is ignored where refused."""
         p = self._spawn(
             "stress-ng",
             [
@@ -298,6 +305,9 @@ class Testbed:
                 "--quiet",
             ],
         )
+        if group_nice is not None:
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{p.pid}/autogroup").write_text(str(group_nice), encoding="utf-8")
         return p
 
     def pause(self, service: str, seconds: float) -> None:

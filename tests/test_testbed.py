@@ -93,15 +93,21 @@ def test_cpu_hog_slows_the_pinned_service(tmp_path: Path) -> None:
     with Testbed(tmp_path / "run", cfg, prometheus=False) as tb:
         tb.load(5, 2, seed=9)
         quiet = np.median(_stats(tb.load(8, 5, seed=1)["records"])[0])
-        # three hogs: a quarter of the core even when a parallel test already shares it
-        hog = tb.cpu_hog(8, core=1, hogs=3)
+        # the hog session weighted ten times the service's: the kernel shares a core between
+        # sessions (autogroups), so a plain hog takes only half of it, and less on a busy box
+        hog = tb.cpu_hog(8, core=1, group_nice=-10)
+        group = Path(f"/proc/{hog.pid}/autogroup")
+        if not group.exists() or "nice -10" not in group.read_text():
+            pytest.skip("the kernel refused the hog's autogroup weight (needs CAP_SYS_NICE)")
         time.sleep(0.5)
         loud = np.median(_stats(tb.load(8, 5, seed=1)["records"])[0])
         hog.terminate()
         hog.wait(timeout=10)
-    # fair share on one core: the 20 ms of CPU take about 80 ms of wall time (4-way share).
-    # With both cores already saturated by other work, measured 34 -> 51 ms: a relative bound.
-    assert loud > 1.25 * quiet, (quiet, loud)
+    # fair share by weight: the service keeps about a tenth of its core, so its 20 ms of CPU
+    # take ~200 ms and 8 rps overloads its one worker: the queue grows for the whole load.
+    # Measured median 26 ms -> 2.28 s idle; 210 ms -> 2.29 s and 566 ms -> 2.29 s with two
+    # and four other busy processes on the machine.
+    assert loud > 2.0 * quiet, (quiet, loud)
 
 
 def test_start_and_stop_commands(tmp_path: Path) -> None:
