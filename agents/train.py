@@ -22,6 +22,8 @@ from agents.env import EnvConfig, MitigationEnv
 from twin.errors import InputError
 
 ALGOS = ("ppo", "a2c", "dqn")
+TEACHERS = ("adaptive", "reactive")
+"""Controllers in agents.baselines a behaviour-cloning warm start can clone."""
 
 
 def _make(cfg: EnvConfig, rank: int, seed: int) -> Any:
@@ -99,12 +101,15 @@ def train(
     bc_epochs: int = 200,
     validation: int = 0,
     learning_rate: float = 3e-4,
+    teacher: str = "adaptive",
 ) -> Path:
     """Train for ``steps`` env steps; writes ``run_dir/model.zip`` and returns its path."""
     if algo not in ALGOS:
         raise InputError(f"--algo: expected one of {', '.join(ALGOS)}, got {algo!r}")
     if steps <= 0 or n_envs <= 0:
         raise InputError(f"--steps ({steps}) and --envs ({n_envs}) must be positive")
+    if teacher not in TEACHERS:
+        raise InputError(f"teacher: expected one of {', '.join(TEACHERS)}, got {teacher!r}")
     if algo == "dqn":
         raise InputError(
             "--algo dqn: DQN needs a Discrete action space; this env's is MultiDiscrete"
@@ -142,10 +147,11 @@ def train(
     if ckpt is None and bc_episodes > 0:
         import numpy as np
 
-        from agents.baselines import adaptive
+        from agents import baselines
         from agents.imitation import clone, parallel_rollouts
 
-        data = parallel_rollouts(cfg, adaptive, bc_episodes, seed=10_000 + seed, procs=n_envs)
+        make_teacher = getattr(baselines, teacher)
+        data = parallel_rollouts(cfg, make_teacher, bc_episodes, seed=10_000 + seed, procs=n_envs)
         np.savez_compressed(
             run_dir / "bc_data.npz",
             obs=data["obs"],
@@ -156,7 +162,7 @@ def train(
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         model.save(str(run_dir / "checkpoints" / "model_0_steps.zip"))
         bc = {
-            "teacher": "adaptive",
+            "teacher": teacher,
             "episodes": bc_episodes,
             "samples": len(data["obs"]),
             "epochs": bc_epochs,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines import adaptive, best_practice, no_mitigation, static, threshold
+from agents.baselines import adaptive, best_practice, no_mitigation, reactive, static, threshold
 from agents.env import MitigationEnv
 from agents.evaluate import run_episode
 from agents.scenarios import KINDS, FaultSpec
@@ -25,6 +25,8 @@ CONTROLLERS: dict[str, Any] = {
     "best_practice": best_practice,
     "threshold": threshold,
     "adaptive": adaptive,
+    "reactive": reactive,
+    "s_t025_r1_q50": lambda: static(2, 1, 0, 0, 1),
     "s_t05_r1": lambda: static(1, 1, 0, 0, 0),
     "s_r2": lambda: static(0, 2, 0, 0, 0),
     "s_rl12": lambda: static(0, 0, 0, 1, 0),

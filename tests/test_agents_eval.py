@@ -80,6 +80,8 @@ def test_train_rejects_bad_algo(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="--algo"):
         train(tmp_path, 10, algo="sac")
+    with pytest.raises(InputError, match="teacher"):
+        train(tmp_path, 10, teacher="oracle")
 
 
 def test_tiny_training_checkpoints_and_resumes(tmp_path: Path) -> None:

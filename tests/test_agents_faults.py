@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("gymnasium")
 
 from agents import spaces as sp
-from agents.baselines import adaptive, no_mitigation
+from agents.baselines import adaptive, no_mitigation, reactive
 from agents.env import MitigationEnv
 from agents.evaluate import paired, run_episode
 from agents.reward import RewardWeights, reward
@@ -92,6 +92,24 @@ def test_adaptive_scales_hot_service_once_per_boot_and_back_down() -> None:
     env.steps = 3
     cold = np.zeros_like(hot)
     assert ctrl(cold, env)[0] == 0  # load gone: back towards the topology's count
+
+
+def test_reactive_scales_only_while_something_saturates_and_drains_at_once() -> None:
+    env = MitigationEnv(**FAST)
+    env.reset(seed=0)
+    ctrl = reactive()
+    obs = np.zeros(env.observation_space.shape, dtype=np.float32).reshape(env.n, sp.FEATURES)
+    obs[0, 2], obs[1, 2] = 0.9, 0.85  # busy, but nothing saturates: buying replicas is waste
+    assert all(ctrl(obs.reshape(-1), env)[2 * k] == 1 for k in range(env.n))
+    obs[0, 2] = 0.98  # now the first saturates: it and the warm second both get one more
+    a = ctrl(obs.reshape(-1), env)
+    assert a[0] == 2 and a[2] == 2 and all(a[2 * k] == 1 for k in range(2, env.n))
+    env.replicas[env.services[0]] = 3
+    obs[:] = 0.0
+    obs[0, 2] = 0.4  # 3 replicas at 40% would be 2 at 60%: under 70%, drop one
+    assert ctrl(obs.reshape(-1), env)[0] == 0
+    obs[0, 2] = 0.5  # 2 at 75%: keep
+    assert ctrl(obs.reshape(-1), env)[0] == 1
 
 
 def test_paired_cut_is_zero_for_self_and_half_for_half() -> None:
