@@ -24,7 +24,7 @@ def static(timeout: int, retries: int, breaker: int, rate: int, queue: int) -> C
     """The same knob levels every step, every service (replicas unchanged)."""
 
     def act(_: np.ndarray, env: MitigationEnv) -> np.ndarray:
-        return np.array([1, queue] * env.n + [timeout, retries, breaker, rate], dtype=np.int64)
+        return sp.compose([sp.KEEP] * env.n, queue, (timeout, retries, breaker, rate))
 
     return act
 
@@ -45,17 +45,16 @@ def threshold(high: float = 0.7, low: float = 0.3) -> Controller:
 
     def act(obs: np.ndarray, env: MitigationEnv) -> np.ndarray:
         per = obs.reshape(env.n, sp.FEATURES)
-        out = []
+        deltas = []
         for i, name in enumerate(env.services):
             util = float(per[i, 2])
             if util > high:
-                delta = 2
+                deltas.append(sp.UP)
             elif util < low and env.replicas[name] > env.base_replicas[name]:
-                delta = 0
+                deltas.append(sp.DOWN)
             else:
-                delta = 1
-            out += [delta, 1]
-        return np.array([*out, 1, 1, 1, 0], dtype=np.int64)
+                deltas.append(sp.KEEP)
+        return sp.compose(deltas, 1, (1, 1, 1, 0))
 
     return act
 
@@ -80,22 +79,19 @@ def adaptive(
         if env.steps == 0:
             raised.clear()
         per = obs.reshape(env.n, sp.FEATURES)
-        out = []
+        deltas = []
         for i, name in enumerate(env.services):
             r = env.replicas[name]
             desired = max(env.base_replicas[name], int(np.ceil(r * float(per[i, 2]) / target)))
             booting = env.steps - raised.get(name, -99) < boot_steps
             if desired > r and r < sp.MAX_REPLICAS and not booting:
                 raised[name] = env.steps
-                delta = 2
-            elif desired > r:
-                delta = 1
+                deltas.append(sp.UP)
             elif desired < r:
-                delta = 0
+                deltas.append(sp.DOWN)
             else:
-                delta = 1
-            out += [delta, queue]
-        return np.array([*out, *knobs], dtype=np.int64)
+                deltas.append(sp.KEEP)  # at the count, at the cap, or waiting for a boot
+        return sp.compose(deltas, queue, knobs)
 
     return act
 
@@ -153,17 +149,16 @@ def reactive(
         per = obs.reshape(env.n, sp.FEATURES)
         util, queue_sq = per[:, 2], per[:, 3]
         saturating = bool(np.any((util >= hot) | (queue_sq >= 0.5)))
-        out = []
+        deltas = []
         for i, name in enumerate(env.services):
             r = env.replicas[name]
             u = float(util[i])
             if saturating and u >= warm and r < sp.MAX_REPLICAS:
-                delta = 2
+                deltas.append(sp.UP)
             elif not saturating and r > env.base_replicas[name] and u * r / (r - 1) < down:
-                delta = 0
+                deltas.append(sp.DOWN)
             else:
-                delta = 1
-            out += [delta, queue]
-        return np.array([*out, *knobs], dtype=np.int64)
+                deltas.append(sp.KEEP)
+        return sp.compose(deltas, queue, knobs)
 
     return act

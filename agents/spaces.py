@@ -16,12 +16,16 @@ Online Boutique has no alternative service to fail over to.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from gymnasium import spaces
 
 FEATURES = 6
 MAX_REPLICAS = 5
 REPLICA_DELTAS = (-1, 0, 1)
+DOWN, KEEP, UP = (REPLICA_DELTAS.index(d) for d in (-1, 0, 1))
+"""Replica-delta levels (indices into REPLICA_DELTAS), as controllers write them."""
 QUEUE_LIMITS: tuple[int | None, ...] = (None, 50, 10)
 TIMEOUTS = (1.0, 0.5, 0.25)  # seconds per attempt
 RETRIES = (0, 1, 2)
@@ -39,6 +43,12 @@ def observation_space(n_services: int) -> spaces.Box:
 
 def action_space(n_services: int) -> spaces.MultiDiscrete:
     return spaces.MultiDiscrete(np.array(list(PER_SERVICE) * n_services + list(GLOBAL)))
+
+
+def compose(deltas: Sequence[int], queue: int, knobs: Sequence[int]) -> np.ndarray:
+    """An action from per-service replica-delta levels, one queue-limit level for every
+    service, and the global knob levels: the layout lives here, not in each controller."""
+    return np.array([x for d in deltas for x in (d, queue)] + list(knobs), dtype=np.int64)
 
 
 def neutral_action(n_services: int) -> np.ndarray:

@@ -20,7 +20,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from agents import spaces as sp
@@ -63,7 +62,7 @@ def static_policy(env: MitigationEnv, knobs: tuple[int, ...], autoscale: bool) -
     """The twin policy of static knob levels; with ``autoscale``, HPA bounds per service
     from its topology replica count up to the action space's maximum."""
     t, r, b, rl, q = knobs
-    action = np.array([1, q] * env.n + [t, r, b, rl], dtype=np.int64)
+    action = sp.compose([sp.KEEP] * env.n, q, (t, r, b, rl))
     doc = action_to_policy(action, env.services, env.topology).model_dump(
         mode="json", exclude_none=True
     )
