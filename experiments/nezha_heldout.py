@@ -26,12 +26,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from twin.calibrate_cli import accuracy as acc  # noqa: E402
+
 QUIET_FROM = pd.Timestamp("2022-08-22 07:57")
 BLOCK = "30min"
-
-
-def acc(pred: float, meas: float) -> float:
-    return 1.0 - abs(pred - meas) / meas if meas else float("nan")
 
 
 def main() -> int:

@@ -55,16 +55,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from twin.calibrate_cli import accuracy as acc  # noqa: E402
+
 FAULT_SECONDS = 180.0
 QUIET_FROM = 1661155020.0 + 180.0  # 07:57 UTC, after the last fault's 3 minutes: fault-free
 WARMUP = 60.0
 SEEDS = (1, 2, 3)
 CPU_GRID = (1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 DELAY_GRID = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
-
-
-def acc(pred: float, meas: float) -> float:
-    return 1.0 - abs(pred - meas) / meas if meas else float("nan")
 
 
 CPU_KIND = {"kind": "cpu_exhaustion"}

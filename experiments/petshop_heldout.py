@@ -39,13 +39,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from twin.calibrate_cli import accuracy as acc  # noqa: E402
+
 PERIOD = 300.0  # seconds per CloudWatch row
 WORKERS = 64
 SIM_SECONDS = 3600.0
-
-
-def acc(pred: float, meas: float) -> float:
-    return 1.0 - abs(pred - meas) / meas if meas else float("nan")
 
 
 def safe(name: str) -> str:

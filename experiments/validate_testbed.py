@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from testbed.run import Testbed  # noqa: E402
+from twin.calibrate_cli import accuracy as acc  # noqa: E402
 
 CAL_RATE = 4.0
 
@@ -148,10 +149,6 @@ def service_demand(tb: Any, start: float, end: float) -> dict[str, dict[str, flo
         s: {"rate": float(m.rate), "busy_per_request": float(m.demand or 0.0)}
         for s, m in got.items()
     }
-
-
-def acc(pred: float, meas: float) -> float:
-    return 1.0 - abs(pred - meas) / meas if meas else float("nan")
 
 
 def main() -> int:

@@ -21,11 +21,17 @@ ROUND = 6
 EXIT_BAD_INPUT = 2
 
 
+def accuracy(pred: float, meas: float) -> float:
+    """PerfSim's accuracy: 1 - |predicted - measured| / measured (NaN when measured is 0).
+    The one definition behind every accuracy figure: reports here and the experiments."""
+    return 1.0 - abs(pred - meas) / abs(meas) if meas else float("nan")
+
+
 def _acc(pred: float | None, meas: float | None) -> float | None:
-    """PerfSim's accuracy: 1 - |predicted - measured| / measured (None when undefined)."""
+    """:func:`accuracy`, or None where a figure is missing or the measured one is 0."""
     if pred is None or meas is None or meas == 0:
         return None
-    return 1.0 - abs(pred - meas) / abs(meas)
+    return accuracy(pred, meas)
 
 
 def _stats(values: np.ndarray) -> dict[str, float | None]:
