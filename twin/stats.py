@@ -62,22 +62,28 @@ class LogHistogram:
 
     def quantiles(self, qs: Iterable[float]) -> list[float]:
         """Values below which a fraction q of samples fall (bucket geometric midpoints,
-        clamped to the exact min and max)."""
+        clamped to the exact min and max). One pass over the buckets for all of ``qs``:
+        monitor windows ask for three quantiles of every entry each window."""
         qs = list(qs)
-        if not self.n:
+        if not self.n or not qs:
             return [math.nan] * len(qs)
-        keys = sorted(self.counts)
-        out: list[float] = []
-        for q in qs:
-            rank = q * self.n
-            seen = 0
-            value = self.hi
-            for i in keys:
-                seen += self.counts[i]
-                if seen >= rank:
-                    value = 0.0 if i == _ZERO else 10 ** ((i + 0.5) / BUCKETS_PER_DECADE)
-                    break
-            out.append(min(max(value, self.lo), self.hi))
+        counts = self.counts
+        lo, hi = self.lo, self.hi
+        order = sorted(range(len(qs)), key=qs.__getitem__)
+        out = [hi] * len(qs)
+        n = self.n
+        j = 0
+        rank = qs[order[0]] * n
+        seen = 0
+        for i in sorted(counts):
+            seen += counts[i]
+            while seen >= rank:
+                value = 0.0 if i == _ZERO else 10 ** ((i + 0.5) / BUCKETS_PER_DECADE)
+                out[order[j]] = min(max(value, lo), hi)
+                j += 1
+                if j == len(qs):
+                    return out
+                rank = qs[order[j]] * n
         return out
 
     def quantile(self, q: float) -> float:

@@ -256,6 +256,14 @@ class Simulation:
         self.ctx.schedule(wake, NORMAL, self.window)
 
     def _close_window(self) -> None:
+        """Close the monitor window: series rows, failover observations, counters rolled.
+
+        Without per-service series a service's window is only a buffer for its totals: it
+        fills over many windows and :meth:`_roll_services` empties it when ``step`` or
+        ``results`` reads the totals; only the services a failover control watches window
+        by window are rolled here. A pass over every service each window would cost in
+        proportion to the topology's size, not to its traffic.
+        """
         now = self.env.now
         t0 = self.window_start
         span = now - t0
@@ -277,14 +285,15 @@ class Simulation:
                 ]
             for fam, metric, value in figures:
                 rows.append((t0, span, "entry", name, fam, metric, value))
-        for name, svc in self.services.items():
-            if not self.series_services:
-                # no per-service series: roll the window's totals, skip its quantiles
-                svc.win_mark = svc.areas(now)
+        if not self.series_services:
+            # no per-service series: roll the buffered totals, skip the quantiles
+            for name in self.failovers:
+                svc = self.services[name]
                 svc.stats.roll_window()
-                if svc.attack.w_arrivals or sum(svc.attack.w_counts):
-                    svc.attack.roll_window()
-                continue
+                svc.attack.roll_window()
+            self.window_start = now
+            return
+        for name, svc in self.services.items():
             prev = svc.win_mark
             areas = svc.areas(now)
             busy, cap, pods = (a - b for a, b in zip(areas, prev, strict=True))
@@ -297,10 +306,15 @@ class Simulation:
                 ("resources", "queue", float(svc.queue_length())),
                 ("resources", "replicas", pods / span),
             ]
-            if self.series_services:
-                for fam, metric, value in figures:
-                    rows.append((t0, span, "service", name, fam, metric, value))
+            for fam, metric, value in figures:
+                rows.append((t0, span, "service", name, fam, metric, value))
         self.window_start = now
+
+    def _roll_services(self) -> None:
+        """Move what the services' windows buffered into their totals and stretches."""
+        for svc in self.services.values():
+            svc.stats.roll_window()
+            svc.attack.roll_window()
 
     # -- running ------------------------------------------------------------------------------
 
@@ -346,6 +360,7 @@ class Simulation:
         if end > self.env.now:
             self.env.run(until=end)
         self._close_window()
+        self._roll_services()
         self.wall += time.perf_counter() - t
         span = max(end - start, 1e-12)
         services: dict[str, Any] = {}
@@ -420,6 +435,7 @@ class Simulation:
         """Plain-data results (no engine objects): summary, time series, sampled trace."""
         if self.env.now > self.window_start:
             self._close_window()
+        self._roll_services()
         now = self.env.now
         measured = max(0.0, now - self.scenario.warmup)
         total_req = total_ok = total_fail = corrupted = inflight = 0

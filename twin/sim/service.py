@@ -370,12 +370,14 @@ class Service:
         n = len(stages)
         while job.stage < n:
             stage = stages[job.stage]
-            if len(stage) == 1:
+            if len(stage) == 1 and stage[0].count == 1:  # the common case: one call
                 spec = stage[0]
-                if spec.count == 1 and spec.probability >= 1.0:  # the common case
+                if spec.probability >= 1.0 or self.uniform() < spec.probability:
                     job.pending = 1
                     spec.client.issue(job, spec)
                     return
+                job.stage += 1
+                continue
             u = self.uniform
             plan: list[CallSpec] = []
             for spec in stage:
