@@ -109,7 +109,7 @@ def train(
     if steps <= 0 or n_envs <= 0:
         raise InputError(f"--steps ({steps}) and --envs ({n_envs}) must be positive")
     if teacher not in TEACHERS:
-        raise InputError(f"teacher: expected one of {', '.join(TEACHERS)}, got {teacher!r}")
+        raise InputError(f"--teacher: expected one of {', '.join(TEACHERS)}, got {teacher!r}")
     if algo == "dqn":
         raise InputError(
             "--algo dqn: DQN needs a Discrete action space; this env's is MultiDiscrete"

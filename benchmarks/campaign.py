@@ -105,7 +105,7 @@ def _one_scenario(topo: Topology, target: str, d: Path) -> dict[str, Any]:
         "delay: 0.05}]\n"
     )
     o = run_campaign(load_campaign(d / "campaign.yaml"), d / "out")
-    row: dict[str, Any] = o.runs.iloc[0].to_dict()
+    row: dict[str, Any] = {str(k): v for k, v in o.runs.iloc[0].to_dict().items()}
     rates = topo.operation_rates()
     entry = sum(w.rate for w in topo.workload)
     row["visits_per_request"] = sum(rates.values()) / entry
@@ -120,13 +120,17 @@ def request_cost(results: dict[str, float]) -> None:
     inner = [n for n in g.nodes if g.in_degree(n) and g.out_degree(n)]
     target = max(inner, key=lambda n: g.nodes[n]["rate"])
     chain = Topology.from_dict(CHAIN)
-    rows = {}
-    for name, topo, tgt in (("chain", chain, "b"), ("synthetic-1000", big, target)):
-        tries = []
-        for _ in range(REPEAT):  # the fastest of a few: other work on the machine only slows
+    cases = (("chain", chain, "b"), ("synthetic-1000", big, target))
+    tries: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in cases}
+    # the fastest of a few, taken in turn (chain, synthetic, chain, ...): other work on the
+    # machine only slows a run, and drift in the machine's speed touches both alike
+    for _ in range(REPEAT):
+        for name, topo, tgt in cases:
             with tempfile.TemporaryDirectory() as d:
-                tries.append(_one_scenario(topo, tgt, Path(d)))
-        r = min(tries, key=lambda t: float(t["wall_seconds"]))
+                tries[name].append(_one_scenario(topo, tgt, Path(d)))
+    rows = {}
+    for name, topo, _ in cases:
+        r = min(tries[name], key=lambda t: float(t["wall_seconds"]))
         rows[name] = r
         per_req = r["wall_seconds"] / r["requests"]
         per_visit = per_req / r["visits_per_request"]

@@ -647,3 +647,12 @@ def test_memory_leak_starting_at_its_limit_does_not_hang(tmp_path: Path) -> None
     )
     write_docs(tmp_path, "scenario", scenario)
     _finishes_or_is_refused(tmp_path / "topology.yaml", tmp_path / "scenario.yaml")
+
+
+def test_unknown_train_teacher_is_refused_naming_the_option_before_any_output(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    line = the_one_line(twin("train", "--out", str(out), "--steps", "8", "--teacher", "oracle"))
+    assert "--teacher" in line and "oracle" in line and "reactive" in line
+    assert not out.exists()

@@ -328,12 +328,48 @@ def train_cmd(
     envs: Annotated[int, typer.Option(min=1, help="Vectorised envs (processes).")] = 2,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint.")] = False,
+    teacher: Annotated[
+        str, typer.Option(help="Controller cloned for the warm start: adaptive or reactive.")
+    ] = "adaptive",
+    bc_episodes: Annotated[
+        int, typer.Option(min=0, help="Training-draw episodes of the teacher to clone (0: none).")
+    ] = 0,
+    bc_epochs: Annotated[int, typer.Option(min=1, help="Behaviour-cloning epochs.")] = 200,
+    validation: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Validation episodes that pick the best of the clone, the checkpoints and the "
+            "final model (0: keep the final model).",
+        ),
+    ] = 0,
+    learning_rate: Annotated[float, typer.Option(min=1e-9, help="Optimiser step size.")] = 3e-4,
+    checkpoint_every: Annotated[
+        int, typer.Option(min=1, help="Environment steps between checkpoints.")
+    ] = 2048,
 ) -> None:
-    """Train a mitigation policy on Online Boutique faults (stable-baselines3)."""
+    """Train a mitigation policy on Online Boutique faults (stable-baselines3).
+
+    The committed policy's recipe: --steps 8192 --teacher reactive --bc-episodes 96
+    --validation 16 --learning-rate 1e-4 --checkpoint-every 4096.
+    """
     try:
         from agents.train import train
 
-        path = train(out, steps, algo=algo, n_envs=envs, seed=seed, resume=resume)
+        path = train(
+            out,
+            steps,
+            algo=algo,
+            n_envs=envs,
+            seed=seed,
+            resume=resume,
+            teacher=teacher,
+            bc_episodes=bc_episodes,
+            bc_epochs=bc_epochs,
+            validation=validation,
+            learning_rate=learning_rate,
+            checkpoint_every=checkpoint_every,
+        )
     except TwinError as exc:
         _fail(exc)
         return
