@@ -238,6 +238,9 @@ class Simulation:
                 svc.failover_to = None
                 del self.failovers[name]
             if fo is not None and name not in self.failovers:
+                if not self.series_services:  # its first observation: this window's only
+                    svc.stats.roll_window()
+                    svc.attack.roll_window()
                 self.failovers[name] = FailoverControl(svc, self.services[fo.to], fo)
             for rep in svc.replicas:
                 if rep.queue:
