@@ -16,7 +16,7 @@ import numpy as np
 
 from agents import spaces as sp
 from agents.reward import RewardWeights, attainment, reward, violated
-from agents.scenarios import FaultCatalogue, FaultSpec, scenario_for
+from agents.scenarios import FaultCatalogue, FaultSpec, scenario_for, weights_from_risk
 from twin.errors import InputError
 from twin.policy import Policy
 from twin.sim.engine import Simulation
@@ -39,6 +39,9 @@ class EnvConfig:
     fidelity: str = "des"
     """"des": the request-level engine; "fluid": the aggregated twin (twin/sim/fluid.py),
     ~30x faster, for training; evaluate in "des"."""
+    faults_from: str | None = None
+    """A ``risk.json`` of ``twin risk``: training faults follow its posterior rates per
+    service and kind (agents.scenarios.weights_from_risk); None: the uniform catalogue."""
 
     @property
     def max_steps(self) -> int:
@@ -90,7 +93,12 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
         self.topology = Topology.load(cfg.topology)
         self.services = tuple(sorted(self.topology.services))
         self.n = len(self.services)
-        self.catalogue = FaultCatalogue(self.topology)
+        weights = (
+            None
+            if cfg.faults_from is None
+            else weights_from_risk(Path(cfg.faults_from), self.topology)
+        )
+        self.catalogue = FaultCatalogue(self.topology, weights=weights)
         slo = self.topology.slo
         self.p99_target = slo.latency_p99 if slo.latency_p99 is not None else 1.0
         self.avail_target = slo.availability if slo.availability is not None else 0.99

@@ -12,11 +12,20 @@ timeouts and breakers bound. Intensities are the sizes operators report: user su
 +1x to +2x the nominal entry rate (flash crowds, a campaign), attacks of +1x to +3x (a
 scraper or a small L7 flood), CPU hogs that make work 2-4x slower (a noisy neighbour, a
 runaway thread), leaks that reach a 512 MB limit in 12-48 s from 128 MB.
+
+Which faults, how often: uniform over kinds and targets by default; with ``weights`` (from
+the Bayesian risk report, :func:`weights_from_risk`) training draws follow the posterior
+rates of the failure modes it names, so an agent trains on the faults this system has.
+The held-out set does not change with the weights: evaluations stay comparable.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,10 +95,64 @@ class FaultSpec:
         return base
 
 
-class FaultCatalogue:
-    """Fault specs over one topology's services; ``held_out`` is fixed by HELD_OUT_SEED."""
+def weights_from_risk(path: Path, topology: Topology) -> dict[tuple[str, str], float]:
+    """(kind, service) -> posterior mean rate per day, from ``twin risk``'s ``risk.json``.
 
-    def __init__(self, topology: Topology, held_out_size: int = HELD_OUT_SIZE) -> None:
+    Failure modes of kinds the catalogue does not draw, or of services the topology does not
+    have, are left out. Only the posterior mean is used: risk.json keeps summaries, not
+    draws.
+    """
+    where = str(path)
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{where}: no such file (expected a risk.json from twin risk)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{where}: not a JSON document: {exc}") from None
+    modes = doc.get("failure_modes") if isinstance(doc, dict) else None
+    if not isinstance(modes, list):
+        raise InputError(f"{where}: failure_modes: expected the list of a risk.json")
+    out: dict[tuple[str, str], float] = {}
+    for i, m in enumerate(modes):
+        at = f"{where}: failure_modes[{i}]"
+        if not isinstance(m, dict):
+            raise InputError(f"{at}: expected a failure mode (a mapping)")
+        svc, kind = m.get("service"), m.get("fault_kind")
+        if not isinstance(svc, str) or not isinstance(kind, str):
+            raise InputError(f"{at}: expected a string service and fault_kind")
+        rate = m.get("rate_per_day")
+        mean = rate.get("mean") if isinstance(rate, dict) else None
+        if (
+            isinstance(mean, bool)
+            or not isinstance(mean, (int, float))
+            or not math.isfinite(mean)
+            or mean < 0
+        ):
+            raise InputError(f"{at}.rate_per_day.mean: expected a number >= 0, got {mean!r}")
+        if kind in KINDS and kind not in ENTRY_KINDS and svc in topology.services:
+            out[(kind, svc)] = out.get((kind, svc), 0.0) + float(mean)
+    if not any(out.values()):
+        raise InputError(
+            f"{where}: no failure mode with a rate above 0 names a service of topology "
+            f"{topology.name!r} and a kind the catalogue draws ({', '.join(KINDS)})"
+        )
+    return out
+
+
+class FaultCatalogue:
+    """Fault specs over one topology's services; ``held_out`` is fixed by HELD_OUT_SEED.
+
+    ``weights``: (kind, target) -> relative rate of the training draws. Kinds the weights do
+    not mention keep the uniform catalogue's share (1/7 each, targets alike); the kinds they
+    mention (a rate of 0 included) share the rest in proportion to their rates.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        held_out_size: int = HELD_OUT_SIZE,
+        weights: Mapping[tuple[str, str], float] | None = None,
+    ) -> None:
         self.targets = tuple(sorted(topology.services))
         if not self.targets:
             raise InputError("topology: services: the fault catalogue needs at least one service")
@@ -106,6 +169,33 @@ class FaultCatalogue:
                 held.append(spec)
         self.held_out: tuple[FaultSpec, ...] = tuple(held)
         self._held = frozenset(held)
+        self.training: dict[tuple[str, str], float] | None = (
+            None if weights is None else self._training_distribution(weights)
+        )
+        if self.training is not None:
+            self._points = list(self.training)
+            self._p = np.array([self.training[k] for k in self._points])
+
+    def _training_distribution(
+        self, weights: Mapping[tuple[str, str], float]
+    ) -> dict[tuple[str, str], float]:
+        """P(kind, target) of a training draw (see the class docstring)."""
+        covered = {k for k, _ in weights if k in KINDS}  # named, even with a rate of 0
+        known = {(k, t): w for (k, t), w in weights.items() if k in covered and w > 0}
+        total = sum(known.values())
+        if not total:
+            raise InputError("fault weights: no kind of the catalogue has a rate above 0")
+        out: dict[tuple[str, str], float] = {}
+        for kind in KINDS:
+            if kind in covered:
+                continue
+            targets = (self.entry,) if kind in ENTRY_KINDS else self.targets
+            for t in targets:
+                out[(kind, t)] = 1.0 / len(KINDS) / len(targets)
+        share = len(covered) / len(KINDS)
+        for key, w in sorted(known.items()):
+            out[key] = share * w / total
+        return out
 
     def _draw(self, rng: np.random.Generator) -> FaultSpec:
         kind = KINDS[int(rng.integers(len(KINDS)))]
@@ -122,10 +212,22 @@ class FaultCatalogue:
     def is_held_out(self, spec: FaultSpec) -> bool:
         return spec in self._held
 
+    def _draw_weighted(self, rng: np.random.Generator) -> FaultSpec:
+        kind, target = self._points[int(rng.choice(len(self._points), p=self._p))]
+        levels = LEVELS[kind]
+        return FaultSpec(
+            kind=kind,
+            target=target,
+            start=STARTS[int(rng.integers(len(STARTS)))],
+            duration=DURATIONS[int(rng.integers(len(DURATIONS)))],
+            intensity=levels[int(rng.integers(len(levels)))],
+        )
+
     def sample_training(self, rng: np.random.Generator) -> FaultSpec:
         """A training draw; never a held-out spec (redrawn until it is not)."""
+        draw = self._draw if self.training is None else self._draw_weighted
         while True:
-            spec = self._draw(rng)
+            spec = draw(rng)
             if spec not in self._held:
                 return spec
 

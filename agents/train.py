@@ -12,6 +12,7 @@ price, violation minutes + cost x extra replica-minutes, and keep the best as ``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -19,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from agents.env import EnvConfig, MitigationEnv
+from agents.scenarios import weights_from_risk
 from twin.errors import InputError
+from twin.topology import Topology
 
 ALGOS = ("ppo", "a2c", "dqn")
 TEACHERS = ("adaptive", "reactive")
@@ -120,6 +123,8 @@ def train(
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
     cfg = config or EnvConfig()
+    if cfg.faults_from is not None:  # refused here, not in a worker process
+        weights_from_risk(Path(cfg.faults_from), Topology.load(cfg.topology))
     run_dir.mkdir(parents=True, exist_ok=True)
     fns = [_make(cfg, i, seed) for i in range(n_envs)]
     venv = VecMonitor(SubprocVecEnv(fns) if n_envs > 1 else DummyVecEnv(fns))
@@ -204,6 +209,14 @@ def train(
             "interval": cfg.interval,
             "episode_seconds": cfg.episode_seconds,
             "load": cfg.load,
+            "fidelity": cfg.fidelity,
+            # the fault model: None is the uniform catalogue; a risk file, with its digest
+            "faults_from": None
+            if cfg.faults_from is None
+            else {
+                "path": cfg.faults_from,
+                "sha256": hashlib.sha256(Path(cfg.faults_from).read_bytes()).hexdigest(),
+            },
         },
     }
     (run_dir / "training.json").write_text(json.dumps(meta, indent=2) + "\n")

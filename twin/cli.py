@@ -347,6 +347,13 @@ def train_cmd(
     checkpoint_every: Annotated[
         int, typer.Option(min=1, help="Environment steps between checkpoints.")
     ] = 2048,
+    faults_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="risk.json of twin risk: training faults follow its posterior rates "
+            "(default: the uniform catalogue; the held-out set is the same either way)."
+        ),
+    ] = None,
 ) -> None:
     """Train a mitigation policy on Online Boutique faults (stable-baselines3).
 
@@ -354,8 +361,10 @@ def train_cmd(
     --validation 16 --learning-rate 1e-4 --checkpoint-every 4096.
     """
     try:
+        from agents.env import EnvConfig
         from agents.train import train
 
+        config = None if faults_from is None else EnvConfig(faults_from=str(faults_from))
         path = train(
             out,
             steps,
@@ -369,6 +378,7 @@ def train_cmd(
             validation=validation,
             learning_rate=learning_rate,
             checkpoint_every=checkpoint_every,
+            config=config,
         )
     except TwinError as exc:
         _fail(exc)
