@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,15 +174,30 @@ class FaultCatalogue:
             None if weights is None else self._training_distribution(weights)
         )
         if self.training is not None:
-            self._points = list(self.training)
-            self._p = np.array([self.training[k] for k in self._points])
+            # a (kind, target) whose every grid point is held out cannot be drawn: left out,
+            # so a redraw loop always ends
+            n_held = Counter((h.kind, h.target) for h in self.held_out)
+            full = {
+                key
+                for key, n in n_held.items()
+                if n == len(STARTS) * len(DURATIONS) * len(LEVELS[key[0]])
+            }
+            self._points = [k for k, w in self.training.items() if w > 0 and k not in full]
+            if not self._points:
+                raise InputError("fault weights: every fault they weight is in the held-out set")
+            p = np.array([self.training[k] for k in self._points])
+            self._p = p / p.sum()
 
     def _training_distribution(
         self, weights: Mapping[tuple[str, str], float]
     ) -> dict[tuple[str, str], float]:
         """P(kind, target) of a training draw (see the class docstring)."""
         covered = {k for k, _ in weights if k in KINDS}  # named, even with a rate of 0
-        known = {(k, t): w for (k, t), w in weights.items() if k in covered and w > 0}
+        known: dict[tuple[str, str], float] = {}
+        for (k, t), w in weights.items():
+            target = self.entry if k in ENTRY_KINDS else t
+            if k in covered and w > 0 and target in (*self.targets, self.entry):
+                known[(k, target)] = known.get((k, target), 0.0) + w
         total = sum(known.values())
         if not total:
             raise InputError("fault weights: no kind of the catalogue has a rate above 0")

@@ -198,3 +198,16 @@ def test_training_records_the_risk_file_it_drew_faults_from(tmp_path: Path) -> N
         "path": str(risk),
         "sha256": hashlib.sha256(risk.read_bytes()).hexdigest(),
     }
+
+
+def test_weights_on_an_entry_kind_target_the_entry() -> None:
+    cat = FaultCatalogue(OB, weights={("attack", "cartservice"): 1.0})
+    rng = np.random.default_rng(5)
+    draws = [cat.sample_training(rng) for _ in range(400)]
+    assert {d.target for d in draws if d.kind == "attack"} == {cat.entry}
+
+
+def test_weights_with_nothing_outside_the_held_out_set_are_refused() -> None:
+    # every point of the grid held out (2 entry kinds x 27 + 11 services x 117 = 1,341)
+    with pytest.raises(InputError, match="held-out"):
+        FaultCatalogue(OB, held_out_size=1341, weights={("outage", "cartservice"): 1.0})
