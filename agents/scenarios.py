@@ -215,29 +215,15 @@ class FaultCatalogue:
 
     def _draw(self, rng: np.random.Generator) -> FaultSpec:
         kind = KINDS[int(rng.integers(len(KINDS)))]
-        levels = LEVELS[kind]
         target = self.targets[int(rng.integers(len(self.targets)))]
-        return FaultSpec(
-            kind=kind,
-            target=self.entry if kind in ENTRY_KINDS else target,
-            start=STARTS[int(rng.integers(len(STARTS)))],
-            duration=DURATIONS[int(rng.integers(len(DURATIONS)))],
-            intensity=levels[int(rng.integers(len(levels)))],
-        )
+        return _on_grid(kind, self.entry if kind in ENTRY_KINDS else target, rng)
 
     def is_held_out(self, spec: FaultSpec) -> bool:
         return spec in self._held
 
     def _draw_weighted(self, rng: np.random.Generator) -> FaultSpec:
         kind, target = self._points[int(rng.choice(len(self._points), p=self._p))]
-        levels = LEVELS[kind]
-        return FaultSpec(
-            kind=kind,
-            target=target,
-            start=STARTS[int(rng.integers(len(STARTS)))],
-            duration=DURATIONS[int(rng.integers(len(DURATIONS)))],
-            intensity=levels[int(rng.integers(len(levels)))],
-        )
+        return _on_grid(kind, target, rng)
 
     def sample_training(self, rng: np.random.Generator) -> FaultSpec:
         """A training draw; never a held-out spec (redrawn until it is not)."""
@@ -246,6 +232,18 @@ class FaultCatalogue:
             spec = draw(rng)
             if spec not in self._held:
                 return spec
+
+
+def _on_grid(kind: str, target: str, rng: np.random.Generator) -> FaultSpec:
+    """Start, duration and intensity drawn from the catalogue's grid, in that order."""
+    levels = LEVELS[kind]
+    return FaultSpec(
+        kind=kind,
+        target=target,
+        start=STARTS[int(rng.integers(len(STARTS)))],
+        duration=DURATIONS[int(rng.integers(len(DURATIONS)))],
+        intensity=levels[int(rng.integers(len(levels)))],
+    )
 
 
 def scenario_for(
