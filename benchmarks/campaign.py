@@ -8,11 +8,13 @@
    Target: <= 3x.
    A synthetic request visits several times more services than a chain request, so the cost
    per service visit (job) and per engine event are printed too.
+3. Chains of 1, 3 and 9 services (no fault): what a request of 9 visits costs against one of
+   3 when nothing else differs, and the engine's cost per visit.
 
 Benchmarks print ratios; nothing asserts on wall time. The machine's load average is printed
 first: other work on the same cores lowers the speed-up.
 
-    python benchmarks/campaign.py [--runs-only | --cost-only]
+    python benchmarks/campaign.py [--runs-only | --cost-only | --chains-only]
 
 The last lines are machine-readable (``name: value``).
 """
@@ -20,6 +22,7 @@ The last lines are machine-readable (``name: value``).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import resource
 import tempfile
@@ -75,23 +78,29 @@ def campaign_speedup(results: dict[str, float]) -> None:
     results["speedup_2_vs_1"] = walls[1] / walls[2]
 
 
-CHAIN = {
-    "name": "chain3",
-    "services": {
-        name: {
-            "workers": 8,
-            "operations": {
-                "default": {
-                    "service_time": {"dist": "exponential", "mean": 0.005},
-                    "calls": [{"to": nxt}] if nxt else [],
-                }
-            },
-        }
-        for name, nxt in (("a", "b"), ("b", "c"), ("c", None))
-    },
-    "workload": [{"entry": "a", "rate": RATE}],
-    "slo": {"latency_p99": 1.0, "availability": 0.99},
-}
+def chain_doc(n: int) -> dict[str, Any]:
+    """Services s0 -> s1 -> ... -> s{n-1}: 8 workers, 5 ms exponential, no network latency."""
+    names = ["a", "b", "c"] if n == 3 else [f"s{i}" for i in range(n)]
+    return {
+        "name": f"chain{n}",
+        "services": {
+            name: {
+                "workers": 8,
+                "operations": {
+                    "default": {
+                        "service_time": {"dist": "exponential", "mean": 0.005},
+                        "calls": [{"to": names[i + 1]}] if i + 1 < n else [],
+                    }
+                },
+            }
+            for i, name in enumerate(names)
+        },
+        "workload": [{"entry": names[0], "rate": RATE}],
+        "slo": {"latency_p99": 1.0, "availability": 0.99},
+    }
+
+
+CHAIN = chain_doc(3)
 
 
 def _one_scenario(topo: Topology, target: str, d: Path) -> dict[str, Any]:
@@ -154,19 +163,48 @@ def request_cost(results: dict[str, float]) -> None:
     results["per_event_cost_ratio_1000_vs_chain"] = cost(s, "event") / cost(c, "event")
 
 
+def chain_lengths(results: dict[str, float]) -> None:
+    """Per-request cost of chains of 1, 3 and 9 services (no fault, 10 minutes, the fastest
+    of 3 taken in turn): the engine's cost per visit and per request, and what a request of
+    9 visits costs against one of 3 when nothing else differs."""
+    from twin.scenario import Scenario
+    from twin.sim import Simulation
+
+    sc = Scenario.model_validate({"duration": 600, "warmup": 60, "seed": 1})
+    best: dict[int, float] = {}
+    for _ in range(REPEAT):
+        for n in (1, 3, 9):
+            sim = Simulation(Topology.from_dict(chain_doc(n)), sc, series="entries")
+            r = sim.run().summary
+            best[n] = min(best.get(n, math.inf), sim.wall / r["requests"])
+    per_visit = (best[9] - best[1]) / 8
+    for n in (1, 3, 9):
+        print(f"chain of {n}: {best[n] * 1e6:.1f} us/request")
+    print(
+        f"per visit {per_visit * 1e6:.2f} us, per request beside its visits "
+        f"{(best[1] - per_visit) * 1e6:.2f} us"
+    )
+    results["per_request_cost_ratio_chain9_vs_chain3"] = best[9] / best[3]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--runs-only", action="store_true", help="only the 2-vs-1 core speed-up")
     group.add_argument("--cost-only", action="store_true", help="only the per-request cost")
+    group.add_argument(
+        "--chains-only", action="store_true", help="only chains of 1, 3 and 9 services"
+    )
     a = ap.parse_args()
     load = os.getloadavg()
     print(f"cores: {os.cpu_count()}, load average before: {load[0]:.2f} {load[1]:.2f}")
     results: dict[str, float] = {}
-    if not a.cost_only:
+    if not (a.cost_only or a.chains_only):
         campaign_speedup(results)
-    if not a.runs_only:
+    if not (a.runs_only or a.chains_only):
         request_cost(results)
+    if not (a.runs_only or a.cost_only):
+        chain_lengths(results)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     for k, v in results.items():
         print(f"{k}: {v:.3g}" if abs(v) < 1000 else f"{k}: {v:.0f}")
