@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import simpy
@@ -239,8 +239,7 @@ class Simulation:
                 del self.failovers[name]
             if fo is not None and name not in self.failovers:
                 if not self.series_services:  # its first observation: this window's only
-                    svc.stats.roll_window()
-                    svc.attack.roll_window()
+                    self._roll_services((name,))
                 self.failovers[name] = FailoverControl(svc, self.services[fo.to], fo)
             for rep in svc.replicas:
                 if rep.queue:
@@ -290,10 +289,7 @@ class Simulation:
                 rows.append((t0, span, "entry", name, fam, metric, value))
         if not self.series_services:
             # no per-service series: roll the buffered totals, skip the quantiles
-            for name in self.failovers:
-                svc = self.services[name]
-                svc.stats.roll_window()
-                svc.attack.roll_window()
+            self._roll_services(self.failovers)
             self.window_start = now
             return
         for name, svc in self.services.items():
@@ -313,9 +309,11 @@ class Simulation:
                 rows.append((t0, span, "service", name, fam, metric, value))
         self.window_start = now
 
-    def _roll_services(self) -> None:
-        """Move what the services' windows buffered into their totals and stretches."""
-        for svc in self.services.values():
+    def _roll_services(self, names: Iterable[str] | None = None) -> None:
+        """Move what the services' windows buffered into their totals and stretches
+        (``names``: only those services; default: every one)."""
+        for name in self.services if names is None else names:
+            svc = self.services[name]
             svc.stats.roll_window()
             svc.attack.roll_window()
 

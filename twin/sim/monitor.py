@@ -66,7 +66,7 @@ class Counters:
         wc = self.w_counts
         if not self.w_arrivals and not self.w_hist.n and not self.w_hist_u.n and not any(wc):
             # an idle window (most of a large topology's small entries, most seconds)
-            return [_IDLE[0], _IDLE[1], _IDLE[2]]
+            return list(_IDLE)
         ok = wc[0]
         rows: list[tuple[str, str, float]] = [
             ("requests", "arrivals", float(self.w_arrivals)),
