@@ -1,15 +1,22 @@
 """Behaviour-cloning warm start: fit an SB3 actor-critic to a teacher controller's episodes.
 
 Why: PPO from scratch needs far more DES episodes than 30 minutes on 2 cores give (the
-request-level twin runs ~20 decisions/s). Cloning a reactive teacher (``baselines.adaptive``)
-gives PPO a sensible start; the critic is fitted to the teacher's discounted returns too,
-so the first PPO updates see meaningful advantages instead of tearing the actor down.
+request-level twin runs ~20 decisions/s). Cloning a reactive teacher (``baselines.reactive``
+or ``adaptive``) gives PPO a sensible start; the critic is fitted to the teacher's discounted
+returns too, so the first PPO updates see meaningful advantages instead of tearing the actor
+down.
 Teacher episodes are drawn from the training distribution only.
+
+A clone trained on the teacher's states alone drifts: one wrong step (dropping a replica the
+teacher would keep) leads to states the teacher never visited, where it has no example.
+:func:`dagger` (dataset aggregation, Ross, Gordon & Bagnell 2011) rolls the clone out, asks
+the teacher what it would have done in every state the clone reached, and refits on all of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,23 +26,32 @@ from agents.env import EnvConfig, MitigationEnv
 
 
 def rollouts(
-    cfg: EnvConfig, teacher: Controller, episodes: int, seed: int
+    cfg: EnvConfig,
+    teacher: Controller,
+    episodes: int,
+    seed: int,
+    student: Controller | None = None,
 ) -> dict[str, np.ndarray]:
-    """``episodes`` teacher episodes on training draws: observations, actions, and the
-    discounted return-to-go (gamma 0.99, as PPO's default) of every step."""
+    """``episodes`` episodes on training draws: observations, the teacher's action in each,
+    and the discounted return-to-go (gamma 0.99, as PPO's default) of every step. The
+    ``student``, if given, chooses the actions taken (the teacher only labels), and
+    ``agree`` says per step whether the two chose the same action vector."""
     env = MitigationEnv(cfg)
     obs_l: list[np.ndarray] = []
     act_l: list[np.ndarray] = []
     ret_l: list[float] = []
+    agree_l: list[bool] = []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
         rewards: list[float] = []
         done = False
         while not done:
             a = teacher(obs, env)
+            taken = a if student is None else student(obs, env)
             obs_l.append(obs)
             act_l.append(a)
-            obs, r, term, trunc, _ = env.step(a)
+            agree_l.append(bool(np.array_equal(a, taken)))
+            obs, r, term, trunc, _ = env.step(taken)
             rewards.append(float(r))
             done = term or trunc
         g = 0.0
@@ -48,28 +64,51 @@ def rollouts(
         "obs": np.asarray(obs_l, dtype=np.float32),
         "actions": np.asarray(act_l, dtype=np.int64),
         "returns": np.asarray(ret_l, dtype=np.float32),
+        "agree": np.asarray(agree_l, dtype=bool),
     }
 
 
+def model_controller(path: str) -> Controller:
+    """The deterministic action of a saved SB3 model, as a controller."""
+    from stable_baselines3 import PPO
+
+    model = PPO.load(path, device="cpu")
+
+    def act(obs: np.ndarray, _env: MitigationEnv) -> np.ndarray:
+        return np.asarray(model.predict(obs, deterministic=True)[0], dtype=np.int64)
+
+    return act
+
+
 def _rollouts_job(
-    args: tuple[EnvConfig, Callable[[], Controller], int, int],
+    args: tuple[EnvConfig, Callable[[], Controller], int, int, str | None],
 ) -> dict[str, np.ndarray]:
-    cfg, make, episodes, seed = args
-    return rollouts(cfg, make(), episodes, seed)
+    cfg, make, episodes, seed, student = args
+    return rollouts(
+        cfg, make(), episodes, seed, None if student is None else model_controller(student)
+    )
 
 
 def parallel_rollouts(
-    cfg: EnvConfig, teacher: Callable[[], Controller], episodes: int, seed: int, procs: int
+    cfg: EnvConfig,
+    teacher: Callable[[], Controller],
+    episodes: int,
+    seed: int,
+    procs: int,
+    student: str | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`rollouts` split over ``procs`` processes (disjoint episode seeds); ``teacher``
-    builds the controller (a module-level factory, so it pickles)."""
+    builds the controller (a module-level factory, so it pickles); ``student`` is the path of
+    a saved model that chooses the actions."""
     if procs <= 1:
-        return rollouts(cfg, teacher(), episodes, seed)
+        return _rollouts_job((cfg, teacher, episodes, seed, student))
     from multiprocessing import get_context
 
     share = [episodes // procs + (1 if i < episodes % procs else 0) for i in range(procs)]
     starts = np.cumsum([0, *share[:-1]])
-    jobs = [(cfg, teacher, n, seed + int(s)) for n, s in zip(share, starts, strict=True) if n]
+    jobs = [
+        (cfg, teacher, n, seed + int(s), student) for n, s in zip(share, starts, strict=True) if n
+    ]
     with get_context("spawn").Pool(len(jobs)) as pool:
         parts = pool.map(_rollouts_job, jobs)
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -128,3 +167,34 @@ def clone(
     with torch.no_grad():
         pred, _ = policy.predict(data["obs"], deterministic=True)
     return float(np.mean(np.all(pred == data["actions"], axis=1)))
+
+
+def dagger(
+    model: Any,
+    cfg: EnvConfig,
+    teacher: Callable[[], Controller],
+    data: dict[str, np.ndarray],
+    rounds: int,
+    episodes: int,
+    epochs: int,
+    seed: int,
+    procs: int,
+    scratch: Path,
+) -> tuple[dict[str, np.ndarray], list[dict[str, float]]]:
+    """``rounds`` of dataset aggregation after :func:`clone`: roll the current model out on
+    ``episodes`` fresh training draws per round (seeds ``seed + round x 1,000``), label every
+    state it reached with the teacher's action, and refit on the union. Returns the
+    aggregated data and, per round, the share of the clone's own steps on which it chose
+    what the teacher would have (measured before that round's refit)."""
+    history: list[dict[str, float]] = []
+    for k in range(rounds):
+        path = scratch / f"dagger_{k}.zip"
+        model.save(str(path))
+        new = parallel_rollouts(cfg, teacher, episodes, seed + 1_000 * k, procs, str(path))
+        history.append(
+            {"round": k, "samples": len(new["obs"]), "agreement": float(new["agree"].mean())}
+        )
+        data = {key: np.concatenate([data[key], new[key]]) for key in data}
+        history[-1]["fit_agreement"] = clone(model, data, epochs, seed + k + 1)
+        path.unlink()
+    return data, history

@@ -3,8 +3,9 @@
 Vectorised envs (one process each), seeded, periodic checkpoints, CSV logs and a progress
 bar; ``resume`` continues from the newest checkpoint in the run directory.
 
-Recipe (``bc_episodes`` > 0): clone the reactive teacher ``baselines.adaptive`` on that many
-training-draw episodes (actor and critic, :mod:`agents.imitation`), then fine-tune with PPO;
+Recipe (``bc_episodes`` > 0): clone a teacher controller of :mod:`agents.baselines` on that
+many training-draw episodes (actor and critic, :mod:`agents.imitation`), optionally refit on
+the states the clone itself reaches (``dagger_rounds``), then fine-tune with PPO;
 finally score the cloned start and every checkpoint on ``validation`` episodes drawn from the
 training distribution with their own seed (never the held-out set) by the reward's own
 price, violation minutes + cost x extra replica-minutes, and keep the best as ``model.zip``.
@@ -105,12 +106,21 @@ def train(
     validation: int = 0,
     learning_rate: float = 3e-4,
     teacher: str = "adaptive",
+    dagger_rounds: int = 0,
+    dagger_episodes: int = 48,
 ) -> Path:
     """Train for ``steps`` env steps; writes ``run_dir/model.zip`` and returns its path."""
     if algo not in ALGOS:
         raise InputError(f"--algo: expected one of {', '.join(ALGOS)}, got {algo!r}")
     if steps <= 0 or n_envs <= 0:
         raise InputError(f"--steps ({steps}) and --envs ({n_envs}) must be positive")
+    if dagger_rounds < 0 or dagger_episodes <= 0:
+        raise InputError(
+            f"--dagger-rounds ({dagger_rounds}) must be >= 0 and --dagger-episodes "
+            f"({dagger_episodes}) positive"
+        )
+    if dagger_rounds > 0 and bc_episodes <= 0:
+        raise InputError("--dagger-rounds: needs a cloned start (--bc-episodes > 0)")
     if teacher not in TEACHERS:
         raise InputError(f"--teacher: expected one of {', '.join(TEACHERS)}, got {teacher!r}")
     if algo == "dqn":
@@ -153,25 +163,38 @@ def train(
         import numpy as np
 
         from agents import baselines
-        from agents.imitation import clone, parallel_rollouts
+        from agents.imitation import clone, dagger, parallel_rollouts
 
         make_teacher = getattr(baselines, teacher)
         data = parallel_rollouts(cfg, make_teacher, bc_episodes, seed=10_000 + seed, procs=n_envs)
+        agree = clone(model, data, bc_epochs, seed)
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        data, rounds = dagger(
+            model,
+            cfg,
+            make_teacher,
+            data,
+            dagger_rounds,
+            dagger_episodes,
+            bc_epochs,
+            seed=30_000 + seed,
+            procs=n_envs,
+            scratch=run_dir / "checkpoints",
+        )
         np.savez_compressed(
             run_dir / "bc_data.npz",
             obs=data["obs"],
             actions=data["actions"],
             returns=data["returns"],
         )
-        agree = clone(model, data, bc_epochs, seed)
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         model.save(str(run_dir / "checkpoints" / "model_0_steps.zip"))
         bc = {
             "teacher": teacher,
             "episodes": bc_episodes,
             "samples": len(data["obs"]),
             "epochs": bc_epochs,
-            "agreement": agree,
+            "agreement": rounds[-1]["fit_agreement"] if rounds else agree,
+            "dagger": rounds,
             "seconds": time.perf_counter() - t0,
         }
     model.set_logger(configure(str(run_dir / "logs"), ["csv", "stdout"]))

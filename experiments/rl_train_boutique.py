@@ -1,10 +1,11 @@
 """The training recipe of agents/policies/online-boutique (issue 7), in one command.
 
 Behaviour-cloning warm start from a baseline controller (``--teacher``, default
-``adaptive``) on 96 training-draw episodes, PPO fine-tuning for 8,192 steps in the DES twin
-on 2 SubprocVecEnv envs, checkpoints at half-way, and the final pick by 16 validation
-episodes from the training distribution (never the held-out set). Prints the wall time and
-the load average before and after.
+``reactive``) on 96 training-draw episodes, 4 rounds of dataset aggregation (48 episodes each:
+the clone drives, the teacher labels), PPO fine-tuning for 8,192 steps in the DES twin on
+2 SubprocVecEnv envs, checkpoints at half-way, and the final pick by 16 validation episodes
+from the training distribution (never the held-out set). Prints the wall time and the load
+average before and after.
 
 Usage: PYTHONPATH=. python experiments/rl_train_boutique.py --out runs/ob [--steps N]
 """
@@ -26,7 +27,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bc-episodes", type=int, default=96)
     ap.add_argument("--validation", type=int, default=16)
-    ap.add_argument("--teacher", default="adaptive", help="adaptive or reactive (agents.baselines)")
+    ap.add_argument("--teacher", default="reactive", help="adaptive or reactive (agents.baselines)")
+    ap.add_argument("--dagger-rounds", type=int, default=4)
+    ap.add_argument("--dagger-episodes", type=int, default=48)
     a = ap.parse_args()
     print("load average before:", os.getloadavg(), flush=True)
     t = time.perf_counter()
@@ -41,6 +44,8 @@ def main() -> None:
         learning_rate=1e-4,
         progress=False,
         teacher=a.teacher,
+        dagger_rounds=a.dagger_rounds,
+        dagger_episodes=a.dagger_episodes,
     )
     print(f"wrote {path} in {time.perf_counter() - t:.0f} s wall", flush=True)
     print("load average after:", os.getloadavg(), flush=True)

@@ -335,6 +335,17 @@ def train_cmd(
         int, typer.Option(min=0, help="Training-draw episodes of the teacher to clone (0: none).")
     ] = 0,
     bc_epochs: Annotated[int, typer.Option(min=1, help="Behaviour-cloning epochs.")] = 200,
+    dagger_rounds: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Rounds of dataset aggregation after cloning: the clone drives, the teacher "
+            "labels the states it reaches (0: none).",
+        ),
+    ] = 0,
+    dagger_episodes: Annotated[
+        int, typer.Option(min=1, help="Training-draw episodes per aggregation round.")
+    ] = 48,
     validation: Annotated[
         int,
         typer.Option(
@@ -358,7 +369,7 @@ def train_cmd(
     """Train a mitigation policy on Online Boutique faults (stable-baselines3).
 
     The committed policy's recipe: --steps 8192 --teacher reactive --bc-episodes 96
-    --validation 16 --learning-rate 1e-4 --checkpoint-every 4096.
+    --dagger-rounds 4 --validation 16 --learning-rate 1e-4 --checkpoint-every 4096.
     """
     try:
         from agents.env import EnvConfig
@@ -375,6 +386,8 @@ def train_cmd(
             teacher=teacher,
             bc_episodes=bc_episodes,
             bc_epochs=bc_epochs,
+            dagger_rounds=dagger_rounds,
+            dagger_episodes=dagger_episodes,
             validation=validation,
             learning_rate=learning_rate,
             checkpoint_every=checkpoint_every,
