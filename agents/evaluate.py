@@ -20,6 +20,7 @@ from agents.baselines import (
     adaptive,
     best_practice,
     no_mitigation,
+    reactive,
     static,
     static_candidates,
     threshold,
@@ -111,7 +112,8 @@ def training_faults(env: MitigationEnv, n: int, seed: int) -> tuple[FaultSpec, .
 
 def _controller(spec: tuple[Any, ...]) -> Controller:
     """A controller from a picklable spec: ("no_mitigation",), ("best_practice",),
-    ("threshold",), ("adaptive",), ("static", knobs) or ("learned", policy_dir)."""
+    ("threshold",), ("adaptive",), ("reactive",), ("static", knobs) or
+    ("learned", policy_dir)."""
     kind = spec[0]
     if kind == "static":
         return static(*spec[1])
@@ -125,6 +127,7 @@ def _controller(spec: tuple[Any, ...]) -> Controller:
         "best_practice": best_practice,
         "threshold": threshold,
         "adaptive": adaptive,
+        "reactive": reactive,
     }[kind]()
 
 
@@ -165,6 +168,8 @@ def baselines(
         "best_practice": (("best_practice",), None),
         "threshold": (("threshold",), None),
         "adaptive": (("adaptive",), None),
+        # the committed policy's teacher: how much of the teacher the clone keeps
+        "reactive": (("reactive",), None),
         "best_static": (("static", best), {"knobs": list(best), "tried": [list(t) for t in tried]}),
     }
 
