@@ -216,19 +216,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def learned_controller(policy_dir: Path) -> Controller | None:
-    """The SB3 model in ``policy_dir/model.zip`` as a controller, if there is one."""
+    """The SB3 model in ``policy_dir/model.zip`` as a controller, if there is one (PPO, A2C
+    or DQN, :mod:`agents.models`)."""
     model_path = policy_dir / "model.zip"
     if not model_path.exists():
         return None
-    from stable_baselines3 import PPO
+    from agents.models import controller
 
-    model = PPO.load(str(model_path), device="cpu")
-
-    def act(obs: np.ndarray, env: MitigationEnv) -> np.ndarray:
-        action, _state = model.predict(obs, deterministic=True)
-        return np.asarray(action, dtype=np.int64)
-
-    return act
+    return controller(model_path)
 
 
 def run(

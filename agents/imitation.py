@@ -23,6 +23,7 @@ import numpy as np
 
 from agents.baselines import Controller
 from agents.env import EnvConfig, MitigationEnv
+from agents.models import controller
 
 
 def rollouts(
@@ -68,25 +69,11 @@ def rollouts(
     }
 
 
-def model_controller(path: str) -> Controller:
-    """The deterministic action of a saved SB3 model, as a controller."""
-    from stable_baselines3 import PPO
-
-    model = PPO.load(path, device="cpu")
-
-    def act(obs: np.ndarray, _env: MitigationEnv) -> np.ndarray:
-        return np.asarray(model.predict(obs, deterministic=True)[0], dtype=np.int64)
-
-    return act
-
-
 def _rollouts_job(
     args: tuple[EnvConfig, Callable[[], Controller], int, int, str | None],
 ) -> dict[str, np.ndarray]:
     cfg, make, episodes, seed, student = args
-    return rollouts(
-        cfg, make(), episodes, seed, None if student is None else model_controller(student)
-    )
+    return rollouts(cfg, make(), episodes, seed, None if student is None else controller(student))
 
 
 def parallel_rollouts(

@@ -1,7 +1,11 @@
 """Train a mitigation policy with stable-baselines3 (PPO by default; A2C or DQN selectable).
 
-Vectorised envs (one process each), seeded, periodic checkpoints, CSV logs and a progress
-bar; ``resume`` continues from the newest checkpoint in the run directory.
+PPO and A2C act in the environment's MultiDiscrete space; DQN, which needs a Discrete one,
+acts through the macro actions of :mod:`agents.macro`.
+
+Vectorised envs (one process each), seeded, periodic checkpoints, CSV and TensorBoard logs
+(``logs/``) and a progress bar; ``resume`` continues from the newest checkpoint in the run
+directory.
 
 Recipe (``bc_episodes`` > 0): clone a teacher controller of :mod:`agents.baselines` on that
 many training-draw episodes (actor and critic, :mod:`agents.imitation`), optionally refit on
@@ -30,11 +34,15 @@ TEACHERS = ("adaptive", "reactive")
 """Controllers in agents.baselines a behaviour-cloning warm start can clone."""
 
 
-def _make(cfg: EnvConfig, rank: int, seed: int) -> Any:
+def _make(cfg: EnvConfig, rank: int, seed: int, macro: bool = False) -> Any:
     def thunk() -> Any:
         from gymnasium.wrappers import TimeLimit
 
-        env = TimeLimit(MitigationEnv(cfg), max_episode_steps=cfg.max_steps)
+        from agents.macro import MacroActions
+
+        env: Any = TimeLimit(MitigationEnv(cfg), max_episode_steps=cfg.max_steps)
+        if macro:
+            env = MacroActions(env)
         env.reset(seed=seed + rank)
         return env
 
@@ -52,17 +60,13 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
 def _score_job(args: tuple[str, EnvConfig, int, int]) -> dict[str, float]:
     """Validation figures of one model on training-distribution episodes (own seeds)."""
     import numpy as np
-    from stable_baselines3 import PPO
 
     from agents.evaluate import run_episode, training_faults
+    from agents.models import controller
 
     path, cfg, n, seed = args
-    model = PPO.load(path, device="cpu")
+    act = controller(path)
     env = MitigationEnv(cfg)
-
-    def act(obs: Any, _env: MitigationEnv) -> Any:
-        return np.asarray(model.predict(obs, deterministic=True)[0], dtype=np.int64)
-
     faults = training_faults(env, n, seed=seed)
     rows = [run_episode(env, act, f, seed=20_000 + seed + i) for i, f in enumerate(faults)]
     viol = float(np.mean([r["slo_violation_minutes"] for r in rows]))
@@ -123,11 +127,12 @@ def train(
         raise InputError("--dagger-rounds: needs a cloned start (--bc-episodes > 0)")
     if teacher not in TEACHERS:
         raise InputError(f"--teacher: expected one of {', '.join(TEACHERS)}, got {teacher!r}")
-    if algo == "dqn":
+    if algo == "dqn" and bc_episodes > 0:
         raise InputError(
-            "--algo dqn: DQN needs a Discrete action space; this env's is MultiDiscrete"
+            "--algo dqn: the behaviour-cloning warm start fits an actor-critic policy; "
+            "use ppo or a2c with --bc-episodes"
         )
-    from stable_baselines3 import A2C, PPO
+    from stable_baselines3 import A2C, DQN, PPO
     from stable_baselines3.common.callbacks import CheckpointCallback
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
@@ -136,15 +141,24 @@ def train(
     if cfg.faults_from is not None:  # refused here, not in a worker process
         weights_from_risk(Path(cfg.faults_from), Topology.load(cfg.topology))
     run_dir.mkdir(parents=True, exist_ok=True)
-    fns = [_make(cfg, i, seed) for i in range(n_envs)]
+    fns = [_make(cfg, i, seed, macro=algo == "dqn") for i in range(n_envs)]
     venv = VecMonitor(SubprocVecEnv(fns) if n_envs > 1 else DummyVecEnv(fns))
     venv.seed(seed)
-    cls: Any = PPO if algo == "ppo" else A2C
+    cls: Any = {"ppo": PPO, "a2c": A2C, "dqn": DQN}[algo]
     ckpt = _latest_checkpoint(run_dir) if resume else None
     if ckpt is not None:
         model = cls.load(str(ckpt), env=venv, device="cpu")
     else:
         kw: dict[str, Any] = {"n_steps": 128, "batch_size": 64} if algo == "ppo" else {}
+        if algo == "dqn":
+            # episodes are 18 decisions: learn early, a replay buffer that fits in memory
+            kw = {
+                "buffer_size": 50_000,
+                "learning_starts": 256,
+                "train_freq": 4,
+                "target_update_interval": 512,
+                "exploration_fraction": 0.3,
+            }
         if algo == "ppo" and bc_episodes > 0:
             # fine-tuning a cloned policy: small, clipped steps keep PPO near the teacher
             kw = {"n_steps": 256, "batch_size": 128, "n_epochs": 5, "clip_range": 0.1}
@@ -197,7 +211,7 @@ def train(
             "dagger": rounds,
             "seconds": time.perf_counter() - t0,
         }
-    model.set_logger(configure(str(run_dir / "logs"), ["csv", "stdout"]))
+    model.set_logger(configure(str(run_dir / "logs"), ["csv", "tensorboard", "stdout"]))
     cb = CheckpointCallback(
         max(1, checkpoint_every // n_envs), str(run_dir / "checkpoints"), name_prefix="model"
     )

@@ -324,7 +324,9 @@ def train_cmd(
         "runs/online-boutique"
     ),
     steps: Annotated[int, typer.Option(min=1, help="Environment steps.")] = 20_000,
-    algo: Annotated[str, typer.Option(help="ppo, a2c or dqn.")] = "ppo",
+    algo: Annotated[
+        str, typer.Option(help="ppo, a2c or dqn (dqn acts through macro actions, agents/macro.py).")
+    ] = "ppo",
     envs: Annotated[int, typer.Option(min=1, help="Vectorised envs (processes).")] = 2,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint.")] = False,

@@ -37,6 +37,7 @@ from agents.export.policy_file import (
     sha256_file,
 )
 from agents.export.shadow import validate_in_twin, worse_than_baseline
+from agents.models import algo_of
 from twin.errors import InputError, TwinError
 from twin.policy import Policy
 
@@ -154,6 +155,11 @@ def export_policy(
     for p in (model_zip, eval_path):
         if not p.is_file():
             raise InputError(f"{p}: missing (run `twin train` and `twin evaluate` first)")
+    if algo_of(model_zip) == "dqn":
+        raise InputError(
+            f"{model_zip}: a DQN policy (macro actions): export takes PPO or A2C policies, "
+            "whose network emits the environment's actions itself"
+        )
     try:
         evaluation = json.loads(eval_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
