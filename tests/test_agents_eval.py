@@ -92,6 +92,7 @@ def test_tiny_training_checkpoints_and_resumes(tmp_path: Path) -> None:
     cfg = EnvConfig(episode_seconds=10.0, interval=5.0, load=0.2)
     path = train(tmp_path, 128, n_envs=1, config=cfg, progress=False, checkpoint_every=64)
     assert path.exists() and (tmp_path / "logs" / "progress.csv").exists()
+    assert list((tmp_path / "logs").glob("events.out.tfevents.*"))  # TensorBoard
     assert list((tmp_path / "checkpoints").glob("model_*_steps.zip"))
     train(tmp_path, 128, n_envs=1, config=cfg, resume=True, progress=False, checkpoint_every=64)
     meta = json.loads((tmp_path / "training.json").read_text())
