@@ -149,16 +149,41 @@ def reactive(
         per = obs.reshape(env.n, sp.FEATURES)
         util, queue_sq = per[:, 2], per[:, 3]
         saturating = bool(np.any((util >= hot) | (queue_sq >= 0.5)))
-        deltas = []
-        for i, name in enumerate(env.services):
-            r = env.replicas[name]
-            u = float(util[i])
-            if saturating and u >= warm and r < sp.MAX_REPLICAS:
-                deltas.append(sp.UP)
-            elif not saturating and r > env.base_replicas[name] and u * r / (r - 1) < down:
-                deltas.append(sp.DOWN)
-            else:
-                deltas.append(sp.KEEP)
+        deltas = scale_deltas(
+            util,
+            [env.replicas[s] for s in env.services],
+            [env.base_replicas[s] for s in env.services],
+            up=saturating,
+            down=not saturating,
+            warm=warm,
+            cool=down,
+        )
         return sp.compose(deltas, queue, knobs)
 
     return act
+
+
+def scale_deltas(
+    util: Sequence[float] | np.ndarray,
+    replicas: Sequence[int],
+    base: Sequence[int],
+    *,
+    up: bool,
+    down: bool,
+    warm: float,
+    cool: float,
+) -> list[int]:
+    """Replica-delta levels of the reactive scaling rule, per service: with ``up``, one more
+    replica for every service at ``warm`` utilisation or above (below the cap); with
+    ``down``, one fewer for every service above its topology's count whose load would stay
+    under ``cool`` on one replica less (utilisation x r / (r - 1)). Shared by
+    :func:`reactive` and DQN's macro actions (:mod:`agents.macro`)."""
+    deltas = []
+    for u, r, b in zip(util, replicas, base, strict=True):
+        if up and float(u) >= warm and r < sp.MAX_REPLICAS:
+            deltas.append(sp.UP)
+        elif down and r > b and float(u) * r / (r - 1) < cool:
+            deltas.append(sp.DOWN)
+        else:
+            deltas.append(sp.KEEP)
+    return deltas

@@ -19,13 +19,17 @@ rule decides *which* services.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from agents import spaces as sp
+from agents.baselines import scale_deltas
+
+if TYPE_CHECKING:
+    from agents.env import MitigationEnv
 
 SCALE_MODES = ("hold", "up", "down")
 WARM = 0.8
@@ -51,15 +55,26 @@ def to_multi(
     (services in the environment's order, with their current and topology replica counts)."""
     mode, queue, knobs = decode(action)
     util = obs.reshape(len(replicas), sp.FEATURES)[:, 2]
-    deltas = []
-    for u, r, b in zip(util, replicas, base, strict=True):
-        if SCALE_MODES[mode] == "up" and u >= WARM and r < sp.MAX_REPLICAS:
-            deltas.append(sp.UP)
-        elif SCALE_MODES[mode] == "down" and r > b and float(u) * r / (r - 1) < DOWN:
-            deltas.append(sp.DOWN)
-        else:
-            deltas.append(sp.KEEP)
+    deltas = scale_deltas(
+        util,
+        replicas,
+        base,
+        up=SCALE_MODES[mode] == "up",
+        down=SCALE_MODES[mode] == "down",
+        warm=WARM,
+        cool=DOWN,
+    )
     return sp.compose(deltas, queue, knobs)
+
+
+def env_action(action: int, obs: np.ndarray, env: MitigationEnv) -> np.ndarray:
+    """:func:`to_multi` with the replica counts of ``env``'s current state."""
+    return to_multi(
+        action,
+        obs,
+        [env.replicas[s] for s in env.services],
+        [env.base_replicas[s] for s in env.services],
+    )
 
 
 class MacroActions(gym.ActionWrapper[np.ndarray, np.int64, np.ndarray]):
@@ -83,11 +98,4 @@ class MacroActions(gym.ActionWrapper[np.ndarray, np.int64, np.ndarray]):
     def action(self, action: np.int64) -> np.ndarray:
         if self._obs is None:
             raise RuntimeError("macro actions: step() called before reset()")
-        env = self.env.unwrapped
-        names = env.services  # type: ignore[attr-defined]
-        return to_multi(
-            int(action),
-            self._obs,
-            [env.replicas[s] for s in names],  # type: ignore[attr-defined]
-            [env.base_replicas[s] for s in names],  # type: ignore[attr-defined]
-        )
+        return env_action(int(action), self._obs, cast("MitigationEnv", self.env.unwrapped))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.macro import to_multi
+from agents.macro import env_action
 from twin.errors import InputError
 
 if TYPE_CHECKING:
@@ -44,18 +44,13 @@ def load(path: Path | str) -> Any:
 
 def controller(path: Path | str) -> Controller:
     """The deterministic action of the saved model at ``path``, as a controller."""
+    from gymnasium import spaces
+
     model = load(path)
-    macro = algo_of(path) == "dqn"
+    macro = isinstance(model.action_space, spaces.Discrete)  # DQN: agents.macro's actions
 
     def act(obs: np.ndarray, env: MitigationEnv) -> np.ndarray:
         action = model.predict(obs, deterministic=True)[0]
-        if macro:
-            return to_multi(
-                int(action),
-                obs,
-                [env.replicas[s] for s in env.services],
-                [env.base_replicas[s] for s in env.services],
-            )
-        return np.asarray(action, dtype=np.int64)
+        return env_action(int(action), obs, env) if macro else np.asarray(action, np.int64)
 
     return act
