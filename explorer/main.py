@@ -33,7 +33,7 @@ def main() -> None:
                     PAGES / "predictive.py", title="Predictive analysis", icon=":material/insights:"
                 ),
             ],
-            "Coming with later issues": [
+            "Learned mitigation": [
                 st.Page(PAGES / "policies.py", title="Policies", icon=":material/shield:"),
             ],
         }

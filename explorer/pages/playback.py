@@ -87,8 +87,8 @@ def render() -> None:
         if run is None:
             return
     st.caption(
-        "Observed telemetry overlay: available once calibration lands (issue #4); a topology "
-        "calibrated from a metrics dump will show the observed series next to the twin's."
+        "These are the twin's series only. Setting them beside observed telemetry needs the "
+        "comparison `twin calibrate --metrics` writes (report.md, calibration.json)."
     )
     play(system, run)
 
