@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
-
 ROOT = Path(__file__).resolve().parents[1]
 """The repository's root folder."""
 
@@ -116,4 +114,3 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.line("Tests must write into tmp_path; these appeared during the run:")
         for path in new:
             terminalreporter.line(f"  {path}")
-

@@ -8,23 +8,18 @@ change what the page shows; broken folders are one line naming the file.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("streamlit", reason="the explorer needs streamlit (the `app` extra)")
 
+from conftest import ROOT, SHARED_DATA
 from streamlit.testing.v1 import AppTest
+from test_app import TINY
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from test_app import TINY  # noqa: E402
-
-from explorer import outputs  # noqa: E402
-from twin.errors import InputError  # noqa: E402
+from explorer import outputs
+from twin.errors import InputError
 
 APP = str(ROOT / "app.py")
 
@@ -185,14 +180,14 @@ def test_risk_folder_with_a_broken_interval_is_one_line_naming_the_file(tmp_path
     assert "failure_modes[0].p_breach" in at.error[0].value
 
 
-SHARED = ROOT.parent / "shared" / "data" / "traces" / "deathstarbench-social-jaeger.json"
+SHARED = SHARED_DATA / "traces" / "deathstarbench-social-jaeger.json"
 
 
 @pytest.fixture(scope="module")
 def calibration_json(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """A real `twin calibrate` record, from DeathStarBench's Jaeger traces."""
     if not SHARED.is_file():
-        pytest.skip(f"{SHARED} not present (../shared/data beside the repository)")
+        pytest.skip(f"the public dataset {SHARED} is absent")
     from typer.testing import CliRunner
 
     from twin.cli import app
