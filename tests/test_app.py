@@ -338,7 +338,7 @@ def test_playback_colours_services_by_health_over_time(tiny_dir: Path) -> None:
     table = at.dataframe[0].value.set_index("service")
     assert table.loc["db", "status"] == "failing", "30% of its requests fail at 20 s"
     assert len(at.get("plotly_chart")) == 3, "graph, user requests, utilisation"
-    assert "available once calibration lands" in texts(at)
+    assert "twin calibrate --metrics" in texts(at), "says what an observed overlay needs"
 
 
 def test_play_button_starts_and_pauses(tiny_dir: Path) -> None:
