@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import child_env
 
 from testbed.config import CallDef, ServiceDef, TestbedConfig
 from testbed.run import Testbed, _alive, free_base_port, missing_tools
@@ -114,17 +115,23 @@ def test_start_and_stop_commands(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[1]
     run = [sys.executable, "-m", "testbed"]
     args = ["--dir", str(tmp_path / "cli"), "--base-port", str(free_base_port())]
+    env = child_env()
     r = subprocess.run(
-        [*run, "start", *args], cwd=root, capture_output=True, text=True, timeout=60, check=False
+        [*run, "start", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     try:
         assert r.returncode == 0, r.stderr
         state = json.loads((tmp_path / "cli" / "state.json").read_text())
         assert len(state) == 7 and all(_alive(p) for p in state.values())  # 5 + Redis + Prom
     finally:
-        subprocess.run([*run, "stop", *args], cwd=root, timeout=60, check=True)
+        subprocess.run([*run, "stop", *args], cwd=tmp_path, env=env, timeout=60, check=True)
     time.sleep(0.2)
     assert not any(_alive(p) for p in state.values())
