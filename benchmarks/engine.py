@@ -1,10 +1,14 @@
-"""Engine speed and memory, measured against a hand-written SimPy model and Ciw in one run.
+"""Engine speed and memory, measured against two hand-written SimPy models and Ciw in one run.
 
 The network: three M/M/3 stations in tandem (exponential service, mean 1 s per server),
-Poisson arrivals at 2.4 per second. Contenders run in turn (A B C A B C ...) so drift in the
-machine's speed hits them alike; the ratios are what to read.
+Poisson arrivals at 2.4 per second. The two SimPy models are the same code drawing their
+random numbers two ways: with the standard library's ``random`` (``random.Random(seed)``,
+``expovariate``), as SimPy's own documentation does, and with a numpy ``Generator`` scalar
+call per draw (slower: each call crosses into numpy). Contenders run in turn
+(A B C A B C ...) so drift in the machine's speed hits them alike; the ratios are what to read.
 
     python benchmarks/engine.py            # ~200k requests each, 3 rounds
+    python benchmarks/engine.py --requests 100000 --repeats 3   # the README's figures
     python benchmarks/engine.py --quick    # a smoke run
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 import statistics
 import subprocess
 import sys
@@ -32,8 +37,36 @@ def mmc_mean_sojourn(lam: float, mu: float, c: int) -> float:
     return p_wait / (c * mu - lam) + 1 / mu
 
 
+def simpy_random_tandem(horizon: float, seed: int) -> tuple[int, float, int]:
+    """The idiomatic SimPy model, as SimPy's documentation writes one: a process per customer,
+    a Resource per station, service and interarrival times from ``random.Random(seed)``."""
+    env = simpy.Environment()
+    rng = random.Random(seed)
+    stations = [simpy.Resource(env, SERVERS) for _ in range(STATIONS)]
+    done = [0, 0.0]
+
+    def customer(env: simpy.Environment) -> simpy.events.ProcessGenerator:
+        t0 = env.now
+        for st in stations:
+            with st.request() as req:
+                yield req
+                yield env.timeout(rng.expovariate(MU))
+        done[0] += 1
+        done[1] += env.now - t0
+
+    def arrivals(env: simpy.Environment) -> simpy.events.ProcessGenerator:
+        while True:
+            yield env.timeout(rng.expovariate(LAMBDA))
+            env.process(customer(env))
+
+    env.process(arrivals(env))
+    env.run(until=horizon)
+    events = int(repr(env._eid)[6:-1])  # SimPy's event-id counter: events scheduled
+    return int(done[0]), done[1] / max(1, int(done[0])), events
+
+
 def simpy_tandem(horizon: float, seed: int) -> tuple[int, float, int]:
-    """The idiomatic SimPy model: a process per customer, a Resource per station."""
+    """The same SimPy model drawing each time with a numpy ``Generator`` scalar call."""
     env = simpy.Environment()
     rng = np.random.default_rng(seed)
     stations = [simpy.Resource(env, SERVERS) for _ in range(STATIONS)]
@@ -151,7 +184,8 @@ def main() -> None:
         args.requests, args.repeats, args.memory_requests = 20_000, 1, 100_000
     horizon = args.requests / LAMBDA
     contenders: dict[str, tuple[Callable[[float, int], tuple[int, float, int]], float]] = {
-        "simpy_hand_written": (simpy_tandem, horizon),
+        "simpy_random": (simpy_random_tandem, horizon),
+        "simpy_numpy": (simpy_tandem, horizon),
         "ciw_3.2.7": (ciw_tandem, horizon / 10),  # Ciw is slow: a rate needs no long run
         "twin_bare": (twin_tandem(False), horizon),
         "twin_mitigated": (twin_tandem(True), horizon),
@@ -187,11 +221,11 @@ def main() -> None:
     simpy_mb, simpy_n = peak_rss_mb(SIMPY_MEMORY_CHILD, str(args.memory_requests), here)
     print(f"peak RSS, {int(twin_n):,} requests through two services (twin): {twin_mb:.0f} MB"
           f" ({'under' if twin_mb < 300 else 'OVER'} 300 MB)")
-    print(f"peak RSS, {int(simpy_n):,} requests through the hand-written SimPy tandem: "
+    print(f"peak RSS, {int(simpy_n):,} requests through the hand-written SimPy tandem (numpy): "
           f"{simpy_mb:.0f} MB")
-    print(f"ratio twin_mitigated/simpy: {ratio('twin_mitigated', 'simpy_hand_written'):.2f}")
-    print(f"ratio twin_mitigated/ciw: {ratio('twin_mitigated', 'ciw_3.2.7'):.2f}")
-    print(f"ratio twin_bare/simpy: {ratio('twin_bare', 'simpy_hand_written'):.2f}")
+    for twin in ("twin_mitigated", "twin_bare"):
+        for other in ("simpy_random", "simpy_numpy", "ciw_3.2.7"):
+            print(f"ratio {twin}/{other}: {ratio(twin, other):.2f}")
     print(f"peak_rss_mb twin_{args.memory_requests // 1000}k: {twin_mb:.0f}")
 
 

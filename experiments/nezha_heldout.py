@@ -1,6 +1,6 @@
 """Online Boutique (Nezha, 2022-08-22): calibrate from one traced minute, predict other hours.
 
-    PYTHONPATH=. python experiments/nezha_heldout.py [--data ../shared/data] [--out DIR]
+    PYTHONPATH=. python experiments/nezha_heldout.py --data DATA [--out DIR]
 
 The twin is calibrated by ``twin calibrate`` from the only traced minute in the data
 (03:53, ~23k spans). The held-out data are the fault-free hours after 07:57: for each
@@ -34,7 +34,9 @@ BLOCK = "30min"
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument(
+        "--data", type=Path, required=True, help="the public datasets folder (holding nezha-ob/)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "nezha-heldout")
     ap.add_argument("--seconds", type=float, default=600.0, help="simulated seconds per block")
     ap.add_argument("--network", choices=["floor", "full"], default="floor")

@@ -1,6 +1,6 @@
 """Online Boutique (Nezha, 2022-08-22): replay the day's injected faults in the twin.
 
-    PYTHONPATH=. python experiments/nezha_replay.py [--data ../shared/data] [--out DIR]
+    PYTHONPATH=. python experiments/nezha_replay.py --data DATA [--out DIR]
 
 1. Calibrate the twin with ``twin calibrate`` from the one traced minute (03:53, ~23k spans;
    the first fault starts at 03:53:54, so the last six seconds are not fault-free), with
@@ -174,7 +174,9 @@ def score(twin: dict[str, float], minutes: list[dict[str, float]]) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument(
+        "--data", type=Path, required=True, help="the public datasets folder (holding nezha-ob/)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "nezha-replay")
     ap.add_argument("--network", choices=["floor", "full"], default="full")
     ap.add_argument(

@@ -1,6 +1,6 @@
 """PetShop (AWS PetAdoptions): calibrate at one traffic level, predict the other (held out).
 
-    PYTHONPATH=. python experiments/petshop_heldout.py [--data ../shared/data] [--out DIR]
+    PYTHONPATH=. python experiments/petshop_heldout.py --data DATA [--out DIR]
         [--calibrate low_traffic] [--predict high_traffic]
 
 The data are CloudWatch/X-Ray 5-minute aggregates per node (``noissue/metrics.csv``) and a
@@ -280,7 +280,9 @@ def run_issues(root: Path, doc: dict[str, Any], info: dict[str, Any], base: list
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument(
+        "--data", type=Path, required=True, help="the public datasets folder (holding petshop/)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "petshop")
     ap.add_argument("--calibrate", default="low_traffic")
     ap.add_argument("--predict", default="high_traffic")
