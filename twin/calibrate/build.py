@@ -28,7 +28,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from twin.calibrate.callgraph import CallGraph, OpKey
+from twin.calibrate.callgraph import CallGraph
 from twin.calibrate.service_time import Fit, fit_service_time
 from twin.distributions import Constant
 from twin.errors import InputError
@@ -225,8 +225,3 @@ def _plain(x: Any) -> Any:
     if isinstance(x, list):
         return [_plain(v) for v in x]
     return x
-
-
-def service_operations(topology: Topology) -> dict[str, list[OpKey]]:
-    """Operations per service, for reports."""
-    return {name: [(name, op) for op in svc.operations] for name, svc in topology.services.items()}

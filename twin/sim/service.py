@@ -213,12 +213,6 @@ class Service:
             self.pods_area += self.npods * dt
             self.cap_last = now
 
-    def _account(self, now: float) -> None:
-        dt = now - self.last
-        if dt:
-            self.busy_area += self.busy * dt
-            self.last = now
-
     def areas(self, now: float) -> tuple[float, float, float]:
         """Busy-worker-seconds, worker-seconds and replica-seconds from the start to ``now``."""
         return (
