@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import run_twin
 
 TOPOLOGY = """\
 name: shop
@@ -74,13 +75,7 @@ GOOD = {"topology": TOPOLOGY, "scenario": SCENARIO, "policy": POLICY}
 
 
 def twin(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "twin.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
+    return run_twin(*args, timeout=timeout)
 
 
 def edit(text: str, old: str, new: str) -> str:

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
+from conftest import ROOT, SHARED_DATA
 
 from twin.policy import Policy
 from twin.scenario import Scenario
 from twin.sim import Simulation
 from twin.topology import Topology
 
-ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted(
     p.stem
     for p in (ROOT / "topologies").glob("*.yaml")
     if not p.name.endswith((".scenario.yaml", ".policy.yaml"))
 )
-SHARED = ROOT.parent / "shared" / "data" / "topologies"
+SHARED = SHARED_DATA / "topologies"
 
 
 def test_the_four_real_systems_are_bundled() -> None:
@@ -51,7 +49,7 @@ def test_bundled_policy_improves_the_bundled_scenario(name: str) -> None:
     assert better_tail or better_avail, (bare["latency"], safe["latency"])
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not beside the checkout")
+@pytest.mark.skipif(not SHARED.exists(), reason=f"the public dataset {SHARED} is absent")
 def test_online_boutique_edges_are_exactly_the_manifests_addr_variables() -> None:
     docs = [
         d

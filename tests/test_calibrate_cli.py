@@ -10,16 +10,19 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 from typer.testing import CliRunner
 
 from twin.cli import app
 from twin.topology import Topology
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
+DATA = SHARED_DATA / "traces"
 JAEGER = DATA / "deathstarbench-social-jaeger.json"
 NEZHA = DATA / "nezha-ob-2022-08-22-0353-spans.csv"
 
-needs_data = pytest.mark.skipif(not JAEGER.exists(), reason="../shared/data not present")
+needs_data = pytest.mark.skipif(
+    not JAEGER.exists(), reason=f"the public dataset {JAEGER} is absent"
+)
 
 
 def _jaeger_truth(path: Path) -> tuple[set[str], set[tuple[str, str]]]:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 from twin.calibrate.nezha import (
     fault_minutes,
@@ -18,11 +19,13 @@ from twin.calibrate.nezha import (
 from twin.calibrate.petshop import node_table, read_adjacency, read_node_metrics
 from twin.errors import InputError
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 NEZHA = DATA / "nezha-ob"
 PETSHOP = DATA / "petshop" / "low_traffic"
-needs_nezha = pytest.mark.skipif(not NEZHA.exists(), reason="../shared/data/nezha-ob absent")
-needs_petshop = pytest.mark.skipif(not PETSHOP.exists(), reason="../shared/data/petshop absent")
+needs_nezha = pytest.mark.skipif(not NEZHA.exists(), reason=f"the public dataset {NEZHA} is absent")
+needs_petshop = pytest.mark.skipif(
+    not PETSHOP.exists(), reason=f"the public dataset {PETSHOP} is absent"
+)
 
 
 @needs_nezha

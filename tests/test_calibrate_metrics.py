@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from conftest import SHARED_DATA
 
 from twin.calibrate.metrics import (
     MAX_POINTS,
@@ -24,13 +25,7 @@ from twin.calibrate.metrics import (
 )
 from twin.errors import InputError
 
-UP = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "metrics"
-    / "prometheus-up-201907281200.json"
-)
+UP = SHARED_DATA / "metrics" / "prometheus-up-201907281200.json"
 
 
 def test_counter_drop_is_a_restart_not_negative_traffic() -> None:
@@ -119,7 +114,7 @@ def test_dump_on_disk_gives_the_same_figures(tmp_path: Path) -> None:
     assert summarize(load_dump(p))["api"] == summarize(_dump())["api"]
 
 
-@pytest.mark.skipif(not UP.exists(), reason="../shared/data not present")
+@pytest.mark.skipif(not UP.exists(), reason=f"the public dataset {UP} is absent")
 def test_real_prometheus_up_dump_gives_availability_per_job() -> None:
     frac = up_fraction(load_dump(UP))
     assert len(frac) >= 5 and all(0 <= v <= 1 for v in frac.values())
@@ -194,7 +189,7 @@ def test_calibrate_from_a_metrics_dump_alone_uses_the_utilisation_law(tmp_path: 
     assert topo.workload[0].rate == pytest.approx(10.0)
 
 
-@pytest.mark.skipif(not UP.exists(), reason="../shared/data not present")
+@pytest.mark.skipif(not UP.exists(), reason=f"the public dataset {UP} is absent")
 def test_metrics_without_request_series_say_so_in_one_line(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
+from conftest import child_env, run_twin
 from pg_server import postgres_url  # noqa: F401 - a fixture
 
 from twin.campaign import (
@@ -30,8 +31,6 @@ from twin.campaign import (
 )
 from twin.errors import InputError
 from twin.outcomes import REASONS
-
-ROOT = Path(__file__).resolve().parents[1]
 
 CHAIN = """\
 name: chain3
@@ -422,7 +421,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[by
     """A scheduler and two single-threaded workers, separate processes on loopback."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     log = (tmp_path / "dask.log").open("wb")
 
     def start(*args: str) -> subprocess.Popen[bytes]:
@@ -482,14 +481,7 @@ def test_same_seed_same_rows_on_a_dask_cluster_even_when_a_worker_is_killed(
 
 
 def twin(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "twin.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    return run_twin(*args, cwd=cwd)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -511,7 +503,7 @@ def test_killed_campaign_leaves_no_partial_or_duplicated_rows_in_the_database_an
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "twin.cli", "campaign", str(spec), "--out", str(out)]
     cmd += ["--db", db, "--workers", "2"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 60
     parts = out / "parts"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_twin
 
 from twin.policy import Policy
 from twin.scenario import Scenario
@@ -46,9 +46,7 @@ slo: {latency_p99: 10.0, availability: 0.999}
 
 
 def twin(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "twin.cli", *args], capture_output=True, text=True, check=False
-    )
+    return run_twin(*args)
 
 
 @pytest.fixture()

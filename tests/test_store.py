@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_twin
 from pg_server import postgres_url  # noqa: F401 - a fixture
 
 from twin.errors import InputError
@@ -296,7 +295,6 @@ def test_failure_modes_are_listed_worst_first(store: Store) -> None:
 def test_a_campaign_records_its_runs_and_modes_once_even_when_rerun(
     store: Store, tmp_path: Path
 ) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
     from test_campaign import write_campaign
 
     from twin.campaign import load_campaign, run_campaign
@@ -321,14 +319,7 @@ def test_database_urls_default_to_an_embedded_file(tmp_path: Path) -> None:
 
 
 def _twin(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "twin.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-    )
+    return run_twin(*args, cwd=cwd)
 
 
 def test_ingest_and_modes_commands(tmp_path: Path) -> None:
