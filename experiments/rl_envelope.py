@@ -6,7 +6,7 @@ Reads an ``evaluation.json`` (no simulation) and, for each scenario, takes the b
 the fewest SLO-violation minutes (ties: fewer replica-seconds). No causal policy in the same
 action space is promised to reach this envelope (it knows which fault is coming); it shows
 how much of the best static policy's violation any of these controllers removes at all,
-and at what cost, against the issue's bar (>= 30% fewer minutes at <= 1.10x).
+and at what cost, against the project's bar (>= 30% fewer minutes at <= 1.10x).
 """
 
 from __future__ import annotations

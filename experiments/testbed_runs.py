@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python experiments/testbed_runs.py docs/results/validate-testbed-run*.json
 
-Per run: the issue's four figures. Pooled over the runs, per held-out scenario: the
+Per run: the four figures the bar is set on. Pooled over the runs, per held-out scenario: the
 latency accuracies are the *average of each run's accuracy* (errors in opposite directions
 do not cancel), and the error rates are pooled over all requests of the runs, on both the
 measured and the twin side (a binomial share from ~240 requests has a standard error of
