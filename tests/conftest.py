@@ -57,7 +57,14 @@ def run_twin(
 
 # -- the suite leaves the repository as it found it --------------------------------------------
 
-_CACHES = (".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", "__pycache__")
+_CACHES = (
+    ".pytest_cache",
+    ".hypothesis",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".import_linter_cache",
+    "__pycache__",
+)
 """Tool caches that may appear anywhere during a run; every other new file is a test's fault."""
 _BEFORE = pytest.StashKey[set[str] | None]()
 _WRITTEN = pytest.StashKey[list[str]]()
