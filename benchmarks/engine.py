@@ -142,8 +142,16 @@ def twin_tandem(mitigated: bool) -> Callable[[float, int], tuple[int, float, int
     return run
 
 
-MEMORY_CHILD = """
-import resource, sys
+PEAK = """
+def peak_kib():
+    # VmHWM: this process's own peak RSS. ru_maxrss would also count the parent's RSS at the
+    # fork, which Linux carries across exec.
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+"""
+
+MEMORY_CHILD = PEAK + """
+import sys
 from twin.scenario import Scenario
 from twin.sim import Simulation
 from twin.topology import Topology
@@ -154,20 +162,20 @@ topo = Topology.from_dict({"name": "two", "services": {
     "b": {"workers": 4, "operations": {"default": op([])}}},
     "workload": [{"entry": "a", "rate": 200.0}]})
 s = Simulation(topo, Scenario(duration=n / 200.0, seed=1, window=10.0)).run().summary
-print(s["requests"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(s["requests"], peak_kib())
 """
 
-SIMPY_MEMORY_CHILD = """
-import resource, sys
+SIMPY_MEMORY_CHILD = PEAK + """
+import sys
 sys.path.insert(0, sys.argv[2])
 from engine import simpy_tandem
 n = int(sys.argv[1])
-print(simpy_tandem(n / 2.4, 1)[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(simpy_tandem(n / 2.4, 1)[0], peak_kib())
 """
 
 
 def peak_rss_mb(code: str, *args: str) -> tuple[float, str]:
-    """Peak RSS of a fresh process running ``code``, as it reports it (ru_maxrss, KiB)."""
+    """Peak RSS of a fresh process running ``code``, as it reports it (VmHWM, KiB)."""
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                          check=True).stdout.split()
     return int(out[1]) / 1024, out[0]
