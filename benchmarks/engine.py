@@ -6,6 +6,8 @@ random numbers two ways: with the standard library's ``random`` (``random.Random
 ``expovariate``), as SimPy's own documentation does, and with a numpy ``Generator`` scalar
 call per draw (slower: each call crosses into numpy). Contenders run in turn
 (A B C A B C ...) so drift in the machine's speed hits them alike; the ratios are what to read.
+On a machine shared with other jobs, wall-clock rates swing with their load; the rates per
+second of this process's CPU time (also printed) hold steadier.
 
     python benchmarks/engine.py            # ~200k requests each, 3 rounds
     python benchmarks/engine.py --requests 100000 --repeats 3   # the README's figures
@@ -199,28 +201,30 @@ def main() -> None:
         "twin_mitigated": (twin_tandem(True), horizon),
     }
     rates: dict[str, list[float]] = {k: [] for k in contenders}
+    cpu_rates: dict[str, list[float]] = {k: [] for k in contenders}
     info: dict[str, tuple[int, float, int]] = {}
     for rnd in range(args.repeats):
         for name, (fn, h) in contenders.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             done, mean, events = fn(h, 100 + rnd)
-            wall = time.perf_counter() - t
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
             rates[name].append(done / wall)
+            cpu_rates[name].append(done / cpu)
             info[name] = (done, mean, events)
     theory = STATIONS * mmc_mean_sojourn(LAMBDA, MU, SERVERS)
     print(f"3 x M/M/{SERVERS} tandem, lambda {LAMBDA}, mu {MU}; {args.repeats} round(s), "
           f"contenders alternated; Ciw ran a 10x shorter horizon (a rate needs no long run)")
-    print(f"{'contender':<20}{'requests/s (median)':>22}{'min-max':>22}{'events/req':>12}"
-          f"{'mean sojourn':>14}")
+    print(f"{'contender':<20}{'requests/s (median)':>22}{'min-max':>22}{'per CPU-s':>12}"
+          f"{'events/req':>12}{'mean sojourn':>14}")
     for name, rs in rates.items():
         done, mean, events = info[name]
         epr = f"{events / done:.2f}" if events > 0 else "-"
         print(f"{name:<20}{statistics.median(rs):>22,.0f}{f'{min(rs):,.0f}-{max(rs):,.0f}':>22}"
-              f"{epr:>12}{mean:>14.3f}")
-    print(f"{'theory (Erlang C)':<20}{'':>22}{'':>22}{'':>12}{theory:>14.3f}")
+              f"{statistics.median(cpu_rates[name]):>12,.0f}{epr:>12}{mean:>14.3f}")
+    print(f"{'theory (Erlang C)':<20}{'':>22}{'':>22}{'':>12}{'':>12}{theory:>14.3f}")
 
-    def ratio(a: str, b: str) -> float:
-        return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))
+    def ratio(a: str, b: str, of: dict[str, list[float]] = rates) -> float:
+        return statistics.median(x / y for x, y in zip(of[a], of[b], strict=True))
 
     twin_mb, twin_n = peak_rss_mb(MEMORY_CHILD, str(args.memory_requests))
     import os
@@ -233,7 +237,8 @@ def main() -> None:
           f"{simpy_mb:.0f} MB")
     for twin in ("twin_mitigated", "twin_bare"):
         for other in ("simpy_random", "simpy_numpy", "ciw_3.2.7"):
-            print(f"ratio {twin}/{other}: {ratio(twin, other):.2f}")
+            print(f"ratio {twin}/{other}: {ratio(twin, other):.2f} (wall), "
+                  f"{ratio(twin, other, cpu_rates):.2f} (CPU time)")
     print(f"peak_rss_mb twin_{args.memory_requests // 1000}k: {twin_mb:.0f}")
 
 
