@@ -10,7 +10,7 @@ On a machine shared with other jobs, wall-clock rates swing with their load; the
 second of this process's CPU time (also printed) hold steadier.
 
     python benchmarks/engine.py            # ~200k requests each, 3 rounds
-    python benchmarks/engine.py --requests 100000 --repeats 3   # the README's figures
+    python benchmarks/engine.py --requests 100000 --repeats 5   # the README's figures
     python benchmarks/engine.py --quick    # a smoke run
 """
 
