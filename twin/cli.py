@@ -224,7 +224,11 @@ def _print_table(summary: Summary, out: Path) -> None:
         console.print(
             "failures: " + ", ".join(f"{k} {v:,.0f}" for k, v in summary.failures.items())
         )
-    for name, s in (("latency_p99", summary.slo.latency_p99), ("availability", summary.slo.availability)):
+    verdicts = (
+        ("latency_p99", summary.slo.latency_p99),
+        ("availability", summary.slo.availability),
+    )
+    for name, s in verdicts:
         if s is None:
             continue
         value = "–" if s.value is None else f"{s.value:.4g}"

@@ -14,8 +14,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from twin import distributions as d
-from twin import results as r
 from twin import policy as p
+from twin import results as r
 from twin import scenario as s
 from twin import topology as t
 
@@ -85,8 +85,8 @@ def render() -> str:
         "Generated from the pydantic models by `python -m twin.refdoc`; do not edit by hand.",
         "Units: seconds, requests per second, fractions in [0, 1]. Every model is strict:",
         "unknown fields are errors. A distribution may be written as a bare number (a constant).",
-        "A result record's key left out of a file reads as its default; `int \\| float` figures are",
-        "counts in one run and means over replications.",
+        "A result record's key absent from a file reads as its default; `int \\| float` figures",
+        "are counts in one run and means over replications.",
         "",
     ]
     for title, models in SECTIONS:

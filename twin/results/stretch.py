@@ -58,6 +58,5 @@ class Stretch(Record):
     entries: dict[str, EntryStretch] = Field(description="per workload entry")
     services: dict[str, ServiceStretch] = Field(description="per service")
     breakers: dict[str, int] = Field(
-        description="per edge with a breaker, its state at the end: 0 closed, 1 open, "
-        "2 half-open"
+        description="per edge with a breaker, its state at the end: 0 closed, 1 open, 2 half-open"
     )

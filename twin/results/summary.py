@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from typing_extensions import TypeAliasType
-
 from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
+from typing_extensions import TypeAliasType
 
 from twin.results.record import Number, Record
 
@@ -176,9 +175,7 @@ class Summary(Record):
         None, description="95% confidence interval of every figure; only with replications"
     )
     replications: int | None = Field(None, description="number of runs; only with replications")
-    seeds: list[int] | None = Field(
-        None, description="each run's seed; only with replications"
-    )
+    seeds: list[int] | None = Field(None, description="each run's seed; only with replications")
     topology: str | None = Field(None, description="the topology's name (written by the CLI)")
 
     @model_serializer(mode="wrap")
