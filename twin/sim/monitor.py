@@ -55,13 +55,14 @@ class Counters:
         c = self.s_counts
         h = self.s_hist
         p50, p95, p99 = h.quantiles((0.5, 0.95, 0.99))
+        lat = _clean({"mean": h.mean, "p50": p50, "p95": p95, "p99": p99})
         return {
             "arrivals": self.s_arrivals,
             "succeeded": c[0],
             "failed": sum(c) - c[0],
             "failures": {REASONS[i - 1]: c[i] for i in range(1, NCODES) if c[i]},
             "latency": StretchLatency.model_construct(
-                **_clean({"mean": h.mean, "p50": p50, "p95": p95, "p99": p99})
+                mean=lat["mean"], p50=lat["p50"], p95=lat["p95"], p99=lat["p99"]
             ),
         }
 
