@@ -19,8 +19,10 @@ from agents.reward import RewardWeights, attainment, reward, violated
 from agents.scenarios import FaultCatalogue, FaultSpec, scenario_for, weights_from_risk
 from twin.errors import InputError
 from twin.policy import Policy
+from twin.results import Stretch
 from twin.sim.engine import Simulation
 from twin.sim.fluid import FluidSimulation
+from twin.sim.stepped import SteppedTwin
 from twin.topology import Topology
 
 ENV_ID = "ShadowTwin/Mitigation-v0"
@@ -108,7 +110,7 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
         self._callers: dict[str, list[str]] = {s: [] for s in self.services}
         for a, b in self.topology.service_graph().edges:
             self._callers[b].append(f"{a}->{b}")
-        self.sim: Simulation | FluidSimulation | None = None
+        self.sim: SteppedTwin | None = None
         self.fault: FaultSpec | None = None
         self.replicas: dict[str, int] = dict(self.base_replicas)
         self._pinned: set[str] = set()
@@ -159,21 +161,20 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
         self.steps += 1
         changed = int(np.sum(act != self.last_action))
         self.last_action = act.copy()
-        attain = attainment(stretch["entries"], self.p99_target, self.avail_target)
+        attain = attainment(stretch.entries, self.p99_target, self.avail_target)
         extra = sum(
-            max(0.0, float(s["replicas"]) - self.base_replicas[n])
-            for n, s in stretch["services"].items()
+            max(0.0, float(s.replicas) - self.base_replicas[n]) for n, s in stretch.services.items()
         )
-        viol = violated(stretch["entries"], self.p99_target, self.avail_target)
-        secs = float(stretch["seconds"])
+        viol = violated(stretch.entries, self.p99_target, self.avail_target)
+        secs = float(stretch.seconds)
         r = reward(self.cfg.weights, attain, viol, extra * secs, secs, changed, act.size)
         info = {
             "attainment": attain,
             "violated": viol,
-            "replica_seconds": sum(float(s["replicas"]) for s in stretch["services"].values())
-            * float(stretch["seconds"]),
-            "entries": stretch["entries"],
-            "seconds": float(stretch["seconds"]),
+            "replica_seconds": sum(float(s.replicas) for s in stretch.services.values())
+            * float(stretch.seconds),
+            "entries": stretch.entries,
+            "seconds": float(stretch.seconds),
         }
         truncated = self.steps >= self.cfg.max_steps
         return self._observe(stretch), float(r), False, truncated, info
@@ -203,24 +204,24 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
                 }
         return Policy.model_validate(doc)
 
-    def _observe(self, stretch: dict[str, Any] | None) -> np.ndarray:
+    def _observe(self, stretch: Stretch | None) -> np.ndarray:
         obs = np.zeros((self.n, sp.FEATURES), dtype=np.float32)
         for i, name in enumerate(self.services):
             obs[i, 4] = self.replicas[name] / sp.MAX_REPLICAS
             if stretch is None:
                 continue
-            s = stretch["services"][name]
-            p99 = s.get("latency", {}).get("p99")
+            s = stretch.services[name]
+            p99 = s.latency.p99
             if p99 is not None and np.isfinite(p99):
                 x = p99 / self.p99_target
                 obs[i, 0] = x / (1.0 + x)
-            ok, failed = s.get("succeeded", 0), s.get("failed", 0)
+            ok, failed = s.succeeded, s.failed
             obs[i, 1] = failed / (ok + failed) if ok + failed else 0.0
-            u = s.get("utilization")
+            u = s.utilization
             obs[i, 2] = min(1.0, u) if u is not None and np.isfinite(u) else 0.0
-            q = float(s.get("queue", 0))
+            q = float(s.queue)
             obs[i, 3] = q / (q + 10.0)
-            states = [stretch["breakers"].get(k) for k in self._callers[name]]
+            states = [stretch.breakers.get(k) for k in self._callers[name]]
             val = [1.0 if st == 1 else 0.5 if st == 2 else 0.0 for st in states if st is not None]
             obs[i, 5] = max(val) if val else 0.0
         return np.clip(obs.reshape(-1), 0.0, 1.0)

@@ -28,6 +28,7 @@ from agents.baselines import (
 from agents.env import EnvConfig, MitigationEnv
 from agents.scenarios import FaultSpec
 from twin.errors import InputError
+from twin.results import EntryStretch
 
 METRICS = ("slo_violation_minutes", "replica_seconds", "goodput", "p99")
 
@@ -47,9 +48,10 @@ def run_episode(
         secs += info["seconds"]
         viol += info["seconds"] if info["violated"] else 0.0
         rs += info["replica_seconds"]
-        for e in info["entries"].values():
-            ok += e.get("succeeded", 0)
-            p = e.get("latency", {}).get("p99")
+        entries: dict[str, EntryStretch] = info["entries"]
+        for e in entries.values():
+            ok += e.succeeded
+            p = e.latency.p99
             if p is not None and not math.isnan(p):
                 worst = max(worst, float(p))
     return {

@@ -11,8 +11,10 @@ return of an episode is (minus) the evaluation metric up to the shaping terms.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from twin.results import EntryStretch
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class RewardWeights:
     churn: float = 0.01
 
 
-def attainment(entries: dict[str, Any], p99_target: float, avail_target: float) -> float:
+def attainment(
+    entries: Mapping[str, EntryStretch], p99_target: float, avail_target: float
+) -> float:
     """Share of the stretch the entries met their SLO: availability, then latency, in [0, 1].
 
     Availability below target scales linearly down; p99 above target scales by target/p99.
@@ -41,25 +45,25 @@ def attainment(entries: dict[str, Any], p99_target: float, avail_target: float) 
         return 1.0
     total = 0.0
     for e in entries.values():
-        ok, failed = e.get("succeeded", 0), e.get("failed", 0)
+        ok, failed = e.succeeded, e.failed
         if ok + failed == 0:
             total += 1.0
             continue
         avail = ok / (ok + failed)
         a = min(1.0, avail / avail_target)
-        p99 = e.get("latency", {}).get("p99")
+        p99 = e.latency.p99
         lat = 1.0 if p99 is None or math.isnan(p99) or p99 <= p99_target else p99_target / p99
         total += a * lat
     return total / len(entries)
 
 
-def violated(entries: dict[str, Any], p99_target: float, avail_target: float) -> bool:
+def violated(entries: Mapping[str, EntryStretch], p99_target: float, avail_target: float) -> bool:
     """Whether any entry missed its p99 or availability target in the stretch."""
     for e in entries.values():
-        ok, failed = e.get("succeeded", 0), e.get("failed", 0)
+        ok, failed = e.succeeded, e.failed
         if ok + failed and ok / (ok + failed) < avail_target:
             return True
-        p99 = e.get("latency", {}).get("p99")
+        p99 = e.latency.p99
         if p99 is not None and not math.isnan(p99) and p99 > p99_target:
             return True
     return False

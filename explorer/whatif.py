@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from twin.io import parse_model
 from twin.outcomes import REASONS
 from twin.policy import Policy
+from twin.results import Summary
 from twin.scenario import EDGE_KINDS, ENTRY_KINDS, FAULT_KINDS, PLACEMENT_KINDS, Scenario
 from twin.sim import Simulation
 from twin.topology import Topology
@@ -342,7 +343,7 @@ def build_policy(topology: Topology, m: Mitigations) -> Policy:
 class RunOutput:
     """Plain data from one run: the summary (as summary.json) and the tidy time series."""
 
-    summary: dict[str, Any]
+    summary: Summary
     series: pd.DataFrame
     wall_seconds: float
 
@@ -404,7 +405,7 @@ def compute_whatif(
         scenario=json.loads(scenario_json),
         policy=json.loads(policy_json),
         wall_seconds=time.perf_counter() - t0,
-        faults=list(baseline.summary.get("faults", [])),
+        faults=[f.to_json() for f in baseline.summary.faults],
     )
 
 
@@ -421,27 +422,27 @@ def documents_json(topology: Topology, scenario: Scenario, policy: Policy) -> tu
 # -- figures for display --------------------------------------------------------------------
 
 
-def headline(summary: dict[str, Any]) -> dict[str, float | None]:
+def headline(summary: Summary) -> dict[str, float | None]:
     """Latency quantiles (s), error rate and availability of user requests."""
-    lat = summary.get("latency", {})
-    ok = int(summary.get("succeeded", 0))
-    failed = int(summary.get("failed", 0))
+    lat = summary.latency
+    ok = int(summary.succeeded)
+    failed = int(summary.failed)
     answered = ok + failed
     return {
-        "requests": float(summary.get("requests", 0)),
-        "mean": lat.get("mean"),
-        "p50": lat.get("p50"),
-        "p95": lat.get("p95"),
-        "p99": lat.get("p99"),
+        "requests": float(summary.requests),
+        "mean": lat.mean,
+        "p50": lat.p50,
+        "p95": lat.p95,
+        "p99": lat.p99,
         "error_rate": failed / answered if answered else None,
         "availability": ok / answered if answered else None,
     }
 
 
-def reasons(summary: dict[str, Any]) -> dict[str, float]:
+def reasons(summary: Summary) -> dict[str, float]:
     """Share of answered user requests that failed, by reason (only reasons that occurred)."""
-    answered = int(summary.get("succeeded", 0)) + int(summary.get("failed", 0))
-    fails: dict[str, int] = summary.get("failures", {})
+    answered = int(summary.succeeded) + int(summary.failed)
+    fails = summary.failures
     if not answered:
         return {}
     return {r: fails[r] / answered for r in REASONS if fails.get(r)}

@@ -16,6 +16,7 @@ import numpy as np
 import typer
 
 from twin.errors import InputError, TwinError
+from twin.results import LatencyStats, Summary
 
 ROUND = 6
 EXIT_BAD_INPUT = 2
@@ -68,25 +69,29 @@ def observed_figures(graph: Any, sampling: float = 1.0) -> dict[str, dict[str, A
     return out
 
 
-def predicted_figures(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def predicted_figures(summary: Summary) -> dict[str, dict[str, Any]]:
     """The same figures from a twin summary."""
-    secs = max(float(summary.get("measured_seconds") or 0.0), 1e-9)
+    secs = max(float(summary.measured_seconds or 0.0), 1e-9)
     out: dict[str, dict[str, Any]] = {}
-    for name, e in summary.get("entries", {}).items():
-        req = e.get("requests", 0)
+    for name, e in summary.entries.items():
+        req = e.requests
         out[f"entry {name}"] = {
             "rate": req / secs,
-            "error_rate": e.get("failed", 0) / req if req else 0.0,
-            **{k: e.get("latency", {}).get(k) for k in ("mean", "p50", "p95", "p99")},
+            "error_rate": e.failed / req if req else 0.0,
+            **_quantiles(e.latency),
         }
-    for name, s in summary.get("services", {}).items():
-        arr = s.get("arrivals", 0)
+    for name, s in summary.services.items():
+        arr = s.arrivals
         out[f"service {name}"] = {
             "rate": arr / secs,
-            "error_rate": s.get("failed", 0) / arr if arr else 0.0,
-            **{k: s.get("latency", {}).get(k) for k in ("mean", "p50", "p95", "p99")},
+            "error_rate": s.failed / arr if arr else 0.0,
+            **_quantiles(s.latency),
         }
     return out
+
+
+def _quantiles(lat: LatencyStats) -> dict[str, float | None]:
+    return {"mean": lat.mean, "p50": lat.p50, "p95": lat.p95, "p99": lat.p99}
 
 
 def compare(

@@ -9,11 +9,14 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from twin.errors import InputError, TwinError
+
+if TYPE_CHECKING:
+    from twin.results import Summary
 
 app = typer.Typer(
     add_completion=False,
@@ -169,9 +172,9 @@ def _simulate(
                 trace_sample=trace_sample,
                 on_done=lambda n: bar.update(task, completed=n),
             )
-    summary = combine(results)
-    summary["wall_seconds"] = time.perf_counter() - started
-    summary["topology"] = topo.name
+    summary = combine(results).model_copy(
+        update={"wall_seconds": time.perf_counter() - started, "topology": topo.name}
+    )
     results[0].write(out)
     write_json(out / "summary.json", summary)
     if replications > 1:
@@ -191,43 +194,49 @@ def _simulate(
     _print_table(summary, out)
 
 
-def _print_table(summary: dict[str, Any], out: Path) -> None:
+def _print_table(summary: Summary, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    def ms(v: Any) -> str:
+    def ms(v: float | None) -> str:
         return "–" if v is None else f"{v * 1000:,.1f} ms"
 
     t = Table(
-        title=f"{summary.get('topology', '')}: {summary['requests']:,.0f} requests",
+        title=f"{summary.topology or ''}: {summary.requests:,.0f} requests",
         title_justify="left",
     )
     for col in ("succeeded", "failed", "availability", "p50", "p95", "p99", "mean"):
         t.add_column(col, justify="right")
-    lat = summary["latency"]
-    avail = summary.get("availability")
+    lat = summary.latency
+    avail = summary.availability
     t.add_row(
-        f"{summary['succeeded']:,.0f}",
-        f"{summary['failed']:,.0f}",
+        f"{summary.succeeded:,.0f}",
+        f"{summary.failed:,.0f}",
         "–" if avail is None else f"{avail * 100:.3f}%",
-        ms(lat.get("p50")),
-        ms(lat.get("p95")),
-        ms(lat.get("p99")),
-        ms(lat.get("mean")),
+        ms(lat.p50),
+        ms(lat.p95),
+        ms(lat.p99),
+        ms(lat.mean),
     )
     console = Console()
     console.print(t)
-    if summary.get("failures"):
+    if summary.failures:
         console.print(
-            "failures: " + ", ".join(f"{k} {v:,.0f}" for k, v in summary["failures"].items())
+            "failures: " + ", ".join(f"{k} {v:,.0f}" for k, v in summary.failures.items())
         )
-    for name, s in summary.get("slo", {}).items():
-        value = "–" if s["value"] is None else f"{s['value']:.4g}"
-        verdict = "met" if s["met"] else "MISSED"
-        console.print(f"SLO {name}: {verdict} (target {s['target']}, value {value})")
+    verdicts = (
+        ("latency_p99", summary.slo.latency_p99),
+        ("availability", summary.slo.availability),
+    )
+    for name, s in verdicts:
+        if s is None:
+            continue
+        value = "–" if s.value is None else f"{s.value:.4g}"
+        verdict = "met" if s.met else "MISSED"
+        console.print(f"SLO {name}: {verdict} (target {s.target}, value {value})")
     console.print(
         f"wrote {out}/summary.json, timeseries.parquet, report.html "
-        f"({summary['wall_seconds']:.1f} s wall)"
+        f"({summary.wall_seconds:.1f} s wall)"
     )
 
 

@@ -15,6 +15,7 @@ from pydantic_core import PydanticUndefined
 
 from twin import distributions as d
 from twin import policy as p
+from twin import results as r
 from twin import scenario as s
 from twin import topology as t
 
@@ -28,6 +29,11 @@ SECTIONS: list[tuple[str, list[type[BaseModel]]]] = [
                 s.DataCorruptionFault, s.TrafficFault]),
     ("Policy", [p.Policy, p.ClientPolicy, p.Retries, p.CircuitBreaker, p.ServicePolicy,
                 p.RateLimit, p.Autoscale, p.Failover]),
+    ("Results: summary.json", [r.Summary, r.Outcomes, r.EntrySummary, r.ServiceSummary,
+                               r.EdgeSummary, r.LatencyStats, r.SloVerdicts, r.SloVerdict,
+                               r.FaultRecord, r.Interval]),
+    ("Results: the stretch a step returns", [r.Stretch, r.EntryStretch, r.ServiceStretch,
+                                             r.StretchLatency]),
 ]
 
 
@@ -35,7 +41,8 @@ def _type(info: FieldInfo) -> str:
     ann: Any = info.annotation
     text = getattr(ann, "__name__", None) if not hasattr(ann, "__args__") else None
     text = text or str(ann).replace("typing.", "").replace("twin.distributions.", "")
-    for mod in ("twin.topology.", "twin.scenario.", "twin.policy.", "Annotated[", "NoneType"):
+    for mod in ("twin.topology.", "twin.scenario.", "twin.policy.", "twin.results.summary.",
+                "twin.results.stretch.", "Annotated[", "NoneType"):
         text = text.replace(mod, "None" if mod == "NoneType" else "")
     if "Constant | Exponential" in text:
         text = "Distribution"
@@ -73,11 +80,13 @@ def model_section(model: type[BaseModel]) -> str:
 
 def render() -> str:
     parts = [
-        "# Reference: the three input documents",
+        "# Reference: the three input documents and the results",
         "",
         "Generated from the pydantic models by `python -m twin.refdoc`; do not edit by hand.",
         "Units: seconds, requests per second, fractions in [0, 1]. Every model is strict:",
         "unknown fields are errors. A distribution may be written as a bare number (a constant).",
+        "A result record's key absent from a file reads as its default; `int \\| float` figures",
+        "are counts in one run and means over replications.",
         "",
     ]
     for title, models in SECTIONS:

@@ -10,7 +10,8 @@ from typing import Any
 from scipy import stats as sps
 
 from twin.policy import Policy
-from twin.results import Results
+from twin.results import Results, Summary
+from twin.results.summary import REPLICATION_KEPT
 from twin.rng import replication_seeds
 from twin.scenario import Scenario
 from twin.topology import Topology
@@ -91,22 +92,23 @@ def _set(d: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     d[path[-1]] = value
 
 
-_SKIP = {"faults", "seed", "edges", "slo", "wall_seconds"}
+_SKIP = set(REPLICATION_KEPT)
 
 
-def combine(results: list[Results]) -> dict[str, Any]:
+def combine(results: list[Results]) -> Summary:
     """One summary: each figure is the mean over replications, and ``ci`` holds
     ``{mean, lo, hi}`` for every figure (95%, Student t)."""
     base = results[0].summary
     if len(results) == 1:
         return base
+    runs = [r.summary.to_json() for r in results]
     paths: set[tuple[str, ...]] = set()
-    for r in results:
-        paths.update(p for p in _numeric_paths(r.summary) if p[0] not in _SKIP)
-    merged: dict[str, Any] = {k: v for k, v in base.items() if k in _SKIP}
+    for r in runs:
+        paths.update(p for p in _numeric_paths(r) if p[0] not in _SKIP)
+    merged: dict[str, Any] = {k: v for k, v in runs[0].items() if k in _SKIP}
     ci: dict[str, Any] = {}
     for path in sorted(paths):
-        vals = [_get(r.summary, path) for r in results]
+        vals = [_get(r, path) for r in runs]
         if "failures" in path:  # a reason absent from a replication happened 0 times there
             vals = [0 if v is None else v for v in vals]
         est = mean_ci([float(v) for v in vals if v is not None])
@@ -114,6 +116,6 @@ def combine(results: list[Results]) -> dict[str, Any]:
         _set(ci, path, est)
     merged["ci"] = ci
     merged["replications"] = len(results)
-    merged["seeds"] = [r.summary["seed"] for r in results]
-    merged["wall_seconds"] = sum(r.summary["wall_seconds"] for r in results)
-    return merged
+    merged["seeds"] = [r.summary.seed for r in results]
+    merged["wall_seconds"] = sum(r.summary.wall_seconds for r in results)
+    return Summary.model_validate(merged)

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from twin.outcomes import REASONS
+from twin.results import Summary
 
 
 def _png(fig: Any) -> str:
@@ -105,7 +106,8 @@ def plots(series: pd.DataFrame) -> list[tuple[str, str]]:
     return out
 
 
-def render(summary: dict[str, Any], series: pd.DataFrame, *, title: str) -> str:
+def render(record: Summary, series: pd.DataFrame, *, title: str) -> str:
+    summary = record.to_json()  # figures and their intervals are looked up by path
     rows = [
         ("Requests (after warm-up)", _with_ci(summary, ("requests",))),
         ("Succeeded", _with_ci(summary, ("succeeded",))),
@@ -168,9 +170,7 @@ replications.</p>
 </body></html>"""
 
 
-def write_report(
-    path: str | Path, summary: dict[str, Any], series: pd.DataFrame, *, title: str
-) -> Path:
+def write_report(path: str | Path, summary: Summary, series: pd.DataFrame, *, title: str) -> Path:
     p = Path(path)
     p.write_text(render(summary, series, title=title), encoding="utf-8")
     return p

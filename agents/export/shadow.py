@@ -67,10 +67,10 @@ def episode(env: MitigationEnv, policy: Policy, fault: FaultSpec, seed: int) -> 
     viol = rs = 0.0
     for _ in range(cfg.max_steps):
         st = sim.step(cfg.interval)
-        secs = float(st["seconds"])
-        if violated(st["entries"], env.p99_target, env.avail_target):
+        secs = float(st.seconds)
+        if violated(st.entries, env.p99_target, env.avail_target):
             viol += secs
-        rs += sum(float(s["replicas"]) for s in st["services"].values()) * secs
+        rs += sum(float(s.replicas) for s in st.services.values()) * secs
     return {"slo_violation_minutes": viol / 60.0, "replica_seconds": rs}
 
 

@@ -29,6 +29,7 @@ from explorer.whatif import (
 from twin.errors import TwinError
 from twin.io import dump_yaml
 from twin.policy import Policy
+from twin.results import Summary
 from twin.scenario import FAULT_KINDS
 
 # session state: system label -> (the documents' JSON, the result shown)
@@ -296,11 +297,18 @@ def _delta_pct(new: float | None, old: float | None) -> str | None:
     return None if abs(d) < 0.005 else f"{d:+.2f} pp"
 
 
-def _slo_text(summary: dict[str, Any]) -> str:
-    slo = summary.get("slo", {})
+def _slo_text(summary: Summary) -> str:
+    slo = {
+        k: v
+        for k, v in (
+            ("latency_p99", summary.slo.latency_p99),
+            ("availability", summary.slo.availability),
+        )
+        if v is not None
+    }
     if not slo:
         return "no SLO"
-    missed = [k for k, v in slo.items() if not v.get("met")]
+    missed = [k for k, v in slo.items() if not v.met]
     return "met" if not missed else "missed: " + ", ".join(k.replace("_", " ") for k in missed)
 
 

@@ -93,22 +93,21 @@ def execute_run(task: RunTask, topology: Topology) -> dict[str, Any]:
     started = time.perf_counter()
     res = Simulation(topology, task.doc, task.policy_doc, series="entries").run()
     s = res.summary
-    lat = s["latency"]
-    ok, bad = int(s["succeeded"]), int(s["failed"])
+    ok, bad = int(s.succeeded), int(s.failed)
     avail = ok / (ok + bad) if ok + bad else None
-    p99 = lat.get("p99")
+    p99 = s.latency.p99
     slo = task.slo
     lat_met = None if slo.latency_p99 is None else (p99 is not None and p99 <= slo.latency_p99)
     av_met = None if slo.availability is None else (avail is not None and avail >= slo.availability)
     affected, failures_by_service, saturated = [], {}, []
-    for name, sv in s["services"].items():
-        own_p99 = sv["latency"].get("p99")
+    for name, sv in s.services.items():
+        own_p99 = sv.latency.p99
         slow = slo.latency_p99 is not None and own_p99 is not None and own_p99 > slo.latency_p99
-        if sv["failed"]:
-            failures_by_service[name] = [sv["failed"], sv["arrivals"]]
-        if slow or sv["failed"] >= AFFECTED_SHARE * max(1, sv["arrivals"]):
+        if sv.failed:
+            failures_by_service[name] = [sv.failed, sv.arrivals]
+        if slow or sv.failed >= AFFECTED_SHARE * max(1, sv.arrivals):
             affected.append(name)
-        if (sv["utilization"] or 0.0) >= 0.95:
+        if (sv.utilization or 0.0) >= 0.95:
             saturated.append(name)
     curve = _curve(res.timeseries.rows)
     fs, fd = task.params["fault_start"], task.params["fault_duration"]
@@ -124,20 +123,20 @@ def execute_run(task: RunTask, topology: Topology) -> dict[str, Any]:
         "replication": task.replication,
         "seed": task.seed,
         **task.params,
-        "requests": int(s["requests"]),
+        "requests": int(s.requests),
         "succeeded": ok,
         "failed": bad,
-        "in_flight": int(s["in_flight"]),
-        "corrupted": int(s["corrupted"]),
+        "in_flight": int(s.in_flight),
+        "corrupted": int(s.corrupted),
         "availability": avail,
         "error_rate": None if avail is None else 1.0 - avail,
         "availability_fault": (1.0 - sum(c[3] for c in in_fault) / answered if answered else None),
-        "latency_mean": lat.get("mean"),
-        "latency_p50": lat.get("p50"),
-        "latency_p95": lat.get("p95"),
+        "latency_mean": s.latency.mean,
+        "latency_p50": s.latency.p50,
+        "latency_p95": s.latency.p95,
         "latency_p99": p99,
-        "throughput": s["throughput"],
-        **{f"failures_{r}": int(s["failures"].get(r, 0)) for r in REASONS},
+        "throughput": s.throughput,
+        **{f"failures_{r}": int(s.failures.get(r, 0)) for r in REASONS},
         "slo_latency_met": lat_met,
         "slo_availability_met": av_met,
         "slo_breached": lat_met is False or av_met is False,
@@ -146,8 +145,8 @@ def execute_run(task: RunTask, topology: Topology) -> dict[str, Any]:
         "service_failures": json.dumps(failures_by_service, sort_keys=True),
         "saturated": json.dumps(saturated),
         "curve": json.dumps(curve),
-        "replica_seconds": float(s["replica_seconds"]),
-        "events": int(s["events"]),
+        "replica_seconds": float(s.replica_seconds),
+        "events": int(s.events),
         "wall_seconds": time.perf_counter() - started,
     }
     return row

@@ -1,5 +1,10 @@
-"""The simulation engine: SimPy events, no generator per hop. See :class:`Simulation`."""
+"""The simulation engine: SimPy events, no generator per hop. See :class:`Simulation`.
+
+Both engines, :class:`Simulation` and the aggregated ``twin.sim.fluid.FluidSimulation``, are
+:class:`SteppedTwin`.
+"""
 
 from twin.sim.engine import Simulation
+from twin.sim.stepped import SteppedTwin
 
-__all__ = ["Simulation"]
+__all__ = ["Simulation", "SteppedTwin"]

@@ -13,7 +13,7 @@ from twin.distributions import Exponential, uniform_sampler
 from twin.faults import fault_windows
 from twin.outcomes import REASONS, reason_name
 from twin.policy import ClientPolicy, Policy
-from twin.results import Results, TimeSeries
+from twin.results import EntryStretch, Results, ServiceStretch, Stretch, Summary, TimeSeries
 from twin.rng import generator
 from twin.scenario import Scenario
 from twin.sim.client import Client
@@ -346,7 +346,7 @@ class Simulation:
         self.wall += time.perf_counter() - t
         return self.results()
 
-    def step(self, seconds: float) -> dict[str, Any]:
+    def step(self, seconds: float) -> Stretch:
         """Advance ``seconds`` and return what that stretch saw, per entry and service:
         arrivals, outcomes by reason, latency quantiles (seconds), utilisation, queue now,
         replicas (time-averaged), and the breakers' states now."""
@@ -364,28 +364,28 @@ class Simulation:
         self._roll_services()
         self.wall += time.perf_counter() - t
         span = max(end - start, 1e-12)
-        services: dict[str, Any] = {}
+        services: dict[str, ServiceStretch] = {}
         for name, svc in self.services.items():
             b0, c0, p0 = marks[name]
             b1, c1, p1 = svc.areas(end)
             cap = c1 - c0
-            services[name] = {
+            services[name] = ServiceStretch.model_construct(
                 **svc.stats.stretch(),
-                "utilization": (b1 - b0) / cap if cap > 0 else None,
-                "queue": svc.queue_length(),
-                "replicas": (p1 - p0) / span,
-                "ready": len(svc.routable),
-            }
+                utilization=(b1 - b0) / cap if cap > 0 else None,
+                queue=svc.queue_length(),
+                replicas=(p1 - p0) / span,
+                ready=len(svc.routable),
+            )
         entries = {}
         for name, e in self.entries.items():
-            entries[name] = e.stats.stretch()
-        return {
-            "time": end,
-            "seconds": end - start,
-            "entries": entries,
-            "services": services,
-            "breakers": {k: c.breaker.state for k, c in self.clients.items() if c.breaker},
-        }
+            entries[name] = EntryStretch.model_construct(**e.stats.stretch())
+        return Stretch.model_construct(
+            time=end,
+            seconds=end - start,
+            entries=entries,
+            services=services,
+            breakers={k: c.breaker.state for k, c in self.clients.items() if c.breaker},
+        )
 
     def _all_counters(self) -> list[Any]:
         out: list[Any] = [e.stats for e in self.entries.values()]
@@ -504,7 +504,9 @@ class Simulation:
             "wall_seconds": self.wall,
         }
         return Results(
-            summary=summary, timeseries=TimeSeries(self.rows), trace=list(self.trace_rows)
+            summary=Summary.model_validate(summary),
+            timeseries=TimeSeries(self.rows),
+            trace=list(self.trace_rows),
         )
 
 

@@ -48,6 +48,7 @@ from scipy.special import gammaincinv
 
 from twin.faults import FaultWindow, fault_windows
 from twin.policy import Autoscale, ClientPolicy, Policy
+from twin.results import EntryStretch, ServiceStretch, Stretch, StretchLatency
 from twin.scenario import (
     CpuExhaustionFault,
     ErrorRateFault,
@@ -124,7 +125,8 @@ class _Breaker:
 
 
 class FluidSimulation:
-    """The aggregated twin: ``step(seconds)`` returns the engine's stretch keys."""
+    """The aggregated twin: ``step(seconds)`` returns a :class:`~twin.results.Stretch`, as the
+    request-level engine does (both are :class:`~twin.sim.SteppedTwin`)."""
 
     def __init__(
         self,
@@ -578,8 +580,9 @@ class FluidSimulation:
 
     # -- the stepping face ---------------------------------------------------------------------
 
-    def step(self, seconds: float) -> dict[str, Any]:
-        """Advance ``seconds`` (in steps of ``dt``) and report the stretch in the engine's keys."""
+    def step(self, seconds: float) -> Stretch:
+        """Advance ``seconds`` (in steps of ``dt``) and report the stretch; the fluid engine
+        has no failure reasons and models only the p99 and mean latency."""
         start = self.now
         end = min(start + seconds, self.scenario.duration)
         for s in self.svcs.values():
@@ -590,41 +593,41 @@ class FluidSimulation:
         span = max(end - start, 1e-12)
         services = {}
         for name, s in self.svcs.items():
-            services[name] = {
-                "arrivals": s.arrivals,
-                "succeeded": s.ok,
-                "failed": s.failed,
-                "latency": {
-                    "p99": max(
-                        (
-                            self._p99(*self.resp[n], self.retried.get(n, 0.0), n)
-                            for n in self.ops[name]
-                        ),
-                        default=0.0,
-                    )
-                },
-                "utilization": s.busy / s.cap if s.cap > 0 else None,
-                "queue": s.queue,
-                "replicas": s.rep_area / span,
-                "ready": s.replicas,
-            }
+            p99 = max(
+                (self._p99(*self.resp[n], self.retried.get(n, 0.0), n) for n in self.ops[name]),
+                default=0.0,
+            )
+            services[name] = ServiceStretch.model_construct(
+                arrivals=s.arrivals,
+                succeeded=s.ok,
+                failed=s.failed,
+                failures=None,
+                latency=StretchLatency.model_construct(mean=None, p50=None, p95=None, p99=p99),
+                utilization=s.busy / s.cap if s.cap > 0 else None,
+                queue=s.queue,
+                replicas=s.rep_area / span,
+                ready=s.replicas,
+            )
         entries = {}
         for e, (ok, failed, p99, lat) in self._entry_stats.items():
-            entries[e] = {
-                "requests": ok + failed,
-                "succeeded": ok,
-                "failed": failed,
-                "latency": {
-                    "p99": p99 if ok > 0 else float("nan"),
-                    "mean": lat / ok if ok else float("nan"),
-                },
-            }
-        return {
-            "time": end,
-            "seconds": end - start,
-            "entries": entries,
-            "services": services,
-            "breakers": {
+            entries[e] = EntryStretch.model_construct(
+                arrivals=ok + failed,
+                succeeded=ok,
+                failed=failed,
+                failures=None,
+                latency=StretchLatency.model_construct(
+                    mean=lat / ok if ok else None,
+                    p50=None,
+                    p95=None,
+                    p99=p99 if ok > 0 else None,
+                ),
+            )
+        return Stretch.model_construct(
+            time=end,
+            seconds=end - start,
+            entries=entries,
+            services=services,
+            breakers={
                 k: b.state for k, b in self.breakers.items() if self.client[k].circuit_breaker
             },
-        }
+        )

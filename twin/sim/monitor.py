@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from twin.outcomes import REASONS
+from twin.results import StretchLatency
 from twin.stats import LogHistogram
 
 NCODES = len(REASONS) + 1
@@ -49,16 +50,20 @@ class Counters:
         self.s_hist.clear()
 
     def stretch(self) -> dict[str, Any]:
-        """Figures since :meth:`reset_stretch`: what one ``step`` of the engine saw."""
+        """Figures since :meth:`reset_stretch`: what one ``step`` of the engine saw (the
+        fields of :class:`~twin.results.EntryStretch`)."""
         c = self.s_counts
         h = self.s_hist
         p50, p95, p99 = h.quantiles((0.5, 0.95, 0.99))
+        lat = _clean({"mean": h.mean, "p50": p50, "p95": p95, "p99": p99})
         return {
             "arrivals": self.s_arrivals,
             "succeeded": c[0],
             "failed": sum(c) - c[0],
             "failures": {REASONS[i - 1]: c[i] for i in range(1, NCODES) if c[i]},
-            "latency": _clean({"mean": h.mean, "p50": p50, "p95": p95, "p99": p99}),
+            "latency": StretchLatency.model_construct(
+                mean=lat["mean"], p50=lat["p50"], p95=lat["p95"], p99=lat["p99"]
+            ),
         }
 
     def window_rows(self) -> list[tuple[str, str, float]]:

@@ -1,4 +1,4 @@
-"""Plain results: a summary dict (``summary.json``), a tidy time series, a sampled trace.
+"""Plain results: the summary (``summary.json``), a tidy time series, a sampled trace.
 
 Nothing here refers to engine objects, so results pickle, cross process boundaries and
 outlive the simulation.
@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from twin.results.record import Record
+from twin.results.summary import Summary
 
 SERIES_COLUMNS = ["time", "window", "scope", "name", "family", "metric", "value"]
 TRACE_COLUMNS = ["entry", "class", "start", "end", "outcome", "corrupted"]
@@ -37,7 +40,9 @@ class TimeSeries:
 
 @dataclass
 class Results:
-    summary: dict[str, Any]
+    """One run's results: the typed summary, the per-window series and the sampled trace."""
+
+    summary: Summary
     timeseries: TimeSeries = field(default_factory=TimeSeries)
     trace: list[tuple[Any, ...]] = field(default_factory=list)
 
@@ -67,7 +72,9 @@ def _jsonable(x: Any) -> Any:
 
 def write_json(path: str | Path, data: Any) -> None:
     """Strict JSON (NaN becomes null), written to a temporary file then renamed, so a crash
-    never leaves a half-written file behind."""
+    never leaves a half-written file behind. A record is written as its JSON form."""
+    if isinstance(data, Record):
+        data = data.to_json()
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
     tmp.write_text(json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
