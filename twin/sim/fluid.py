@@ -48,15 +48,7 @@ from scipy.special import gammaincinv
 
 from twin.faults import FaultWindow, fault_windows
 from twin.policy import Autoscale, ClientPolicy, Policy
-from twin.scenario import (
-    CpuExhaustionFault,
-    ErrorRateFault,
-    LatencyFault,
-    MemoryLeakFault,
-    OutageFault,
-    Scenario,
-    TrafficFault,
-)
+from twin.scenario import Scenario
 from twin.topology import Topology
 
 P99_Z = 0.99
@@ -177,6 +169,14 @@ class FluidSimulation:
         self.entry_services = {self.nodes[n].service for n in self.entry_nodes.values()}
         self.callers = {n: [f"{a}->{b}" for a, b in self.edges if b == n] for n in self.svcs}
         self.edge_set = {f"{a}->{b}" for a, b in self.edges}
+        # the faults' share of the current step, reset by _advance (service -> value)
+        self._cpu: dict[str, float] = {}
+        self._delay: dict[str, float] = {}
+        self._err: dict[str, float] = {}
+        self._down: dict[str, float] = {}
+        self._disk: dict[str, float] = {}
+        self._extra: dict[str, list[tuple[float, float, bool]]] = {}
+        self._leaking: set[str] = set()
         net = topology.network.latency
         self.net_mean = net.expected()
         # last step's per-node figures, used by callers (one-step lag breaks the cycle
@@ -215,6 +215,51 @@ class FluidSimulation:
     def _active(self, t: float) -> list[FaultWindow]:
         return [w for w in self.windows if w.start <= t < w.end]
 
+    # what faults may do in a step (twin.faults.FluidEngine); a target that is not a service
+    # (an edge, host:, zone:) is not modelled here and is ignored
+
+    def slow(self, service: str, factor: float) -> None:
+        if service in self._cpu:
+            self._cpu[service] *= factor
+
+    def add_delay(self, service: str, seconds: float) -> None:
+        if service in self._delay:
+            self._delay[service] += seconds
+
+    def fail(self, service: str, probability: float) -> None:
+        if service in self._err:
+            self._err[service] = 1 - (1 - self._err[service]) * (1 - probability)
+
+    def take_down(self, service: str, replicas: int | None) -> None:
+        s = self.svcs.get(service)
+        if s is not None:
+            self._down[service] += s.replicas if replicas is None else replicas
+
+    def leak_clock(self, service: str, window_start: float) -> float | None:
+        s = self.svcs.get(service)
+        if s is None:
+            return None
+        self._leaking.add(service)
+        if s.leak_since is None:
+            s.leak_since = window_start
+        return s.leak_since
+
+    def restart(self, service: str, until: float) -> None:
+        s = self.svcs[service]
+        s.down_until = until
+        s.leak_since = until
+
+    def extra_traffic(self, entry: str, rate: float, cost: float, attack: bool) -> None:
+        svc = self.topology.resolve(entry)[0]
+        for e in self.entries:
+            if self.topology.resolve(e)[0] == svc:
+                self._extra[e].append((rate, cost, attack))
+                break
+
+    def slow_disk(self, service: str, factor: float) -> None:
+        if service in self._disk:
+            self._disk[service] *= factor
+
     def _load(self, t: float) -> float:
         m = 1.0
         for at, mult in self.scenario.load.steps():
@@ -227,43 +272,15 @@ class FluidSimulation:
     def _advance(self, dt: float) -> None:
         t = self.now
         active = self._active(t)
-        cpu = dict.fromkeys(self.svcs, 1.0)
-        delay = dict.fromkeys(self.svcs, 0.0)
-        err = dict.fromkeys(self.svcs, 0.0)
-        down = dict.fromkeys(self.svcs, 0.0)  # replicas taken down by an outage
-        extra: dict[str, list[tuple[float, float, bool]]] = {e: [] for e in self.entries}
-        leaking: set[str] = set()
+        cpu = self._cpu = dict.fromkeys(self.svcs, 1.0)
+        delay = self._delay = dict.fromkeys(self.svcs, 0.0)
+        err = self._err = dict.fromkeys(self.svcs, 0.0)
+        down = self._down = dict.fromkeys(self.svcs, 0.0)  # replicas taken down by an outage
+        self._disk = dict.fromkeys(self.svcs, 1.0)
+        extra = self._extra = {e: [] for e in self.entries}
+        leaking = self._leaking = set()
         for win in active:
-            flt = win.fault
-            if isinstance(flt, TrafficFault):
-                svc = self.topology.resolve(flt.target)[0]
-                for e in self.entries:
-                    if self.topology.resolve(e)[0] == svc:
-                        extra[e].append((flt.rate, flt.cost, flt.kind == "attack"))
-                        break
-                continue
-            if flt.target not in self.svcs:
-                continue
-            if isinstance(flt, CpuExhaustionFault):
-                cpu[flt.target] *= flt.factor
-            elif isinstance(flt, LatencyFault):
-                delay[flt.target] += flt.delay.expected()
-            elif isinstance(flt, ErrorRateFault):
-                err[flt.target] = 1 - (1 - err[flt.target]) * (1 - flt.probability)
-            elif isinstance(flt, OutageFault):
-                s = self.svcs[flt.target]
-                down[flt.target] += s.replicas if flt.replicas is None else flt.replicas
-            elif isinstance(flt, MemoryLeakFault):
-                leaking.add(flt.target)
-                s = self.svcs[flt.target]
-                if s.leak_since is None:
-                    s.leak_since = win.start
-                used = flt.baseline_mb + flt.growth_mb_per_s * (t - s.leak_since)
-                if used >= flt.limit_mb:
-                    s.down_until = t + flt.restart_time
-                    s.leak_since = t + flt.restart_time
-                frac = min(1.0, max(0.0, used) / flt.limit_mb)
-                cpu[flt.target] *= 1.0 + flt.gc_slowdown * frac * frac
+            win.fault.fluid(self, win.start, t)
         for name, s in self.svcs.items():
             if name not in leaking:
                 s.leak_since = None

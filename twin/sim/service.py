@@ -127,14 +127,15 @@ class Replica:
 class Host:
     """Cores shared by the services placed on a host: FIFO for a free core."""
 
-    __slots__ = ("busy_area", "cores", "free", "last", "name", "queue", "slow")
+    __slots__ = ("busy_area", "cores", "disk_slow", "free", "last", "name", "queue", "slow")
 
     def __init__(self, name: str, cores: int) -> None:
         self.name = name
         self.cores = cores
         self.free = cores
         self.queue: deque[Job] = deque()
-        self.slow = 1.0  # cpu_exhaustion factor on the host
+        self.slow = 1.0  # processing slow-down of faults on the host
+        self.disk_slow = 1.0  # disk I/O slow-down of faults on the host
         self.busy_area = 0.0
         self.last = 0.0
 
@@ -176,6 +177,7 @@ class Service:
         self.corrupt_p = 0.0
         self.corrupt_detect = 0.0
         self.pool_fraction = 0.0
+        self.disk_slow = 1.0
         self.uniform: Callable[[], float] = ctx.uniform(f"service:{name}")
         self.schedule = ctx.schedule
         # failover: when active, callers are sent to `failover_to`
