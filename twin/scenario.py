@@ -116,7 +116,12 @@ class Scenario(_Doc):
         for i, f in enumerate(self.faults):
             loc = ("faults", i, "target")
             t = f.target
-            accepts = KINDS[f.kind].targets
+            cls = KINDS[f.kind]
+            accepts = cls.targets
+            if cls.needs_disk and not topology.has_disk():
+                raise DocProblem(
+                    loc, f"a {f.kind} fault needs a disk: no disk_bandwidth in the topology"
+                )
             if accepts.entry:
                 try:
                     topology.resolve(t)
