@@ -28,6 +28,9 @@ What it models, per step (mean-value analysis over the operation graph):
 - breakers: per edge, open when the call failure share reaches the threshold (with at least
   ``min_requests`` calls in the step), stay open ``open_for`` seconds, then close if the
   failure share is below the threshold;
+- disk I/O: an operation's ``io`` bytes at its disk's bandwidth (divided by disk faults'
+  factors), plus the M/G/1 wait at the disk's last-step utilisation (capped at 99%), added
+  to the node's latency, and to the worker's holding time in a blocking service;
 - replicas: outages, memory leaks (all replicas grow from the baseline, GC slowdown
   ``1 + gc (used/limit)^2``, killed at the limit for ``restart_time``), the HPA loop of an
   ``autoscale`` policy (period, boot time, cooldown, +max(4, 100%) per period).
@@ -169,6 +172,18 @@ class FluidSimulation:
         self.entry_services = {self.nodes[n].service for n in self.entry_nodes.values()}
         self.callers = {n: [f"{a}->{b}" for a, b in self.edges if b == n] for n in self.svcs}
         self.edge_set = {f"{a}->{b}" for a, b in self.edges}
+        # disk I/O: node -> (seconds per request at full bandwidth, cv^2, disk, service); a
+        # host's disk is shared by its services, a service's own disks by nobody (one each)
+        self.io: dict[str, tuple[float, float, str, str]] = {}
+        for name, spec in topology.services.items():
+            bw = topology.disk_of(name)
+            for op_name, op in spec.operations.items():
+                if op.io is None or bw is None:
+                    continue
+                cv = 1.0 if op.io.dist == "exponential" else float(getattr(op.io, "cv", 0.0))
+                disk = f"host:{spec.host}" if spec.host is not None else f"own:{name}"
+                self.io[f"{name}:{op_name}"] = (op.io.expected() / bw, cv * cv, disk, name)
+        self._io_lam: dict[str, float] = {}  # last step's arrival rate of nodes with I/O
         # the faults' share of the current step, reset by _advance (service -> value)
         self._cpu: dict[str, float] = {}
         self._delay: dict[str, float] = {}
@@ -260,6 +275,27 @@ class FluidSimulation:
         if service in self._disk:
             self._disk[service] *= factor
 
+    def _io_times(self, ready: dict[str, float]) -> dict[str, tuple[float, float]]:
+        """Mean seconds of each node's disk I/O: its service time at the disk's bandwidth
+        (divided by disk faults' factors) plus the M/G/1 (Pollaczek-Khinchine) wait at the
+        disk's utilisation last step, capped at 99% (a saturated disk in the request-level
+        engine queues without bound; here the wait is large but finite). Returns (mean,
+        variance), the wait taken as exponential."""
+        rho: dict[str, float] = {}
+        second: dict[str, float] = {}  # sum of lambda x E[S^2] / 2 per disk
+        for node, (sec, cv2, disk, svc) in self.io.items():
+            s_eff = sec * self._disk[svc]
+            share = max(1.0, ready[svc]) if disk.startswith("own:") else 1.0
+            lam = self._io_lam.get(node, 0.0) / share
+            rho[disk] = rho.get(disk, 0.0) + lam * s_eff
+            second[disk] = second.get(disk, 0.0) + lam * s_eff * s_eff * (1.0 + cv2) / 2.0
+        out: dict[str, tuple[float, float]] = {}
+        for node, (sec, cv2, disk, svc) in self.io.items():
+            s_eff = sec * self._disk[svc]
+            w = second[disk] / (1.0 - min(rho[disk], 0.99))
+            out[node] = (s_eff + w, s_eff * s_eff * cv2 + w * w)
+        return out
+
     def _load(self, t: float) -> float:
         m = 1.0
         for at, mult in self.scenario.load.steps():
@@ -291,6 +327,7 @@ class FluidSimulation:
             n: 0.0 if t < s.down_until else max(0.0, s.replicas - down[n])
             for n, s in self.svcs.items()
         }
+        io_time = self._io_times(ready) if self.io else {}
 
         # rates flow down the call graph
         lam = dict.fromkeys(self.nodes, 0.0)
@@ -328,6 +365,8 @@ class FluidSimulation:
             own = nd.mean_s * cpu[nd.service] + delay[nd.service]
             if sv.blocking:
                 own += self._calls_mean(node)
+                if node in io_time:
+                    own += io_time[node][0]
             served = 1.0 if own <= 0 else min(1.0, workers / own / lam[node])
             for c in nd.calls:
                 key = f"{nd.service}->{c.callee}"
@@ -347,6 +386,9 @@ class FluidSimulation:
                 user[c.node] += user[node] * k
                 cost[c.node] += cost[node] * k
 
+        if self.io:
+            self._io_lam = {n: lam[n] for n in self.io}
+
         # each service as a queue
         wait: dict[str, tuple[float, float]] = {}
         for name, s in self.svcs.items():
@@ -360,6 +402,8 @@ class FluidSimulation:
                 own = nd.mean_s * cpu[name] + delay[name]
                 if s.blocking:
                     own += self._calls_mean(n)
+                    if n in io_time:
+                        own += io_time[n][0]
                 hold_num += cost[n] * own if lam[n] > 0 else 0.0
             hold = (
                 hold_num / arr
@@ -433,6 +477,9 @@ class FluidSimulation:
             wq, wv = wait.get(name, (0.0, 0.0))
             mean = nd.mean_s * cpu[name] + delay[name] + wq
             var = nd.var_s * cpu[name] ** 2 + wv
+            if node in io_time:
+                mean += io_time[node][0]
+                var += io_time[node][1]
             ok = (1 - err[name]) * (1 - shed.get(name, 0.0))
             if ready[name] <= 0:
                 ok = 0.0
