@@ -19,50 +19,15 @@ from twin import scenario as s
 from twin import topology as t
 
 SECTIONS: list[tuple[str, list[type[BaseModel]]]] = [
-    (
-        "Topology",
-        [
-            t.Topology,
-            t.Host,
-            t.Service,
-            t.Operation,
-            t.Call,
-            t.Network,
-            t.Link,
-            t.WorkloadEntry,
-            t.SLO,
-        ],
-    ),
+    ("Topology", [t.Topology, t.Host, t.Service, t.Operation, t.Call, t.Network, t.Link,
+                  t.WorkloadEntry, t.SLO]),
     ("Distributions", [d.Constant, d.Exponential, d.LogNormal, d.Gamma, d.Uniform, d.Empirical]),
     ("Scenario", [s.Scenario, s.Load, s.LoadStep, s.Sampling]),
-    (
-        "Faults",
-        [
-            s.LatencyFault,
-            s.ErrorRateFault,
-            s.OutageFault,
-            s.PacketLossFault,
-            s.BandwidthFault,
-            s.CpuExhaustionFault,
-            s.MemoryLeakFault,
-            s.PoolExhaustionFault,
-            s.DataCorruptionFault,
-            s.TrafficFault,
-        ],
-    ),
-    (
-        "Policy",
-        [
-            p.Policy,
-            p.ClientPolicy,
-            p.Retries,
-            p.CircuitBreaker,
-            p.ServicePolicy,
-            p.RateLimit,
-            p.Autoscale,
-            p.Failover,
-        ],
-    ),
+    ("Faults", [s.LatencyFault, s.ErrorRateFault, s.OutageFault, s.PacketLossFault,
+                s.BandwidthFault, s.CpuExhaustionFault, s.MemoryLeakFault, s.PoolExhaustionFault,
+                s.DataCorruptionFault, s.TrafficFault]),
+    ("Policy", [p.Policy, p.ClientPolicy, p.Retries, p.CircuitBreaker, p.ServicePolicy,
+                p.RateLimit, p.Autoscale, p.Failover]),
 ]
 
 
@@ -80,13 +45,8 @@ def _type(info: FieldInfo) -> str:
 def _limits(info: FieldInfo) -> str:
     out = []
     for m in info.metadata:
-        for name, sym in (
-            ("ge", ">="),
-            ("gt", ">"),
-            ("le", "<="),
-            ("lt", "<"),
-            ("min_length", "min length"),
-        ):
+        for name, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"),
+                          ("min_length", "min length")):
             v = getattr(m, name, None)
             if v is not None:
                 out.append(f"{sym} {v}")
@@ -102,14 +62,8 @@ def _default(info: FieldInfo) -> str:
 
 def model_section(model: type[BaseModel]) -> str:
     doc = inspect.cleandoc(model.__doc__ or "")
-    lines = [
-        f"### `{model.__name__}`",
-        "",
-        doc,
-        "",
-        "| field | type | default | limits | meaning |",
-        "|---|---|---|---|---|",
-    ]
+    lines = [f"### `{model.__name__}`", "", doc, "",
+             "| field | type | default | limits | meaning |", "|---|---|---|---|---|"]
     for name, info in model.model_fields.items():
         key = info.alias or name
         desc = (info.description or "").replace("|", "\\|")
