@@ -157,7 +157,7 @@ class RequestEngine(Protocol):
         call on an edge ``a->b`` (network time); overlapping delays add."""
         ...
 
-    def fail(self, service: str, probability: float) -> None:
+    def add_errors(self, service: str, probability: float) -> None:
         """The service fails requests after processing them; overlapping probabilities
         combine as independent events."""
         ...
@@ -235,7 +235,7 @@ class FluidEngine(Protocol):
         """Add a mean delay (seconds) to each request at the service this step."""
         ...
 
-    def fail(self, service: str, probability: float) -> None:
+    def add_errors(self, service: str, probability: float) -> None:
         """Fail requests after processing; independent events."""
         ...
 

@@ -42,7 +42,7 @@ class ErrorRateFault(ProbabilityFault):
     agent_rank: ClassVar[int] = 4
 
     def compose(self, engine: RequestEngine, handle: Any) -> None:
-        engine.fail(self.target, self.probability)
+        engine.add_errors(self.target, self.probability)
 
     def fluid(self, engine: FluidEngine, window_start: float, now: float) -> None:
-        engine.fail(self.target, self.probability)
+        engine.add_errors(self.target, self.probability)

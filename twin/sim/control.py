@@ -184,7 +184,7 @@ class FaultController:
         else:
             self.sim.services[target].delays.append(draw)
 
-    def fail(self, service: str, probability: float) -> None:
+    def add_errors(self, service: str, probability: float) -> None:
         svc = self.sim.services[service]
         svc.error_p = 1 - (1 - svc.error_p) * (1 - probability)
 

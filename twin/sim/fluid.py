@@ -241,7 +241,7 @@ class FluidSimulation:
         if service in self._delay:
             self._delay[service] += seconds
 
-    def fail(self, service: str, probability: float) -> None:
+    def add_errors(self, service: str, probability: float) -> None:
         if service in self._err:
             self._err[service] = 1 - (1 - self._err[service]) * (1 - probability)
 
