@@ -32,34 +32,32 @@ from typing import Any
 import numpy as np
 
 from twin.errors import InputError
+from twin.faults import KINDS as FAULT_CLASSES
 from twin.scenario import Scenario
 from twin.topology import Topology
 
-KINDS: tuple[str, ...] = (
-    "traffic_surge",
-    "attack",
-    "cpu_exhaustion",
-    "memory_leak",
-    "error_rate",
-    "latency",
-    "outage",
-)
-"""Fault kinds the catalogue draws (faults some mitigation in the action space acts on)."""
 
-ENTRY_KINDS = frozenset({"traffic_surge", "attack"})
+def catalogue_kinds(topology: Topology | None = None) -> tuple[str, ...]:
+    """Kinds the catalogue draws, in catalogue order (its draws depend on it): every kind with
+    ``agent_levels``; a kind that needs a disk only for a topology that has disk bandwidth."""
+    disk = topology is not None and topology.has_disk()
+    chosen = [c for c in FAULT_CLASSES.values() if c.agent_levels and (disk or not c.needs_disk)]
+    return tuple(c.name for c in sorted(chosen, key=lambda c: c.agent_rank))
+
+
+KINDS: tuple[str, ...] = catalogue_kinds()
+"""Fault kinds the catalogue draws on a topology without disks (faults some mitigation in the
+action space acts on)."""
+
+ENTRY_KINDS = frozenset(k for k, c in FAULT_CLASSES.items() if c.targets.entry)
 """Kinds that target the topology's entry service rather than a drawn service."""
 
 STARTS: tuple[float, ...] = (10.0, 20.0, 30.0)
 DURATIONS: tuple[float, ...] = (20.0, 40.0, 60.0)
 LEVELS: dict[str, tuple[float, ...]] = {
-    "traffic_surge": (1.0, 1.5, 2.0),  # extra user requests, x the nominal entry rate
-    "attack": (1.0, 2.0, 3.0),  # extra attack requests, x the nominal entry rate
-    "cpu_exhaustion": (2.0, 3.0, 4.0),  # processing-time factor
-    "memory_leak": (8.0, 16.0, 32.0),  # MB/s per replica (limit 512, baseline 128)
-    "error_rate": (0.1, 0.3, 0.6),  # failure probability
-    "latency": (0.1, 0.3, 1.0),  # added seconds per request
-    "outage": (1.0,),  # every replica down
+    k: c.agent_levels for k, c in FAULT_CLASSES.items() if c.agent_levels
 }
+"""Intensity levels per kind, in the kind's unit (its class's ``agent_levels``)."""
 HELD_OUT_SEED = 70_007
 HELD_OUT_SIZE = 24
 
@@ -83,16 +81,8 @@ class FaultSpec:
             "start": self.start,
             "duration": self.duration,
         }
-        if self.kind == "latency":
-            base["delay"] = {"dist": "constant", "mean": self.intensity}
-        elif self.kind == "error_rate":
-            base["probability"] = self.intensity
-        elif self.kind == "cpu_exhaustion":
-            base["factor"] = self.intensity
-        elif self.kind == "memory_leak":
-            base["growth_mb_per_s"] = self.intensity
-        elif self.kind in ENTRY_KINDS:
-            base["rate"] = self.intensity * entry_rate
+        doc = FAULT_CLASSES[self.kind].document(self.target, self.intensity, entry_rate=entry_rate)
+        base.update(doc)
         return base
 
 
@@ -113,6 +103,7 @@ def weights_from_risk(path: Path, topology: Topology) -> dict[tuple[str, str], f
     modes = doc.get("failure_modes") if isinstance(doc, dict) else None
     if not isinstance(modes, list):
         raise InputError(f"{where}: failure_modes: expected the list of a risk.json")
+    kinds = catalogue_kinds(topology)
     out: dict[tuple[str, str], float] = {}
     for i, m in enumerate(modes):
         at = f"{where}: failure_modes[{i}]"
@@ -130,12 +121,12 @@ def weights_from_risk(path: Path, topology: Topology) -> dict[tuple[str, str], f
             or mean < 0
         ):
             raise InputError(f"{at}.rate_per_day.mean: expected a number >= 0, got {mean!r}")
-        if kind in KINDS and kind not in ENTRY_KINDS and svc in topology.services:
+        if kind in kinds and kind not in ENTRY_KINDS and svc in topology.services:
             out[(kind, svc)] = out.get((kind, svc), 0.0) + float(mean)
     if not any(out.values()):
         raise InputError(
             f"{where}: no failure mode with a rate above 0 names a service of topology "
-            f"{topology.name!r} and a kind the catalogue draws ({', '.join(KINDS)})"
+            f"{topology.name!r} and a kind the catalogue draws ({', '.join(kinds)})"
         )
     return out
 
@@ -144,8 +135,9 @@ class FaultCatalogue:
     """Fault specs over one topology's services; ``held_out`` is fixed by HELD_OUT_SEED.
 
     ``weights``: (kind, target) -> relative rate of the training draws. Kinds the weights do
-    not mention keep the uniform catalogue's share (1/7 each, targets alike); the kinds they
-    mention (a rate of 0 included) share the rest in proportion to their rates.
+    not mention keep the uniform catalogue's share (an equal share per kind drawn, targets
+    alike); the kinds they mention (a rate of 0 included) share the rest in proportion to
+    their rates.
     """
 
     def __init__(
@@ -160,6 +152,7 @@ class FaultCatalogue:
         if not topology.workload:
             raise InputError("topology: workload: the fault catalogue needs an entry")
         self.entry = topology.workload[0].entry
+        self.kinds = catalogue_kinds(topology)
         rng = np.random.default_rng(HELD_OUT_SEED)
         held: list[FaultSpec] = []
         seen: set[FaultSpec] = set()
@@ -192,7 +185,8 @@ class FaultCatalogue:
         self, weights: Mapping[tuple[str, str], float]
     ) -> dict[tuple[str, str], float]:
         """P(kind, target) of a training draw (see the class docstring)."""
-        covered = {k for k, _ in weights if k in KINDS}  # named, even with a rate of 0
+        kinds = self.kinds
+        covered = {k for k, _ in weights if k in kinds}  # named, even with a rate of 0
         known: dict[tuple[str, str], float] = {}
         for (k, t), w in weights.items():
             target = self.entry if k in ENTRY_KINDS else t
@@ -202,19 +196,19 @@ class FaultCatalogue:
         if not total:
             raise InputError("fault weights: no kind of the catalogue has a rate above 0")
         out: dict[tuple[str, str], float] = {}
-        for kind in KINDS:
+        for kind in kinds:
             if kind in covered:
                 continue
             targets = (self.entry,) if kind in ENTRY_KINDS else self.targets
             for t in targets:
-                out[(kind, t)] = 1.0 / len(KINDS) / len(targets)
-        share = len(covered) / len(KINDS)
+                out[(kind, t)] = 1.0 / len(kinds) / len(targets)
+        share = len(covered) / len(kinds)
         for key, w in sorted(known.items()):
             out[key] = share * w / total
         return out
 
     def _draw(self, rng: np.random.Generator) -> FaultSpec:
-        kind = KINDS[int(rng.integers(len(KINDS)))]
+        kind = self.kinds[int(rng.integers(len(self.kinds)))]
         target = self.targets[int(rng.integers(len(self.targets)))]
         return _on_grid(kind, self.entry if kind in ENTRY_KINDS else target, rng)
 

@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from twin.calibrate_cli import accuracy as acc  # noqa: E402
+from twin.faults import CpuExhaustionFault, ErrorRateFault, LatencyFault  # noqa: E402
 
 FAULT_SECONDS = 180.0
 QUIET_FROM = 1661155020.0 + 180.0  # 07:57 UTC, after the last fault's 3 minutes: fault-free
@@ -65,18 +66,18 @@ CPU_GRID = (1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 DELAY_GRID = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 
-CPU_KIND = {"kind": "cpu_exhaustion"}
+CPU_KIND = {"kind": CpuExhaustionFault.name}
 
 
 def twin_faults(topo: Any, service: str, ftype: str, magnitude: float | None) -> list[dict] | None:
     """The twin's faults for one Nezha fault, or None when the type cannot be mapped."""
     win = {"start": WARMUP, "duration": FAULT_SECONDS}
-    if ftype in ("cpu_contention", "cpu_consumed") and CPU_KIND["kind"] == "cpu_exhaustion":
-        return [{"kind": "cpu_exhaustion", "target": service, "factor": magnitude, **win}]
+    if ftype in ("cpu_contention", "cpu_consumed") and CPU_KIND["kind"] == CpuExhaustionFault.name:
+        return [{"kind": CpuExhaustionFault.name, "target": service, "factor": magnitude, **win}]
     if ftype in ("cpu_contention", "cpu_consumed"):
         return [
             {
-                "kind": "latency",
+                "kind": LatencyFault.name,
                 "target": service,
                 "delay": {"dist": "exponential", "mean": magnitude},
                 **win,
@@ -84,13 +85,20 @@ def twin_faults(topo: Any, service: str, ftype: str, magnitude: float | None) ->
         ]
     if ftype == "network_delay":
         edges = [f"{a}->{b}" for a, b in topo.service_graph().in_edges(service)]
-        return [{"kind": "latency", "target": e, "delay": magnitude, **win} for e in edges]
+        return [{"kind": LatencyFault.name, "target": e, "delay": magnitude, **win} for e in edges]
     if ftype in ("exception", "return"):
         entry_svc = {w.entry.split(":")[0] for w in topo.workload}
         if service not in entry_svc:
-            return [{"kind": "error_rate", "target": service, "probability": 1.0, **win}]
+            return [{"kind": ErrorRateFault.name, "target": service, "probability": 1.0, **win}]
         if ftype == "exception" and "checkoutservice" in topo.services:
-            return [{"kind": "error_rate", "target": "checkoutservice", "probability": 1.0, **win}]
+            return [
+                {
+                    "kind": ErrorRateFault.name,
+                    "target": "checkoutservice",
+                    "probability": 1.0,
+                    **win,
+                }
+            ]
     return None
 
 
@@ -216,7 +224,7 @@ def main() -> int:
         print("note:", p, flush=True)
     front_pod = pods[entry_svc]
     demand_info: dict[str, Any] = {}
-    CPU_KIND["kind"] = "cpu_exhaustion" if a.cpu_demand else "latency"
+    CPU_KIND["kind"] = CpuExhaustionFault.name if a.cpu_demand else LatencyFault.name
     if a.cpu_demand:
         topo, demand_info = with_cpu_demand(topo, pods, QUIET_FROM)
         for k, v in demand_info.items():
@@ -249,7 +257,7 @@ def main() -> int:
             "measured": minutes,
         }
         grid = DELAY_GRID if f.type.startswith("cpu_") or f.type == "network_delay" else None
-        if f.type.startswith("cpu_") and CPU_KIND["kind"] == "cpu_exhaustion":
+        if f.type.startswith("cpu_") and CPU_KIND["kind"] == CpuExhaustionFault.name:
             grid = CPU_GRID
         if grid is not None and f.type not in magnitudes:
             trials = {

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from twin.calibrate_cli import accuracy as acc  # noqa: E402
+from twin.faults import ErrorRateFault, LatencyFault  # noqa: E402
 
 PERIOD = 300.0  # seconds per CloudWatch row
 WORKERS = 64
@@ -170,13 +171,17 @@ def issue_faults(kind: str, value: float, share: float) -> list[dict[str, Any]]:
         quant = {0.0: 0.0, 1.0: d} if share >= 1.0 else {0.0: 0.0, q: 0.0, q + 1e-9: d, 1.0: d}
         return [
             {
-                "kind": "latency",
+                "kind": LatencyFault.name,
                 "target": target,
                 "delay": {"dist": "empirical", "quantiles": quant},
             }
         ]
     return [
-        {"kind": "error_rate", "target": target, "probability": min(1.0, share * value / 100.0)}
+        {
+            "kind": ErrorRateFault.name,
+            "target": target,
+            "probability": min(1.0, share * value / 100.0),
+        }
     ]
 
 
@@ -302,7 +307,7 @@ def main() -> int:
     _, edges = read_adjacency(root / a.calibrate / "graph.csv")
     doc, info = build(cal, edges)
     faults = [
-        {"kind": "error_rate", "target": safe(n), "probability": i["intrinsic_failure"]}
+        {"kind": ErrorRateFault.name, "target": safe(n), "probability": i["intrinsic_failure"]}
         for n, i in info.items()
         if not n.startswith("_") and i["intrinsic_failure"] > 0
     ]

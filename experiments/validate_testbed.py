@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from testbed.run import Testbed  # noqa: E402
 from twin.calibrate_cli import accuracy as acc  # noqa: E402
+from twin.faults import CpuExhaustionFault, ErrorRateFault, LatencyFault, OutageFault  # noqa: E402
 
 CAL_RATE = 4.0
 
@@ -258,35 +259,47 @@ def main() -> int:
                 "latency +50 ms at cart",
                 1.0,
                 ("inject", "cart", {"latency": 0.05}),
-                [{"kind": "latency", "target": e, "delay": 0.05} for e in edges_into("cart")],
+                [
+                    {"kind": LatencyFault.name, "target": e, "delay": 0.05}
+                    for e in edges_into("cart")
+                ],
                 False,
             ),
             (
                 "latency +25 ms at catalog, 2x load",
                 2.0,
                 ("inject", "catalog", {"latency": 0.025}),
-                [{"kind": "latency", "target": e, "delay": 0.025} for e in edges_into("catalog")],
+                [
+                    {"kind": LatencyFault.name, "target": e, "delay": 0.025}
+                    for e in edges_into("catalog")
+                ],
                 False,
             ),
             (
                 "errors 10% at pricing",
                 1.0,
                 ("inject", "pricing", {"error": 0.1}),
-                [{"kind": "error_rate", "target": "pricing", "probability": 0.1}],
+                [{"kind": ErrorRateFault.name, "target": "pricing", "probability": 0.1}],
                 False,
             ),
             (
                 "errors 20% at cart",
                 1.0,
                 ("inject", "cart", {"error": 0.2}),
-                [{"kind": "error_rate", "target": "cart", "probability": 0.2}],
+                [{"kind": ErrorRateFault.name, "target": "cart", "probability": 0.2}],
                 False,
             ),
             (
                 "CPU hog (stress-ng) on catalog's core, 2x load",
                 hog_mult,
                 ("hog", "catalog", {}),
-                [{"kind": "cpu_exhaustion", "target": "catalog", "factor": hog_factor(hog_mult)}],
+                [
+                    {
+                        "kind": CpuExhaustionFault.name,
+                        "target": "catalog",
+                        "factor": hog_factor(hog_mult),
+                    }
+                ],
                 False,
             ),
             (
@@ -347,7 +360,7 @@ def main() -> int:
                 steps = 30
                 faults = [
                     {
-                        "kind": "latency",
+                        "kind": LatencyFault.name,
                         "target": e,
                         "start": fault_at + k * p / steps,
                         "duration": p / steps,
@@ -359,7 +372,7 @@ def main() -> int:
             if action and action[0] == "kill":
                 faults = [
                     {
-                        "kind": "outage",
+                        "kind": OutageFault.name,
                         "target": "pricing",
                         "start": fault_at,
                         "duration": extra.get("downtime", 1.0),

@@ -17,11 +17,13 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
+from twin.faults import KINDS, LatencyFault
+from twin.faults import kind as kind_class
 from twin.io import parse_model
 from twin.outcomes import REASONS
 from twin.policy import Policy
 from twin.results import Summary
-from twin.scenario import EDGE_KINDS, ENTRY_KINDS, FAULT_KINDS, PLACEMENT_KINDS, Scenario
+from twin.scenario import Scenario
 from twin.sim import Simulation
 from twin.topology import Topology
 
@@ -44,64 +46,25 @@ class Intensity:
 
 
 INTENSITY: dict[str, Intensity] = {
-    "latency": Intensity(
-        "added delay (s)",
-        0.01,
-        5.0,
-        0.5,
-        0.01,
-        "every request (or call on an edge) waits this long",
-    ),
-    "error_rate": Intensity(
-        "error probability", 0.01, 1.0, 0.3, 0.01, "share of requests that fail with ERROR"
-    ),
-    "outage": Intensity(
-        "share of replicas down", 0.1, 1.0, 1.0, 0.1, "1.0 takes every replica of the target down"
-    ),
-    "packet_loss": Intensity(
-        "loss probability", 0.01, 1.0, 0.2, 0.01, "share of calls lost (NETWORK_LOSS)"
-    ),
-    "bandwidth": Intensity(
-        "link bandwidth (KiB/s)", 10.0, 10_000.0, 200.0, 10.0, "responses queue for the link"
-    ),
-    "cpu_exhaustion": Intensity(
-        "slow-down factor", 1.0, 10.0, 3.0, 0.5, "processing takes this many times longer"
-    ),
-    "memory_leak": Intensity(
-        "leak (MB/s)", 1.0, 100.0, 20.0, 1.0, "512 MB limit from 128 MB: OOM kill, 10 s restart"
-    ),
-    "pool_exhaustion": Intensity(
-        "share of workers leaked", 0.05, 1.0, 0.75, 0.05, "workers held by leaked connections"
-    ),
-    "data_corruption": Intensity(
-        "corruption probability", 0.01, 1.0, 0.2, 0.01, "each consumer detects one with p 0.5"
-    ),
-    "traffic_surge": Intensity(
-        "extra traffic (x entry rate)", 0.1, 10.0, 1.0, 0.1, "extra user requests at the entry"
-    ),
-    "attack": Intensity(
-        "attack traffic (x entry rate)", 0.1, 10.0, 2.0, 0.1, "reported apart from user figures"
-    ),
+    k: Intensity(
+        c.intensity.picker.label,
+        c.intensity.picker.low,
+        c.intensity.picker.high,
+        c.intensity.picker.default,
+        c.intensity.picker.step,
+        c.intensity.picker.help,
+    )
+    for k, c in KINDS.items()
 }
+"""The slider per fault kind, in the kind's display unit (``to_display`` of its class)."""
 
-FAULT_LABELS: dict[str, str] = {
-    "latency": "latency (slow service or link)",
-    "error_rate": "error rate (exceptions)",
-    "outage": "outage (replicas down)",
-    "packet_loss": "packet loss",
-    "bandwidth": "bandwidth limit (link)",
-    "cpu_exhaustion": "CPU exhaustion",
-    "memory_leak": "memory leak (OOM kills)",
-    "pool_exhaustion": "connection-pool exhaustion",
-    "data_corruption": "data corruption",
-    "traffic_surge": "traffic surge",
-    "attack": "attack traffic",
-}
+FAULT_LABELS: dict[str, str] = {k: c.label for k, c in KINDS.items()}
 
 
 @dataclass(frozen=True)
 class FaultChoice:
-    """One fault as picked on the page; ``intensity`` is in the unit of :data:`INTENSITY`."""
+    """One fault as picked on the page; ``intensity`` is in the kind's unit (its class's
+    ``intensity.unit``; the slider shows it through the class's ``to_display``)."""
 
     kind: str
     target: str
@@ -147,17 +110,19 @@ def entries(topology: Topology) -> list[str]:
 
 def targets(topology: Topology, kind: str) -> list[str]:
     """What a fault of this kind may target in this topology, most interesting first."""
-    if kind in ENTRY_KINDS:
+    cls = KINDS[kind]
+    accepts = cls.targets
+    if cls.needs_disk and not topology.has_disk():
+        return []
+    if accepts.entry:
         return entries(topology)
     g = topology.service_graph()
     by_load = sorted(g.nodes, key=lambda n: -float(g.nodes[n].get("utilization", 0.0)))
     edges = sorted((f"{a}->{b}" for a, b in g.edges), key=lambda e: -_edge_rate(g, e))
-    if kind == "bandwidth":
-        return edges
-    out = list(by_load)
-    if kind in EDGE_KINDS:
+    out = list(by_load) if accepts.service else []
+    if accepts.edge:
         out += edges
-    if kind in PLACEMENT_KINDS:
+    if accepts.placement:
         out += [f"host:{h}" for h in topology.hosts]
         zones = sorted(
             {h.zone for h in topology.hosts.values() if h.zone}
@@ -182,43 +147,29 @@ def default_fault(topology: Topology, scenario: Scenario | None, duration: float
             if f.kind not in INTENSITY or f.target not in targets(topology, f.kind):
                 continue
             return FaultChoice(f.kind, f.target, start, length, _intensity_of(topology, f))
-    busiest = targets(topology, "latency")[0]
-    return FaultChoice("latency", busiest, start, length, INTENSITY["latency"].default)
+    slow = LatencyFault.name
+    busiest = targets(topology, slow)[0]
+    return FaultChoice(slow, busiest, start, length, from_slider(slow, INTENSITY[slow].default))
 
 
 def _intensity_of(topology: Topology, fault: Any) -> float:
+    """The fault's intensity, snapped to its slider's steps and range (display units)."""
+    cls = KINDS[fault.kind]
     spec = INTENSITY[fault.kind]
-    value: float
-    if fault.kind == "latency":
-        value = fault.delay.expected()
-    elif fault.kind in ("error_rate", "packet_loss", "data_corruption"):
-        value = fault.probability
-    elif fault.kind == "outage":
-        value = 1.0 if fault.replicas is None else _outage_share(topology, fault)
-    elif fault.kind == "bandwidth":
-        value = fault.bytes_per_second / 1024
-    elif fault.kind == "cpu_exhaustion":
-        value = fault.factor
-    elif fault.kind == "memory_leak":
-        value = fault.growth_mb_per_s
-    elif fault.kind == "pool_exhaustion":
-        value = fault.fraction
-    elif fault.kind in ENTRY_KINDS:
-        value = fault.rate / max(_entry_rate(topology, fault.target), 1e-9)
-    else:  # pragma: no cover - every kind is listed above
-        value = spec.default
-    return min(spec.high, max(spec.low, round(value / spec.step) * spec.step))
+    value = cls.to_display(cls.intensity_of(fault, topology))
+    return from_slider(
+        fault.kind, min(spec.high, max(spec.low, round(value / spec.step) * spec.step))
+    )
 
 
-def _outage_share(topology: Topology, fault: Any) -> float:
-    svc = topology.services.get(fault.target)
-    if svc is None:
-        return 1.0
-    return min(1.0, float(fault.replicas) / svc.replicas)
+def to_slider(kind: str, intensity: float) -> float:
+    """An intensity (the kind's unit) as its slider shows it (display units)."""
+    return KINDS[kind].to_display(intensity)
 
 
-def _entry_rate(topology: Topology, entry: str) -> float:
-    return sum(w.rate for w in topology.workload if w.entry == entry)
+def from_slider(kind: str, value: float) -> float:
+    """A slider value (display units) in the kind's intensity unit."""
+    return KINDS[kind].from_display(value)
 
 
 # -- documents from the pickers ------------------------------------------------------------
@@ -226,34 +177,9 @@ def _entry_rate(topology: Topology, entry: str) -> float:
 
 def fault_document(topology: Topology, fault: FaultChoice) -> dict[str, Any]:
     """A scenario ``faults`` entry for the picked fault."""
-    doc: dict[str, Any] = {
-        "kind": fault.kind,
-        "target": fault.target,
-        "start": fault.start,
-        "duration": fault.duration,
-    }
-    x = fault.intensity
-    k = fault.kind
-    if k == "latency":
-        doc["delay"] = {"dist": "constant", "mean": x}
-    elif k in ("error_rate", "packet_loss", "data_corruption"):
-        doc["probability"] = min(1.0, x)
-    elif k == "outage":
-        svc = topology.services.get(fault.target)
-        if svc is not None and x < 1.0:
-            doc["replicas"] = max(1, math.ceil(x * svc.replicas))
-    elif k == "bandwidth":
-        doc["bytes_per_second"] = x * 1024
-    elif k == "cpu_exhaustion":
-        doc["factor"] = max(1.0, x)
-    elif k == "memory_leak":
-        doc["growth_mb_per_s"] = x
-    elif k == "pool_exhaustion":
-        doc["fraction"] = min(1.0, x)
-    elif k in ENTRY_KINDS:
-        doc["rate"] = x * _entry_rate(topology, fault.target)
-    else:
-        raise ValueError(f"unknown fault kind {k!r}; expected one of {list(FAULT_KINDS)}")
+    doc = kind_class(fault.kind).document(fault.target, fault.intensity, topology)
+    doc["start"] = fault.start
+    doc["duration"] = fault.duration
     return doc
 
 

@@ -479,7 +479,7 @@ def test_fault_intensity_becomes_the_documents_field() -> None:
     topo = Topology.from_dict(yaml.safe_load(TINY))
     doc = fault_document(topo, FaultChoice("traffic_surge", "web", 5, 10, 2.0))
     assert doc["rate"] == pytest.approx(40.0)
-    doc = fault_document(topo, FaultChoice("bandwidth", "web->api", 5, 10, 100))
+    doc = fault_document(topo, FaultChoice("bandwidth", "web->api", 5, 10, 102_400))
     assert doc["bytes_per_second"] == pytest.approx(102_400)
     doc = fault_document(topo, FaultChoice("latency", "db", 5, 10, 0.25))
     assert doc["delay"] == {"dist": "constant", "mean": 0.25}

@@ -88,6 +88,8 @@ def topologies(draw: st.DrawFn) -> dict[str, Any]:
                 "cores": draw(st.integers(1, 4)),
                 "zone": draw(st.sampled_from(["z1", "z2"])),
             }
+            if draw(st.booleans()):
+                hosts[f"h{h}"]["disk_bandwidth"] = draw(st.floats(1e6, 1e8))
     ops_of = {name: ["default"] + (["read"] if draw(st.booleans()) else []) for name in names}
     services: dict[str, Any] = {}
     for i, name in enumerate(names):
@@ -120,6 +122,15 @@ def topologies(draw: st.DrawFn) -> dict[str, Any]:
             svc["host"] = draw(st.sampled_from(sorted(hosts)))
         elif draw(st.booleans()):
             svc["zone"] = draw(st.sampled_from(["z1", "z2"]))
+        if "host" not in svc and draw(st.booleans()):
+            svc["disk_bandwidth"] = draw(st.floats(1e6, 1e8))
+        disk = svc.get("disk_bandwidth") or hosts.get(svc.get("host", ""), {}).get("disk_bandwidth")
+        for op_doc in operations.values():
+            if disk and draw(st.booleans()):
+                op_doc["io"] = {
+                    "dist": draw(st.sampled_from(["constant", "exponential"])),
+                    "mean": draw(st.floats(100.0, 100_000.0)),
+                }
         services[name] = svc
     edges = sorted(
         {
@@ -295,6 +306,7 @@ def scenarios(draw: st.DrawFn, topo: Topology) -> dict[str, Any]:
             "bandwidth": edges,
             "outage": services + [f"host:{h}" for h in hosts] + [f"zone:{z}" for z in zones],
             "cpu_exhaustion": services + [f"host:{h}" for h in hosts],
+            "disk_io": services + [f"host:{h}" for h in hosts] if topo.has_disk() else [],
             "traffic_surge": entries,
             "attack": entries,
         }.get(kind, services)
@@ -316,6 +328,7 @@ def scenarios(draw: st.DrawFn, topo: Topology) -> dict[str, Any]:
                     "packet_loss": st.fixed_dictionaries({"probability": st.floats(0.0, 1.0)}),
                     "bandwidth": st.fixed_dictionaries({"bytes_per_second": st.floats(1e3, 1e6)}),
                     "cpu_exhaustion": st.fixed_dictionaries({"factor": st.floats(1.0, 4.0)}),
+                    "disk_io": st.fixed_dictionaries({"factor": st.floats(1.0, 4.0)}),
                     # baseline below the limit: see test_bad_input's memory-leak hang test
                     "memory_leak": st.fixed_dictionaries(
                         {

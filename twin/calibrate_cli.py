@@ -16,6 +16,7 @@ import numpy as np
 import typer
 
 from twin.errors import InputError, TwinError
+from twin.faults import ErrorRateFault
 from twin.results import LatencyStats, Summary
 
 ROUND = 6
@@ -247,7 +248,9 @@ def run_calibration(
         n = sum(o.instances for o in sts)
         p = sum(o.intrinsic_errors for o in sts) / n if n else 0.0
         if p > 0:
-            faults.append({"kind": "error_rate", "target": svc, "probability": round(p, ROUND)})
+            faults.append(
+                {"kind": ErrorRateFault.name, "target": svc, "probability": round(p, ROUND)}
+            )
     scenario_data: dict[str, Any] = {
         "duration": max(predict, 1.0),
         "warmup": min(30.0, predict * 0.1),

@@ -11,21 +11,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-SYMPTOM_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("attack", ("ddos", "attack", "bot traffic", "credential stuffing")),
-    ("traffic_surge", ("surge", "traffic spike", "load spike", "flash sale", "thundering herd")),
-    ("memory_leak", ("oom", "out of memory", "memory")),
-    ("data_corruption", ("corrupt", "bad data", "wrong data", "malformed", "inconsistent")),
-    ("pool_exhaustion", ("pool", "too many connections", "thread starvation", "descriptors")),
-    ("packet_loss", ("packet", "network loss", "connection reset", "dropped connections", "dns")),
-    ("bandwidth", ("bandwidth", "saturated link", "link saturation")),
-    ("cpu_exhaustion", ("cpu", "throttl", "noisy neighbo")),
-    ("outage", ("outage", "down", "crash", "unavailable", "unreachable", "evicted", "node fail")),
-    ("error_rate", ("error", "5xx", "500", "503", "exception", "failing")),
-    ("latency", ("latency", "slow", "timeout", "timed out", "degraded", "lag")),
+from twin.faults import by_symptom_rank
+
+SYMPTOM_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (c.name, c.symptoms) for c in by_symptom_rank() if c.symptoms
 )
-"""Fault kind -> keywords that name it in a symptom or cause; the first kind that matches wins
-(specific kinds first: "timeout errors after OOM" is a memory leak)."""
+"""Fault kind -> keywords that name it in a symptom or cause (each kind's ``symptoms``); the
+first kind that matches wins (specific kinds first: "timeout errors after OOM" is a memory
+leak)."""
 
 
 def classify(text: str, extra: Mapping[str, str] | None = None) -> str | None:

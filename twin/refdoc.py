@@ -6,6 +6,7 @@ The docstrings and field descriptions are the reference; a test keeps the file c
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from typing import Any
 
@@ -18,15 +19,14 @@ from twin import policy as p
 from twin import results as r
 from twin import scenario as s
 from twin import topology as t
+from twin.faults import KINDS
 
 SECTIONS: list[tuple[str, list[type[BaseModel]]]] = [
     ("Topology", [t.Topology, t.Host, t.Service, t.Operation, t.Call, t.Network, t.Link,
                   t.WorkloadEntry, t.SLO]),
     ("Distributions", [d.Constant, d.Exponential, d.LogNormal, d.Gamma, d.Uniform, d.Empirical]),
     ("Scenario", [s.Scenario, s.Load, s.LoadStep, s.Sampling]),
-    ("Faults", [s.LatencyFault, s.ErrorRateFault, s.OutageFault, s.PacketLossFault,
-                s.BandwidthFault, s.CpuExhaustionFault, s.MemoryLeakFault, s.PoolExhaustionFault,
-                s.DataCorruptionFault, s.TrafficFault]),
+    ("Faults", list(KINDS.values())),
     ("Policy", [p.Policy, p.ClientPolicy, p.Retries, p.CircuitBreaker, p.ServicePolicy,
                 p.RateLimit, p.Autoscale, p.Failover]),
     ("Results: summary.json", [r.Summary, r.Outcomes, r.EntrySummary, r.ServiceSummary,
@@ -41,6 +41,7 @@ def _type(info: FieldInfo) -> str:
     ann: Any = info.annotation
     text = getattr(ann, "__name__", None) if not hasattr(ann, "__args__") else None
     text = text or str(ann).replace("typing.", "").replace("twin.distributions.", "")
+    text = re.sub(r"twin\.faults\.(\w+\.)?", "", text)
     for mod in ("twin.topology.", "twin.scenario.", "twin.policy.", "twin.results.summary.",
                 "twin.results.stretch.", "Annotated[", "NoneType"):
         text = text.replace(mod, "None" if mod == "NoneType" else "")

@@ -48,6 +48,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from twin.errors import InputError, TwinError
+from twin.faults import by_chaos_rank
 from twin.io import DocProblem, _located
 
 DEFAULT_FILE = "twin.db"
@@ -521,16 +522,8 @@ def _run_values(campaign_id: int, r: dict[str, Any]) -> dict[str, Any]:
 
 # -- chaos result formats -----------------------------------------------------------------------
 
-_CHAOS_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("latency", ("latency", "delay", "slow")),
-    ("packet_loss", ("loss", "packet", "partition", "blackhole")),
-    ("bandwidth", ("bandwidth",)),
-    ("cpu_exhaustion", ("cpu",)),
-    ("memory_leak", ("memory", "mem_", "oom")),
-    ("outage", ("kill", "terminate", "stop", "shutdown", "restart", "delete", "crash", "down")),
-    ("error_rate", ("error", "abort", "exception", "http_5")),
-    ("data_corruption", ("corrupt",)),
-    ("traffic_surge", ("load", "surge", "stress", "traffic")),
+_CHAOS_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (c.name, c.chaos_words) for c in by_chaos_rank()
 )
 
 

@@ -23,6 +23,11 @@ class Host(_Doc):
 
     cores: int = Field(ge=1, description="CPU cores; processing on the host waits for a free core")
     zone: str | None = Field(default=None, description="failure domain, for zone outages")
+    disk_bandwidth: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="bytes per second of the host's disk, shared FIFO by every replica on it",
+    )
 
 
 class Call(_Doc):
@@ -46,6 +51,10 @@ class Operation(_Doc):
 
     service_time: Dist = Field(description="processing seconds on one worker (and one core)")
     calls: list[Call] = Field(default_factory=list, description="made in order after processing")
+    io: Dist | None = Field(
+        default=None,
+        description="bytes of disk I/O per request, done after processing (default: none)",
+    )
 
 
 class Service(_Doc):
@@ -62,6 +71,11 @@ class Service(_Doc):
     )
     host: str | None = Field(default=None, description="a key of `hosts`: shares its cores")
     zone: str | None = Field(default=None, description="failure domain when no host is given")
+    disk_bandwidth: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="bytes per second of each replica's own disk (a service without a host)",
+    )
     operations: dict[str, Operation] = Field(
         min_length=1, description="by name; with one operation callers may omit its name"
     )
@@ -135,6 +149,19 @@ class Topology(_Doc):
             loss=link.loss if link is not None else self.network.loss,
         )
 
+    def disk_of(self, service: str) -> float | None:
+        """Bytes per second of the disk a service's I/O goes to: its host's, else its own."""
+        svc = self.services[service]
+        if svc.host is not None:
+            return self.hosts[svc.host].disk_bandwidth
+        return svc.disk_bandwidth
+
+    def has_disk(self) -> bool:
+        """Whether any host or service declares a disk bandwidth (disk faults need one)."""
+        return any(h.disk_bandwidth for h in self.hosts.values()) or any(
+            s.disk_bandwidth for s in self.services.values()
+        )
+
     # -- checks -----------------------------------------------------------------------------
 
     def cross_check(self) -> None:
@@ -142,7 +169,17 @@ class Topology(_Doc):
         for name, svc in self.services.items():
             if svc.host is not None and svc.host not in self.hosts:
                 raise DocProblem(("services", name, "host"), f"unknown host {svc.host!r}")
+            if svc.host is not None and svc.disk_bandwidth is not None:
+                raise DocProblem(
+                    ("services", name, "disk_bandwidth"),
+                    f"service on host {svc.host!r} uses the host's disk_bandwidth",
+                )
             for op_name, op in svc.operations.items():
+                if op.io is not None and self.disk_of(name) is None:
+                    raise DocProblem(
+                        ("services", name, "operations", op_name, "io"),
+                        "I/O needs a disk: give disk_bandwidth to the service or its host",
+                    )
                 for i, call in enumerate(op.calls):
                     try:
                         self.resolve(call.to)

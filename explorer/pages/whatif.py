@@ -22,15 +22,17 @@ from explorer.whatif import (
     busiest,
     default_fault,
     documents_json,
+    from_slider,
     headline,
     reasons,
     targets,
+    to_slider,
 )
 from twin.errors import TwinError
+from twin.faults import FAULT_KINDS
 from twin.io import dump_yaml
 from twin.policy import Policy
 from twin.results import Summary
-from twin.scenario import FAULT_KINDS
 
 # session state: system label -> (the documents' JSON, the result shown)
 RESULTS_KEY = "_whatif_results"
@@ -83,7 +85,9 @@ def fault_controls(system: System, duration: float) -> FaultChoice | None:
     _clamp("wi_length", 1.0, top)
     length = st.slider("Lasts", 1.0, top, key="wi_length", step=1.0, format="%.0f s")
     spec = INTENSITY[kind]
-    _default("wi_intensity", preset.intensity if preset.kind == kind else spec.default)
+    _default(
+        "wi_intensity", to_slider(kind, preset.intensity) if preset.kind == kind else spec.default
+    )
     _clamp("wi_intensity", spec.low, spec.high)
     intensity = st.slider(
         spec.label.capitalize(),
@@ -94,7 +98,9 @@ def fault_controls(system: System, duration: float) -> FaultChoice | None:
         format="%.0f" if spec.step >= 1 else ("%.1f" if spec.step >= 0.1 else "%.2f"),
         help=spec.help,
     )
-    return FaultChoice(kind, str(target), float(start), float(length), float(intensity))
+    return FaultChoice(
+        kind, str(target), float(start), float(length), from_slider(kind, float(intensity))
+    )
 
 
 def mitigation_controls(system: System) -> Mitigations | Policy:

@@ -28,22 +28,12 @@ from twin.bayes.evidence import History
 from twin.bayes.failure import ImpactDesign, occurrence_coords
 from twin.bayes.runs import Impact
 from twin.errors import InputError
+from twin.faults import KINDS
 
-DETECTION: dict[str, int] = {
-    "outage": 2,
-    "error_rate": 3,
-    "traffic_surge": 3,
-    "latency": 4,
-    "cpu_exhaustion": 4,
-    "attack": 4,
-    "packet_loss": 5,
-    "bandwidth": 5,
-    "memory_leak": 5,
-    "pool_exhaustion": 6,
-    "data_corruption": 8,
-}
-"""FMEA detection score by fault kind (1: alarms at once, 10: goes unseen): loud failures
-(outages, 5xx) page within minutes; slow burns and silent corruption do not."""
+DETECTION: dict[str, int] = {k: c.fmea_detection for k, c in KINDS.items()}
+"""FMEA detection score by fault kind (1: alarms at once, 10: goes unseen; each kind's
+``fmea_detection``): loud failures (outages, 5xx) page within minutes; slow burns and silent
+corruption do not."""
 
 DEFAULT_DURATION_MINUTES = 30.0
 DEFAULT_BUDGET_SHARE = 0.001
@@ -379,28 +369,11 @@ def priorities(risk: dict[str, Any], top: int | None = None) -> list[dict[str, A
 
 # -- posterior -> scenario files ----------------------------------------------------------------
 
-_FIELD = {
-    "latency": "delay",
-    "error_rate": "probability",
-    "packet_loss": "probability",
-    "data_corruption": "probability",
-    "cpu_exhaustion": "factor",
-    "memory_leak": "growth_mb_per_s",
-    "pool_exhaustion": "fraction",
-    "outage": None,
+_FIELD: dict[str, str | None] = {
+    k: c.intensity.field for k, c in KINDS.items() if c.targets.service
 }
-"""Scenario field that carries a campaign intensity, per service-level kind (the campaign's
-meaning of one unit of intensity: seconds of delay, a probability, a factor, MB/s...)."""
-
-
-def _field_value(kind: str, x: float) -> Any:
-    if kind == "latency":
-        return {"dist": "constant", "mean": float(x)}
-    if kind in ("error_rate", "packet_loss", "data_corruption", "pool_exhaustion"):
-        return float(min(1.0, max(0.0, x)))
-    if kind == "cpu_exhaustion":
-        return float(max(1.0, x))
-    return float(max(x, 1e-6))
+"""Scenario field that carries a campaign intensity, per service-level kind (None: the kind
+has no field the intensity scales, e.g. an outage)."""
 
 
 def posterior_scenarios(
@@ -430,7 +403,8 @@ def posterior_scenarios(
         raise InputError("warmup must be shorter than duration", source="scenarios")
     rng = np.random.default_rng(seed)
     window = duration - warmup
-    usable = [k for k in inp.kinds if k in _FIELD]
+    disk = topology is None or topology.has_disk()
+    usable = [k for k in inp.kinds if k in _FIELD and (disk or not KINDS[k].needs_disk)]
     docs = []
     for i in range(n):
         d = int(rng.integers(inp.rates.shape[0]))
@@ -465,9 +439,11 @@ def posterior_scenarios(
                 "start": warmup,
                 "duration": window,
             }
+            cls = KINDS[kind]
             name = _FIELD[kind]
             if name is not None:
-                fault[name] = _field_value(kind, base)
+                doc = cls.document(svc, cls.intensity.clamp(base))
+                fault.update({k: v for k, v in doc.items() if k not in ("kind", "target")})
                 if base > 0 and len(xs) > 1:
                     sample["intensity"] = {
                         "dist": "empirical",

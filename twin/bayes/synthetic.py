@@ -15,6 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from twin.faults import (
+    CpuExhaustionFault,
+    DataCorruptionFault,
+    DiskIoFault,
+    ErrorRateFault,
+    LatencyFault,
+    MemoryLeakFault,
+    OutageFault,
+    PacketLossFault,
+    PoolExhaustionFault,
+    TrafficSurgeFault,
+)
 from twin.rng import generator
 
 ONLINE_BOUTIQUE = (
@@ -33,33 +45,36 @@ ONLINE_BOUTIQUE = (
 """Service names of Google's Online Boutique demo (the example log uses them)."""
 
 KIND_RATES: dict[str, float] = {
-    "latency": 1 / 60,
-    "error_rate": 1 / 90,
-    "outage": 1 / 240,
-    "memory_leak": 1 / 180,
-    "cpu_exhaustion": 1 / 200,
-    "pool_exhaustion": 1 / 300,
+    LatencyFault.name: 1 / 60,
+    ErrorRateFault.name: 1 / 90,
+    OutageFault.name: 1 / 240,
+    MemoryLeakFault.name: 1 / 180,
+    CpuExhaustionFault.name: 1 / 200,
+    PoolExhaustionFault.name: 1 / 300,
 }
 """Typical incident rates per service and day, by kind (the synthetic truth's kind level)."""
 
 _SYMPTOM = {
-    "latency": "p99 latency degraded",
-    "error_rate": "5xx error spike",
-    "outage": "service down (crash loop)",
-    "memory_leak": "OOM kills, memory growth",
-    "cpu_exhaustion": "CPU throttling",
-    "pool_exhaustion": "connection pool exhausted",
-    "packet_loss": "packet loss between pods",
-    "data_corruption": "corrupt responses",
-    "traffic_surge": "traffic spike",
+    LatencyFault.name: "p99 latency degraded",
+    ErrorRateFault.name: "5xx error spike",
+    OutageFault.name: "service down (crash loop)",
+    MemoryLeakFault.name: "OOM kills, memory growth",
+    CpuExhaustionFault.name: "CPU throttling",
+    PoolExhaustionFault.name: "connection pool exhausted",
+    PacketLossFault.name: "packet loss between pods",
+    DataCorruptionFault.name: "corrupt responses",
+    TrafficSurgeFault.name: "traffic spike",
+    DiskIoFault.name: "disk I/O saturated",
 }
+"""A symptom an incident of each kind is logged with (the truth's; read back by keywords)."""
+
 _DURATION_MIN = {
-    "latency": 25.0,
-    "error_rate": 15.0,
-    "outage": 35.0,
-    "memory_leak": 60.0,
-    "cpu_exhaustion": 20.0,
-    "pool_exhaustion": 30.0,
+    LatencyFault.name: 25.0,
+    ErrorRateFault.name: 15.0,
+    OutageFault.name: 35.0,
+    MemoryLeakFault.name: 60.0,
+    CpuExhaustionFault.name: 20.0,
+    PoolExhaustionFault.name: 30.0,
 }
 
 

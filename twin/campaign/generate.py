@@ -15,6 +15,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from twin.errors import InputError
+from twin.faults import KINDS
+from twin.faults import kind as fault_kind
 from twin.incidents import classify
 from twin.incidents import parse_duration as _parse_duration
 from twin.io import DocProblem, _located, parse_model, read_yaml
@@ -50,20 +52,8 @@ class PlannedScenario:
 
 
 def fault_intensity(fault: Any, topology: Topology) -> float | None:
-    """The number a row reports as ``intensity`` (see :data:`DEFAULT_INTENSITY`)."""
-    if fault.kind == "outage":
-        svc = topology.services.get(fault.target)
-        if fault.replicas is None or svc is None:
-            return 1.0
-        return min(1.0, float(fault.replicas) / svc.replicas)
-    if fault.kind in ("traffic_surge", "attack"):
-        rate = sum(w.rate for w in topology.workload if w.entry == fault.target)
-        return float(fault.rate / rate) if rate else float(fault.rate)
-    name = fault.intensity_field()
-    if name is None:
-        return None
-    value = getattr(fault, name)
-    return float(value.expected() if name == "delay" else value)
+    """The number a row reports as ``intensity``: the fault's intensity in its kind's unit."""
+    return KINDS[fault.kind].intensity_of(fault, topology)
 
 
 def make_fault(
@@ -75,30 +65,12 @@ def make_fault(
     topology: Topology,
     params: dict[str, Any] | None = None,
 ) -> Any:
-    """A scenario fault of ``kind`` at ``target`` whose intensity means what
-    :data:`DEFAULT_INTENSITY` says; ``params`` add or override fault fields."""
-    data: dict[str, Any] = {"kind": kind, "target": target, "start": start}
+    """A scenario fault of ``kind`` at ``target`` whose intensity is in the kind's unit;
+    ``params`` add or override fault fields."""
+    data = fault_kind(kind).document(target, intensity, topology)
+    data["start"] = start
     if duration is not None:
         data["duration"] = duration
-    if kind == "latency":
-        data["delay"] = {"dist": "constant", "mean": intensity}
-    elif kind in ("error_rate", "packet_loss", "data_corruption"):
-        data["probability"] = min(1.0, intensity)
-    elif kind == "outage":
-        svc = topology.services.get(target)
-        if svc is not None and intensity < 1.0:
-            data["replicas"] = max(1, min(svc.replicas, math.ceil(intensity * svc.replicas)))
-    elif kind == "bandwidth":
-        data["bytes_per_second"] = intensity
-    elif kind == "cpu_exhaustion":
-        data["factor"] = max(1.0, intensity)
-    elif kind == "memory_leak":
-        data["growth_mb_per_s"] = intensity
-    elif kind == "pool_exhaustion":
-        data["fraction"] = min(1.0, intensity)
-    elif kind in ("traffic_surge", "attack"):
-        rate = sum(w.rate for w in topology.workload if w.entry == target) or 1.0
-        data["rate"] = intensity * rate
     data.update(params or {})
     return _FAULT.validate_python(data)
 
@@ -106,13 +78,14 @@ def make_fault(
 def expand_targets(kind: str, targets: Sequence[str], topology: Topology) -> list[str]:
     """``"*"`` and ``"edges"`` become concrete names, in topology order."""
     edges = [f"{a}->{b}" for a, b in topology.service_graph().edges]
+    accepts = KINDS[kind].targets
     out: list[str] = []
     for t in targets:
         if t == "*":
-            if kind == "bandwidth":
-                out += edges
-            elif kind in ("traffic_surge", "attack"):
+            if accepts.entry:
                 out += list(dict.fromkeys(w.entry for w in topology.workload))
+            elif not accepts.service:
+                out += edges
             else:
                 out += list(topology.services)
         elif t == "edges":
@@ -297,15 +270,16 @@ def _history(b: _Builder, h: History, base: Path) -> dict[str, Any]:
             skipped += 1
             continue
         target = service
-        if kind == "bandwidth":
+        accepts = KINDS[kind].targets
+        if accepts.entry:
+            target = entries.get(service, topo.workload[0].entry)
+        elif not accepts.service:
             callers = sorted(graph.predecessors(service))
             if not callers:
-                b.notes.append(f"{where}: skipped (bandwidth needs a caller of {service!r})")
+                b.notes.append(f"{where}: skipped ({kind} needs a caller of {service!r})")
                 skipped += 1
                 continue
             target = f"{callers[0]}->{service}"
-        elif kind in ("traffic_surge", "attack"):
-            target = entries.get(service, topo.workload[0].entry)
         raw = r.get("duration")
         d = parse_duration(raw)
         if d is None and raw not in (None, ""):
@@ -326,7 +300,7 @@ def _history(b: _Builder, h: History, base: Path) -> dict[str, Any]:
         for k in h.severities:
             g = b.fault(loc, kind, target, x * k, duration=dur)
             b.add(f"neighbour/{kind}/{target}/x{_num(k)}", [g], 1.0, "neighbour", loc)
-        if "->" in target or kind in ("traffic_surge", "attack"):
+        if "->" in target or KINDS[kind].targets.entry:
             continue
         near = set(graph.predecessors(target)) | set(graph.successors(target))
         ranked = sorted(near, key=lambda s: (-graph.nodes[s]["rate"], s))

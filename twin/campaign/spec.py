@@ -8,27 +8,17 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from twin.faults import KINDS, Fault, FaultKind
 from twin.policy import Policy
-from twin.scenario import Fault, FaultKind, Load
+from twin.scenario import Load
 from twin.topology import SLO, Topology
 
-DEFAULT_INTENSITY: dict[str, float] = {
-    "latency": 0.2,  # seconds of added delay
-    "error_rate": 0.3,  # probability
-    "outage": 1.0,  # fraction of replicas down
-    "packet_loss": 0.1,  # probability
-    "bandwidth": 50_000.0,  # bytes per second
-    "cpu_exhaustion": 3.0,  # slow-down factor
-    "memory_leak": 5.0,  # MB per second
-    "pool_exhaustion": 0.5,  # fraction of workers held
-    "data_corruption": 0.2,  # probability
-    "traffic_surge": 1.0,  # extra rate as a multiple of the entry's own rate
-    "attack": 1.0,  # likewise
-}
-"""What one unit of ``intensity`` means per kind: the value of the fault's intensity field,
-except outage (fraction of replicas) and traffic kinds (multiple of the entry's rate)."""
+DEFAULT_INTENSITY: dict[str, float] = {k: c.intensity.typical for k, c in KINDS.items()}
+"""What one unit of ``intensity`` means is each kind's (``twin.faults``: its ``intensity.unit``;
+e.g. an outage's is the share of replicas, a traffic kind's a multiple of the entry's rate);
+this is the value a campaign uses when it names none."""
 
-LOWER_IS_WORSE = {"bandwidth"}
+LOWER_IS_WORSE = {k for k, c in KINDS.items() if c.intensity.lower_is_worse}
 """Kinds whose intensity hurts more as it falls; the threshold search runs the other way."""
 
 AFFECTED_SHARE = 0.01
@@ -42,7 +32,7 @@ class _Doc(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-_SAMPLE_KINDS: tuple[FaultKind, ...] = ("latency", "error_rate", "outage", "cpu_exhaustion")
+_SAMPLE_KINDS: tuple[str, ...] = tuple(k for k, c in KINDS.items() if c.in_default_sample)
 
 
 def _unprotected() -> dict[str, str | Policy | None]:
@@ -60,8 +50,9 @@ class ScenarioItem(_Doc):
 class FaultSweep(_Doc):
     """One fault kind swept over targets and intensities.
 
-    ``targets``: names, ``"*"`` (every service; every edge for bandwidth; every entry for
-    traffic kinds) or ``"edges"`` (every call edge, for latency and packet_loss).
+    ``targets``: names, ``"*"`` (every service; every edge for kinds that only target edges;
+    every entry for traffic kinds) or ``"edges"`` (every call edge, for kinds that accept
+    one).
     ``params`` are further fixed fields of the fault (e.g. ``detection``, ``cost``).
     """
 
@@ -101,18 +92,10 @@ class Range(_Doc):
 
 
 DEFAULT_RANGE: dict[str, Range] = {
-    "latency": Range(low=0.02, high=1.0, log=True),
-    "error_rate": Range(low=0.02, high=0.6),
-    "outage": Range(low=0.3, high=1.0),
-    "packet_loss": Range(low=0.01, high=0.3),
-    "bandwidth": Range(low=10_000, high=1_000_000, log=True),
-    "cpu_exhaustion": Range(low=1.5, high=6.0),
-    "memory_leak": Range(low=1.0, high=20.0, log=True),
-    "pool_exhaustion": Range(low=0.2, high=0.9),
-    "data_corruption": Range(low=0.05, high=0.5),
-    "traffic_surge": Range(low=0.5, high=3.0),
-    "attack": Range(low=0.5, high=3.0),
+    k: Range(low=c.intensity.sample[0], high=c.intensity.sample[1], log=c.intensity.sample_log)
+    for k, c in KINDS.items()
 }
+"""The intensities a seeded random campaign draws from, by kind."""
 
 
 class RandomSample(_Doc):
@@ -121,7 +104,7 @@ class RandomSample(_Doc):
     count: int = Field(ge=1, le=100_000)
     seed: int | None = Field(default=None, ge=0, description="default: the campaign seed")
     kinds: list[FaultKind] = Field(
-        default_factory=lambda: list(_SAMPLE_KINDS),
+        default_factory=lambda: list(_SAMPLE_KINDS),  # type: ignore[arg-type]
         min_length=1,
     )
     targets: list[str] = Field(default_factory=lambda: ["*"], min_length=1)

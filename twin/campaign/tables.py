@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from twin.faults import OutageFault
 from twin.outcomes import REASONS
 from twin.replicate import mean_ci
 from twin.topology import SLO
@@ -78,7 +79,7 @@ def _graph_prediction(plan: Plan | None, index: int) -> float | None:
     whole = structural(plan.topology)
     if not faults:
         return whole
-    if len(faults) != 1 or faults[0].kind != "outage" or faults[0].replicas is not None:
+    if len(faults) != 1 or not isinstance(faults[0], OutageFault) or faults[0].replicas is not None:
         return None
     f = faults[0]
     lo, hi = ps.scenario.warmup, ps.scenario.duration

@@ -1,34 +1,28 @@
 """What changes the system while it runs: fault windows, the autoscaler, failover.
 
-Each fault kind's effect (documented on its model in :mod:`twin.scenario`) is carried out
-here by recomputing the state of the services and edges it touches whenever a fault window
-opens or closes, so overlapping faults compose (factors multiply, probabilities combine as
-independent events, the tightest bandwidth wins).
+Each fault kind's class (:mod:`twin.faults`) says what it does through the narrow
+:class:`twin.faults.RequestEngine` interface, which :class:`FaultController` implements on
+the running simulation: whenever a fault window opens or closes, the state of services,
+hosts and edges is reset and every open window composes its share again, so overlapping
+faults compose (factors multiply, probabilities combine as independent events, the tightest
+bandwidth wins, each cause of a replica being down is counted).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from twin.distributions import Exponential
 from twin.faults import FaultWindow
 from twin.mitigations import desired_replicas
 from twin.policy import Autoscale, Failover
 from twin.rng import generator
-from twin.scenario import (
-    BandwidthFault,
-    CpuExhaustionFault,
-    DataCorruptionFault,
-    ErrorRateFault,
-    LatencyFault,
-    MemoryLeakFault,
-    OutageFault,
-    PacketLossFault,
-    PoolExhaustionFault,
-    TrafficFault,
-)
 from twin.sim.events import NORMAL, Wake
 from twin.sim.service import Replica, Service
 from twin.sim.workload import Source
@@ -37,12 +31,23 @@ if TYPE_CHECKING:
     from twin.sim.engine import Context, Simulation
 
 
+@dataclass(frozen=True)
+class LeakConfig:
+    """A memory leak's parameters (MB, MB/s, seconds)."""
+
+    growth_mb_per_s: float
+    limit_mb: float
+    baseline_mb: float
+    restart_time: float
+    gc_slowdown: float
+
+
 class LeakState:
     """Memory of one replica under a leak; the GC slowdown grows with the square of use."""
 
     __slots__ = ("cfg", "since")
 
-    def __init__(self, cfg: MemoryLeakFault, since: float) -> None:
+    def __init__(self, cfg: LeakConfig, since: float) -> None:
         self.cfg = cfg
         self.since = since
 
@@ -58,7 +63,7 @@ class LeakState:
 
 
 class FaultController:
-    """Opens and closes fault windows on the running simulation."""
+    """Opens and closes fault windows on the running simulation (the faults' engine)."""
 
     def __init__(self, sim: Simulation, windows: list[FaultWindow]) -> None:
         self.sim = sim
@@ -66,6 +71,7 @@ class FaultController:
         self.active: list[tuple[FaultWindow, Any]] = []
         self.down: dict[tuple[str, int], int] = {}  # (service, replica) -> reasons to be down
         self.log: list[dict[str, Any]] = []
+        self._detect: dict[str, list[float]] = {}  # service -> detection of each corruption
         for n, w in enumerate(windows):
             self.ctx.schedule(Wake(self._open, (n, w)), NORMAL, w.start)
 
@@ -74,12 +80,12 @@ class FaultController:
     def _open(self, wake: Wake) -> None:
         n, w = wake.payload
         now = self.ctx.env.now
-        handle = self._apply(n, w)
+        handle = w.fault.open(self, w.index, n)
         self.active.append((w, handle))
         self.log.append(
             {
                 "fault": w.index,
-                "kind": w.fault.kind,
+                "kind": w.fault.name,
                 "target": w.fault.target,
                 "start": now,
                 "end": w.end,
@@ -91,10 +97,10 @@ class FaultController:
     def _close(self, wake: Wake) -> None:
         w, handle = wake.payload
         self.active = [(a, h) for a, h in self.active if a is not w]
-        self._undo(w, handle)
+        w.fault.close(self, handle)
         self._recompute()
 
-    # -- per kind -----------------------------------------------------------------------------
+    # -- what faults may do (twin.faults.RequestEngine) ----------------------------------------
 
     def _services(self, target: str) -> list[Service]:
         sim = self.sim
@@ -106,56 +112,113 @@ class FaultController:
             return [s for s in sim.services.values() if sim.zone_of(s.name) == zone]
         return [sim.services[target]]
 
-    def _apply(self, n: int, w: FaultWindow) -> Any:
-        f = w.fault
-        if isinstance(f, OutageFault):
-            chosen: list[tuple[Service, Replica]] = []
-            for svc in self._services(f.target):
-                # down or not already: each cause of down-ness is counted, so overlapping
-                # outages (and OOM kills) compose and the replica returns when the last ends
-                reps = [r for r in svc.replicas if not r.draining and not r.booting]
-                k = len(reps) if f.replicas is None else min(f.replicas, len(reps))
-                chosen += [(svc, r) for r in reps[:k]]
-            for svc, rep in chosen:
-                self._down(svc, rep)
-            return chosen
-        if isinstance(f, MemoryLeakFault):
-            svc = self.sim.services[f.target]
-            now = self.ctx.env.now
-            handle = {"generation": 0, "service": svc}
-            for rep in svc.replicas:
-                rep.leak = LeakState(f, now)
-                self._schedule_oom(svc, rep, handle)
-            return handle
-        if isinstance(f, TrafficFault):
-            entry = self.sim.entry_for(f.target)
-            rng = generator(self.sim.scenario.seed, f"traffic:{w.index}:{n}")
-            src = Source(
-                self.ctx,
-                entry,
-                f.rate,
-                Exponential(mean=1.0).sampler(rng),
-                klass=1 if f.kind == "attack" else 0,
-                cost=f.cost,
-            )
-            src.start()
-            return src
-        if isinstance(f, LatencyFault):
-            rng = generator(self.sim.scenario.seed, f"fault-delay:{w.index}:{n}")
-            return f.delay.sampler(rng)
-        return None
+    def stream(self, name: str) -> np.random.Generator:
+        return generator(self.sim.scenario.seed, name)
 
-    def _undo(self, w: FaultWindow, handle: Any) -> None:
-        kind = w.fault.kind
-        if kind == "outage":
-            for svc, rep in handle:
-                self._up(svc, rep)
-        elif kind == "memory_leak":
-            handle["generation"] += 1
-            for rep in handle["service"].replicas:
-                rep.leak = None
-        elif kind in ("traffic_surge", "attack"):
-            handle.stop()
+    def take_down(self, target: str, replicas: int | None) -> Any:
+        chosen: list[tuple[Service, Replica]] = []
+        for svc in self._services(target):
+            # down or not already: each cause of down-ness is counted, so overlapping
+            # outages (and OOM kills) compose and the replica returns when the last ends
+            reps = [r for r in svc.replicas if not r.draining and not r.booting]
+            k = len(reps) if replicas is None else min(replicas, len(reps))
+            chosen += [(svc, r) for r in reps[:k]]
+        for svc, rep in chosen:
+            self._down(svc, rep)
+        return chosen
+
+    def bring_up(self, handle: Any) -> None:
+        for svc, rep in handle:
+            self._up(svc, rep)
+
+    def start_leak(
+        self,
+        service: str,
+        growth_mb_per_s: float,
+        limit_mb: float,
+        baseline_mb: float,
+        restart_time: float,
+        gc_slowdown: float,
+    ) -> Any:
+        cfg = LeakConfig(growth_mb_per_s, limit_mb, baseline_mb, restart_time, gc_slowdown)
+        svc = self.sim.services[service]
+        now = self.ctx.env.now
+        handle = {"generation": 0, "service": svc}
+        for rep in svc.replicas:
+            rep.leak = LeakState(cfg, now)
+            self._schedule_oom(svc, rep, handle)
+        return handle
+
+    def stop_leak(self, handle: Any) -> None:
+        handle["generation"] += 1
+        for rep in handle["service"].replicas:
+            rep.leak = None
+
+    def start_traffic(
+        self, entry: str, rate: float, cost: float, attack: bool, rng: np.random.Generator
+    ) -> Any:
+        src = Source(
+            self.ctx,
+            self.sim.entry_for(entry),
+            rate,
+            Exponential(mean=1.0).sampler(rng),
+            klass=1 if attack else 0,
+            cost=cost,
+        )
+        src.start()
+        return src
+
+    def stop_traffic(self, handle: Any) -> None:
+        handle.stop()
+
+    def slow(self, target: str, factor: float) -> None:
+        if target.startswith("host:"):
+            self.sim.hosts[target[5:]].slow *= factor
+        else:
+            for svc in self._services(target):
+                svc.slow *= factor
+
+    def delay(self, target: str, draw: Callable[[], float]) -> None:
+        if "->" in target:
+            self.sim.clients[target].delays.append(draw)
+        else:
+            self.sim.services[target].delays.append(draw)
+
+    def add_errors(self, service: str, probability: float) -> None:
+        svc = self.sim.services[service]
+        svc.error_p = 1 - (1 - svc.error_p) * (1 - probability)
+
+    def lose(self, target: str, probability: float) -> None:
+        sim = self.sim
+        edges = (
+            [sim.clients[target]]
+            if "->" in target
+            else [c for c in sim.clients.values() if c.callee.name == target]
+        )
+        for c in edges:
+            c.loss = 1 - (1 - c.loss) * (1 - probability)
+
+    def cap_bandwidth(self, edge: str, bytes_per_second: float) -> None:
+        c = self.sim.clients[edge]
+        c.bandwidth = (
+            bytes_per_second if c.bandwidth is None else min(c.bandwidth, bytes_per_second)
+        )
+
+    def hold_workers(self, service: str, fraction: float) -> None:
+        svc = self.sim.services[service]
+        svc.pool_fraction = max(svc.pool_fraction, fraction)
+
+    def corrupt(self, service: str, probability: float, detection: float) -> None:
+        svc = self.sim.services[service]
+        svc.corrupt_p = 1 - (1 - svc.corrupt_p) * (1 - probability)
+        self._detect.setdefault(service, []).append(detection)
+
+    def slow_disk(self, target: str, factor: float) -> None:
+        if target.startswith("host:"):
+            self.sim.hosts[target[5:]].disk_slow *= factor
+        else:
+            for svc in self._services(target):
+                svc.disk_slow *= factor
 
     def _down(self, svc: Service, rep: Replica) -> None:
         key = (svc.name, rep.index)
@@ -212,53 +275,18 @@ class FaultController:
             svc.corrupt_p = 0.0
             svc.corrupt_detect = 0.0
             svc.pool_fraction = 0.0
+            svc.disk_slow = 1.0
         for host in sim.hosts.values():
             host.slow = 1.0
+            host.disk_slow = 1.0
         for client in sim.clients.values():
             client.loss = client.base_loss
             client.delays = []
             client.bandwidth = None
-        detect: dict[str, list[float]] = {}
+        self._detect = {}
         for w, handle in self.active:
-            f = w.fault
-            t = f.target
-            if isinstance(f, CpuExhaustionFault):
-                if t.startswith("host:"):
-                    sim.hosts[t[5:]].slow *= f.factor
-                else:
-                    for svc in self._services(t):
-                        svc.slow *= f.factor
-            elif isinstance(f, LatencyFault):
-                if "->" in t:
-                    sim.clients[t].delays.append(handle)
-                else:
-                    sim.services[t].delays.append(handle)
-            elif isinstance(f, ErrorRateFault):
-                svc = sim.services[t]
-                svc.error_p = 1 - (1 - svc.error_p) * (1 - f.probability)
-            elif isinstance(f, PacketLossFault):
-                edges = (
-                    [sim.clients[t]]
-                    if "->" in t
-                    else [c for c in sim.clients.values() if c.callee.name == t]
-                )
-                for c in edges:
-                    c.loss = 1 - (1 - c.loss) * (1 - f.probability)
-            elif isinstance(f, BandwidthFault):
-                c = sim.clients[t]
-                c.bandwidth = (
-                    f.bytes_per_second
-                    if c.bandwidth is None
-                    else min(c.bandwidth, f.bytes_per_second)
-                )
-            elif isinstance(f, PoolExhaustionFault):
-                svc = sim.services[t]
-                svc.pool_fraction = max(svc.pool_fraction, f.fraction)
-            elif isinstance(f, DataCorruptionFault):
-                svc = sim.services[t]
-                svc.corrupt_p = 1 - (1 - svc.corrupt_p) * (1 - f.probability)
-                detect.setdefault(t, []).append(f.detection)
-        for name, ds in detect.items():
+            w.fault.compose(self, handle)
+        for name, ds in self._detect.items():
             sim.services[name].corrupt_detect = sum(ds) / len(ds)
         for name, svc in sim.services.items():
             if svc.pool_fraction != old_pool[name]:

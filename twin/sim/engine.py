@@ -19,7 +19,7 @@ from twin.scenario import Scenario
 from twin.sim.client import Client
 from twin.sim.control import Autoscaler, FailoverControl, FaultController
 from twin.sim.events import NORMAL, Wake
-from twin.sim.service import CallSpec, Host, Job, Operation, Service
+from twin.sim.service import CallSpec, Disk, Host, Job, Operation, Service
 from twin.sim.workload import Entry, Source
 from twin.topology import Topology
 
@@ -69,6 +69,9 @@ class Simulation:
         self.env = simpy.Environment()
         self.ctx = Context(self.env, scenario.seed, scenario.warmup)
         self.hosts = {n: Host(n, h.cores) for n, h in topology.hosts.items()}
+        for n, h in topology.hosts.items():
+            if h.disk_bandwidth is not None:
+                self.hosts[n].disk = Disk(h.disk_bandwidth)
         self.services: dict[str, Service] = {}
         self.clients: dict[str, Client] = {}
         self.entries: dict[str, Entry] = {}
@@ -113,6 +116,11 @@ class Simulation:
             for op_name, op in spec.operations.items():
                 sample = op.service_time.sampler(generator(ctx.seed, f"work:{name}:{op_name}"))
                 svc.operations[op_name] = Operation(svc, op_name, sample)
+                if op.io is not None:  # its own stream: topologies without I/O draw as before
+                    io = op.io.sampler(generator(ctx.seed, f"io:{name}:{op_name}"))
+                    svc.operations[op_name].io = io
+            if spec.disk_bandwidth is not None:
+                svc.give_disks(spec.disk_bandwidth)
             self.services[name] = svc
         for name, spec in topo.services.items():
             svc = self.services[name]

@@ -28,6 +28,9 @@ What it models, per step (mean-value analysis over the operation graph):
 - breakers: per edge, open when the call failure share reaches the threshold (with at least
   ``min_requests`` calls in the step), stay open ``open_for`` seconds, then close if the
   failure share is below the threshold;
+- disk I/O: an operation's ``io`` bytes at its disk's bandwidth (divided by disk faults'
+  factors), plus the M/G/1 wait at the disk's last-step utilisation (capped at 99%), added
+  to the node's latency, and to the worker's holding time in a blocking service;
 - replicas: outages, memory leaks (all replicas grow from the baseline, GC slowdown
   ``1 + gc (used/limit)^2``, killed at the limit for ``restart_time``), the HPA loop of an
   ``autoscale`` policy (period, boot time, cooldown, +max(4, 100%) per period).
@@ -49,15 +52,7 @@ from scipy.special import gammaincinv
 from twin.faults import FaultWindow, fault_windows
 from twin.policy import Autoscale, ClientPolicy, Policy
 from twin.results import EntryStretch, ServiceStretch, Stretch, StretchLatency
-from twin.scenario import (
-    CpuExhaustionFault,
-    ErrorRateFault,
-    LatencyFault,
-    MemoryLeakFault,
-    OutageFault,
-    Scenario,
-    TrafficFault,
-)
+from twin.scenario import Scenario
 from twin.topology import Topology
 
 P99_Z = 0.99
@@ -179,6 +174,26 @@ class FluidSimulation:
         self.entry_services = {self.nodes[n].service for n in self.entry_nodes.values()}
         self.callers = {n: [f"{a}->{b}" for a, b in self.edges if b == n] for n in self.svcs}
         self.edge_set = {f"{a}->{b}" for a, b in self.edges}
+        # disk I/O: node -> (seconds per request at full bandwidth, cv^2, disk, service); a
+        # host's disk is shared by its services, a service's own disks by nobody (one each)
+        self.io: dict[str, tuple[float, float, str, str]] = {}
+        for name, spec in topology.services.items():
+            bw = topology.disk_of(name)
+            for op_name, op in spec.operations.items():
+                if op.io is None or bw is None:
+                    continue
+                cv = 1.0 if op.io.dist == "exponential" else float(getattr(op.io, "cv", 0.0))
+                disk = f"host:{spec.host}" if spec.host is not None else f"own:{name}"
+                self.io[f"{name}:{op_name}"] = (op.io.expected() / bw, cv * cv, disk, name)
+        self._io_lam: dict[str, float] = {}  # last step's arrival rate of nodes with I/O
+        # the faults' share of the current step, reset by _advance (service -> value)
+        self._cpu: dict[str, float] = {}
+        self._delay: dict[str, float] = {}
+        self._err: dict[str, float] = {}
+        self._down: dict[str, float] = {}
+        self._disk: dict[str, float] = {}
+        self._extra: dict[str, list[tuple[float, float, bool]]] = {}
+        self._leaking: set[str] = set()
         net = topology.network.latency
         self.net_mean = net.expected()
         # last step's per-node figures, used by callers (one-step lag breaks the cycle
@@ -217,6 +232,72 @@ class FluidSimulation:
     def _active(self, t: float) -> list[FaultWindow]:
         return [w for w in self.windows if w.start <= t < w.end]
 
+    # what faults may do in a step (twin.faults.FluidEngine); a target that is not a service
+    # (an edge, host:, zone:) is not modelled here and is ignored
+
+    def slow(self, service: str, factor: float) -> None:
+        if service in self._cpu:
+            self._cpu[service] *= factor
+
+    def add_delay(self, service: str, seconds: float) -> None:
+        if service in self._delay:
+            self._delay[service] += seconds
+
+    def add_errors(self, service: str, probability: float) -> None:
+        if service in self._err:
+            self._err[service] = 1 - (1 - self._err[service]) * (1 - probability)
+
+    def take_down(self, service: str, replicas: int | None) -> None:
+        s = self.svcs.get(service)
+        if s is not None:
+            self._down[service] += s.replicas if replicas is None else replicas
+
+    def leak_clock(self, service: str, window_start: float) -> float | None:
+        s = self.svcs.get(service)
+        if s is None:
+            return None
+        self._leaking.add(service)
+        if s.leak_since is None:
+            s.leak_since = window_start
+        return s.leak_since
+
+    def restart(self, service: str, until: float) -> None:
+        s = self.svcs[service]
+        s.down_until = until
+        s.leak_since = until
+
+    def extra_traffic(self, entry: str, rate: float, cost: float, attack: bool) -> None:
+        svc = self.topology.resolve(entry)[0]
+        for e in self.entries:
+            if self.topology.resolve(e)[0] == svc:
+                self._extra[e].append((rate, cost, attack))
+                break
+
+    def slow_disk(self, service: str, factor: float) -> None:
+        if service in self._disk:
+            self._disk[service] *= factor
+
+    def _io_times(self, ready: dict[str, float]) -> dict[str, tuple[float, float]]:
+        """Mean seconds of each node's disk I/O: its service time at the disk's bandwidth
+        (divided by disk faults' factors) plus the M/G/1 (Pollaczek-Khinchine) wait at the
+        disk's utilisation last step, capped at 99% (a saturated disk in the request-level
+        engine queues without bound; here the wait is large but finite). Returns (mean,
+        variance), the wait taken as exponential."""
+        rho: dict[str, float] = {}
+        second: dict[str, float] = {}  # sum of lambda x E[S^2] / 2 per disk
+        for node, (sec, cv2, disk, svc) in self.io.items():
+            s_eff = sec * self._disk[svc]
+            share = max(1.0, ready[svc]) if disk.startswith("own:") else 1.0
+            lam = self._io_lam.get(node, 0.0) / share
+            rho[disk] = rho.get(disk, 0.0) + lam * s_eff
+            second[disk] = second.get(disk, 0.0) + lam * s_eff * s_eff * (1.0 + cv2) / 2.0
+        out: dict[str, tuple[float, float]] = {}
+        for node, (sec, cv2, disk, svc) in self.io.items():
+            s_eff = sec * self._disk[svc]
+            w = second[disk] / (1.0 - min(rho[disk], 0.99))
+            out[node] = (s_eff + w, s_eff * s_eff * cv2 + w * w)
+        return out
+
     def _load(self, t: float) -> float:
         m = 1.0
         for at, mult in self.scenario.load.steps():
@@ -229,43 +310,15 @@ class FluidSimulation:
     def _advance(self, dt: float) -> None:
         t = self.now
         active = self._active(t)
-        cpu = dict.fromkeys(self.svcs, 1.0)
-        delay = dict.fromkeys(self.svcs, 0.0)
-        err = dict.fromkeys(self.svcs, 0.0)
-        down = dict.fromkeys(self.svcs, 0.0)  # replicas taken down by an outage
-        extra: dict[str, list[tuple[float, float, bool]]] = {e: [] for e in self.entries}
-        leaking: set[str] = set()
+        cpu = self._cpu = dict.fromkeys(self.svcs, 1.0)
+        delay = self._delay = dict.fromkeys(self.svcs, 0.0)
+        err = self._err = dict.fromkeys(self.svcs, 0.0)
+        down = self._down = dict.fromkeys(self.svcs, 0.0)  # replicas taken down by an outage
+        self._disk = dict.fromkeys(self.svcs, 1.0)
+        extra = self._extra = {e: [] for e in self.entries}
+        leaking = self._leaking = set()
         for win in active:
-            flt = win.fault
-            if isinstance(flt, TrafficFault):
-                svc = self.topology.resolve(flt.target)[0]
-                for e in self.entries:
-                    if self.topology.resolve(e)[0] == svc:
-                        extra[e].append((flt.rate, flt.cost, flt.kind == "attack"))
-                        break
-                continue
-            if flt.target not in self.svcs:
-                continue
-            if isinstance(flt, CpuExhaustionFault):
-                cpu[flt.target] *= flt.factor
-            elif isinstance(flt, LatencyFault):
-                delay[flt.target] += flt.delay.expected()
-            elif isinstance(flt, ErrorRateFault):
-                err[flt.target] = 1 - (1 - err[flt.target]) * (1 - flt.probability)
-            elif isinstance(flt, OutageFault):
-                s = self.svcs[flt.target]
-                down[flt.target] += s.replicas if flt.replicas is None else flt.replicas
-            elif isinstance(flt, MemoryLeakFault):
-                leaking.add(flt.target)
-                s = self.svcs[flt.target]
-                if s.leak_since is None:
-                    s.leak_since = win.start
-                used = flt.baseline_mb + flt.growth_mb_per_s * (t - s.leak_since)
-                if used >= flt.limit_mb:
-                    s.down_until = t + flt.restart_time
-                    s.leak_since = t + flt.restart_time
-                frac = min(1.0, max(0.0, used) / flt.limit_mb)
-                cpu[flt.target] *= 1.0 + flt.gc_slowdown * frac * frac
+            win.fault.fluid(self, win.start, t)
         for name, s in self.svcs.items():
             if name not in leaking:
                 s.leak_since = None
@@ -276,6 +329,7 @@ class FluidSimulation:
             n: 0.0 if t < s.down_until else max(0.0, s.replicas - down[n])
             for n, s in self.svcs.items()
         }
+        io_time = self._io_times(ready) if self.io else {}
 
         # rates flow down the call graph
         lam = dict.fromkeys(self.nodes, 0.0)
@@ -313,6 +367,8 @@ class FluidSimulation:
             own = nd.mean_s * cpu[nd.service] + delay[nd.service]
             if sv.blocking:
                 own += self._calls_mean(node)
+                if node in io_time:
+                    own += io_time[node][0]
             served = 1.0 if own <= 0 else min(1.0, workers / own / lam[node])
             for c in nd.calls:
                 key = f"{nd.service}->{c.callee}"
@@ -332,6 +388,9 @@ class FluidSimulation:
                 user[c.node] += user[node] * k
                 cost[c.node] += cost[node] * k
 
+        if self.io:
+            self._io_lam = {n: lam[n] for n in self.io}
+
         # each service as a queue
         wait: dict[str, tuple[float, float]] = {}
         for name, s in self.svcs.items():
@@ -345,6 +404,8 @@ class FluidSimulation:
                 own = nd.mean_s * cpu[name] + delay[name]
                 if s.blocking:
                     own += self._calls_mean(n)
+                    if n in io_time:
+                        own += io_time[n][0]
                 hold_num += cost[n] * own if lam[n] > 0 else 0.0
             hold = (
                 hold_num / arr
@@ -418,6 +479,9 @@ class FluidSimulation:
             wq, wv = wait.get(name, (0.0, 0.0))
             mean = nd.mean_s * cpu[name] + delay[name] + wq
             var = nd.var_s * cpu[name] ** 2 + wv
+            if node in io_time:
+                mean += io_time[node][0]
+                var += io_time[node][1]
             ok = (1 - err[name]) * (1 - shed.get(name, 0.0))
             if ready[name] <= 0:
                 ok = 0.0

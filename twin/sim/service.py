@@ -2,9 +2,15 @@
 
 A *job* is one attempt of one operation at one service. Its life: admission (rate limit,
 a replica that is up, bulkhead, queue limit) -> a worker -> a core if the service sits on a
-host -> its own processing -> its calls, stage by stage -> finish, which answers the
-parent (a caller's attempt, or the entry request). Non-blocking services hand the worker
-back after processing; blocking ones keep it until the job finishes.
+host -> its own processing -> its disk I/O, if the operation declares some -> its calls,
+stage by stage -> finish, which answers the parent (a caller's attempt, or the entry
+request). Non-blocking services hand the worker back after processing (before their I/O, if
+any: it is asynchronous to them); blocking ones keep it until the job finishes.
+
+Disk I/O: a disk serves one I/O at a time, first come first served, for ``bytes /
+bandwidth`` seconds (times the slow-down of disk faults on the service and its host, as
+they stand when the I/O starts). A host's disk is shared by every replica placed on it; a
+service without a host gives each replica a disk of its own.
 """
 
 from __future__ import annotations
@@ -86,21 +92,34 @@ class CallSpec:
 
 
 class Operation:
-    """An operation at run time: its sampler and its calls grouped into stages."""
+    """An operation at run time: its samplers and its calls grouped into stages."""
 
-    __slots__ = ("name", "sample", "service", "stages")
+    __slots__ = ("io", "name", "sample", "service", "stages")
 
     def __init__(self, service: Service, name: str, sample: Callable[[], float]) -> None:
         self.service = service
         self.name = name
         self.sample = sample
+        self.io: Callable[[], float] | None = None  # bytes of disk I/O per request
         self.stages: list[list[CallSpec]] = []
+
+
+class Disk:
+    """One disk: FIFO, one I/O at a time at ``bandwidth`` bytes per second."""
+
+    __slots__ = ("bandwidth", "busy", "queue")
+
+    def __init__(self, bandwidth: float) -> None:
+        self.bandwidth = bandwidth
+        self.busy = False
+        self.queue: deque[tuple[Job, float]] = deque()  # (job, bytes) waiting
 
 
 class Replica:
     __slots__ = (
         "booting",
         "busy",
+        "disk",
         "draining",
         "eff_workers",
         "index",
@@ -122,19 +141,32 @@ class Replica:
         self.draining = False
         self.eff_workers = workers
         self.leak: Any = None  # MemoryLeak state while a leak fault is active
+        self.disk: Disk | None = None  # its own disk (a service without a host)
 
 
 class Host:
     """Cores shared by the services placed on a host: FIFO for a free core."""
 
-    __slots__ = ("busy_area", "cores", "free", "last", "name", "queue", "slow")
+    __slots__ = (
+        "busy_area",
+        "cores",
+        "disk",
+        "disk_slow",
+        "free",
+        "last",
+        "name",
+        "queue",
+        "slow",
+    )
 
     def __init__(self, name: str, cores: int) -> None:
         self.name = name
         self.cores = cores
         self.free = cores
         self.queue: deque[Job] = deque()
-        self.slow = 1.0  # cpu_exhaustion factor on the host
+        self.slow = 1.0  # processing slow-down of faults on the host
+        self.disk_slow = 1.0  # disk I/O slow-down of faults on the host
+        self.disk: Disk | None = None  # shared by every replica on the host
         self.busy_area = 0.0
         self.last = 0.0
 
@@ -176,6 +208,8 @@ class Service:
         self.corrupt_p = 0.0
         self.corrupt_detect = 0.0
         self.pool_fraction = 0.0
+        self.disk_slow = 1.0
+        self.disk_bandwidth: float | None = None  # each replica's own disk (no host)
         self.uniform: Callable[[], float] = ctx.uniform(f"service:{name}")
         self.schedule = ctx.schedule
         # failover: when active, callers are sent to `failover_to`
@@ -286,7 +320,7 @@ class Service:
             if self.delays:
                 for d in self.delays:
                     t += d()
-            job.callbacks = [self._processed]
+            job.callbacks = [self._processed if job.op.io is None else self._io]
         self.schedule(job, NORMAL, t)
 
     def _core_done(self, job: Job) -> None:
@@ -300,11 +334,12 @@ class Service:
         extra = 0.0
         for d in self.delays:
             extra += d()
+        after = self._processed if job.op.io is None else self._io
         if extra > 0.0:
-            job.callbacks = [self._processed]
+            job.callbacks = [after]
             self.ctx.schedule(job, NORMAL, extra)
         else:
-            self._processed(job)
+            after(job)
 
     def _release_core(self, host: Host) -> None:
         q = host.queue
@@ -315,6 +350,54 @@ class Service:
                 nxt.op.service._begin(nxt)
                 return
         host.free += 1
+
+    # -- disk I/O ------------------------------------------------------------------------------
+
+    def give_disks(self, bandwidth: float) -> None:
+        """Every replica (and every later one) gets a disk of its own of this bandwidth."""
+        self.disk_bandwidth = bandwidth
+        for rep in self.replicas:
+            rep.disk = Disk(bandwidth)
+
+    def _disk(self, job: Job) -> Disk:
+        host = self.host
+        disk = host.disk if host is not None else job.replica.disk  # type: ignore[union-attr]
+        assert disk is not None, "the topology check gives every service with I/O a disk"
+        return disk
+
+    def _io(self, job: Job) -> None:
+        if job.finished:
+            return
+        op_io = job.op.io
+        assert op_io is not None
+        if not self.blocking:
+            self._release_worker(job)
+        disk = self._disk(job)
+        size = op_io()
+        if disk.busy:
+            disk.queue.append((job, size))
+        else:
+            self._disk_start(disk, job, size)
+
+    def _disk_start(self, disk: Disk, job: Job, size: float) -> None:
+        disk.busy = True
+        slow = self.disk_slow
+        if self.host is not None:
+            slow *= self.host.disk_slow
+        job.callbacks = [self._io_done]
+        self.schedule(job, NORMAL, size / disk.bandwidth * slow)
+
+    def _io_done(self, job: Job) -> None:
+        disk = self._disk(job)
+        disk.busy = False
+        q = disk.queue
+        while q:
+            nxt, size = q.popleft()
+            if not nxt.finished:
+                nxt.op.service._disk_start(disk, nxt, size)
+                break
+        if not job.finished:
+            self._processed(job)
 
     def _processed(self, job: Job) -> None:
         if job.finished:
@@ -328,7 +411,7 @@ class Service:
         if not stages:
             self.finish(job, OK)
             return
-        if not self.blocking:
+        if not self.blocking and job.holding:
             self._release_worker(job)
         job.stage = 0
         self._run_stage(job)
@@ -482,6 +565,8 @@ class Service:
         held = math.floor(self.pool_fraction * self.workers + 0.5)
         rep = Replica(self.next_replica_index, self.workers)
         rep.eff_workers = max(0, self.workers - held)
+        if self.disk_bandwidth is not None:
+            rep.disk = Disk(self.disk_bandwidth)
         self.next_replica_index += 1
         rep.up = False
         rep.booting = True

@@ -1,19 +1,30 @@
 """When faults happen: fixed windows, and sampled ones drawn with a seed.
 
-What a fault *does* is documented on its model in :mod:`twin.scenario` and carried out by
-the engine; this module only turns a scenario's fault list into concrete, scaled windows,
-so the same seed always gives the same fault timeline whoever asks (engine, campaigns, RL).
+What a fault *does* is documented on its kind's class and carried out by the engines through
+the narrow interfaces of :mod:`twin.faults.base`; this module only turns a scenario's fault
+list into concrete, scaled windows, so the same seed always gives the same fault timeline
+whoever asks (engine, campaigns, RL).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from twin.faults.base import FaultBase
 from twin.rng import generator
-from twin.scenario import Fault, Scenario
 
-_CAPPED = {"probability", "fraction"}
+
+class _Timeline(Protocol):
+    """What window expansion needs of a scenario."""
+
+    @property
+    def duration(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def faults(self) -> Sequence[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -21,32 +32,18 @@ class FaultWindow:
     """One occurrence of a fault: active on [start, end) with its intensity already scaled."""
 
     index: int  # position in the scenario's fault list
-    fault: Fault
+    fault: FaultBase  # one of twin.faults.KINDS
     start: float
     end: float
 
 
-def scale_fault(fault: Fault, k: float) -> Fault:
-    """The fault with its intensity multiplied by ``k`` (probabilities capped at 1; a CPU
-    factor never below 1)."""
-    name = fault.intensity_field()
-    if name is None or k == 1.0:
-        return fault
-    value: Any = getattr(fault, name)
-    if name == "delay":
-        new: Any = value.scaled(k)
-    elif name in _CAPPED:
-        new = min(1.0, value * k)
-    elif name == "factor":
-        new = max(1.0, value * k)
-    elif name == "bytes_per_second":
-        new = value / k  # a stronger bandwidth fault leaves less bandwidth
-    else:
-        new = value * k
-    return fault.model_copy(update={name: new})
+def scale_fault(fault: FaultBase, k: float) -> Any:
+    """The fault with its intensity multiplied by ``k`` (each kind says how: probabilities
+    capped at 1, a slow-down factor never below 1, a bandwidth divided...)."""
+    return fault.scaled(k)
 
 
-def fault_windows(scenario: Scenario, horizon: float | None = None) -> list[FaultWindow]:
+def fault_windows(scenario: _Timeline, horizon: float | None = None) -> list[FaultWindow]:
     """Every occurrence of every fault up to ``horizon`` seconds, sorted by start time."""
     end_of_run = scenario.duration if horizon is None else horizon
     out: list[FaultWindow] = []

@@ -1,0 +1,93 @@
+"""``outage``: replicas go down."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from twin.faults.base import (
+    FaultBase,
+    FluidEngine,
+    Intensity,
+    Picker,
+    RequestEngine,
+    Targets,
+    replicas_share,
+    share_to_replicas,
+)
+from twin.topology import Topology
+
+
+class OutageFault(FaultBase):
+    """Replicas go down: in-flight and queued work fails with SERVICE_DOWN, new work finds none.
+
+    ``target`` is a service, or ``host:NAME`` / ``zone:NAME`` for every service placed there.
+    """
+
+    kind: Literal["outage"]
+    replicas: int | None = Field(default=None, ge=1, description="how many (default: all)")
+
+    label: ClassVar[str] = "outage (replicas down)"
+    targets: ClassVar[Targets] = Targets(service=True, placement=True)
+    intensity: ClassVar[Intensity] = Intensity(
+        unit="share of the target's replicas down (rounded up to whole replicas)",
+        field=None,  # sampled occurrences do not scale an outage
+        low=0.0,
+        low_open=True,
+        high=1.0,
+        typical=1.0,
+        sample=(0.3, 1.0),
+        picker=Picker(
+            "share of replicas down",
+            0.1,
+            1.0,
+            1.0,
+            0.1,
+            "1.0 takes every replica of the target down",
+        ),
+    )
+    symptoms: ClassVar[tuple[str, ...]] = (
+        "outage",
+        "down",
+        "crash",
+        "unavailable",
+        "unreachable",
+        "evicted",
+        "node fail",
+    )
+    symptom_rank: ClassVar[int] = 90
+    chaos_words: ClassVar[tuple[str, ...]] = (
+        "kill",
+        "terminate",
+        "stop",
+        "shutdown",
+        "restart",
+        "delete",
+        "crash",
+        "down",
+    )
+    chaos_rank: ClassVar[int] = 60
+    fmea_detection: ClassVar[int] = 2
+    in_default_sample: ClassVar[bool] = True
+    agent_levels: ClassVar[tuple[float, ...]] = (1.0,)  # every replica down
+    agent_rank: ClassVar[int] = 6
+
+    @classmethod
+    def _fields_for(
+        cls, target: str, x: float, topology: Topology | None, entry_rate: float | None
+    ) -> dict[str, Any]:
+        n = share_to_replicas(topology, target, x)
+        return {} if n is None else {"replicas": n}
+
+    def intensity_of(self, topology: Topology) -> float:
+        return replicas_share(topology, self.target, self.replicas)
+
+    def open(self, engine: RequestEngine, window: int, n: int) -> Any:
+        return engine.take_down(self.target, self.replicas)
+
+    def close(self, engine: RequestEngine, handle: Any) -> None:
+        engine.bring_up(handle)
+
+    def fluid(self, engine: FluidEngine, window_start: float, now: float) -> None:
+        engine.take_down(self.target, self.replicas)
