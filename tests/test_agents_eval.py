@@ -14,7 +14,6 @@ from agents.baselines import STATIC_GRID, best_practice, no_mitigation, search_s
 from agents.env import MitigationEnv
 from agents.evaluate import ci, evaluate, training_faults
 from agents.scenarios import FaultSpec
-from twin.errors import InputError
 
 FAST = {"episode_seconds": 30.0, "interval": 5.0, "load": 0.3}
 
@@ -75,25 +74,36 @@ def test_evaluate_cli_rejects_missing_dir(tmp_path: Path) -> None:
     assert not (tmp_path / "evaluation.json").exists()
 
 
-def test_train_rejects_bad_algo(tmp_path: Path) -> None:
-    from agents.train import train
+def test_train_config_refuses_an_unknown_algo_or_teacher_naming_the_field(tmp_path: Path) -> None:
+    from pydantic import ValidationError
 
-    with pytest.raises(InputError, match="--algo"):
-        train(tmp_path, 10, algo="sac")
-    with pytest.raises(InputError, match="teacher"):
-        train(tmp_path, 10, teacher="oracle")
+    from agents.train import TrainConfig
+
+    with pytest.raises(ValidationError, match=r"algo\n.*'ppo', 'a2c' or 'dqn'"):
+        TrainConfig(run_dir=tmp_path, steps=10, algo="sac")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"teacher\n.*'adaptive' or 'reactive'"):
+        TrainConfig(run_dir=tmp_path, steps=10, teacher="oracle")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"steps\n.*greater than 0"):
+        TrainConfig(run_dir=tmp_path, steps=0)
+    assert not any(tmp_path.iterdir())  # refused before anything is written
 
 
 def test_tiny_training_checkpoints_and_resumes(tmp_path: Path) -> None:
     pytest.importorskip("stable_baselines3")
     from agents.env import EnvConfig
-    from agents.train import train
+    from agents.train import TrainConfig, train
 
     cfg = EnvConfig(episode_seconds=10.0, interval=5.0, load=0.2)
-    path = train(tmp_path, 128, n_envs=1, config=cfg, progress=False, checkpoint_every=64)
+    first = TrainConfig(
+        run_dir=tmp_path, steps=128, n_envs=1, env=cfg, progress=False, checkpoint_every=64
+    )
+    result = train(first)
+    path = result.model
+    assert result.steps == 128 and result.resumed_from is None
     assert path.exists() and (tmp_path / "logs" / "progress.csv").exists()
     assert list((tmp_path / "logs").glob("events.out.tfevents.*"))  # TensorBoard
     assert list((tmp_path / "checkpoints").glob("model_*_steps.zip"))
-    train(tmp_path, 128, n_envs=1, config=cfg, resume=True, progress=False, checkpoint_every=64)
-    meta = json.loads((tmp_path / "training.json").read_text())
+    again = train(first.model_copy(update={"resume": True}))
+    meta = json.loads(again.training_json.read_text())
     assert meta["resumed_from"] is not None and meta["steps"] >= 256
+    assert again.resumed_from is not None and again.steps == meta["steps"]

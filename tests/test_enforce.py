@@ -32,10 +32,12 @@ from agents.runtime import (
     describe,
     observation,
     onnx_decider,
+    parse_snapshot,
     rules_decider,
     run,
 )
 from twin.cli import app
+from twin.mitigations import CircuitState
 
 ROOT = Path(__file__).resolve().parents[1]
 OB = ROOT / "agents" / "policies" / "online-boutique"
@@ -159,12 +161,25 @@ GROW_ALL = [2, 0] * len(SERVICES) + [2, 2, 1, 2]  # +1 replica everywhere, tight
 
 
 def test_observation_equals_the_environments_for_the_same_figures(policy_path: Path) -> None:
+    """Same figures and the same breaker states (the twin's integer codes on one side, the
+    metrics file's state names on the other) give the same vector."""
     pf = PolicyFile.load(policy_path)
     env = MitigationEnv()
     env.reset(seed=0)
     rng = np.random.default_rng(3)
-    stretch: dict[str, Any] = {"services": {}, "breakers": {}}
-    per = {}
+    # breakers into cartservice: one open, one half-open (worst: open); into currencyservice:
+    # one half-open, one closed (worst: half-open); into adservice: closed
+    states = {
+        "frontend->cartservice": CircuitState.HALF_OPEN,
+        "checkoutservice->cartservice": CircuitState.OPEN,
+        "frontend->currencyservice": CircuitState.CLOSED,
+        "checkoutservice->currencyservice": CircuitState.HALF_OPEN,
+        "frontend->adservice": CircuitState.CLOSED,
+    }
+    assert set(states) <= {e for callers in env._callers.values() for e in callers}
+    worst = {"cartservice": "open", "currencyservice": "half_open", "adservice": "closed"}
+    stretch: dict[str, Any] = {"services": {}, "breakers": {k: int(v) for k, v in states.items()}}
+    record: dict[str, Any] = {"time": 0.0, "services": {}}
     for s in SERVICES:
         p99, err, u, q = rng.uniform(0, 2), rng.uniform(0, 1), rng.uniform(0, 1.5), rng.integers(30)
         ok = 1000
@@ -177,10 +192,21 @@ def test_observation_equals_the_environments_for_the_same_figures(policy_path: P
             "queue": int(q),
             "replicas": 1,
         }
-        per[s] = ServiceReading(p99, failed / (ok + failed), u, env.replicas[s], float(q))
-    ours = observation(Snapshot(0.0, per), pf)
+        record["services"][s] = {
+            "p99_seconds": p99,
+            "error_rate": failed / (ok + failed),
+            "utilization": u,
+            "replicas": env.replicas[s],
+            "queue": float(q),
+        } | ({"breaker": worst[s]} if s in worst else {})
+    ours = observation(parse_snapshot(record, "test"), pf)
     theirs = env._observe(stretch)
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    column = {
+        s: float(theirs[i * sp.FEATURES + sp.Feature.BREAKER]) for i, s in enumerate(SERVICES)
+    }
+    assert column["cartservice"] == 1.0 and column["currencyservice"] == 0.5
+    assert column["adservice"] == 0.0 and column["frontend"] == 0.0
 
 
 def test_onnx_decision_equals_the_trained_models_deterministic_action(policy_path: Path) -> None:

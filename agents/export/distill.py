@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from agents.env import EnvConfig, MitigationEnv
-from agents.spaces import FEATURE_LABELS
 from agents.export.policy_file import DistilledRules, TreeNode
+from agents.spaces import FEATURE_LABELS
 
 
 def rollouts(
