@@ -41,6 +41,7 @@ from twin.mitigations import CircuitState
 
 ROOT = Path(__file__).resolve().parents[1]
 OB = ROOT / "agents" / "policies" / "online-boutique"
+NETWORK = OB / "export" / "policy.onnx"
 SERVICES = tuple(
     sorted(
         [
@@ -123,7 +124,7 @@ def policy_doc(onnx: Path, **bounds: Any) -> dict[str, Any]:
 @pytest.fixture
 def policy_path(tmp_path: Path) -> Path:
     onnx = tmp_path / "policy.onnx"
-    onnx.write_bytes((OB / "policy.onnx").read_bytes())
+    onnx.write_bytes(NETWORK.read_bytes())
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(policy_doc(onnx)))
     return path
@@ -433,7 +434,7 @@ def test_bad_enforce_arguments_exit_2_with_one_line(
 
 
 def test_a_malformed_policy_file_exits_2_naming_the_field(tmp_path: Path) -> None:
-    doc = policy_doc(OB / "policy.onnx")
+    doc = policy_doc(NETWORK)
     doc["bounds"]["max_retries"] = -1
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(doc))
