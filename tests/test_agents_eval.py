@@ -81,9 +81,9 @@ def test_train_config_refuses_an_unknown_algo_or_teacher_naming_the_field(tmp_pa
     from agents.train import TrainConfig
 
     with pytest.raises(ValidationError, match=r"algo\n.*'ppo', 'a2c' or 'dqn'"):
-        TrainConfig(run_dir=tmp_path, steps=10, algo="sac")  # type: ignore[arg-type]
+        TrainConfig(run_dir=tmp_path, steps=10, algo="sac")
     with pytest.raises(ValidationError, match=r"teacher\n.*'adaptive' or 'reactive'"):
-        TrainConfig(run_dir=tmp_path, steps=10, teacher="oracle")  # type: ignore[arg-type]
+        TrainConfig(run_dir=tmp_path, steps=10, teacher="oracle")
     with pytest.raises(ValidationError, match=r"steps\n.*greater than 0"):
         TrainConfig(run_dir=tmp_path, steps=0)
     assert not any(tmp_path.iterdir())  # refused before anything is written

@@ -26,7 +26,6 @@ from agents.runtime import (
     Enforcer,
     FileMetrics,
     MetricsUnavailable,
-    ServiceReading,
     Snapshot,
     Webhook,
     describe,
@@ -36,6 +35,7 @@ from agents.runtime import (
     rules_decider,
     run,
 )
+from agents.spaces import ServiceReading
 from twin.cli import app
 from twin.mitigations import CircuitState
 

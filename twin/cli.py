@@ -386,11 +386,11 @@ def train_cmd(
             config = TrainConfig(
                 run_dir=out,
                 steps=steps,
-                algo=algo,  # type: ignore[arg-type]  # checked by TrainConfig
+                algo=algo,  # checked by TrainConfig
                 n_envs=envs,
                 seed=seed,
                 resume=resume,
-                teacher=teacher,  # type: ignore[arg-type]
+                teacher=teacher,
                 bc_episodes=bc_episodes,
                 bc_epochs=bc_epochs,
                 dagger_rounds=dagger_rounds,
