@@ -6,7 +6,8 @@ each action index means, the hard bounds every decision is clamped to, the stati
 to hold when metrics are missing, an interpretable distilled form, and where it all came
 from (topology hash, training config, evaluation figures). The JSON Schema shipped beside
 this module (``policy.schema.json``) is generated from these models; a test keeps the two
-equal.
+equal. The observation and action parts are the agent codec's own documents
+(:mod:`agents.spaces`), so the enforcer decodes exactly as the environment does.
 """
 
 from __future__ import annotations
