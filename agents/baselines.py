@@ -44,10 +44,10 @@ def threshold(high: float = 0.7, low: float = 0.3) -> Controller:
     topology's count) on top of the best-practice knobs with breakers."""
 
     def act(obs: np.ndarray, env: MitigationEnv) -> np.ndarray:
-        per = obs.reshape(env.n, sp.FEATURES)
+        util_of = sp.per_service(obs, env.n)[:, sp.Feature.UTILIZATION]
         deltas = []
         for i, name in enumerate(env.services):
-            util = float(per[i, 2])
+            util = float(util_of[i])
             if util > high:
                 deltas.append(sp.UP)
             elif util < low and env.replicas[name] > env.base_replicas[name]:
@@ -78,11 +78,11 @@ def adaptive(
     def act(obs: np.ndarray, env: MitigationEnv) -> np.ndarray:
         if env.steps == 0:
             raised.clear()
-        per = obs.reshape(env.n, sp.FEATURES)
+        util = sp.per_service(obs, env.n)[:, sp.Feature.UTILIZATION]
         deltas = []
         for i, name in enumerate(env.services):
             r = env.replicas[name]
-            desired = max(env.base_replicas[name], int(np.ceil(r * float(per[i, 2]) / target)))
+            desired = max(env.base_replicas[name], int(np.ceil(r * float(util[i]) / target)))
             booting = env.steps - raised.get(name, -99) < boot_steps
             if desired > r and r < sp.MAX_REPLICAS and not booting:
                 raised[name] = env.steps
@@ -146,8 +146,8 @@ def reactive(
     0.3 x extra replica-minutes) on 48 training draws, never held-out ones (docs/agents.md)."""
 
     def act(obs: np.ndarray, env: MitigationEnv) -> np.ndarray:
-        per = obs.reshape(env.n, sp.FEATURES)
-        util, queue_sq = per[:, 2], per[:, 3]
+        per = sp.per_service(obs, env.n)
+        util, queue_sq = per[:, sp.Feature.UTILIZATION], per[:, sp.Feature.QUEUE]
         saturating = bool(np.any((util >= hot) | (queue_sq >= 0.5)))
         deltas = scale_deltas(
             util,

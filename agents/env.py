@@ -14,6 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from agents import EPISODE_SECONDS, INTERVAL_SECONDS
 from agents import spaces as sp
 from agents.reward import RewardWeights, attainment, reward, violated
 from agents.scenarios import FaultCatalogue, FaultSpec, scenario_for, weights_from_risk
@@ -25,7 +26,6 @@ from twin.sim.fluid import FluidSimulation
 from twin.sim.stepped import SteppedTwin
 from twin.topology import Topology
 
-ENV_ID = "ShadowTwin/Mitigation-v0"
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "online-boutique.yaml"
 
 
@@ -34,8 +34,8 @@ class EnvConfig:
     """Episode shape. ``load`` multiplies the workload (a reduced-rate twin trains faster)."""
 
     topology: str = str(DEFAULT_TOPOLOGY)
-    interval: float = 5.0
-    episode_seconds: float = 90.0
+    interval: float = INTERVAL_SECONDS
+    episode_seconds: float = EPISODE_SECONDS
     load: float = 1.0
     weights: RewardWeights = field(default_factory=RewardWeights)
     fidelity: str = "des"
@@ -48,30 +48,6 @@ class EnvConfig:
     @property
     def max_steps(self) -> int:
         return round(self.episode_seconds / self.interval)
-
-
-def action_to_policy(action: np.ndarray, services: tuple[str, ...], topo: Topology) -> Policy:
-    """The twin Policy an action stands for (also used by baselines and export)."""
-    n = len(services)
-    a = [int(x) for x in action]
-    glob = a[2 * n :]
-    timeout = sp.TIMEOUTS[glob[0]]
-    retries = sp.RETRIES[glob[1]]
-    client: dict[str, Any] = {"timeout": timeout}
-    if retries:
-        client["retries"] = {"max": retries, "budget": 0.2}
-    if sp.BREAKER[glob[2]]:
-        client["circuit_breaker"] = {"failure_rate": 0.5, "window": 20, "min_requests": 10}
-    svc_doc: dict[str, Any] = {}
-    for i, name in enumerate(services):
-        q = sp.QUEUE_LIMITS[a[2 * i + 1]]
-        if q is not None:
-            svc_doc[name] = {"queue_limit": q}
-    rl = sp.RATE_LIMITS[glob[3]]
-    if rl is not None:
-        for w in topo.workload:
-            svc_doc.setdefault(w.entry, {})["rate_limit"] = {"rps": w.rate * rl, "burst": 10.0}
-    return Policy.model_validate({"clients": {"*": client}, "services": svc_doc})
 
 
 class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -105,6 +81,13 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
         self.p99_target = slo.latency_p99 if slo.latency_p99 is not None else 1.0
         self.avail_target = slo.availability if slo.availability is not None else 0.99
         self.base_replicas = {s: self.topology.services[s].replicas for s in self.services}
+        self.observation_spec = sp.ObservationSpec(
+            services=self.services,
+            slo_p99_seconds=self.p99_target,
+            slo_availability=self.avail_target,
+            max_replicas=sp.MAX_REPLICAS,
+        )
+        self.action_spec = sp.ActionSpec.for_topology(self.topology)
         self.observation_space = sp.observation_space(self.n)
         self.action_space = sp.action_space(self.n)
         self._callers: dict[str, list[str]] = {s: [] for s in self.services}
@@ -140,7 +123,9 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
         self.replicas = dict(self.base_replicas)
         self._pinned = set()
         self.last_action = sp.neutral_action(self.n)
-        policy = action_to_policy(self.last_action, self.services, self.topology)
+        policy = self.action_spec.policy(
+            self.action_spec.decode(self.last_action, self.services, self.replicas)
+        )
         self.sim = (
             FluidSimulation(self.topology, scen, policy)
             if self.cfg.fidelity == "fluid"
@@ -183,11 +168,10 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _policy(self, act: np.ndarray) -> Policy:
         """Action -> Policy; replica deltas move a pinned HPA (min = max = target)."""
-        pol = action_to_policy(act, self.services, self.topology)
-        doc = pol.model_dump(exclude_none=True)
-        for i, name in enumerate(self.services):
-            delta = sp.REPLICA_DELTAS[int(act[2 * i])]
-            self.replicas[name] = int(np.clip(self.replicas[name] + delta, 1, sp.MAX_REPLICAS))
+        knobs = self.action_spec.decode(act, self.services, self.replicas)
+        doc = self.action_spec.policy(knobs).model_dump(exclude_none=True)
+        for name in self.services:
+            self.replicas[name] = int(np.clip(knobs.replicas[name], 1, sp.MAX_REPLICAS))
             if self.replicas[name] != self.base_replicas[name]:
                 self._pinned.add(name)
             if name in self._pinned:
@@ -205,33 +189,22 @@ class MitigationEnv(gym.Env[np.ndarray, np.ndarray]):
         return Policy.model_validate(doc)
 
     def _observe(self, stretch: Stretch | None) -> np.ndarray:
-        obs = np.zeros((self.n, sp.FEATURES), dtype=np.float32)
-        for i, name in enumerate(self.services):
-            obs[i, 4] = self.replicas[name] / sp.MAX_REPLICAS
+        """The codec's observation of a stretch (None: the start, only replicas known)."""
+        readings = {}
+        for name in self.services:
             if stretch is None:
+                readings[name] = sp.ServiceReading(None, 0.0, None, self.replicas[name])
                 continue
             s = stretch.services[name]
-            p99 = s.latency.p99
-            if p99 is not None and np.isfinite(p99):
-                x = p99 / self.p99_target
-                obs[i, 0] = x / (1.0 + x)
             ok, failed = s.succeeded, s.failed
-            obs[i, 1] = failed / (ok + failed) if ok + failed else 0.0
-            u = s.utilization
-            obs[i, 2] = min(1.0, u) if u is not None and np.isfinite(u) else 0.0
-            q = float(s.queue)
-            obs[i, 3] = q / (q + 10.0)
-            states = [stretch.breakers.get(k) for k in self._callers[name]]
-            val = [1.0 if st == 1 else 0.5 if st == 2 else 0.0 for st in states if st is not None]
-            obs[i, 5] = max(val) if val else 0.0
-        return np.clip(obs.reshape(-1), 0.0, 1.0)
-
-
-def register() -> None:
-    """Register ENV_ID (idempotent); the time limit lives here, as in CartPole."""
-    if ENV_ID not in gym.registry:
-        gym.register(
-            id=ENV_ID,
-            entry_point="agents.env:MitigationEnv",
-            max_episode_steps=EnvConfig().max_steps,
-        )
+            readings[name] = sp.ServiceReading(
+                p99_seconds=s.latency.p99,
+                error_rate=failed / (ok + failed) if ok + failed else 0.0,
+                utilization=s.utilization,
+                replicas=self.replicas[name],
+                queue=float(s.queue),
+                breaker=sp.breaker_observation(
+                    [st for k in self._callers[name] if (st := stretch.breakers.get(k)) is not None]
+                ),
+            )
+        return self.observation_spec.encode(readings)

@@ -54,7 +54,7 @@ def to_multi(
     """The environment's MultiDiscrete action for a macro action in the state ``obs``
     (services in the environment's order, with their current and topology replica counts)."""
     mode, queue, knobs = decode(action)
-    util = obs.reshape(len(replicas), sp.FEATURES)[:, 2]
+    util = sp.per_service(obs, len(replicas))[:, sp.Feature.UTILIZATION]
     deltas = scale_deltas(
         util,
         replicas,

@@ -36,29 +36,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.export.policy_file import PolicyFile
+from agents.spaces import Knobs, ServiceReading, breaker_label_value
 from twin.errors import InputError
-from twin.policy import Policy
 
-BREAKER_SETTINGS = {"failure_rate": 0.5, "window": 20, "min_requests": 10}
-"""The breaker the action's ``circuit_breaker: on`` stands for (the environment's)."""
-RATE_LIMIT_BURST = 10.0
-FEATURES = ("p99_seconds", "error_rate", "utilization", "queue", "replicas", "breaker")
-BREAKER_STATES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+METRICS = ("p99_seconds", "error_rate", "utilization", "queue", "replicas", "breaker")
+"""The fields of a :class:`ServiceReading`, one metric (and one Prometheus query) each."""
 
 
 # -- metrics -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServiceReading:
-    """What the metrics say about one service now."""
-
-    p99_seconds: float
-    error_rate: float
-    utilization: float
-    replicas: int
-    queue: float = 0.0
-    breaker: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,8 +65,10 @@ class MetricSource(Protocol):
 
 def _number(d: dict[str, Any], key: str, where: str, default: float | None = None) -> float:
     v = d.get(key, default)
-    if isinstance(v, str) and key == "breaker" and v in BREAKER_STATES:
-        return BREAKER_STATES[v]
+    if isinstance(v, str) and key == "breaker":
+        value = breaker_label_value(v)
+        if value is not None:
+            return value
     if v is None or isinstance(v, bool) or not isinstance(v, int | float):
         raise MetricsUnavailable(f"{where}.{key}: missing or not a number ({v!r})")
     f = float(v)
@@ -201,7 +188,7 @@ class PrometheusMetrics:
 
     def read(self, now: float) -> Snapshot:
         fields: dict[str, dict[str, tuple[float, float]]] = {}
-        for feat in FEATURES:
+        for feat in METRICS:
             promql = getattr(self.q, feat)
             if promql is not None:
                 fields[feat] = self._instant(promql.format(window=self.q.window), now)
@@ -224,60 +211,9 @@ class PrometheusMetrics:
 # -- knobs -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Knobs:
-    """Concrete mitigation settings (what production enforces), not action indices."""
-
-    replicas: dict[str, int]
-    queue_limits: dict[str, int | None]
-    timeout_seconds: float
-    retries: int
-    circuit_breaker: bool
-    rate_limit_x: float | None
-
-    def flat(self) -> dict[str, Any]:
-        """Knob name -> value, the unit the change limit counts."""
-        out: dict[str, Any] = {f"replicas.{s}": n for s, n in self.replicas.items()}
-        out |= {f"queue_limit.{s}": q for s, q in self.queue_limits.items()}
-        out |= {
-            "timeout_seconds": self.timeout_seconds,
-            "retries": self.retries,
-            "circuit_breaker": self.circuit_breaker,
-            "rate_limit_x": self.rate_limit_x,
-        }
-        return out
-
-    @staticmethod
-    def from_flat(flat: dict[str, Any]) -> Knobs:
-        return Knobs(
-            replicas={k[9:]: int(v) for k, v in flat.items() if k.startswith("replicas.")},
-            queue_limits={k[12:]: v for k, v in flat.items() if k.startswith("queue_limit.")},
-            timeout_seconds=float(flat["timeout_seconds"]),
-            retries=int(flat["retries"]),
-            circuit_breaker=bool(flat["circuit_breaker"]),
-            rate_limit_x=flat["rate_limit_x"],
-        )
-
-
 def policy_document(knobs: Knobs, pf: PolicyFile) -> dict[str, Any]:
     """The twin Policy document the knobs stand for (validated), as the env maps actions."""
-    client: dict[str, Any] = {"timeout": knobs.timeout_seconds}
-    if knobs.retries:
-        client["retries"] = {"max": knobs.retries, "budget": pf.action.retry_budget}
-    if knobs.circuit_breaker:
-        client["circuit_breaker"] = dict(BREAKER_SETTINGS)
-    services: dict[str, Any] = {}
-    for name, q in knobs.queue_limits.items():
-        if q is not None:
-            services[name] = {"queue_limit": q}
-    if knobs.rate_limit_x is not None:
-        for entry, rps in pf.action.entry_rates_rps.items():
-            services.setdefault(entry, {})["rate_limit"] = {
-                "rps": rps * knobs.rate_limit_x,
-                "burst": RATE_LIMIT_BURST,
-            }
-    doc = {"clients": {"*": client}, "services": services}
-    return Policy.model_validate(doc).model_dump(mode="json", exclude_none=True)
+    return pf.action.policy(knobs).model_dump(mode="json", exclude_none=True)
 
 
 def fallback_knobs(pf: PolicyFile, replicas: dict[str, int]) -> Knobs:
@@ -307,23 +243,13 @@ def fallback_knobs(pf: PolicyFile, replicas: dict[str, int]) -> Knobs:
 
 def decode(action: np.ndarray, pf: PolicyFile, replicas: dict[str, int]) -> Knobs:
     """Action indices -> knobs; replica deltas move from the observed counts."""
-    a = [int(x) for x in action]
-    spec = pf.action
     services = pf.observation.services
-    n = len(services)
-    if len(a) != len(spec.components(n)):
+    expected = len(pf.action.components(len(services)))
+    if len(action) != expected:
         raise InputError(
-            f"policy: the model gave {len(a)} action components, expected {len(spec.components(n))}"
+            f"policy: the model gave {len(action)} action components, expected {expected}"
         )
-    glob = a[2 * n :]
-    return Knobs(
-        replicas={s: replicas[s] + spec.replica_deltas[a[2 * i]] for i, s in enumerate(services)},
-        queue_limits={s: spec.queue_limits[a[2 * i + 1]] for i, s in enumerate(services)},
-        timeout_seconds=spec.timeouts_seconds[glob[0]],
-        retries=spec.retries[glob[1]],
-        circuit_breaker=spec.circuit_breaker[glob[2]],
-        rate_limit_x=spec.rate_limits_x[glob[3]],
-    )
+    return pf.action.decode(action, services, replicas)
 
 
 def clamp(knobs: Knobs, pf: PolicyFile) -> tuple[Knobs, list[str]]:
@@ -430,20 +356,10 @@ def rules_decider(pf: PolicyFile) -> Decider:
 
 def observation(snap: Snapshot, pf: PolicyFile) -> np.ndarray:
     """The network's input, exactly as agents.env builds it from a simulated stretch."""
-    spec = pf.observation
-    obs = np.zeros((len(spec.services), 6), dtype=np.float32)
-    for i, name in enumerate(spec.services):
-        r = snap.services.get(name)
-        if r is None:
+    for name in pf.observation.services:
+        if name not in snap.services:
             raise MetricsUnavailable(f"no metrics for service {name!r}")
-        x = r.p99_seconds / spec.slo_p99_seconds
-        obs[i, 0] = x / (1.0 + x)
-        obs[i, 1] = r.error_rate
-        obs[i, 2] = min(1.0, r.utilization)
-        obs[i, 3] = r.queue / (r.queue + spec.queue_scale)
-        obs[i, 4] = r.replicas / spec.max_replicas
-        obs[i, 5] = r.breaker
-    return np.clip(obs.reshape(-1), 0.0, 1.0)
+    return pf.observation.encode(snap.services)
 
 
 @dataclass

@@ -22,16 +22,86 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.env import EnvConfig, MitigationEnv
 from agents.scenarios import weights_from_risk
-from twin.errors import InputError
 from twin.topology import Topology
 
-ALGOS = ("ppo", "a2c", "dqn")
-TEACHERS = ("adaptive", "reactive")
+Algo = Literal["ppo", "a2c", "dqn"]
+Teacher = Literal["adaptive", "reactive"]
+ALGOS: tuple[str, ...] = get_args(Algo)
+TEACHERS: tuple[str, ...] = get_args(Teacher)
 """Controllers in agents.baselines a behaviour-cloning warm start can clone."""
+
+
+class TrainConfig(BaseModel):
+    """One training run, checked before anything starts so a bad value costs no compute.
+
+    The defaults are the library's; the committed policy's recipe (docs/agents.md) sets
+    ``steps=8192, teacher="reactive", bc_episodes=96, dagger_rounds=4, validation=16,
+    learning_rate=1e-4, checkpoint_every=4096``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_dir: Path = Field(description="folder for model.zip, training.json, checkpoints, logs")
+    steps: int = Field(gt=0, description="environment steps of the RL phase (all envs)")
+    algo: Algo = Field(default="ppo", description="dqn acts through agents.macro's actions")
+    n_envs: int = Field(default=2, ge=1, description="vectorised environments, one process each")
+    seed: int = Field(default=0, ge=0, description="seeds the envs, the network and every draw")
+    env: EnvConfig = Field(default_factory=EnvConfig, description="the episodes trained on")
+    resume: bool = Field(default=False, description="continue from the newest checkpoint")
+    progress: bool = Field(default=True, description="show a progress bar")
+    checkpoint_every: int = Field(default=2048, ge=1, description="environment steps")
+    bc_episodes: int = Field(
+        default=0, ge=0, description="training-draw episodes of the teacher to clone (0: none)"
+    )
+    bc_epochs: int = Field(default=200, ge=1, description="behaviour-cloning epochs")
+    validation: int = Field(
+        default=0,
+        ge=0,
+        description="validation episodes that pick the best of the clone, the checkpoints and "
+        "the final model (0: keep the final model)",
+    )
+    learning_rate: float = Field(default=3e-4, gt=0.0, description="optimiser step size")
+    teacher: Teacher = Field(default="adaptive", description="the controller cloned")
+    dagger_rounds: int = Field(
+        default=0, ge=0, description="dataset-aggregation rounds after cloning (0: none)"
+    )
+    dagger_episodes: int = Field(default=48, ge=1, description="episodes per aggregation round")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> TrainConfig:
+        if self.dagger_rounds > 0 and self.bc_episodes <= 0:
+            raise ValueError("dagger_rounds needs a cloned start (bc_episodes > 0)")
+        if self.algo == "dqn" and self.bc_episodes > 0:
+            raise ValueError(
+                "algo dqn: the behaviour-cloning warm start fits an actor-critic policy; "
+                "use ppo or a2c with bc_episodes"
+            )
+        return self
+
+
+class TrainResult(BaseModel):
+    """What a training run produced (also written to ``training.json``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: Path = Field(description="the chosen model, run_dir/model.zip")
+    training_json: Path = Field(description="the run's record, run_dir/training.json")
+    steps: int = Field(description="environment steps the model has seen, resumed runs included")
+    wall_seconds: float = Field(description="cloning, RL and selection")
+    learn_seconds: float = Field(description="the RL phase and the selection after it")
+    behaviour_cloning: dict[str, Any] | None = Field(
+        description="teacher, samples, agreement and aggregation rounds; None without cloning"
+    )
+    selection: dict[str, Any] | None = Field(
+        description="the validation table (score per candidate) and the pick; None without"
+    )
+    resumed_from: Path | None = Field(description="the checkpoint a resumed run started from")
 
 
 def _make(cfg: EnvConfig, rank: int, seed: int, macro: bool = False) -> Any:
@@ -94,50 +164,17 @@ def _select(run_dir: Path, cfg: EnvConfig, n: int, seed: int, procs: int) -> dic
     return {**best, "candidates": table, "episodes": n}
 
 
-def train(
-    run_dir: Path,
-    steps: int,
-    *,
-    algo: str = "ppo",
-    n_envs: int = 2,
-    seed: int = 0,
-    config: EnvConfig | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    checkpoint_every: int = 2048,
-    bc_episodes: int = 0,
-    bc_epochs: int = 200,
-    validation: int = 0,
-    learning_rate: float = 3e-4,
-    teacher: str = "adaptive",
-    dagger_rounds: int = 0,
-    dagger_episodes: int = 48,
-) -> Path:
-    """Train for ``steps`` env steps; writes ``run_dir/model.zip`` and returns its path."""
-    if algo not in ALGOS:
-        raise InputError(f"--algo: expected one of {', '.join(ALGOS)}, got {algo!r}")
-    if steps <= 0 or n_envs <= 0:
-        raise InputError(f"--steps ({steps}) and --envs ({n_envs}) must be positive")
-    if dagger_rounds < 0 or dagger_episodes <= 0:
-        raise InputError(
-            f"--dagger-rounds ({dagger_rounds}) must be >= 0 and --dagger-episodes "
-            f"({dagger_episodes}) positive"
-        )
-    if dagger_rounds > 0 and bc_episodes <= 0:
-        raise InputError("--dagger-rounds: needs a cloned start (--bc-episodes > 0)")
-    if teacher not in TEACHERS:
-        raise InputError(f"--teacher: expected one of {', '.join(TEACHERS)}, got {teacher!r}")
-    if algo == "dqn" and bc_episodes > 0:
-        raise InputError(
-            "--algo dqn: the behaviour-cloning warm start fits an actor-critic policy; "
-            "use ppo or a2c with --bc-episodes"
-        )
+def train(config: TrainConfig) -> TrainResult:
+    """Train as ``config`` says; writes ``run_dir/model.zip`` and ``training.json``."""
+    c = config
+    run_dir, steps, algo, n_envs, seed = c.run_dir, c.steps, c.algo, c.n_envs, c.seed
+    bc_episodes, bc_epochs, teacher = c.bc_episodes, c.bc_epochs, c.teacher
     from stable_baselines3 import A2C, DQN, PPO
     from stable_baselines3.common.callbacks import CheckpointCallback
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
-    cfg = config or EnvConfig()
+    cfg = c.env
     if cfg.faults_from is not None:  # refused here, not in a worker process
         weights_from_risk(Path(cfg.faults_from), Topology.load(cfg.topology))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +182,7 @@ def train(
     venv = VecMonitor(SubprocVecEnv(fns) if n_envs > 1 else DummyVecEnv(fns))
     venv.seed(seed)
     cls: Any = {"ppo": PPO, "a2c": A2C, "dqn": DQN}[algo]
-    ckpt = _latest_checkpoint(run_dir) if resume else None
+    ckpt = _latest_checkpoint(run_dir) if c.resume else None
     if ckpt is not None:
         model = cls.load(str(ckpt), env=venv, device="cpu")
     else:
@@ -168,7 +205,7 @@ def train(
             seed=seed,
             device="cpu",
             verbose=0,
-            learning_rate=learning_rate,
+            learning_rate=c.learning_rate,
             **kw,
         )
     t0 = time.perf_counter()
@@ -188,8 +225,8 @@ def train(
             cfg,
             make_teacher,
             data,
-            dagger_rounds,
-            dagger_episodes,
+            c.dagger_rounds,
+            c.dagger_episodes,
             bc_epochs,
             seed=30_000 + seed,
             procs=n_envs,
@@ -213,34 +250,35 @@ def train(
         }
     model.set_logger(configure(str(run_dir / "logs"), ["csv", "tensorboard", "stdout"]))
     cb = CheckpointCallback(
-        max(1, checkpoint_every // n_envs), str(run_dir / "checkpoints"), name_prefix="model"
+        max(1, c.checkpoint_every // n_envs), str(run_dir / "checkpoints"), name_prefix="model"
     )
     t = time.perf_counter()
     model.learn(
         total_timesteps=steps,
         callback=cb,
-        progress_bar=progress,
+        progress_bar=c.progress,
         reset_num_timesteps=ckpt is None,
     )
     venv.close()
     path = run_dir / "model.zip"
     model.save(str(path))
     chosen: dict[str, Any] | None = None
-    if validation > 0:
-        chosen = _select(run_dir, cfg, validation, seed, n_envs)
+    if c.validation > 0:
+        chosen = _select(run_dir, cfg, c.validation, seed, n_envs)
         if Path(chosen["path"]) != path:
             shutil.copyfile(chosen["path"], path)
     wall = time.perf_counter() - t0
+    learn = time.perf_counter() - t
     meta = {
         "algo": algo,
         "steps": int(model.num_timesteps),
         "n_envs": n_envs,
         "seed": seed,
         "wall_seconds": wall,
-        "ppo_seconds": time.perf_counter() - t,
+        "ppo_seconds": learn,
         "behaviour_cloning": bc,
         "selection": chosen,
-        "learning_rate": learning_rate,
+        "learning_rate": c.learning_rate,
         "resumed_from": str(ckpt) if ckpt else None,
         "config": {
             "interval": cfg.interval,
@@ -256,5 +294,15 @@ def train(
             },
         },
     }
-    (run_dir / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+    record = run_dir / "training.json"
+    record.write_text(json.dumps(meta, indent=2) + "\n")
+    return TrainResult(
+        model=path,
+        training_json=record,
+        steps=int(model.num_timesteps),
+        wall_seconds=wall,
+        learn_seconds=learn,
+        behaviour_cloning=bc,
+        selection=chosen,
+        resumed_from=ckpt,
+    )

@@ -17,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from agents.train import train
+from agents.train import TrainConfig, train
 
 
 def main() -> None:
@@ -33,21 +33,23 @@ def main() -> None:
     a = ap.parse_args()
     print("load average before:", os.getloadavg(), flush=True)
     t = time.perf_counter()
-    path = train(
-        a.out,
-        a.steps,
-        n_envs=2,
-        seed=a.seed,
-        bc_episodes=a.bc_episodes,
-        validation=a.validation,
-        checkpoint_every=max(1, a.steps // 2),
-        learning_rate=1e-4,
-        progress=False,
-        teacher=a.teacher,
-        dagger_rounds=a.dagger_rounds,
-        dagger_episodes=a.dagger_episodes,
+    result = train(
+        TrainConfig(
+            run_dir=a.out,
+            steps=a.steps,
+            n_envs=2,
+            seed=a.seed,
+            bc_episodes=a.bc_episodes,
+            validation=a.validation,
+            checkpoint_every=max(1, a.steps // 2),
+            learning_rate=1e-4,
+            progress=False,
+            teacher=a.teacher,
+            dagger_rounds=a.dagger_rounds,
+            dagger_episodes=a.dagger_episodes,
+        )
     )
-    print(f"wrote {path} in {time.perf_counter() - t:.0f} s wall", flush=True)
+    print(f"wrote {result.model} in {time.perf_counter() - t:.0f} s wall", flush=True)
     print("load average after:", os.getloadavg(), flush=True)
 
 

@@ -134,20 +134,22 @@ def test_warm_start_clones_the_teacher_and_picks_on_validation(tmp_path: object)
     from pathlib import Path
 
     from agents.env import EnvConfig
-    from agents.train import train
+    from agents.train import TrainConfig, train
 
     run = Path(str(tmp_path))
     cfg = EnvConfig(episode_seconds=10.0, interval=5.0, load=0.2)
     train(
-        run,
-        128,
-        n_envs=1,
-        config=cfg,
-        progress=False,
-        checkpoint_every=64,
-        bc_episodes=3,
-        bc_epochs=60,
-        validation=1,
+        TrainConfig(
+            run_dir=run,
+            steps=128,
+            n_envs=1,
+            env=cfg,
+            progress=False,
+            checkpoint_every=64,
+            bc_episodes=3,
+            bc_epochs=60,
+            validation=1,
+        )
     )
     meta = json.loads((run / "training.json").read_text())
     bc = meta["behaviour_cloning"]

@@ -26,19 +26,22 @@ from agents.runtime import (
     Enforcer,
     FileMetrics,
     MetricsUnavailable,
-    ServiceReading,
     Snapshot,
     Webhook,
     describe,
     observation,
     onnx_decider,
+    parse_snapshot,
     rules_decider,
     run,
 )
+from agents.spaces import ServiceReading
 from twin.cli import app
+from twin.mitigations import CircuitState
 
 ROOT = Path(__file__).resolve().parents[1]
 OB = ROOT / "agents" / "policies" / "online-boutique"
+NETWORK = OB / "export" / "policy.onnx"
 SERVICES = tuple(
     sorted(
         [
@@ -121,7 +124,7 @@ def policy_doc(onnx: Path, **bounds: Any) -> dict[str, Any]:
 @pytest.fixture
 def policy_path(tmp_path: Path) -> Path:
     onnx = tmp_path / "policy.onnx"
-    onnx.write_bytes((OB / "policy.onnx").read_bytes())
+    onnx.write_bytes(NETWORK.read_bytes())
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(policy_doc(onnx)))
     return path
@@ -159,12 +162,25 @@ GROW_ALL = [2, 0] * len(SERVICES) + [2, 2, 1, 2]  # +1 replica everywhere, tight
 
 
 def test_observation_equals_the_environments_for_the_same_figures(policy_path: Path) -> None:
+    """Same figures and the same breaker states (the twin's integer codes on one side, the
+    metrics file's state names on the other) give the same vector."""
     pf = PolicyFile.load(policy_path)
     env = MitigationEnv()
     env.reset(seed=0)
     rng = np.random.default_rng(3)
-    stretch: dict[str, Any] = {"services": {}, "breakers": {}}
-    per = {}
+    # breakers into cartservice: one open, one half-open (worst: open); into currencyservice:
+    # one half-open, one closed (worst: half-open); into adservice: closed
+    states = {
+        "frontend->cartservice": CircuitState.HALF_OPEN,
+        "checkoutservice->cartservice": CircuitState.OPEN,
+        "frontend->currencyservice": CircuitState.CLOSED,
+        "checkoutservice->currencyservice": CircuitState.HALF_OPEN,
+        "frontend->adservice": CircuitState.CLOSED,
+    }
+    assert set(states) <= {e for callers in env._callers.values() for e in callers}
+    worst = {"cartservice": "open", "currencyservice": "half_open", "adservice": "closed"}
+    stretch: dict[str, Any] = {"services": {}, "breakers": {k: int(v) for k, v in states.items()}}
+    record: dict[str, Any] = {"time": 0.0, "services": {}}
     for s in SERVICES:
         p99, err, u, q = rng.uniform(0, 2), rng.uniform(0, 1), rng.uniform(0, 1.5), rng.integers(30)
         ok = 1000
@@ -177,10 +193,21 @@ def test_observation_equals_the_environments_for_the_same_figures(policy_path: P
             "queue": int(q),
             "replicas": 1,
         }
-        per[s] = ServiceReading(p99, failed / (ok + failed), u, env.replicas[s], float(q))
-    ours = observation(Snapshot(0.0, per), pf)
+        record["services"][s] = {
+            "p99_seconds": p99,
+            "error_rate": failed / (ok + failed),
+            "utilization": u,
+            "replicas": env.replicas[s],
+            "queue": float(q),
+        } | ({"breaker": worst[s]} if s in worst else {})
+    ours = observation(parse_snapshot(record, "test"), pf)
     theirs = env._observe(stretch)
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    column = {
+        s: float(theirs[i * sp.FEATURES + sp.Feature.BREAKER]) for i, s in enumerate(SERVICES)
+    }
+    assert column["cartservice"] == 1.0 and column["currencyservice"] == 0.5
+    assert column["adservice"] == 0.0 and column["frontend"] == 0.0
 
 
 def test_onnx_decision_equals_the_trained_models_deterministic_action(policy_path: Path) -> None:
@@ -407,7 +434,7 @@ def test_bad_enforce_arguments_exit_2_with_one_line(
 
 
 def test_a_malformed_policy_file_exits_2_naming_the_field(tmp_path: Path) -> None:
-    doc = policy_doc(OB / "policy.onnx")
+    doc = policy_doc(NETWORK)
     doc["bounds"]["max_retries"] = -1
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(doc))

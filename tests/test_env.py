@@ -11,7 +11,8 @@ pytest.importorskip("gymnasium")
 
 import gymnasium as gym
 
-from agents.env import ENV_ID, MitigationEnv, register
+from agents import ENV_ID
+from agents.env import MitigationEnv
 from agents.scenarios import FaultCatalogue
 from twin.errors import InputError
 
@@ -21,7 +22,6 @@ FAST = {"episode_seconds": 20.0, "interval": 5.0, "load": 0.3}
 def test_gymnasium_check_env_no_warnings() -> None:
     from gymnasium.utils.env_checker import check_env
 
-    register()
     env = gym.make(ENV_ID, **FAST)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -72,7 +72,6 @@ def test_held_out_never_drawn_in_training() -> None:
 
 
 def test_time_limit_and_spaces() -> None:
-    register()
     env = gym.make(ENV_ID, **FAST)
     assert env.spec is not None and env.spec.max_episode_steps == 18
     e = MitigationEnv(**FAST)

@@ -28,7 +28,7 @@ from agents.scenarios import (
     FaultCatalogue,
     weights_from_risk,
 )
-from agents.train import train
+from agents.train import TrainConfig, train
 from twin.errors import InputError
 from twin.topology import Topology
 
@@ -192,7 +192,16 @@ def test_train_command_refuses_a_bad_risk_file_in_one_line_before_any_output(
 def test_training_records_the_risk_file_it_drew_faults_from(tmp_path: Path) -> None:
     risk = write_risk(tmp_path, MODES)
     cfg = EnvConfig(faults_from=str(risk), fidelity="fluid")
-    train(tmp_path / "run", 64, n_envs=1, config=cfg, progress=False, checkpoint_every=64)
+    train(
+        TrainConfig(
+            run_dir=tmp_path / "run",
+            steps=64,
+            n_envs=1,
+            env=cfg,
+            progress=False,
+            checkpoint_every=64,
+        )
+    )
     meta = json.loads((tmp_path / "run" / "training.json").read_text())
     assert meta["config"]["faults_from"] == {
         "path": str(risk),

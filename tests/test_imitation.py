@@ -46,19 +46,21 @@ def test_teacher_rollouts_agree_with_themselves() -> None:
 
 def test_dagger_rounds_add_the_clones_states_and_record_its_agreement(tmp_path: Path) -> None:
     pytest.importorskip("stable_baselines3")
-    from agents.train import train
+    from agents.train import TrainConfig, train
 
     train(
-        tmp_path,
-        64,
-        n_envs=1,
-        config=SMALL,
-        progress=False,
-        checkpoint_every=64,
-        bc_episodes=2,
-        bc_epochs=30,
-        dagger_rounds=2,
-        dagger_episodes=2,
+        TrainConfig(
+            run_dir=tmp_path,
+            steps=64,
+            n_envs=1,
+            env=SMALL,
+            progress=False,
+            checkpoint_every=64,
+            bc_episodes=2,
+            bc_epochs=30,
+            dagger_rounds=2,
+            dagger_episodes=2,
+        )
     )
     bc = json.loads((tmp_path / "training.json").read_text())["behaviour_cloning"]
     steps = SMALL.max_steps
@@ -70,9 +72,10 @@ def test_dagger_rounds_add_the_clones_states_and_record_its_agreement(tmp_path: 
 
 
 def test_dagger_without_a_cloned_start_is_refused(tmp_path: Path) -> None:
-    from agents.train import train
-    from twin.errors import InputError
+    from pydantic import ValidationError
 
-    with pytest.raises(InputError, match="--dagger-rounds"):
-        train(tmp_path, 64, n_envs=1, config=SMALL, dagger_rounds=1)
+    from agents.train import TrainConfig
+
+    with pytest.raises(ValidationError, match="dagger_rounds needs a cloned start"):
+        TrainConfig(run_dir=tmp_path, steps=64, n_envs=1, env=SMALL, dagger_rounds=1)
     assert not (tmp_path / "training.json").exists()

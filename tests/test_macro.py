@@ -81,14 +81,26 @@ def test_dqn_trains_evaluates_through_the_macro_space_and_export_refuses_it(
     tmp_path: Path,
 ) -> None:
     pytest.importorskip("stable_baselines3")
+    from pydantic import ValidationError
+
     from agents.evaluate import learned_controller, run_episode
     from agents.export.build import export_policy
     from agents.models import algo_of
     from agents.scenarios import FaultSpec
-    from agents.train import train
+    from agents.train import TrainConfig, train
     from twin.errors import InputError
 
-    path = train(tmp_path, 64, algo="dqn", n_envs=1, config=SMALL, progress=False, validation=1)
+    path = train(
+        TrainConfig(
+            run_dir=tmp_path,
+            steps=64,
+            algo="dqn",
+            n_envs=1,
+            env=SMALL,
+            progress=False,
+            validation=1,
+        )
+    ).model
     assert algo_of(path) == "dqn"
     ctrl = learned_controller(tmp_path)
     assert ctrl is not None
@@ -103,5 +115,5 @@ def test_dqn_trains_evaluates_through_the_macro_space_and_export_refuses_it(
     with pytest.raises(InputError, match="DQN"):
         export_policy(tmp_path, tmp_path / "export")
     assert not (tmp_path / "export").exists()
-    with pytest.raises(InputError, match="--algo dqn"):
-        train(tmp_path / "bc", 64, algo="dqn", n_envs=1, config=SMALL, bc_episodes=1)
+    with pytest.raises(ValidationError, match="algo dqn"):
+        TrainConfig(run_dir=tmp_path / "bc", steps=64, algo="dqn", env=SMALL, bc_episodes=1)

@@ -383,31 +383,50 @@ def train_cmd(
     --dagger-rounds 4 --validation 16 --learning-rate 1e-4 --checkpoint-every 4096.
     """
     try:
-        from agents.env import EnvConfig
-        from agents.train import train
+        import re
 
-        config = None if faults_from is None else EnvConfig(faults_from=str(faults_from))
-        path = train(
-            out,
-            steps,
-            algo=algo,
-            n_envs=envs,
-            seed=seed,
-            resume=resume,
-            teacher=teacher,
-            bc_episodes=bc_episodes,
-            bc_epochs=bc_epochs,
-            dagger_rounds=dagger_rounds,
-            dagger_episodes=dagger_episodes,
-            validation=validation,
-            learning_rate=learning_rate,
-            checkpoint_every=checkpoint_every,
-            config=config,
-        )
+        from pydantic import ValidationError
+
+        from agents.env import EnvConfig
+        from agents.train import TrainConfig, train
+
+        flags = {"run_dir": "--out", "n_envs": "--envs", "env": "--faults-from"}
+        try:
+            config = TrainConfig(
+                run_dir=out,
+                steps=steps,
+                algo=algo,  # checked by TrainConfig
+                n_envs=envs,
+                seed=seed,
+                resume=resume,
+                teacher=teacher,
+                bc_episodes=bc_episodes,
+                bc_epochs=bc_epochs,
+                dagger_rounds=dagger_rounds,
+                dagger_episodes=dagger_episodes,
+                validation=validation,
+                learning_rate=learning_rate,
+                checkpoint_every=checkpoint_every,
+                env=EnvConfig() if faults_from is None else EnvConfig(faults_from=str(faults_from)),
+            )
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            text = err["msg"].removeprefix("Value error, ")
+            if err["loc"]:
+                text = f"{err['loc'][0]}: {text}, got {err['input']!r}"
+            # the config's field names, as this command's options
+            raise InputError(
+                re.sub(
+                    r"\b(" + "|".join(TrainConfig.model_fields) + r")\b",
+                    lambda m: flags.get(m[1], "--" + m[1].replace("_", "-")),
+                    text,
+                )
+            ) from None
+        result = train(config)
     except TwinError as exc:
         _fail(exc)
         return
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {result.model}")
 
 
 # The runtime enforcer (agents/enforce_cli.py imports onnxruntime inside the command).

@@ -6,11 +6,27 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from enum import IntEnum
 
 from twin.policy import Autoscale, CircuitBreaker, Retries
 
-CLOSED, OPEN, HALF_OPEN = 0, 1, 2
-STATE_NAMES = ("closed", "open", "half_open")
+
+class CircuitState(IntEnum):
+    """A circuit breaker's state, the one representation both engines report in a stretch's
+    ``breakers``. An integer so stretches stay plain data; ``label`` is the name metrics
+    files and logs use."""
+
+    CLOSED = 0
+    OPEN = 1
+    HALF_OPEN = 2
+
+    @property
+    def label(self) -> str:
+        """``closed``, ``open`` or ``half_open``."""
+        return self.name.lower()
+
+
+CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 
 
 class BreakerState:
@@ -43,7 +59,7 @@ class BreakerState:
         self.probes_left = 0
         self.probe_seen = 0
         self.probe_fails = 0
-        self.transitions: list[tuple[float, int]] = []
+        self.transitions: list[tuple[float, CircuitState]] = []
 
     def allow(self, now: float) -> bool:
         """May a call go through now? (Open becomes half-open lazily, on the first ask.)"""
@@ -89,7 +105,7 @@ class BreakerState:
         self._to(OPEN, now)
         self.opened_at = now
 
-    def _to(self, state: int, now: float) -> None:
+    def _to(self, state: CircuitState, now: float) -> None:
         self.state = state
         self.transitions.append((now, state))
 

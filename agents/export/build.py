@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from agents import spaces as sp
-from agents.env import EnvConfig, MitigationEnv, action_to_policy
+from agents.env import EnvConfig, MitigationEnv
 from agents.export import envoy, hpa, istio, resilience4j
 from agents.export.crd import validate_resource
 from agents.export.distill import distill
@@ -64,7 +64,7 @@ def static_policy(env: MitigationEnv, knobs: tuple[int, ...], autoscale: bool) -
     from its topology replica count up to the action space's maximum."""
     t, r, b, rl, q = knobs
     action = sp.compose([sp.KEEP] * env.n, q, (t, r, b, rl))
-    doc = action_to_policy(action, env.services, env.topology).model_dump(
+    doc = sp.action_to_policy(action, env.services, env.topology).model_dump(
         mode="json", exclude_none=True
     )
     if autoscale:
@@ -217,22 +217,9 @@ def export_policy(
             {
                 "name": env.topology.name,
                 "interval_seconds": cfg.interval,
-                "observation": {
-                    "services": list(env.services),
-                    "slo_p99_seconds": env.p99_target,
-                    "slo_availability": env.avail_target,
-                    "max_replicas": sp.MAX_REPLICAS,
-                },
-                "action": {
-                    "replica_deltas": list(sp.REPLICA_DELTAS),
-                    "queue_limits": list(sp.QUEUE_LIMITS),
-                    "timeouts_seconds": list(sp.TIMEOUTS),
-                    "retries": list(sp.RETRIES),
-                    "retry_budget": 0.2,
-                    "circuit_breaker": list(sp.BREAKER),
-                    "rate_limits_x": list(sp.RATE_LIMITS),
-                    "entry_rates_rps": {w.entry: w.rate * cfg.load for w in env.topology.workload},
-                },
+                "observation": env.observation_spec.model_dump(),
+                # the enforcer limits against the rates the policy was evaluated under
+                "action": sp.ActionSpec.for_topology(env.topology, load=cfg.load).model_dump(),
                 "bounds": Bounds(
                     replicas={
                         s: {

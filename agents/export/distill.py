@@ -14,6 +14,7 @@ import numpy as np
 
 from agents.env import EnvConfig, MitigationEnv
 from agents.export.policy_file import DistilledRules, TreeNode
+from agents.spaces import FEATURE_LABELS
 
 
 def rollouts(
@@ -35,8 +36,7 @@ def rollouts(
 
 
 def feature_names(services: tuple[str, ...]) -> list[str]:
-    feats = ("p99_over_slo", "error_rate", "utilization", "queue", "replicas", "breaker")
-    return [f"{s}.{f}" for s in services for f in feats]
+    return [f"{s}.{f}" for s in services for f in FEATURE_LABELS]
 
 
 def distill(

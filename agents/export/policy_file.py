@@ -6,7 +6,8 @@ each action index means, the hard bounds every decision is clamped to, the stati
 to hold when metrics are missing, an interpretable distilled form, and where it all came
 from (topology hash, training config, evaluation figures). The JSON Schema shipped beside
 this module (``policy.schema.json``) is generated from these models; a test keeps the two
-equal.
+equal. The observation and action parts are the agent codec's own documents
+(:mod:`agents.spaces`), so the enforcer decodes exactly as the environment does.
 """
 
 from __future__ import annotations
@@ -14,79 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from agents.spaces import ActionSpec, Document, Fraction, ObservationSpec
 from twin.errors import InputError
 from twin.io import parse_model
 from twin.policy import Policy
 
-API_VERSION = "shadow-twin.dev/policy/v1"
 SCHEMA_PATH = Path(__file__).with_name("policy.schema.json")
 
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
-
-class _Doc(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ObservationSpec(_Doc):
-    """How the enforcer builds the network's input from live metrics.
-
-    The vector is ``services`` (in this order) x ``features`` (in this order), each in
-    [0, 1]: p99 / ``slo_p99_seconds`` squashed x/(1+x); error rate; utilisation (busy /
-    capacity, capped at 1); queue length squashed q/(q + ``queue_scale``); replicas /
-    ``max_replicas``; worst circuit-breaker state on calls into the service (closed 0,
-    half-open 0.5, open 1).
-    """
-
-    services: tuple[str, ...] = Field(min_length=1)
-    features: tuple[str, ...] = (
-        "p99_over_slo",
-        "error_rate",
-        "utilization",
-        "queue",
-        "replicas",
-        "breaker",
-    )
-    slo_p99_seconds: float = Field(gt=0.0, description="seconds")
-    slo_availability: Fraction
-    queue_scale: float = Field(default=10.0, gt=0.0, description="requests")
-    max_replicas: int = Field(ge=1)
-
-
-class ActionSpec(_Doc):
-    """What each component of the MultiDiscrete action means.
-
-    Per service (in ``ObservationSpec.services`` order): [index into ``replica_deltas``,
-    index into ``queue_limits``]; then the global components: [index into
-    ``timeouts_seconds``, ``retries``, ``circuit_breaker``, ``rate_limits_x``]. A rate-limit
-    level multiplies the nominal entry rate in ``entry_rates_rps``.
-    """
-
-    replica_deltas: tuple[int, ...]
-    queue_limits: tuple[int | None, ...] = Field(description="per replica; null: no limit")
-    timeouts_seconds: tuple[float, ...]
-    retries: tuple[int, ...]
-    retry_budget: Fraction = Field(description="extra attempts / requests, per edge")
-    circuit_breaker: tuple[bool, ...]
-    rate_limits_x: tuple[float | None, ...] = Field(description="x nominal entry rate; null: none")
-    entry_rates_rps: dict[str, float] = Field(description="nominal rate per entry service, rps")
-
-    def components(self, n_services: int) -> tuple[int, ...]:
-        """The MultiDiscrete sizes of the whole action."""
-        glob = (
-            len(self.timeouts_seconds),
-            len(self.retries),
-            len(self.circuit_breaker),
-            len(self.rate_limits_x),
-        )
-        return (len(self.replica_deltas), len(self.queue_limits)) * n_services + glob
-
-
-class ReplicaBounds(_Doc):
+class ReplicaBounds(Document):
     """Replica limits of one service (inclusive)."""
 
     min: int = Field(ge=1)
@@ -99,7 +40,7 @@ class ReplicaBounds(_Doc):
         return self
 
 
-class Bounds(_Doc):
+class Bounds(Document):
     """Hard limits: the enforcer clamps every decision into them, whatever the model says."""
 
     replicas: dict[str, ReplicaBounds]
@@ -121,7 +62,7 @@ class Bounds(_Doc):
         return self
 
 
-class ModelRef(_Doc):
+class ModelRef(Document):
     """The network: an ONNX file (path relative to the policy file) and its digest."""
 
     onnx: str = "policy.onnx"
@@ -134,7 +75,7 @@ class ModelRef(_Doc):
     agreement_samples: int = Field(ge=1)
 
 
-class TreeNode(_Doc):
+class TreeNode(Document):
     """A node of the distilled tree: split ``obs[feature] <= threshold`` -> ``left`` else
     ``right``; a leaf (``feature`` null) holds the action."""
 
@@ -155,7 +96,7 @@ class TreeNode(_Doc):
         return self
 
 
-class DistilledRules(_Doc):
+class DistilledRules(Document):
     """An interpretable stand-in for the network: a decision tree (node 0 is the root)."""
 
     kind: Literal["decision_tree"] = "decision_tree"
@@ -179,7 +120,7 @@ class DistilledRules(_Doc):
         return self
 
 
-class Figure(_Doc):
+class Figure(Document):
     """A mean with its 95% interval."""
 
     mean: float
@@ -187,7 +128,7 @@ class Figure(_Doc):
     hi: float
 
 
-class Provenance(_Doc):
+class Provenance(Document):
     """Where the policy came from, so a reviewer can reproduce and judge it."""
 
     created: str = Field(description="ISO 8601 UTC time of export")
@@ -204,7 +145,7 @@ class Provenance(_Doc):
     )
 
 
-class PolicyFile(_Doc):
+class PolicyFile(Document):
     """A learned mitigation policy, ready for ``twin enforce`` and for review."""
 
     api_version: Literal["shadow-twin.dev/policy/v1"] = "shadow-twin.dev/policy/v1"

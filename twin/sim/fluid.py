@@ -50,6 +50,7 @@ from typing import Any
 from scipy.special import gammaincinv
 
 from twin.faults import FaultWindow, fault_windows
+from twin.mitigations import CLOSED, HALF_OPEN, OPEN, CircuitState
 from twin.policy import Autoscale, ClientPolicy, Policy
 from twin.results import EntryStretch, ServiceStretch, Stretch, StretchLatency
 from twin.scenario import Scenario
@@ -115,7 +116,7 @@ class _Svc:
 
 @dataclass
 class _Breaker:
-    state: int = 0  # 0 closed, 1 open, 2 half-open (the engine's codes)
+    state: CircuitState = CLOSED
     until: float = 0.0
 
 
@@ -372,7 +373,7 @@ class FluidSimulation:
             served = 1.0 if own <= 0 else min(1.0, workers / own / lam[node])
             for c in nd.calls:
                 key = f"{nd.service}->{c.callee}"
-                if self.breakers[key].state == 1:
+                if self.breakers[key].state == OPEN:
                     continue
                 cp = self.client[key]
                 f_call = self._call_fail(key, c.node)
@@ -495,7 +496,7 @@ class FluidSimulation:
                 m, v = resp.get(c.node, self.resp[c.node])
                 m += self.net_mean
                 f_attempt = self._attempt_fail(cp, m, fail.get(c.node, self.fail[c.node]))
-                if br.state == 1:
+                if br.state == OPEN:
                     f_call = 1.0
                     m, v = 0.0, 0.0
                 else:
@@ -527,20 +528,20 @@ class FluidSimulation:
             br = self.breakers[key]
             cb = cp.circuit_breaker
             if cb is None:
-                br.state = 0
+                br.state = CLOSED
                 continue
             calls = sum(lam[n] for n in self.ops[src]) * dt
             f_att = max(
                 self._attempt_fail(cp, resp[n][0] + self.net_mean, fail[n]) for n in self.ops[dst]
             )
-            if br.state == 1 and t >= br.until:
-                br.state = 2
-            if br.state == 2:
-                br.state = 1 if f_att >= cb.failure_rate else 0
-                if br.state == 1:
+            if br.state == OPEN and t >= br.until:
+                br.state = HALF_OPEN
+            if br.state == HALF_OPEN:
+                br.state = OPEN if f_att >= cb.failure_rate else CLOSED
+                if br.state == OPEN:
                     br.until = t + cb.open_for
-            elif br.state == 0 and calls >= cb.min_requests and f_att >= cb.failure_rate:
-                br.state, br.until = 1, t + cb.open_for
+            elif br.state == CLOSED and calls >= cb.min_requests and f_att >= cb.failure_rate:
+                br.state, br.until = OPEN, t + cb.open_for
 
         # entries and per-service outcome counts
         for e, wl in self.entries.items():
