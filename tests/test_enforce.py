@@ -38,6 +38,7 @@ from agents.runtime import (
 from agents.spaces import ServiceReading
 from twin.cli import app
 from twin.mitigations import CircuitState
+from twin.results import Stretch
 
 ROOT = Path(__file__).resolve().parents[1]
 OB = ROOT / "agents" / "policies" / "online-boutique"
@@ -186,6 +187,7 @@ def test_observation_equals_the_environments_for_the_same_figures(policy_path: P
         ok = 1000
         failed = round(err * ok / (1 - err)) if err < 1 else ok
         stretch["services"][s] = {
+            "arrivals": ok + failed,
             "latency": {"p99": p99},
             "succeeded": ok,
             "failed": failed,
@@ -201,7 +203,9 @@ def test_observation_equals_the_environments_for_the_same_figures(policy_path: P
             "queue": float(q),
         } | ({"breaker": worst[s]} if s in worst else {})
     ours = observation(parse_snapshot(record, "test"), pf)
-    theirs = env._observe(stretch)
+    theirs = env._observe(
+        Stretch.model_validate({"time": 0.0, "seconds": 1.0, "entries": {}} | stretch)
+    )
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
     column = {
         s: float(theirs[i * sp.FEATURES + sp.Feature.BREAKER]) for i, s in enumerate(SERVICES)
