@@ -48,7 +48,12 @@ HPA_DOWNSCALE_SECONDS = 300.0  # Kubernetes' default stabilisation window
 
 
 class ExportRefused(TwinError):
-    """The policy does worse than the baseline in the twin: nothing is written."""
+    """The policy does worse than the baseline in the twin: nothing is written.
+
+    A refusal on the merits, not bad input, so the command line exits 3, not 2."""
+
+    exit_code = 3
+    label = "refused"
 
 
 def static_knobs(evaluation: dict[str, Any]) -> tuple[tuple[int, ...], str]:

@@ -14,12 +14,13 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from twin.errors import InputError, TwinError
+from twin.cli.errors import handles_errors
+from twin.errors import InputError
 
-EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
 
 
+@handles_errors
 def risk(
     history: Annotated[Path, typer.Option(help="Incident log (CSV/JSON) or counts table.")],
     results: Annotated[Path, typer.Option(help="Campaign output directory (runs.parquet).")],
@@ -46,27 +47,23 @@ def risk(
     ] = 0,
 ) -> None:
     """Failure probabilities, risk and remediation priorities (Bayesian, PyMC)."""
-    try:
-        code = _risk(
-            history,
-            results,
-            db,
-            horizon,
-            out,
-            topology,
-            policy,
-            load,
-            period,
-            method,
-            draws,
-            tune,
-            chains,
-            seed,
-            scenarios,
-        )
-    except TwinError as exc:
-        typer.echo(f"twin: error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+    code = _risk(
+        history,
+        results,
+        db,
+        horizon,
+        out,
+        topology,
+        policy,
+        load,
+        period,
+        method,
+        draws,
+        tune,
+        chains,
+        seed,
+        scenarios,
+    )
     if code:
         raise typer.Exit(code)
 

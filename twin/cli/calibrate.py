@@ -15,10 +15,10 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from twin.errors import InputError, TwinError
+from twin.cli.errors import handles_errors
+from twin.errors import InputError
 
 ROUND = 6
-EXIT_BAD_INPUT = 2
 
 
 def accuracy(pred: float, meas: float) -> float:
@@ -393,6 +393,7 @@ def render_report(name: str, record: dict[str, Any], rows: list[dict[str, Any]])
     return "\n".join(lines) + "\n"
 
 
+@handles_errors
 def calibrate(
     out: Annotated[Path, typer.Option(help="Output directory (topology.yaml, calibration.json).")],
     traces: Annotated[
@@ -433,28 +434,24 @@ def calibrate(
 ) -> None:
     """Calibrate a twin from traces and/or Prometheus metrics; compare it with what was seen."""
     files = [*(traces or []), *(more_traces or [])]
-    try:
-        record = run_calibration(
-            traces=files,
-            out=out,
-            prometheus=prometheus,
-            metrics=metrics,
-            mapping=mapping,
-            start=start,
-            end=end,
-            step=step,
-            name=name,
-            sampling=sampling,
-            workers=workers,
-            demand=demand,
-            mask=mask,
-            predict=predict,
-            seed=seed,
-            network=network,
-        )
-    except TwinError as exc:
-        typer.echo(f"twin: error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+    record = run_calibration(
+        traces=files,
+        out=out,
+        prometheus=prometheus,
+        metrics=metrics,
+        mapping=mapping,
+        start=start,
+        end=end,
+        step=step,
+        name=name,
+        sampling=sampling,
+        workers=workers,
+        demand=demand,
+        mask=mask,
+        predict=predict,
+        seed=seed,
+        network=network,
+    )
     cg = record.get("callgraph", {})
     typer.echo(
         f"wrote {out}/topology.yaml ({len(cg.get('services', {}))} services, "

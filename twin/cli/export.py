@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from twin.errors import TwinError
+from twin.cli.errors import handles_errors
 
 
+@handles_errors
 def export(
     policy_dir: Annotated[Path, typer.Argument(help="Folder with model.zip and evaluation.json.")],
     out: Annotated[Path, typer.Option(help="Export folder (replaced atomically).")] = Path(
@@ -25,19 +26,12 @@ def export(
     from rich.console import Console
 
     console = Console(stderr=True)
-    try:
-        from agents.export.build import ExportRefused, export_policy
+    from agents.export.build import export_policy
 
-        with console.status("exporting") as status:
-            summary = export_policy(
-                policy_dir, out, scenarios=scenarios, seed=seed, progress=status.update
-            )
-    except ExportRefused as exc:
-        typer.echo(f"twin: refused: {exc}", err=True)
-        raise typer.Exit(3) from None
-    except TwinError as exc:
-        typer.echo(f"twin: error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    with console.status("exporting") as status:
+        summary = export_policy(
+            policy_dir, out, scenarios=scenarios, seed=seed, progress=status.update
+        )
     typer.echo(
         f"ONNX = torch on {summary['onnx_agreement']:.1%} of sampled observations; "
         f"rules agree on {summary['rules_agreement']:.1%} of held-aside states, "

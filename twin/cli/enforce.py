@@ -10,11 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
-from twin.errors import TwinError
+from twin.cli.errors import handles_errors
 
 EMITS = ("dry-run", "json", "webhook")
 
 
+@handles_errors
 def enforce(
     policy: Annotated[Path, typer.Argument(help="policy.json written by `twin export`.")],
     prometheus: Annotated[
@@ -45,25 +46,21 @@ def enforce(
     ] = None,
 ) -> None:
     """Decide mitigations each interval from live metrics; emit them; hold when unsure."""
-    try:
-        _enforce(
-            policy,
-            prometheus,
-            metrics,
-            queries,
-            override,
-            emit,
-            url,
-            rules,
-            interval,
-            once,
-            max_decisions,
-            duration,
-            log,
-        )
-    except TwinError as exc:
-        typer.echo(f"twin: error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    _enforce(
+        policy,
+        prometheus,
+        metrics,
+        queries,
+        override,
+        emit,
+        url,
+        rules,
+        interval,
+        once,
+        max_decisions,
+        duration,
+        log,
+    )
 
 
 def _enforce(
