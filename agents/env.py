@@ -17,6 +17,7 @@ import numpy as np
 from agents import spaces as sp
 from agents.reward import RewardWeights, attainment, reward, violated
 from agents.scenarios import FaultCatalogue, FaultSpec, scenario_for, weights_from_risk
+from twin.bundled import bundled_topology_path
 from twin.errors import InputError
 from twin.policy import Policy
 from twin.sim.engine import Simulation
@@ -24,7 +25,7 @@ from twin.sim.fluid import FluidSimulation
 from twin.topology import Topology
 
 ENV_ID = "ShadowTwin/Mitigation-v0"
-DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "online-boutique.yaml"
+DEFAULT_TOPOLOGY = bundled_topology_path("online-boutique")
 
 
 @dataclass(frozen=True)

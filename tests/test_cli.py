@@ -103,3 +103,17 @@ def test_no_module_outside_the_cli_package_builds_a_typer_app_or_handles_cli_err
         if "typer" in imported or "click" in imported or "twin: error" in text:
             offenders.append(str(rel))
     assert offenders == []
+
+
+def test_the_database_defaults_to_twin_db_in_the_current_folder_unless_twin_db_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from twin.store import resolve_url
+
+    monkeypatch.delenv("TWIN_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_url(None) == f"sqlite:///{tmp_path.resolve() / 'twin.db'}"
+    monkeypatch.setenv("TWIN_DB", str(tmp_path / "elsewhere.db"))
+    assert resolve_url(None) == f"sqlite:///{tmp_path.resolve() / 'elsewhere.db'}"
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "twin.db" in ignored

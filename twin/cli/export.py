@@ -21,6 +21,13 @@ def export(
         int, typer.Option(min=1, help="Training-catalogue scenarios for the re-simulation.")
     ] = 12,
     seed: Annotated[int, typer.Option(help="Seed of the re-simulation and distillation.")] = 0,
+    schemas: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of CRD schemas to validate against (default: $TWIN_CRD_SCHEMAS, "
+            "else the vendored copy)."
+        ),
+    ] = None,
 ) -> None:
     """Export a learned policy for production; refuse one that does worse than the baseline."""
     from rich.console import Console
@@ -30,7 +37,12 @@ def export(
 
     with console.status("exporting") as status:
         summary = export_policy(
-            policy_dir, out, scenarios=scenarios, seed=seed, progress=status.update
+            policy_dir,
+            out,
+            scenarios=scenarios,
+            seed=seed,
+            schemas=schemas,
+            progress=status.update,
         )
     typer.echo(
         f"ONNX = torch on {summary['onnx_agreement']:.1%} of sampled observations; "
