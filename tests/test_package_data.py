@@ -40,14 +40,14 @@ def test_every_bundled_topology_and_its_companions_load(name: str) -> None:
 
 
 def test_an_unknown_bundled_name_is_one_line_naming_the_known_ones() -> None:
-    with pytest.raises(InputError, match="no bundled topology 'nope'; expected one of .*teastore"):
+    with pytest.raises(InputError, match=r"no bundled topology 'nope'; expected one of .*teastore"):
         bundled_topology_path("nope")
 
 
 def test_the_environment_default_is_the_bundled_online_boutique() -> None:
     from agents.env import DEFAULT_TOPOLOGY, EnvConfig
 
-    assert DEFAULT_TOPOLOGY == bundled_topology_path("online-boutique")
+    assert bundled_topology_path("online-boutique") == DEFAULT_TOPOLOGY
     assert Path(EnvConfig().topology) == DEFAULT_TOPOLOGY
 
 
