@@ -129,14 +129,19 @@ def _enforce(
         typer.echo(f"enforce: stopping on signal {signum}", err=True)
         sys.exit(0)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    run(
-        enforcer,
-        emitter,
-        interval=interval or pf.interval_seconds,
-        max_decisions=1 if once else max_decisions,
-        duration=duration,
-        log_path=log,
-        on_problem=lambda msg: typer.echo(f"enforce: {msg}", err=True),
-    )
+    # The handlers last as long as the loop: a caller that runs the command in-process (a
+    # test, a notebook) gets its own back, and processes it forks later do not inherit them.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        run(
+            enforcer,
+            emitter,
+            interval=interval or pf.interval_seconds,
+            max_decisions=1 if once else max_decisions,
+            duration=duration,
+            log_path=log,
+            on_problem=lambda msg: typer.echo(f"enforce: {msg}", err=True),
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
