@@ -18,6 +18,7 @@ from agents import EPISODE_SECONDS, INTERVAL_SECONDS
 from agents import spaces as sp
 from agents.reward import RewardWeights, attainment, reward, violated
 from agents.scenarios import FaultCatalogue, FaultSpec, scenario_for, weights_from_risk
+from twin.bundled import bundled_topology_path
 from twin.errors import InputError
 from twin.policy import Policy
 from twin.results import Stretch
@@ -26,7 +27,7 @@ from twin.sim.fluid import FluidSimulation
 from twin.sim.stepped import SteppedTwin
 from twin.topology import Topology
 
-DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "online-boutique.yaml"
+DEFAULT_TOPOLOGY = bundled_topology_path("online-boutique")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ For each held-out fault scenario of the environment's catalogue and each baselin
 controller, run the episode in both fidelities (same controller, same fault) and compare
 the per-interval `violated` flags and the episode's violation minutes.
 
-Usage: PYTHONPATH=. python experiments/fluid_vs_des.py [--out docs/results/fluid_vs_des.json]
+Usage: python experiments/fluid_vs_des.py [--out docs/results/fluid_vs_des.json]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Online Boutique (Nezha, 2022-08-22): calibrate from one traced minute, predict other hours.
 
-    PYTHONPATH=. python experiments/nezha_heldout.py --data DATA [--out DIR]
+    python experiments/nezha_heldout.py --data DATA [--out DIR]
 
 The twin is calibrated by ``twin calibrate`` from the only traced minute in the data
 (03:53, ~23k spans). The held-out data are the fault-free hours after 07:57: for each
@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from twin.calibrate import accuracy as acc
 
-from twin.calibrate_cli import accuracy as acc  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 QUIET_FROM = pd.Timestamp("2022-08-22 07:57")
 BLOCK = "30min"
@@ -41,7 +39,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=600.0, help="simulated seconds per block")
     ap.add_argument("--network", choices=["floor", "full"], default="floor")
     a = ap.parse_args()
-    from twin.calibrate_cli import run_calibration
+    from twin.calibrate import CalibrationConfig, run_calibration
     from twin.io import parse_model
     from twin.scenario import Scenario
     from twin.sim import Simulation
@@ -52,11 +50,13 @@ def main() -> int:
     spans = a.data / "traces" / "nezha-ob-2022-08-22-0353-spans.csv"
     ob = a.data / "nezha-ob"
     run_calibration(
-        traces=[spans],
-        out=out / "calibration",
-        name="online-boutique",
-        predict=0,
-        network=a.network,
+        CalibrationConfig(
+            traces=(spans,),
+            out=out / "calibration",
+            name="online-boutique",
+            predict_seconds=0,
+            network=a.network,
+        )
     )
     topo = Topology.load(out / "calibration" / "topology.yaml")
     cal_rate = sum(w.rate for w in topo.workload)

@@ -1,6 +1,6 @@
 """Online Boutique (Nezha, 2022-08-22): replay the day's injected faults in the twin.
 
-    PYTHONPATH=. python experiments/nezha_replay.py --data DATA [--out DIR]
+    python experiments/nezha_replay.py --data DATA [--out DIR]
 
 1. Calibrate the twin with ``twin calibrate`` from the one traced minute (03:53, ~23k spans;
    the first fault starts at 03:53:54, so the last six seconds are not fault-free), with
@@ -46,17 +46,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from twin.calibrate import accuracy as acc
+from twin.faults import CpuExhaustionFault, ErrorRateFault, LatencyFault
 
-from twin.calibrate_cli import accuracy as acc  # noqa: E402
-from twin.faults import CpuExhaustionFault, ErrorRateFault, LatencyFault  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FAULT_SECONDS = 180.0
 QUIET_FROM = 1661155020.0 + 180.0  # 07:57 UTC, after the last fault's 3 minutes: fault-free
@@ -195,24 +193,26 @@ def main() -> int:
         "faults to cpu_exhaustion (tried: worse, see docs/calibration.md)",
     )
     a = ap.parse_args()
+    from twin.calibrate import CalibrationConfig, run_calibration
     from twin.calibrate.nezha import (
         fault_minutes,
         read_fault_list,
         read_front_sli,
         read_pod_metrics,
     )
-    from twin.calibrate_cli import run_calibration
     from twin.topology import Topology
 
     out: Path = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     ob = a.data / "nezha-ob"
     run_calibration(
-        traces=[a.data / "traces" / "nezha-ob-2022-08-22-0353-spans.csv"],
-        out=out / "calibration",
-        name="online-boutique",
-        predict=0,
-        network=a.network,
+        CalibrationConfig(
+            traces=(a.data / "traces" / "nezha-ob-2022-08-22-0353-spans.csv",),
+            out=out / "calibration",
+            name="online-boutique",
+            predict_seconds=0,
+            network=a.network,
+        )
     )
     topo = Topology.load(out / "calibration" / "topology.yaml")
     cal_rate = sum(w.rate for w in topo.workload)

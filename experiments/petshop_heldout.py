@@ -1,6 +1,6 @@
 """PetShop (AWS PetAdoptions): calibrate at one traffic level, predict the other (held out).
 
-    PYTHONPATH=. python experiments/petshop_heldout.py --data DATA [--out DIR]
+    python experiments/petshop_heldout.py --data DATA [--out DIR]
         [--calibrate low_traffic] [--predict high_traffic]
 
 The data are CloudWatch/X-Ray 5-minute aggregates per node (``noissue/metrics.csv``) and a
@@ -30,17 +30,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from twin.calibrate import accuracy as acc
+from twin.faults import ErrorRateFault, LatencyFault
 
-from twin.calibrate_cli import accuracy as acc  # noqa: E402
-from twin.faults import ErrorRateFault, LatencyFault  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PERIOD = 300.0  # seconds per CloudWatch row
 WORKERS = 64

@@ -1,6 +1,6 @@
 """What the baselines could reach with hindsight: per held-out scenario, the best baseline.
 
-    PYTHONPATH=. python experiments/rl_envelope.py agents/policies/online-boutique/evaluation.json
+    python experiments/rl_envelope.py agents/policies/online-boutique/evaluation.json
 
 Reads an ``evaluation.json`` (no simulation) and, for each scenario, takes the baseline with
 the fewest SLO-violation minutes (ties: fewer replica-seconds). No causal policy in the same

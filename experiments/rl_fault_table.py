@@ -3,7 +3,7 @@
 Runs on TRAINING draws of the fault catalogue (a seed of its own, never the held-out set),
 so it can guide the fault model and reward without looking at evaluation scenarios.
 
-Usage: PYTHONPATH=. python experiments/rl_fault_table.py [--per-kind N] [--procs 2]
+Usage: python experiments/rl_fault_table.py [--per-kind N] [--procs 2]
 """
 
 from __future__ import annotations

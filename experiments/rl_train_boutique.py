@@ -7,7 +7,7 @@ the clone drives, the teacher labels), PPO fine-tuning for 8,192 steps in the DE
 from the training distribution (never the held-out set). Prints the wall time and the load
 average before and after.
 
-Usage: PYTHONPATH=. python experiments/rl_train_boutique.py --out runs/ob [--steps N]
+Usage: python experiments/rl_train_boutique.py --out runs/ob [--steps N]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Pool repeated runs of ``validate_testbed.py``: one 60 s window is a noisy measurement.
 
-    PYTHONPATH=. python experiments/testbed_runs.py docs/results/validate-testbed-run*.json
+    python experiments/testbed_runs.py docs/results/validate-testbed-run*.json
 
 Per run: the four figures the bar is set on. Pooled over the runs, per held-out scenario: the
 latency accuracies are the *average of each run's accuracy* (errors in opposite directions

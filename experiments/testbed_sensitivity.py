@@ -1,7 +1,7 @@
 """How sensitive the testbed twin's high-load prediction is to catalog's service time, and
 how far one measurement window's mean may fall from the expectation by chance.
 
-    PYTHONPATH=. python experiments/testbed_sensitivity.py out/validate-testbed/calibration \
+    python experiments/testbed_sensitivity.py out/validate-testbed/calibration \
         [--out sensitivity.json]
 
 Reads the calibrated ``topology.yaml`` that ``validate_testbed.py`` wrote; prints, for 3x and
@@ -14,13 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "experiments"))
+
+
+def _sibling(name: str) -> Any:
+    """Another script of this folder, loaded by path: experiments are scripts, not a package."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main() -> int:
@@ -28,7 +36,7 @@ def main() -> int:
     ap.add_argument("calibration", type=Path)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
-    import validate_testbed as v
+    v = _sibling("validate_testbed")
 
     from twin.topology import Topology
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -33,12 +32,11 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from testbed.run import Testbed
+from twin.calibrate import accuracy as acc
+from twin.faults import CpuExhaustionFault, ErrorRateFault, LatencyFault, OutageFault
 
-from testbed.run import Testbed  # noqa: E402
-from twin.calibrate_cli import accuracy as acc  # noqa: E402
-from twin.faults import CpuExhaustionFault, ErrorRateFault, LatencyFault, OutageFault  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CAL_RATE = 4.0
 
@@ -175,7 +173,7 @@ def main() -> int:
     out: Path = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     from testbed.config import TestbedConfig
-    from twin.calibrate_cli import run_calibration
+    from twin.calibrate import CalibrationConfig, run_calibration
     from twin.topology import Topology
 
     secs = a.seconds
@@ -193,17 +191,19 @@ def main() -> int:
         mapping = out / "mapping.yaml"
         mapping.write_text("cpu_seconds: worker_busy_seconds_total\n", encoding="utf-8")
         run_calibration(
-            traces=spans,
-            out=out / "calibration",
-            prometheus=tb.prometheus_url,
-            start=str(t0),
-            end=str(t1),
-            step=1.0,
-            name="testbed",
-            workers=[f"{s.name}={s.workers}" for s in tb.config.services],
-            mapping=mapping,
-            demand=a.demand,
-            predict=120.0,
+            CalibrationConfig(
+                traces=tuple(spans),
+                out=out / "calibration",
+                prometheus=tb.prometheus_url,
+                start=str(t0),
+                end=str(t1),
+                step_seconds=1.0,
+                name="testbed",
+                workers={s.name: s.workers for s in tb.config.services},
+                mapping=mapping,
+                demand=a.demand,
+                predict_seconds=120.0,
+            )
         )
         topo = Topology.load(out / "calibration" / "topology.yaml")
         calib = {

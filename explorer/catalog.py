@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel
 
+from twin.bundled import COMPANIONS, bundled_dir
 from twin.errors import InputError
 from twin.io import DocProblem, format_loc, parse_model
 from twin.policy import Policy
@@ -26,15 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 TOPOLOGY_DIR_ENV = "SHADOW_TWIN_TOPOLOGIES"
 """Environment variable naming another folder of topologies (the tests use a small one)."""
 
-COMPANIONS = (".scenario.yaml", ".policy.yaml")
-
 M = TypeVar("M", bound=BaseModel)
 
 
 def topology_dir() -> Path:
-    """The folder of bundled topologies: ``$SHADOW_TWIN_TOPOLOGIES`` or ``topologies/``."""
+    """The folder of topologies: ``$SHADOW_TWIN_TOPOLOGIES`` or the bundled ones."""
     override = os.environ.get(TOPOLOGY_DIR_ENV)
-    return Path(override) if override else ROOT / "topologies"
+    return Path(override) if override else bundled_dir()
 
 
 def discover(folder: Path | None = None) -> list[Path]:

@@ -107,6 +107,19 @@ def test_risk_json_gives_p_breach_and_breach_minutes_with_90_percent_intervals_a
     assert all(d["ok"] for d in risk["diagnostics"])
 
 
+def test_risk_json_is_the_risk_report_document_field_for_field(
+    reported: tuple[Path, Any],
+) -> None:
+    from twin.bayes import RiskReport
+
+    out, r = reported
+    assert r.exit_code == 0, r.output
+    text = (out / "risk.json").read_text()
+    report = RiskReport.model_validate_json(text)
+    assert list(json.loads(text)) == list(RiskReport.model_fields)
+    assert report.evidence.simulated_runs > 0 and report.method == "nutpie"
+
+
 def test_a_few_real_chaos_results_pull_the_prediction_toward_reality(
     reported: tuple[Path, Any],
 ) -> None:

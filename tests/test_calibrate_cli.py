@@ -137,3 +137,45 @@ def test_calibrate_without_inputs_says_what_to_give(tmp_path) -> None:
     r = CliRunner().invoke(app, ["calibrate", "--out", str(tmp_path)])
     assert r.exit_code == 2
     assert "--traces" in r.output
+
+
+@needs_data
+def test_run_calibration_returns_the_record_it_writes(tmp_path: Path) -> None:
+    from twin.calibrate import CalibrationConfig, run_calibration
+
+    rec = run_calibration(
+        CalibrationConfig(out=tmp_path / "o", traces=(JAEGER,), predict_seconds=10.0)
+    )
+    written = json.loads((tmp_path / "o" / "calibration.json").read_text())
+    services, edges = _jaeger_truth(JAEGER)
+    assert (rec.services, rec.edges) == (len(services), len(edges))
+    assert rec.topology == Topology.load(tmp_path / "o" / "topology.yaml").name
+    assert [r["scope"] for r in rec.comparison] == [r["scope"] for r in written["comparison"]]
+    assert set(rec.document) == set(written)
+
+
+def test_a_calibration_config_needs_exactly_one_metrics_source_and_something_to_read(
+    tmp_path: Path,
+) -> None:
+    from pydantic import ValidationError
+
+    from twin.calibrate import CalibrationConfig
+
+    with pytest.raises(ValidationError, match="give prometheus or metrics, not both"):
+        CalibrationConfig(out=tmp_path, prometheus="http://x", metrics=tmp_path / "m.json")
+    with pytest.raises(ValidationError, match="nothing to calibrate from"):
+        CalibrationConfig(out=tmp_path)
+    with pytest.raises(ValidationError, match="workers"):
+        CalibrationConfig(out=tmp_path, traces=(JAEGER,), workers={"a": 0})
+
+
+def test_accuracy_is_one_minus_the_relative_error_and_none_without_a_measure() -> None:
+    import math
+
+    from twin.calibrate import accuracy, accuracy_or_none
+
+    assert accuracy(90.0, 100.0) == pytest.approx(0.9)
+    assert accuracy(110.0, 100.0) == pytest.approx(0.9)
+    assert accuracy(300.0, 100.0) == pytest.approx(-1.0)
+    assert math.isnan(accuracy(1.0, 0.0))
+    assert accuracy_or_none(None, 1.0) is None and accuracy_or_none(1.0, 0.0) is None

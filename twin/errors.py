@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class TwinError(Exception):
-    """Root of every error the twin raises on purpose."""
+    """Root of every error the twin raises on purpose.
+
+    ``exit_code`` and ``label`` tell the command line how to end: a script tells a bad input
+    (2) from a refusal on the merits (3) by the exit status alone, and a person reads
+    ``twin: <label>: <message>`` on one line.
+    """
+
+    exit_code: ClassVar[int] = 2
+    label: ClassVar[str] = "error"
 
 
 class InputError(TwinError):

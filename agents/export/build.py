@@ -25,7 +25,7 @@ import yaml
 from agents import spaces as sp
 from agents.env import EnvConfig, MitigationEnv
 from agents.export import envoy, hpa, istio, resilience4j
-from agents.export.crd import validate_resource
+from agents.export.crd import crd_path, validate_resource
 from agents.export.distill import distill
 from agents.export.onnx_export import agreement, export_onnx
 from agents.export.policy_file import (
@@ -48,7 +48,12 @@ HPA_DOWNSCALE_SECONDS = 300.0  # Kubernetes' default stabilisation window
 
 
 class ExportRefused(TwinError):
-    """The policy does worse than the baseline in the twin: nothing is written."""
+    """The policy does worse than the baseline in the twin: nothing is written.
+
+    A refusal on the merits, not bad input, so the command line exits 3, not 2."""
+
+    exit_code = 3
+    label = "refused"
 
 
 def static_knobs(evaluation: dict[str, Any]) -> tuple[tuple[int, ...], str]:
@@ -97,11 +102,14 @@ def write_renderings(files: dict[str, dict[str, list[dict[str, Any]]]], out: Pat
             (out / runtime / name).write_text(text, encoding="utf-8")
 
 
-def validate_renderings(out: Path) -> dict[str, Any]:
-    """Every written runtime file against its published schema; raises on the first bad one."""
+def validate_renderings(out: Path, schemas: Path | None = None) -> dict[str, Any]:
+    """Every written runtime file against its published schema; raises on the first bad one.
+
+    ``schemas`` is a folder of CRD schemas (default: :func:`agents.export.crd.schemas_dir`)."""
     report: dict[str, Any] = {}
+    istio_crds = crd_path(schemas)
     checks = {
-        "istio": lambda d, p: validate_resource(d),
+        "istio": lambda d, p: validate_resource(d, istio_crds),
         "resilience4j": lambda d, p: resilience4j.validate(d),
         "hpa": lambda d, p: hpa.validate(d),
     }
@@ -146,6 +154,7 @@ def export_policy(
     scenarios: int = 12,
     seed: int = 0,
     agreement_samples: int = 1000,
+    schemas: Path | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Export ``policy_dir`` (model.zip + evaluation.json) to ``out``; returns a summary.
@@ -211,7 +220,7 @@ def export_policy(
         files = render_all(static, env)
         write_renderings(files, tmp)
         progress("validating the runtime files against their schemas")
-        schema_report = validate_renderings(tmp)
+        schema_report = validate_renderings(tmp, schemas)
         topo_path = Path(cfg.topology)
         pf = PolicyFile.model_validate(
             {

@@ -9,7 +9,9 @@ interpreter (cel-python) on the value it is attached to, as the API server does.
 from __future__ import annotations
 
 import copy
+import os
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +19,28 @@ import yaml
 
 from twin.errors import InputError
 
-ISTIO_CRDS = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "data"
-    / "schemas"
-    / "istio-crds.gen.yaml"
-)
-"""Istio's published CRDs (istio/api kubernetes/customresourcedefinitions.gen.yaml), read
-by path from the data folder beside the repository; ``SHADOW_TWIN_ISTIO_CRDS`` overrides."""
+SCHEMAS_ENV = "TWIN_CRD_SCHEMAS"
+"""Environment variable naming another folder of CRD schemas (``twin export --schemas``
+wins over it)."""
+
+ISTIO_FILE = "istio-crds.gen.yaml"
+"""Istio's published CRDs (istio/api kubernetes/customresourcedefinitions.gen.yaml)."""
 
 
-def crd_path() -> Path:
-    import os
+def schemas_dir(override: Path | None = None) -> Path:
+    """The folder of CRD schemas: ``override``, else ``$TWIN_CRD_SCHEMAS``, else the copy
+    vendored as package data (``agents/export/schemas``), so export works offline anywhere."""
+    if override is not None:
+        return override
+    env = os.environ.get(SCHEMAS_ENV)
+    if env:
+        return Path(env)
+    return Path(str(files("agents.export") / "schemas"))
 
-    return Path(os.environ.get("SHADOW_TWIN_ISTIO_CRDS", str(ISTIO_CRDS)))
+
+def crd_path(schemas: Path | None = None) -> Path:
+    """Istio's CRD file in :func:`schemas_dir`."""
+    return schemas_dir(schemas) / ISTIO_FILE
 
 
 def _strict(schema: Any) -> Any:

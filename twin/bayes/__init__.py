@@ -7,6 +7,8 @@
 - :mod:`twin.bayes.fit`: sampling (nutpie, PyMC NUTS) and a fast variational option.
 - :mod:`twin.bayes.checks`: r-hat, effective sample size, divergences; refuse on failure.
 - :mod:`twin.bayes.risk`: posterior simulation into risk, priorities and scenario files.
+- :mod:`twin.bayes.riskreport`: one assessment from a ``RiskConfig`` and the typed
+  ``RiskReport`` that ``risk.json`` holds.
 
 PyMC, ArviZ and nutpie are imported inside the functions that need them, so importing
 this package (and ``twin --help``) stays fast.
@@ -33,6 +35,14 @@ from twin.bayes.risk import (
     posterior_scenarios,
     priorities,
 )
+from twin.bayes.riskreport import (
+    RiskConfig,
+    RiskEvidence,
+    RiskRefused,
+    RiskReport,
+    assess,
+    risk_report,
+)
 from twin.bayes.runs import Impact, build_impact, read_chaos, read_runs
 
 __all__ = [
@@ -45,11 +55,16 @@ __all__ = [
     "Impact",
     "ImpactPriors",
     "OccurrencePriors",
+    "RiskConfig",
+    "RiskEvidence",
     "RiskInputs",
     "RiskOptions",
+    "RiskRefused",
+    "RiskReport",
     "TTFPriors",
     "Thresholds",
     "analyse",
+    "assess",
     "build_impact",
     "build_impact_model",
     "build_occurrence_model",
@@ -67,5 +82,6 @@ __all__ = [
     "read_history",
     "read_runs",
     "require",
+    "risk_report",
     "write_report",
 ]

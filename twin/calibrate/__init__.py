@@ -2,30 +2,38 @@
 
 Formats become tidy tables (:mod:`.traces`, :mod:`.metrics`); tidy tables become a call graph
 and fitted distributions (:mod:`.callgraph`, :mod:`.service_time`); :mod:`.build` turns those
-into a :class:`twin.topology.Topology`. Nothing here imports the simulator: comparing the
-calibrated twin with what was observed is the CLI's job (``twin/calibrate_cli.py``).
+into a :class:`twin.topology.Topology`; :mod:`.run` does all of it from one
+:class:`CalibrationConfig` and checks the calibrated twin against what was observed, with the
+one accuracy measure of :mod:`.accuracy`. Only :mod:`.run` imports the simulator.
 """
 
+from twin.calibrate.accuracy import accuracy, accuracy_or_none
 from twin.calibrate.build import BuildOptions, Calibration, build_topology
 from twin.calibrate.callgraph import CallGraph, build_callgraph
 from twin.calibrate.mask import Masker
 from twin.calibrate.metrics import MetricMap, PrometheusClient, load_dump, summarize
+from twin.calibrate.run import CalibrationConfig, CalibrationRecord, run_calibration
 from twin.calibrate.service_time import Fit, fit_service_time
 from twin.calibrate.traces import ReadReport, read_traces
 
 __all__ = [
     "BuildOptions",
     "Calibration",
+    "CalibrationConfig",
+    "CalibrationRecord",
     "CallGraph",
     "Fit",
     "Masker",
     "MetricMap",
     "PrometheusClient",
     "ReadReport",
+    "accuracy",
+    "accuracy_or_none",
     "build_callgraph",
     "build_topology",
     "fit_service_time",
     "load_dump",
     "read_traces",
+    "run_calibration",
     "summarize",
 ]

@@ -1,39 +1,104 @@
-"""``twin calibrate``: telemetry in, a twin out, and the twin checked against what was seen.
+"""A calibration run: telemetry in, a twin out, and the twin checked against what was seen.
 
-Lives above both ``twin.calibrate`` (which knows nothing of the simulator) and ``twin.sim``:
-after building the topology it runs the twin at the observed load and puts each observed
-figure next to the predicted one, so a user sees at once how far to trust the twin.
+:func:`run_calibration` takes a :class:`CalibrationConfig` and returns a
+:class:`CalibrationRecord`, writing ``topology.yaml``, ``scenario.yaml``, ``calibration.json``
+and ``report.md`` to the configured folder. After building the topology it runs the twin at
+the observed load and puts each observed figure next to the predicted one, so a user sees at
+once how far to trust the twin. This is the one module of the package that runs the
+simulator; the readers and fitters beside it know nothing of it.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any, Literal
 
 import numpy as np
-import typer
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from twin.errors import InputError, TwinError
+from twin.calibrate.accuracy import accuracy_or_none
+from twin.errors import InputError
 from twin.faults import ErrorRateFault
 from twin.results import LatencyStats, Summary
 
 ROUND = 6
-EXIT_BAD_INPUT = 2
+DEMANDS = ("auto", "cpu", "traces")
+NETWORKS = ("floor", "full")
 
 
-def accuracy(pred: float, meas: float) -> float:
-    """PerfSim's accuracy: 1 - |predicted - measured| / measured (NaN when measured is 0).
-    The one definition behind every accuracy figure: reports here and the experiments."""
-    return 1.0 - abs(pred - meas) / abs(meas) if meas else float("nan")
+class CalibrationConfig(BaseModel):
+    """Everything one calibration needs: where the telemetry is, how to read it, where the
+    twin goes. One document, so the command line, the experiments and scripts run the same
+    calibration from the same inputs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    out: Path = Field(description="Folder written: topology.yaml, calibration.json, report.md.")
+    traces: tuple[Path, ...] = Field(
+        default=(), description="Trace files: OTLP/JSON, Jaeger JSON, Zipkin v2 JSON, CSV/Parquet."
+    )
+    prometheus: str | None = Field(default=None, description="Prometheus base URL.")
+    metrics: Path | None = Field(default=None, description="A query_range JSON dump.")
+    mapping: Path | None = Field(default=None, description="Metric-name mapping YAML.")
+    start: str | None = Field(default=None, description="Window start: unix s or ISO 8601.")
+    end: str | None = Field(default=None, description="Window end: unix s or ISO 8601.")
+    step_seconds: float = Field(default=15.0, gt=0, description="Prometheus step, seconds.")
+    name: str | None = Field(
+        default=None, description="Topology name (default: the first trace file's stem)."
+    )
+    sampling: float = Field(
+        default=1.0, gt=0, le=1, description="Fraction of requests traced (scales rates)."
+    )
+    workers: dict[str, int] = Field(
+        default_factory=dict,
+        description="Workers per replica by service; the key '*' sets every service's.",
+    )
+    demand: Literal["auto", "cpu", "traces"] = Field(
+        default="auto",
+        description="Service demand from: auto (CPU when traces are thin), cpu or traces.",
+    )
+    mask: Path | None = Field(default=None, description="Masking patterns YAML.")
+    predict_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="Simulated seconds of the observed-vs-twin check (0: skip).",
+    )
+    seed: int = Field(default=1, description="Seed of the check run.")
+    network: Literal["floor", "full"] = Field(
+        default="floor",
+        description="Link latency from client-minus-server time: floor (10th percentile; the "
+        "rest is queueing at the callee) or full (the whole fitted gap).",
+    )
+
+    @model_validator(mode="after")
+    def _sources(self) -> CalibrationConfig:
+        if self.prometheus and self.metrics:
+            raise ValueError("give prometheus or metrics, not both")
+        if not self.traces and not (self.prometheus or self.metrics):
+            raise ValueError("nothing to calibrate from: give traces and/or prometheus/metrics")
+        if any(n < 1 for n in self.workers.values()):
+            raise ValueError("workers: must be at least 1")
+        return self
 
 
-def _acc(pred: float | None, meas: float | None) -> float | None:
-    """:func:`accuracy`, or None where a figure is missing or the measured one is 0."""
-    if pred is None or meas is None or meas == 0:
-        return None
-    return accuracy(pred, meas)
+class CalibrationRecord(BaseModel):
+    """What a calibration found: the topology it wrote and how the twin compares with what
+    was observed. ``document`` is ``calibration.json`` as written (inputs, what was read, the
+    call graph, the fitted service times, notes and the comparison rows)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    out: Path = Field(description="Folder written.")
+    topology: str = Field(description="Name of the calibrated topology.")
+    services: int = Field(description="Services in the call graph.")
+    edges: int = Field(description="Call edges in the call graph.")
+    comparison: list[dict[str, Any]] = Field(
+        description="One row per scope: observed, twin and accuracy of rate, mean, p95, p99."
+    )
+    document: dict[str, Any] = Field(description="calibration.json as written.")
 
 
 def _stats(values: np.ndarray) -> dict[str, float | None]:
@@ -108,7 +173,7 @@ def compare(
         for k in ("rate", "mean", "p95", "p99"):
             row[f"{k}_observed"] = obs.get(k)
             row[f"{k}_twin"] = pred.get(k)
-            row[f"{k}_accuracy"] = _acc(pred.get(k), obs.get(k))
+            row[f"{k}_accuracy"] = accuracy_or_none(pred.get(k), obs.get(k))
         row["error_rate_observed"] = obs.get("error_rate")
         row["error_rate_twin"] = pred.get("error_rate")
         e_o, e_t = obs.get("error_rate"), pred.get("error_rate")
@@ -125,41 +190,19 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _parse_workers(items: list[str] | None) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in items or []:
-        svc, sep, n = item.rpartition("=")
-        if not sep:
-            svc, n = "*", item
-        try:
-            out[svc or "*"] = int(n)
-        except ValueError:
-            raise InputError(f"--workers: expected N or SERVICE=N, got {item!r}") from None
-        if out[svc or "*"] < 1:
-            raise InputError(f"--workers: must be at least 1, got {item!r}")
-    return out
-
-
 def run_calibration(
-    *,
-    traces: list[Path],
-    out: Path,
-    prometheus: str | None = None,
-    metrics: Path | None = None,
-    mapping: Path | None = None,
-    start: str | None = None,
-    end: str | None = None,
-    step: float = 15.0,
-    name: str | None = None,
-    sampling: float = 1.0,
-    workers: list[str] | None = None,
-    demand: str = "auto",
-    mask: Path | None = None,
-    predict: float = 300.0,
-    seed: int = 1,
-    network: str = "floor",
-) -> dict[str, Any]:
-    """Everything ``twin calibrate`` does; returns the calibration record (also written)."""
+    config: CalibrationConfig, *, on_note: Callable[[str], None] = lambda _: None
+) -> CalibrationRecord:
+    """Calibrate a twin from telemetry and check it at the observed load.
+
+    Writes ``topology.yaml``, ``scenario.yaml``, ``calibration.json``, ``report.md`` (and
+    ``spans.parquet`` / ``metrics.json`` of what was read) to ``config.out``; each reading
+    problem worth knowing is passed to ``on_note`` as one line."""
+    c = config
+    traces = list(c.traces)
+    out, prometheus, metrics, mapping = c.out, c.prometheus, c.metrics, c.mapping
+    start, end, step, name, sampling = c.start, c.end, c.step_seconds, c.name, c.sampling
+    demand, mask, predict, seed, network = c.demand, c.mask, c.predict_seconds, c.seed, c.network
     from twin.calibrate.build import BuildOptions, build_topology
     from twin.calibrate.callgraph import build_callgraph
     from twin.calibrate.mask import Masker
@@ -173,14 +216,6 @@ def run_calibration(
     from twin.calibrate.service_time import MIN_FIT
     from twin.calibrate.traces import read_traces
 
-    if demand not in ("auto", "cpu", "traces"):
-        raise InputError(f"--demand: expected auto, cpu or traces, got {demand!r}")
-    if network not in ("floor", "full"):
-        raise InputError(f"--network: expected floor or full, got {network!r}")
-    if prometheus and metrics:
-        raise InputError("give --prometheus or --metrics, not both")
-    if not traces and not (prometheus or metrics):
-        raise InputError("nothing to calibrate from: give --traces and/or --prometheus/--metrics")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -209,7 +244,7 @@ def run_calibration(
     opts = BuildOptions(
         name=name or (traces[0].stem if traces else "calibrated"),
         sampling=sampling,
-        workers=_parse_workers(workers),
+        workers=dict(c.workers),
         network=network,
         source="twin calibrate from " + ", ".join(p.name for p in traces or [Path("metrics")]),
     )
@@ -221,7 +256,7 @@ def run_calibration(
             spans = spans[spans["end"] <= t_end]
         record["read"] = report.to_dict()
         for line in report.lines():
-            typer.echo(line, err=True)
+            on_note(line)
         if spans.empty:
             raise InputError("no usable spans in the trace file(s) (and window)")
         tmp = out / ".spans.parquet.tmp"
@@ -288,7 +323,15 @@ def run_calibration(
 
     write_json(out / "calibration.json", record)
     _write_atomic(out / "report.md", render_report(topo.name, record, rows))
-    return record
+    cg = record.get("callgraph", {})
+    return CalibrationRecord(
+        out=out,
+        topology=topo.name,
+        services=len(cg.get("services", {})),
+        edges=len(cg.get("edges", [])),
+        comparison=rows,
+        document=record,
+    )
 
 
 def _graph_from_metrics(figures: dict[str, Any]) -> Any:
@@ -324,7 +367,7 @@ def _graph_from_metrics(figures: dict[str, Any]) -> Any:
     return CallGraph(services, ops, set(), {}, window, 0)
 
 
-def _fmt(v: Any, unit: str = "") -> str:
+def format_figure(v: Any, unit: str = "") -> str:
     if v is None:
         return "–"
     if unit == "ms":
@@ -336,6 +379,7 @@ def _fmt(v: Any, unit: str = "") -> str:
 
 def render_report(name: str, record: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """A Markdown report: what was read, the graph, the fits, and observed vs twin."""
+    fmt = format_figure
     lines = [f"# Calibration of {name}", ""]
     read = record.get("read")
     if read:
@@ -389,92 +433,24 @@ def render_report(name: str, record: dict[str, Any], rows: list[dict[str, Any]])
         ]
         for r in rows:
             lines.append(
-                f"| `{r['scope']}` | {_fmt(r['rate_observed'])} | {_fmt(r['rate_twin'])} "
-                f"| {_fmt(r['mean_observed'], 'ms')} | {_fmt(r['mean_twin'], 'ms')} "
-                f"| {_fmt(r['mean_accuracy'], '%')} "
-                f"| {_fmt(r['p95_observed'], 'ms')} | {_fmt(r['p95_twin'], 'ms')} "
-                f"| {_fmt(r['p95_accuracy'], '%')} "
-                f"| {_fmt(r['p99_observed'], 'ms')} | {_fmt(r['p99_twin'], 'ms')} "
-                f"| {_fmt(r['p99_accuracy'], '%')} "
-                f"| {_fmt(r['error_rate_observed'], '%')} | {_fmt(r['error_rate_twin'], '%')} |"
+                f"| `{r['scope']}` | {fmt(r['rate_observed'])} | {fmt(r['rate_twin'])} "
+                f"| {fmt(r['mean_observed'], 'ms')} | {fmt(r['mean_twin'], 'ms')} "
+                f"| {fmt(r['mean_accuracy'], '%')} "
+                f"| {fmt(r['p95_observed'], 'ms')} | {fmt(r['p95_twin'], 'ms')} "
+                f"| {fmt(r['p95_accuracy'], '%')} "
+                f"| {fmt(r['p99_observed'], 'ms')} | {fmt(r['p99_twin'], 'ms')} "
+                f"| {fmt(r['p99_accuracy'], '%')} "
+                f"| {fmt(r['error_rate_observed'], '%')} | {fmt(r['error_rate_twin'], '%')} |"
             )
     return "\n".join(lines) + "\n"
 
 
-def calibrate(
-    out: Annotated[Path, typer.Option(help="Output directory (topology.yaml, calibration.json).")],
-    traces: Annotated[
-        list[Path] | None,
-        typer.Option(help="Trace file: OTLP/JSON, Jaeger JSON, Zipkin v2 JSON, CSV/Parquet."),
-    ] = None,
-    more_traces: Annotated[
-        list[Path] | None, typer.Argument(help="More trace files (so `--traces a b c` works).")
-    ] = None,
-    prometheus: Annotated[str | None, typer.Option(help="Prometheus base URL.")] = None,
-    metrics: Annotated[Path | None, typer.Option(help="query_range JSON dump.")] = None,
-    mapping: Annotated[Path | None, typer.Option(help="Metric-name mapping YAML.")] = None,
-    start: Annotated[str | None, typer.Option(help="Window start: unix s or ISO 8601.")] = None,
-    end: Annotated[str | None, typer.Option(help="Window end: unix s or ISO 8601.")] = None,
-    step: Annotated[float, typer.Option(help="Prometheus step, seconds.")] = 15.0,
-    name: Annotated[str | None, typer.Option(help="Topology name.")] = None,
-    sampling: Annotated[
-        float, typer.Option(help="Fraction of requests that were traced (scales rates).")
-    ] = 1.0,
-    workers: Annotated[
-        list[str] | None, typer.Option(help="Workers per replica: N or SERVICE=N (repeatable).")
-    ] = None,
-    demand: Annotated[
-        str, typer.Option(help="Service demand from: auto (CPU when traces are thin), cpu, traces.")
-    ] = "auto",
-    mask: Annotated[Path | None, typer.Option(help="Masking patterns YAML.")] = None,
-    predict: Annotated[
-        float, typer.Option(help="Simulated seconds for the observed-vs-twin check (0: skip).")
-    ] = 300.0,
-    seed: Annotated[int, typer.Option(help="Seed of the check run.")] = 1,
-    network: Annotated[
-        str,
-        typer.Option(
-            help="Link latency from client-minus-server time: floor (10th percentile; the "
-            "rest is queueing at the callee) or full (the whole fitted gap)."
-        ),
-    ] = "floor",
-) -> None:
-    """Calibrate a twin from traces and/or Prometheus metrics; compare it with what was seen."""
-    files = [*(traces or []), *(more_traces or [])]
-    try:
-        record = run_calibration(
-            traces=files,
-            out=out,
-            prometheus=prometheus,
-            metrics=metrics,
-            mapping=mapping,
-            start=start,
-            end=end,
-            step=step,
-            name=name,
-            sampling=sampling,
-            workers=workers,
-            demand=demand,
-            mask=mask,
-            predict=predict,
-            seed=seed,
-            network=network,
-        )
-    except TwinError as exc:
-        typer.echo(f"twin: error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    cg = record.get("callgraph", {})
-    typer.echo(
-        f"wrote {out}/topology.yaml ({len(cg.get('services', {}))} services, "
-        f"{len(cg.get('edges', []))} call edges), calibration.json, report.md"
-    )
-    for r in record.get("comparison", []):
-        if r["scope"].startswith("entry"):
-            acc = r.get("mean_accuracy")
-            typer.echo(
-                f"{r['scope']}: mean observed {_fmt(r['mean_observed'], 'ms')} ms, "
-                f"twin {_fmt(r['mean_twin'], 'ms')} ms (accuracy {_fmt(acc, '%')})"
-            )
-
-
-__all__ = ["calibrate", "compare", "observed_figures", "predicted_figures", "run_calibration"]
+__all__ = [
+    "CalibrationConfig",
+    "CalibrationRecord",
+    "compare",
+    "observed_figures",
+    "predicted_figures",
+    "render_report",
+    "run_calibration",
+]

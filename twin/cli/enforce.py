@@ -10,11 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
-from twin.errors import TwinError
+from twin.cli.errors import handles_errors
 
 EMITS = ("dry-run", "json", "webhook")
 
 
+@handles_errors
 def enforce(
     policy: Annotated[Path, typer.Argument(help="policy.json written by `twin export`.")],
     prometheus: Annotated[
@@ -45,25 +46,21 @@ def enforce(
     ] = None,
 ) -> None:
     """Decide mitigations each interval from live metrics; emit them; hold when unsure."""
-    try:
-        _enforce(
-            policy,
-            prometheus,
-            metrics,
-            queries,
-            override,
-            emit,
-            url,
-            rules,
-            interval,
-            once,
-            max_decisions,
-            duration,
-            log,
-        )
-    except TwinError as exc:
-        typer.echo(f"twin: error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    _enforce(
+        policy,
+        prometheus,
+        metrics,
+        queries,
+        override,
+        emit,
+        url,
+        rules,
+        interval,
+        once,
+        max_decisions,
+        duration,
+        log,
+    )
 
 
 def _enforce(
@@ -132,14 +129,19 @@ def _enforce(
         typer.echo(f"enforce: stopping on signal {signum}", err=True)
         sys.exit(0)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    run(
-        enforcer,
-        emitter,
-        interval=interval or pf.interval_seconds,
-        max_decisions=1 if once else max_decisions,
-        duration=duration,
-        log_path=log,
-        on_problem=lambda msg: typer.echo(f"enforce: {msg}", err=True),
-    )
+    # The handlers last as long as the loop: a caller that runs the command in-process (a
+    # test, a notebook) gets its own back, and processes it forks later do not inherit them.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        run(
+            enforcer,
+            emitter,
+            interval=interval or pf.interval_seconds,
+            max_decisions=1 if once else max_decisions,
+            duration=duration,
+            log_path=log,
+            on_problem=lambda msg: typer.echo(f"enforce: {msg}", err=True),
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,8 +1,8 @@
-"""``twin campaign``, ``twin ingest``, ``twin modes``, ``twin availability``: the command
-functions and the campaign report. :mod:`twin.cli` registers them; heavy imports happen
+"""``twin campaign``, ``twin ingest``, ``twin modes``, ``twin availability``: fault campaigns,
+the failure-mode database and the graph-only availability baseline. Heavy imports happen
 inside the commands so ``twin --help`` stays instant.
 
-The report itself is :mod:`twin.campaign.report`.
+The campaign report itself is :mod:`twin.campaign.report`.
 """
 
 from __future__ import annotations
@@ -13,21 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from twin.errors import InputError, TwinError
+from twin.cli.errors import handles_errors
+from twin.errors import InputError
 
 if TYPE_CHECKING:
     from twin.campaign import Outcome
-
-
-def _fail(exc: BaseException) -> None:
-    """One line and exit 2, unless the root command was given ``--traceback``."""
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None and ctx.find_root().params.get("traceback"):
-        raise exc
-    typer.echo(f"twin: error: {exc}", err=True)
-    raise typer.Exit(2)
 
 
 def _store(db: str | None) -> Any:
@@ -39,6 +29,7 @@ def _store(db: str | None) -> Any:
 DB_HELP = "Failure-mode database: a SQLite file or a URL (default: $TWIN_DB or ./twin.db)."
 
 
+@handles_errors
 def campaign(
     spec: Annotated[Path, typer.Argument(help="Campaign YAML.")],
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("campaign-out"),
@@ -55,13 +46,11 @@ def campaign(
     """
     try:
         _campaign(spec, out, workers, cluster, None if no_db else db, not no_db)
-    except TwinError as exc:
-        _fail(exc)
     except Exception as exc:
         from sqlalchemy.exc import SQLAlchemyError
 
         if isinstance(exc, SQLAlchemyError):
-            _fail(InputError(f"database: {str(exc).splitlines()[0]}"))
+            raise InputError(f"database: {str(exc).splitlines()[0]}") from exc
         raise
 
 
@@ -146,37 +135,31 @@ def _print_outcome(o: Outcome, db_url: str | None) -> None:
     )
 
 
+@handles_errors
 def ingest(
     files: Annotated[list[Path], typer.Argument(help="Chaos result JSON files.")],
     db: Annotated[str | None, typer.Option(help=DB_HELP)] = None,
 ) -> None:
     """Store chaos-test results (plain JSON or Chaos Toolkit journals); re-ingesting is a no-op."""
-    try:
-        with _store(db) as store:
-            r = store.ingest_files(files)
-            url = store.url
-    except TwinError as exc:
-        _fail(exc)
-        return
+    with _store(db) as store:
+        r = store.ingest_files(files)
+        url = store.url
     typer.echo(
         f"ingested {len(files)} file(s) into {url}: {r.added} new, {r.unchanged} already "
         f"there, {r.updated} updated"
     )
 
 
+@handles_errors
 def modes(
     db: Annotated[str | None, typer.Option(help=DB_HELP)] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many to list.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List failure modes found by campaigns, worst first, with recommended mitigations."""
-    try:
-        with _store(db) as store:
-            found = store.failure_modes(limit=limit)
-            chaos = store.counts()["chaos_results"]
-    except TwinError as exc:
-        _fail(exc)
-        return
+    with _store(db) as store:
+        found = store.failure_modes(limit=limit)
+        chaos = store.counts()["chaos_results"]
     if as_json:
         typer.echo(json.dumps(found, indent=2, default=str))
         return
@@ -203,6 +186,7 @@ def modes(
     console.print(t)
 
 
+@handles_errors
 def availability(
     topology: Annotated[Path, typer.Argument(help="Topology YAML.")],
     replica_availability: Annotated[
@@ -220,19 +204,15 @@ def availability(
     from twin.availability import estimate
     from twin.topology import Topology
 
-    try:
-        topo = Topology.load(topology)
-        est = estimate(
-            topo,
-            replica_availability=replica_availability,
-            host_availability=host_availability,
-            trials=trials,
-            replications=replications,
-            seed=seed,
-        )
-    except TwinError as exc:
-        _fail(exc)
-        return
+    topo = Topology.load(topology)
+    est = estimate(
+        topo,
+        replica_availability=replica_availability,
+        host_availability=host_availability,
+        trials=trials,
+        replications=replications,
+        seed=seed,
+    )
     from twin.campaign.report import pct
 
     ci = "" if est.lo is None else f" [{pct(est.lo)}, {pct(est.hi)}]"

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from twin.errors import TwinError
+from twin.cli.errors import handles_errors
 
 
+@handles_errors
 def export(
     policy_dir: Annotated[Path, typer.Argument(help="Folder with model.zip and evaluation.json.")],
     out: Annotated[Path, typer.Option(help="Export folder (replaced atomically).")] = Path(
@@ -20,24 +21,29 @@ def export(
         int, typer.Option(min=1, help="Training-catalogue scenarios for the re-simulation.")
     ] = 12,
     seed: Annotated[int, typer.Option(help="Seed of the re-simulation and distillation.")] = 0,
+    schemas: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of CRD schemas to validate against (default: $TWIN_CRD_SCHEMAS, "
+            "else the vendored copy)."
+        ),
+    ] = None,
 ) -> None:
     """Export a learned policy for production; refuse one that does worse than the baseline."""
     from rich.console import Console
 
     console = Console(stderr=True)
-    try:
-        from agents.export.build import ExportRefused, export_policy
+    from agents.export.build import export_policy
 
-        with console.status("exporting") as status:
-            summary = export_policy(
-                policy_dir, out, scenarios=scenarios, seed=seed, progress=status.update
-            )
-    except ExportRefused as exc:
-        typer.echo(f"twin: refused: {exc}", err=True)
-        raise typer.Exit(3) from None
-    except TwinError as exc:
-        typer.echo(f"twin: error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    with console.status("exporting") as status:
+        summary = export_policy(
+            policy_dir,
+            out,
+            scenarios=scenarios,
+            seed=seed,
+            schemas=schemas,
+            progress=status.update,
+        )
     typer.echo(
         f"ONNX = torch on {summary['onnx_agreement']:.1%} of sampled observations; "
         f"rules agree on {summary['rules_agreement']:.1%} of held-aside states, "

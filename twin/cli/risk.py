@@ -1,5 +1,8 @@
 """``twin risk``: incident history + campaign results (+ chaos results) -> risk.json and a report.
 
+The assessment and the shape of ``risk.json`` are :mod:`twin.bayes.riskreport`; this module
+reads the flags into a :class:`~twin.bayes.riskreport.RiskConfig` and writes the files.
+
 Exit codes: 0 reported; 2 bad input (one line naming file, row and column); 3 refused
 because the sampler's diagnostics failed (the reason is printed, and written with the
 diagnostics to ``DIR/diagnostics.json`` and ``DIR/report.html``).
@@ -10,16 +13,18 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from twin.errors import InputError, TwinError
+from twin.cli.errors import handles_errors
+from twin.errors import InputError
 
-EXIT_BAD_INPUT = 2
-EXIT_REFUSED = 3
+if TYPE_CHECKING:
+    from twin.bayes.riskreport import RiskReport
 
 
+@handles_errors
 def risk(
     history: Annotated[Path, typer.Option(help="Incident log (CSV/JSON) or counts table.")],
     results: Annotated[Path, typer.Option(help="Campaign output directory (runs.parquet).")],
@@ -46,29 +51,23 @@ def risk(
     ] = 0,
 ) -> None:
     """Failure probabilities, risk and remediation priorities (Bayesian, PyMC)."""
-    try:
-        code = _risk(
-            history,
-            results,
-            db,
-            horizon,
-            out,
-            topology,
-            policy,
-            load,
-            period,
-            method,
-            draws,
-            tune,
-            chains,
-            seed,
-            scenarios,
-        )
-    except TwinError as exc:
-        typer.echo(f"twin: error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    if code:
-        raise typer.Exit(code)
+    _risk(
+        history,
+        results,
+        db,
+        horizon,
+        out,
+        topology,
+        policy,
+        load,
+        period,
+        method,
+        draws,
+        tune,
+        chains,
+        seed,
+        scenarios,
+    )
 
 
 def _risk(
@@ -87,9 +86,9 @@ def _risk(
     chains: int,
     seed: int,
     scenarios: int,
-) -> int:
+) -> None:
     from twin.bayes.evidence import parse_horizon
-    from twin.bayes.fit import METHODS, FitOptions, Method
+    from twin.bayes.fit import METHODS
 
     horizon_days = parse_horizon(horizon)
     try:
@@ -99,12 +98,10 @@ def _risk(
     if method not in METHODS:
         raise InputError(f"expected one of {', '.join(METHODS)}, got {method!r}", source="--method")
     topo = None
-    services = None
     if topology is not None:
         from twin.topology import Topology
 
         topo = Topology.load(topology)
-        services = list(topo.services)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -112,65 +109,48 @@ def _risk(
             f"cannot create output directory: {exc.strerror}", source=str(out)
         ) from None
 
-    from twin.bayes.analysis import analyse, load_evidence
     from twin.bayes.report import write_report
-    from twin.bayes.risk import RiskOptions, posterior_scenarios, priorities
-    from twin.io import dump_yaml
+    from twin.bayes.risk import posterior_scenarios
+    from twin.bayes.riskreport import RiskConfig, assess, refusal, risk_report
+    from twin.io import dump_yaml, parse_model
     from twin.results import write_json
 
+    config = parse_model(
+        RiskConfig,
+        {
+            "history": history,
+            "results": results,
+            "db": db,
+            "horizon_days": horizon_days,
+            "period_days": period_days,
+            "services": None if topo is None else list(topo.services),
+            "policy": policy,
+            "load": load,
+            "method": method,
+            "draws": draws,
+            "tune": tune,
+            "chains": chains,
+            "seed": seed,
+            "progress": sys.stderr.isatty(),
+        },
+        source="command line",
+    )
     started = time.perf_counter()
-    hist, impact = load_evidence(history, results, db, services=services, period_days=period_days)
-    typer.echo(
-        f"evidence: {int(hist.counts['incidents'].sum())} incidents, "
-        f"{len(hist.services)} services x {len(hist.kinds)} fault kinds; "
-        f"{runs_of(impact.rows, 'sim')} campaign runs, {runs_of(impact.rows, 'real')} real "
-        f"results; sampling with {method}...",
-        err=True,
-    )
-    result = analyse(
-        hist,
-        impact,
-        fit_options=FitOptions(
-            method=cast("Method", method),
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            progress=sys.stderr.isatty(),
-        ),
-        risk_options=RiskOptions(horizon_days=horizon_days, policy=policy, load=load, seed=seed),
-    )
+    result = assess(config, on_evidence=lambda line: typer.echo(line, err=True))
     diag = [d.to_dict() for d in result.diagnostics]
     write_json(out / "diagnostics.json", {"ok": result.ok, "models": diag})
     if not result.ok or result.risk is None:
-        reason = "refusing to report: " + " | ".join(
-            f"{d.model} model: {'; '.join(d.problems)}" for d in result.diagnostics if d.problems
+        refused = refusal(result)
+        write_report(
+            out / "report.html", None, result.diagnostics, result.notes, refused=str(refused)
         )
-        write_report(out / "report.html", None, result.diagnostics, result.notes, refused=reason)
         stale = out / "risk.json"
         if stale.exists():  # an earlier report is kept, but not where it reads as this one's
             stale.replace(out / "risk.previous.json")
-            reason += "; the earlier risk.json is now risk.previous.json"
-        typer.echo(f"twin: {reason}", err=True)
-        return EXIT_REFUSED
-    report: dict[str, Any] = {
-        **result.risk,
-        "priorities": priorities(result.risk),
-        "method": method,
-        "diagnostics": diag,
-        "evidence": {
-            "history": hist.source,
-            "incidents": int(hist.counts["incidents"].sum()),
-            "exposure_days": float(hist.counts["exposure_days"].sum()),
-            "campaign": impact.source,
-            "chaos": db,
-            "real_results": runs_of(impact.rows, "real"),
-            "simulated_runs": runs_of(impact.rows, "sim"),
-        },
-        "notes": result.notes,
-        "wall_seconds": time.perf_counter() - started,
-    }
-    write_json(out / "risk.json", report)
+            refused.args = (f"{refused}; the earlier risk.json is now risk.previous.json",)
+        raise refused
+    report = risk_report(config, result, wall_seconds=time.perf_counter() - started)
+    write_json(out / "risk.json", report.model_dump())
     write_report(out / "report.html", result.risk, result.diagnostics, result.notes)
     written = ["risk.json", "diagnostics.json", "report.html"]
     if scenarios and result.inputs is not None:
@@ -183,16 +163,9 @@ def _risk(
             (sdir / f"posterior-{i:03d}.yaml").write_text(dump_yaml(doc), encoding="utf-8")
         written.append(f"scenarios/ ({len(docs)})")
     _print_table(report, out, written)
-    return 0
 
 
-def runs_of(rows: Any, source: str) -> int:
-    """Runs (not binomial rows) of one source: the trials of a single SLO."""
-    first = rows[rows["slo"] == rows["slo"].iloc[0]]
-    return int(first.loc[first["source"] == source, "trials"].sum())
-
-
-def _print_table(report: dict[str, Any], out: Path, written: list[str]) -> None:
+def _print_table(report: RiskReport, out: Path, written: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -200,13 +173,13 @@ def _print_table(report: dict[str, Any], out: Path, written: list[str]) -> None:
         return f"{d['mean']:{spec}} [{d['lo']:{spec}}, {d['hi']:{spec}}]"
 
     t = Table(
-        title=f"risk over {report['horizon_days']:g} days (policy {report['policy']}, "
-        f"{report['interval']:.0%} intervals)",
+        title=f"risk over {report.horizon_days:g} days (policy {report.policy}, "
+        f"{report.interval:.0%} intervals)",
         title_justify="left",
     )
     for col in ("rank", "service", "fault", "breach minutes", "P(breach)", "RPN", "mitigation"):
         t.add_column(col, justify="left" if col in ("service", "fault", "mitigation") else "right")
-    for m in report["failure_modes"][:10]:
+    for m in report.failure_modes[:10]:
         mit = m["mitigation"]
         t.add_row(
             str(m["rank"]),
@@ -219,4 +192,4 @@ def _print_table(report: dict[str, Any], out: Path, written: list[str]) -> None:
         )
     console = Console()
     console.print(t)
-    console.print(f"wrote {out}/: {', '.join(written)} ({report['wall_seconds']:.1f} s wall)")
+    console.print(f"wrote {out}/: {', '.join(written)} ({report.wall_seconds:.1f} s wall)")

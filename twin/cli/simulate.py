@@ -1,47 +1,21 @@
-"""``twin``: the command line. Heavy imports happen inside commands so ``--help`` is instant.
-
-Bad input of any kind prints one line, ``file:line: path.in.doc: what was expected``, and
-exits 2; ``--traceback`` shows the Python traceback instead.
-"""
+"""``twin simulate``, ``twin check``, ``twin generate``: one topology in, a run or a verdict out."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from twin.errors import InputError, TwinError
+from twin.cli.errors import handles_errors
+from twin.errors import InputError
 
 if TYPE_CHECKING:
     from twin.results import Summary
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="Shadow Twin: a simulated shadow of your microservices, for faults and mitigations.",
-    pretty_exceptions_enable=False,
-)
-_state = {"traceback": False}
 
-
-@app.callback()
-def _main(
-    traceback: Annotated[bool, typer.Option("--traceback", help="Show Python tracebacks.")] = False,
-) -> None:
-    _state["traceback"] = traceback
-
-
-def _fail(exc: BaseException) -> None:
-    if _state["traceback"]:
-        raise exc
-    typer.echo(f"twin: error: {exc}", err=True)
-    raise typer.Exit(2)
-
-
-@app.command()
+@handles_errors
 def simulate(
     topology: Annotated[Path, typer.Argument(help="Topology YAML.")],
     scenario: Annotated[Path | None, typer.Option(help="Scenario YAML (load, faults).")] = None,
@@ -60,22 +34,19 @@ def simulate(
     ] = "auto",
 ) -> None:
     """Run the twin: writes summary.json, timeseries.parquet and report.html to --out."""
-    try:
-        _simulate(
-            topology,
-            scenario,
-            policy,
-            duration,
-            warmup,
-            seed,
-            replications,
-            workers,
-            out,
-            trace_sample,
-            series,
-        )
-    except TwinError as exc:
-        _fail(exc)
+    _simulate(
+        topology,
+        scenario,
+        policy,
+        duration,
+        warmup,
+        seed,
+        replications,
+        workers,
+        out,
+        trace_sample,
+        series,
+    )
 
 
 def load_documents(
@@ -240,18 +211,14 @@ def _print_table(summary: Summary, out: Path) -> None:
     )
 
 
-@app.command()
+@handles_errors
 def check(
     topology: Annotated[Path, typer.Argument(help="Topology YAML.")],
     scenario: Annotated[Path | None, typer.Option(help="Scenario YAML.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Policy YAML.")] = None,
 ) -> None:
     """Check documents without running them; prints the offered load per service."""
-    try:
-        topo, _, _ = load_documents(topology, scenario, policy, {})
-    except TwinError as exc:
-        _fail(exc)
-        return
+    topo, _, _ = load_documents(topology, scenario, policy, {})
     g = topo.service_graph()
     worst = max(g.nodes(data=True), key=lambda nd: nd[1]["utilization"])
     typer.echo(
@@ -260,192 +227,18 @@ def check(
     )
 
 
-@app.command()
+@handles_errors
 def generate(
     services: Annotated[int, typer.Option(min=2, help="How many services.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed.")] = 1,
     out: Annotated[Path, typer.Option(help="Topology YAML to write.")] = Path("synthetic.yaml"),
 ) -> None:
     """Generate a large synthetic topology shaped like published production call graphs."""
-    try:
-        from twin.synthetic import generate as gen
+    from twin.synthetic import generate as gen
 
-        topo = gen(services, seed=seed)
+    topo = gen(services, seed=seed)
+    try:
         topo.to_yaml(out)
-    except TwinError as exc:
-        _fail(exc)
-        return
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror}", source=str(out)) from None
     typer.echo(f"wrote {out}: {len(topo.services)} services")
-
-
-# Bayesian risk and priorities (issue 6; twin/risk_cli.py imports PyMC inside the command).
-from twin import risk_cli as _risk_cli  # noqa: E402
-
-app.command("risk")(_risk_cli.risk)
-
-
-# Calibration from telemetry (twin/calibrate_cli.py).
-from twin import calibrate_cli as _calibrate_cli  # noqa: E402
-
-app.command("calibrate")(_calibrate_cli.calibrate)
-
-
-# Campaigns and the failure-mode database (issue 5; twin/campaign_cli.py).
-from twin import campaign_cli as _campaign_cli  # noqa: E402
-
-app.command("campaign")(_campaign_cli.campaign)
-app.command("ingest")(_campaign_cli.ingest)
-app.command("modes")(_campaign_cli.modes)
-app.command("availability")(_campaign_cli.availability)
-
-
-# -- issue 7: RL mitigation policies (heavy imports inside the commands) -------------------------
-
-
-@app.command("evaluate")
-def evaluate_cmd(
-    policy_dir: Annotated[Path, typer.Argument(help="Policy directory (model.zip optional).")],
-    out: Annotated[Path, typer.Option(help="Directory for evaluation.json and the plot.")] = Path(
-        "evaluation"
-    ),
-    search: Annotated[int, typer.Option(min=1, help="Static-search candidates.")] = 12,
-) -> None:
-    """Compare baselines (and the learned policy, if any) on the held-out fault scenarios."""
-    try:
-        from agents.evaluate import run as run_evaluation
-
-        result = run_evaluation(policy_dir, out, search=search)
-    except TwinError as exc:
-        _fail(exc)
-        return
-    for name, res in result["policies"].items():
-        v = res["slo_violation_minutes"]
-        typer.echo(
-            f"{name:<14} SLO-violation min {v['mean']:.2f} [{v['lo']:.2f}, {v['hi']:.2f}]"
-            f"  replica-s {res['replica_seconds']['mean']:.0f}"
-        )
-    typer.echo(f"wrote {out / 'evaluation.json'}")
-
-
-@app.command("train")
-def train_cmd(
-    out: Annotated[Path, typer.Option(help="Run directory (model, checkpoints, logs).")] = Path(
-        "runs/online-boutique"
-    ),
-    steps: Annotated[int, typer.Option(min=1, help="Environment steps.")] = 20_000,
-    algo: Annotated[
-        str, typer.Option(help="ppo, a2c or dqn (dqn acts through macro actions, agents/macro.py).")
-    ] = "ppo",
-    envs: Annotated[int, typer.Option(min=1, help="Vectorised envs (processes).")] = 2,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint.")] = False,
-    teacher: Annotated[
-        str, typer.Option(help="Controller cloned for the warm start: adaptive or reactive.")
-    ] = "adaptive",
-    bc_episodes: Annotated[
-        int, typer.Option(min=0, help="Training-draw episodes of the teacher to clone (0: none).")
-    ] = 0,
-    bc_epochs: Annotated[int, typer.Option(min=1, help="Behaviour-cloning epochs.")] = 200,
-    dagger_rounds: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Rounds of dataset aggregation after cloning: the clone drives, the teacher "
-            "labels the states it reaches (0: none).",
-        ),
-    ] = 0,
-    dagger_episodes: Annotated[
-        int, typer.Option(min=1, help="Training-draw episodes per aggregation round.")
-    ] = 48,
-    validation: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Validation episodes that pick the best of the clone, the checkpoints and the "
-            "final model (0: keep the final model).",
-        ),
-    ] = 0,
-    learning_rate: Annotated[float, typer.Option(min=1e-9, help="Optimiser step size.")] = 3e-4,
-    checkpoint_every: Annotated[
-        int, typer.Option(min=1, help="Environment steps between checkpoints.")
-    ] = 2048,
-    faults_from: Annotated[
-        Path | None,
-        typer.Option(
-            help="risk.json of twin risk: training faults follow its posterior rates "
-            "(default: the uniform catalogue; the held-out set is the same either way)."
-        ),
-    ] = None,
-) -> None:
-    """Train a mitigation policy on Online Boutique faults (stable-baselines3).
-
-    The committed policy's recipe: --steps 8192 --teacher reactive --bc-episodes 96
-    --dagger-rounds 4 --validation 16 --learning-rate 1e-4 --checkpoint-every 4096.
-    """
-    try:
-        import re
-
-        from pydantic import ValidationError
-
-        from agents.env import EnvConfig
-        from agents.train import TrainConfig, train
-
-        flags = {"run_dir": "--out", "n_envs": "--envs", "env": "--faults-from"}
-        try:
-            config = TrainConfig(
-                run_dir=out,
-                steps=steps,
-                algo=algo,  # checked by TrainConfig
-                n_envs=envs,
-                seed=seed,
-                resume=resume,
-                teacher=teacher,
-                bc_episodes=bc_episodes,
-                bc_epochs=bc_epochs,
-                dagger_rounds=dagger_rounds,
-                dagger_episodes=dagger_episodes,
-                validation=validation,
-                learning_rate=learning_rate,
-                checkpoint_every=checkpoint_every,
-                env=EnvConfig() if faults_from is None else EnvConfig(faults_from=str(faults_from)),
-            )
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            text = err["msg"].removeprefix("Value error, ")
-            if err["loc"]:
-                text = f"{err['loc'][0]}: {text}, got {err['input']!r}"
-            # the config's field names, as this command's options
-            raise InputError(
-                re.sub(
-                    r"\b(" + "|".join(TrainConfig.model_fields) + r")\b",
-                    lambda m: flags.get(m[1], "--" + m[1].replace("_", "-")),
-                    text,
-                )
-            ) from None
-        result = train(config)
-    except TwinError as exc:
-        _fail(exc)
-        return
-    typer.echo(f"wrote {result.model}")
-
-
-# The runtime enforcer (agents/enforce_cli.py imports onnxruntime inside the command).
-from agents import enforce_cli as _enforce_cli  # noqa: E402
-
-app.command("enforce")(_enforce_cli.enforce)
-
-from agents import export_cli as _export_cli  # noqa: E402
-
-app.command("export")(_export_cli.export)
-
-
-def main() -> None:
-    try:
-        app()
-    except TwinError as exc:  # pragma: no cover - commands catch their own
-        typer.echo(f"twin: error: {exc}", err=True)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()
