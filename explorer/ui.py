@@ -16,6 +16,7 @@ import streamlit as st
 from explorer import catalog
 from explorer.catalog import System
 from explorer.whatif import RunOutput, WhatIfResult, compute_whatif, simulate
+from twin.bundled import COMPANIONS
 from twin.errors import InputError, TwinError
 from twin.io import parse_model
 from twin.policy import Policy
@@ -47,7 +48,7 @@ def _load_bundled(path: str, stamp: tuple[int, ...]) -> System | str:
 
 def _stamp(path: Path) -> tuple[int, ...]:
     out = []
-    for p in (path, *(catalog.companion(path, s) for s in catalog.COMPANIONS)):
+    for p in (path, *(catalog.companion(path, s) for s in COMPANIONS)):
         try:
             out.append(p.stat().st_mtime_ns)
         except OSError:
