@@ -1,4 +1,4 @@
-"""The training recipe of agents/policies/online-boutique (issue 7), in one command.
+"""The training recipe of agents/policies/online-boutique, in one command.
 
 Behaviour-cloning warm start from a baseline controller (``--teacher``, default
 ``reactive``) on 96 training-draw episodes, 4 rounds of dataset aggregation (48 episodes each:
