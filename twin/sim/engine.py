@@ -275,38 +275,44 @@ class Simulation:
         for ctl in self.failovers.values():
             ctl.observe(now)
         for name, entry in self.entries.items():
-            figures = entry.stats.window_rows()
+            entry.stats.emit_window(rows, t0, span, "entry", name)
             if entry.w_corrupted:
-                figures.append(("requests", "corrupted", float(entry.w_corrupted)))
+                rows.append(
+                    (t0, span, "entry", name, "requests", "corrupted", float(entry.w_corrupted))
+                )
                 entry.w_corrupted = 0
-            if entry.attack.w_arrivals or sum(entry.attack.w_counts):
-                figures += [
-                    ("attack", m, v)
-                    for _, m, v in entry.attack.window_rows()
+            attack = entry.attack
+            if attack.active:
+                rows += [
+                    (t0, span, "entry", name, "attack", m, v)
+                    for _, m, v in attack.window_rows()
                     if m in ("arrivals", "succeeded", "failed")
                 ]
-            for fam, metric, value in figures:
-                rows.append((t0, span, "entry", name, fam, metric, value))
         if not self.series_services:
             # no per-service series: roll the buffered totals, skip the quantiles
             self._roll_services(self.failovers)
             self.window_start = now
             return
         for name, svc in self.services.items():
-            prev = svc.win_mark
-            areas = svc.areas(now)
-            busy, cap, pods = (a - b for a, b in zip(areas, prev, strict=True))
-            svc.win_mark = areas
-            figures = svc.stats.window_rows()
-            if svc.attack.w_arrivals or sum(svc.attack.w_counts):
-                svc.attack.window_rows()
-            figures += [
-                ("resources", "utilization", busy / cap if cap > 0 else math.nan),
-                ("resources", "queue", float(svc.queue_length())),
-                ("resources", "replicas", pods / span),
-            ]
-            for fam, metric, value in figures:
-                rows.append((t0, span, "service", name, fam, metric, value))
+            svc.stats.emit_window(rows, t0, span, "service", name)
+            if svc.attack.active:
+                svc.attack.roll_window()
+            b0, c0, p0 = svc.win_mark
+            svc.win_mark = areas = svc.areas(now)
+            cap = areas[1] - c0
+            rows += (
+                (
+                    t0,
+                    span,
+                    "service",
+                    name,
+                    "resources",
+                    "utilization",
+                    (areas[0] - b0) / cap if cap > 0 else math.nan,
+                ),
+                (t0, span, "service", name, "resources", "queue", float(svc.queue_length())),
+                (t0, span, "service", name, "resources", "replicas", (areas[2] - p0) / span),
+            )
         self.window_start = now
 
     def _roll_services(self, names: Iterable[str] | None = None) -> None:
