@@ -49,12 +49,16 @@ class Results:
     def trace_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.trace, columns=TRACE_COLUMNS)
 
-    def write(self, out: str | Path) -> Path:
-        """Write summary.json, timeseries.parquet (and trace.parquet when sampled)."""
+    def write(self, out: str | Path, *, series: pd.DataFrame | None = None) -> Path:
+        """Write summary.json, timeseries.parquet (and trace.parquet when sampled).
+
+        ``series``: the time series' frame when the caller built it already (with one row
+        per window and metric, building it costs as much as writing it)."""
         d = Path(out)
         d.mkdir(parents=True, exist_ok=True)
         write_json(d / "summary.json", self.summary)
-        self.timeseries.to_parquet(d / "timeseries.parquet")
+        frame = self.timeseries.frame() if series is None else series
+        frame.to_parquet(d / "timeseries.parquet", index=False)
         if self.trace:
             self.trace_frame().to_parquet(d / "trace.parquet", index=False)
         return d
