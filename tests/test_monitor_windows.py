@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from twin.policy import Policy
@@ -203,3 +204,33 @@ def test_a_stretch_is_the_same_whether_or_not_earlier_stretches_were_taken() -> 
     a, b = stepped.step(10.0), run_first.step(10.0)
     assert a.entries["a"].arrivals > 20
     assert a.to_json() == b.to_json()
+
+
+def test_the_series_frame_is_the_frame_of_its_rows() -> None:
+    # failures by reason, attack traffic and corrupted answers add rows beyond the usual
+    sc = Scenario.model_validate(
+        {
+            "duration": 60,
+            "warmup": 10,
+            "seed": 2,
+            "window": 2.5,
+            "faults": [
+                {"kind": "outage", "target": "cartservice", "start": 20, "duration": 10},
+                {"kind": "attack", "target": "frontend", "start": 30, "duration": 10, "rate": 50},
+                {
+                    "kind": "data_corruption",
+                    "target": "productcatalogservice",
+                    "start": 15,
+                    "duration": 30,
+                    "probability": 0.2,
+                },
+            ],
+        }
+    )
+    from twin.results import TimeSeries
+
+    series = Simulation(OB, sc).run().timeseries
+    families = {r[4] for r in series.rows}
+    assert {"failures", "attack", "latency", "resources"} <= families
+    assert any(r[5] == "corrupted" for r in series.rows)
+    pd.testing.assert_frame_equal(series.frame(), TimeSeries(series.rows).frame(), check_exact=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +22,89 @@ SERIES_COLUMNS = ["time", "window", "scope", "name", "family", "metric", "value"
 TRACE_COLUMNS = ["entry", "class", "start", "end", "outcome", "corrupted"]
 
 
+Metrics = tuple[tuple[str, str], ...]
+"""The (family, metric) pairs of a block's rows, in order."""
+
+Block = tuple[float, float, str, str, Metrics, tuple[float, ...]]
+"""One window of one scope: window start (s), window length (s), scope, name, the metrics and
+their values. A block is one row per metric; the engine keeps blocks, not rows, because a
+run with short windows reports hundreds of thousands of rows and a block costs one tuple."""
+
+
 @dataclass
 class TimeSeries:
     """One row per window, scope (entry or service), name and metric; ``family`` groups
-    metrics: requests, failures, latency (seconds), resources, attack."""
+    metrics: requests, failures, latency (seconds), resources, attack.
 
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    Built from ``rows`` (7-tuples in :data:`SERIES_COLUMNS` order) or from ``blocks``
+    (a block per window and scope, rows ``blocks`` first); both give the same frame."""
+
+    given: list[tuple[Any, ...]] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        """Every row as a 7-tuple (built on each call from the blocks)."""
+        out = [
+            (t0, span, scope, name, fam, metric, v)
+            for t0, span, scope, name, metrics, values in self.blocks
+            for (fam, metric), v in zip(metrics, values, strict=True)
+        ]
+        return out + self.given if out else self.given
 
     def frame(self) -> pd.DataFrame:
-        df = pd.DataFrame(self.rows, columns=SERIES_COLUMNS)
-        for col in ("scope", "name", "family", "metric"):
-            df[col] = df[col].astype("category")
-        return df
+        if self.given or not self.blocks:
+            df = pd.DataFrame(self.rows, columns=SERIES_COLUMNS)
+            for col in ("scope", "name", "family", "metric"):
+                df[col] = df[col].astype("category")
+            return df
+        return _block_frame(self.blocks)
 
     def to_parquet(self, path: str | Path) -> None:
         self.frame().to_parquet(path, index=False)
+
+
+def _block_frame(blocks: list[Block]) -> pd.DataFrame:
+    """The frame of ``blocks``, column by column: numpy repeats a block's window, scope and
+    name over its rows; categories are the sorted distinct strings, as ``astype`` gives."""
+    import numpy as np
+
+    t0, span, scope, name, metrics, values = zip(*blocks, strict=True)
+    sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(blocks))
+    keys: dict[Metrics, int] = {}
+    key_of = np.fromiter(
+        (keys.setdefault(m, len(keys)) for m in metrics), dtype=np.int64, count=len(blocks)
+    )
+    families = sorted({f for m in keys for f, _ in m})
+    names_of_metric = sorted({x for m in keys for _, x in m})
+    fam_code = {f: i for i, f in enumerate(families)}
+    met_code = {x: i for i, x in enumerate(names_of_metric)}
+    per_key_fam = [np.array([fam_code[f] for f, _ in m], dtype=np.int64) for m in keys]
+    per_key_met = [np.array([met_code[x] for _, x in m], dtype=np.int64) for m in keys]
+    fam = np.concatenate([per_key_fam[k] for k in key_of.tolist()])
+    met = np.concatenate([per_key_met[k] for k in key_of.tolist()])
+
+    def categorical(per_block: tuple[str, ...]) -> pd.Categorical:
+        cats = sorted(set(per_block))
+        code = {c: i for i, c in enumerate(cats)}
+        codes = np.fromiter(map(code.__getitem__, per_block), dtype=np.int64, count=len(blocks))
+        return _categories(np.repeat(codes, sizes), cats)
+
+    total = int(sizes.sum())
+    data = {
+        "time": np.repeat(np.array(t0, dtype=float), sizes),
+        "window": np.repeat(np.array(span, dtype=float), sizes),
+        "scope": categorical(scope),
+        "name": categorical(name),
+        "family": _categories(fam, families),
+        "metric": _categories(met, names_of_metric),
+        "value": np.fromiter(chain.from_iterable(values), dtype=float, count=total),
+    }
+    return pd.DataFrame(data)
+
+
+def _categories(codes: Any, categories: list[str]) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype="str"))
 
 
 @dataclass

@@ -10,13 +10,15 @@ from typing import Any
 
 from twin.outcomes import REASONS
 from twin.results import StretchLatency
+from twin.results.series import Block, Metrics
 from twin.stats import LogHistogram
 
 NCODES = len(REASONS) + 1
 
-Row = tuple[float, float, str, str, str, str, float]
-"""One time-series row: window start (s), window length (s), scope, name, family, metric,
-value."""
+COUNTS: Metrics = (("requests", "arrivals"), ("requests", "succeeded"), ("requests", "failed"))
+LATENCY: Metrics = (("latency", "mean"), ("latency", "p50"), ("latency", "p95"), ("latency", "p99"))
+COUNTS_LATENCY: Metrics = COUNTS + LATENCY
+_ZEROS = (0.0, 0.0, 0.0)
 
 
 class Counters:
@@ -80,33 +82,26 @@ class Counters:
         sample comes with an answer, so an inactive window has empty histograms)."""
         return bool(self.w_arrivals) or any(self.w_counts)
 
-    def emit_window(self, rows: list[Row], t0: float, span: float, scope: str, name: str) -> None:
-        """Append the rows of the window just closed (``t0``, ``span`` in seconds) to
-        ``rows`` and reset the window. An idle window appends its three zero rows and
-        touches no histogram: its cost does not depend on what earlier windows saw."""
+    def emit_window(
+        self, blocks: list[Block], t0: float, span: float, scope: str, name: str
+    ) -> None:
+        """Append the window just closed (``t0``, ``span`` in seconds) to ``blocks`` and
+        reset it. An idle window appends its three zero counts and touches no histogram:
+        its cost does not depend on what earlier windows saw."""
         wc = self.w_counts
         arrivals = self.w_arrivals
         done = sum(wc)
         if not arrivals and not done:
             # an idle window (most of a large topology's small entries, most seconds)
-            rows += (
-                (t0, span, scope, name, "requests", "arrivals", 0.0),
-                (t0, span, scope, name, "requests", "succeeded", 0.0),
-                (t0, span, scope, name, "requests", "failed", 0.0),
-            )
+            blocks.append((t0, span, scope, name, COUNTS, _ZEROS))
             return
         ok = wc[0]
-        rows += (
-            (t0, span, scope, name, "requests", "arrivals", float(arrivals)),
-            (t0, span, scope, name, "requests", "succeeded", float(ok)),
-            (t0, span, scope, name, "requests", "failed", float(done - ok)),
-        )
+        metrics = COUNTS
+        values: tuple[float, ...] = (float(arrivals), float(ok), float(done - ok))
         if done != ok:
-            for code in range(1, NCODES):
-                if wc[code]:
-                    rows.append(
-                        (t0, span, scope, name, "failures", REASONS[code - 1], float(wc[code]))
-                    )
+            failures = [code for code in range(1, NCODES) if wc[code]]
+            metrics += tuple(("failures", REASONS[code - 1]) for code in failures)
+            values += tuple(float(wc[code]) for code in failures)
         h = self._window_hist()
         n = h.n
         if n:
@@ -114,19 +109,17 @@ class Counters:
                 p50 = p95 = p99 = h.lo
             else:
                 p50, p95, p99 = h.quantiles((0.5, 0.95, 0.99))
-            rows += (
-                (t0, span, scope, name, "latency", "mean", h.mean),
-                (t0, span, scope, name, "latency", "p50", p50),
-                (t0, span, scope, name, "latency", "p95", p95),
-                (t0, span, scope, name, "latency", "p99", p99),
-            )
+            metrics = COUNTS_LATENCY if metrics is COUNTS else metrics + LATENCY
+            values += (h.mean, p50, p95, p99)
+        blocks.append((t0, span, scope, name, metrics, values))
         self._close(h, done - ok, ok)
 
     def window_rows(self) -> list[tuple[str, str, float]]:
         """(family, metric, value) rows for the window just closed; resets the window."""
-        rows: list[Row] = []
-        self.emit_window(rows, 0.0, 0.0, "", "")
-        return [(r[4], r[5], r[6]) for r in rows]
+        blocks: list[Block] = []
+        self.emit_window(blocks, 0.0, 0.0, "", "")
+        (_, _, _, _, metrics, values) = blocks[0]
+        return [(f, m, v) for (f, m), v in zip(metrics, values, strict=True)]
 
     def roll_window(self) -> None:
         """Close the window without reporting it (no series kept): the totals and the
