@@ -79,10 +79,18 @@ def _block_frame(blocks: list[Block]) -> pd.DataFrame:
     names_of_metric = sorted({x for m in keys for _, x in m})
     fam_code = {f: i for i, f in enumerate(families)}
     met_code = {x: i for i, x in enumerate(names_of_metric)}
-    per_key_fam = [np.array([fam_code[f] for f, _ in m], dtype=np.int64) for m in keys]
-    per_key_met = [np.array([met_code[x] for _, x in m], dtype=np.int64) for m in keys]
-    fam = np.concatenate([per_key_fam[k] for k in key_of.tolist()])
-    met = np.concatenate([per_key_met[k] for k in key_of.tolist()])
+    # a table per key, padded: row r of a block is entry (key, r)
+    width = max(map(len, keys))
+    fam_table = np.zeros((len(keys), width), dtype=np.int64)
+    met_table = np.zeros((len(keys), width), dtype=np.int64)
+    for k, m in enumerate(keys):
+        fam_table[k, : len(m)] = [fam_code[f] for f, _ in m]
+        met_table[k, : len(m)] = [met_code[x] for _, x in m]
+    starts = np.cumsum(sizes) - sizes
+    row_key = np.repeat(key_of, sizes)
+    row_pos = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(starts, sizes)
+    fam = fam_table[row_key, row_pos]
+    met = met_table[row_key, row_pos]
 
     def categorical(per_block: tuple[str, ...]) -> pd.Categorical:
         cats = sorted(set(per_block))
