@@ -13,6 +13,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from twin.results.record import Record
@@ -36,8 +37,9 @@ class TimeSeries:
     """One row per window, scope (entry or service), name and metric; ``family`` groups
     metrics: requests, failures, latency (seconds), resources, attack.
 
-    Built from ``rows`` (7-tuples in :data:`SERIES_COLUMNS` order) or from ``blocks``
-    (a block per window and scope, rows ``blocks`` first); both give the same frame."""
+    Built from ``given`` rows (7-tuples in :data:`SERIES_COLUMNS` order) or from ``blocks``
+    (a block per window and scope; their rows come before the given ones); both forms of
+    the same rows give the same frame."""
 
     given: list[tuple[Any, ...]] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
@@ -67,8 +69,6 @@ class TimeSeries:
 def _block_frame(blocks: list[Block]) -> pd.DataFrame:
     """The frame of ``blocks``, column by column: numpy repeats a block's window, scope and
     name over its rows; categories are the sorted distinct strings, as ``astype`` gives."""
-    import numpy as np
-
     t0, span, scope, name, metrics, values = zip(*blocks, strict=True)
     sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(blocks))
     keys: dict[Metrics, int] = {}
