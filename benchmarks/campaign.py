@@ -178,7 +178,7 @@ def chain_lengths(results: dict[str, float]) -> None:
         for n in (1, 3, 9):
             sim = Simulation(Topology.from_dict(chain_doc(n)), sc, series="entries")
             r = sim.run().summary
-            best[n] = min(best.get(n, math.inf), sim.wall / r["requests"])
+            best[n] = min(best.get(n, math.inf), sim.wall / r.requests)
     per_visit = (best[9] - best[1]) / 8
     for n in (1, 3, 9):
         print(f"chain of {n}: {best[n] * 1e6:.1f} us/request")

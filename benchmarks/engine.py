@@ -139,7 +139,8 @@ def twin_tandem(mitigated: bool) -> Callable[[float, int], tuple[int, float, int
         sim = Simulation(topo, Scenario(duration=horizon, seed=seed, window=60.0), policy,
                          series="entries")
         s = sim.run().summary
-        return int(s["succeeded"]), float(s["latency"]["mean"]), sim.events
+        mean = s.latency.mean
+        return int(s.succeeded), math.nan if mean is None else float(mean), sim.events
 
     return run
 
@@ -164,7 +165,7 @@ topo = Topology.from_dict({"name": "two", "services": {
     "b": {"workers": 4, "operations": {"default": op([])}}},
     "workload": [{"entry": "a", "rate": 200.0}]})
 s = Simulation(topo, Scenario(duration=n / 200.0, seed=1, window=10.0)).run().summary
-print(s["requests"], peak_kib())
+print(s.requests, peak_kib())
 """
 
 SIMPY_MEMORY_CHILD = PEAK + """

@@ -95,9 +95,9 @@ def main() -> int:
             "success": float(g["SuccessRate(%)"].median()) / 100,
         }
         twin = {
-            "p50": float(s["latency"]["p50"]),
-            "p99": float(s["latency"]["p99"]),
-            "success": s["succeeded"] / s["requests"] if s["requests"] else float("nan"),
+            "p50": float("nan") if s.latency.p50 is None else float(s.latency.p50),
+            "p99": float("nan") if s.latency.p99 is None else float(s.latency.p99),
+            "success": s.succeeded / s.requests if s.requests else float("nan"),
         }
         rows.append(
             {

@@ -153,9 +153,9 @@ def simulate(topo: Any, mult: float, faults: list[dict]) -> dict[str, float]:
         )
         sim = Simulation(topo, sc)
         s = sim.run().summary
-        for e in s["entries"].values():
-            reqs += e["requests"]
-            fails += e["failed"]
+        for e in s.entries.values():
+            reqs += e.requests
+            fails += e.failed
         for ent in sim.entries.values():
             hist.merge(ent.stats.hist)
     p50, p99 = hist.quantiles((0.5, 0.99)) if hist.n else (math.nan, math.nan)

@@ -84,12 +84,12 @@ def twin_predict(
         )
         sim = Simulation(topo, sc)
         s = sim.run().summary
-        e = next(iter(s["entries"].values()))
-        reqs += e["requests"]
-        fails += e["failed"]
+        e = next(iter(s.entries.values()))
+        reqs += e.requests
+        fails += e.failed
         for svc in sim.entries.values():
             lat_hist.merge(svc.stats.hist)
-        means.append(e["latency"].get("mean"))
+        means.append(e.latency.mean)
     p95, p99 = lat_hist.quantiles((0.95, 0.99))
     return {
         "requests": reqs,

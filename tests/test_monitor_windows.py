@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from twin.policy import Policy
@@ -132,3 +133,104 @@ def test_failover_switches_at_the_same_times_without_per_service_series() -> Non
     (sw_kept, kept), (sw_buffered, buffered) = runs
     assert sw_kept == sw_buffered and len(sw_kept) >= 2
     _same(kept["services"], buffered["services"], "services")
+
+
+def _chain() -> Topology:
+    def svc(calls: list[dict[str, Any]]) -> dict[str, Any]:
+        st = {"dist": "exponential", "mean": 0.05}
+        return {"workers": 3, "operations": {"default": {"service_time": st, "calls": calls}}}
+
+    return Topology.from_dict(
+        {
+            "name": "chain",
+            "services": {"a": svc([{"to": "b"}]), "b": svc([])},
+            "workload": [{"entry": "a", "rate": 5.0}],
+        }
+    )
+
+
+def _with_idle_gap(gap: float) -> Scenario:
+    """30 s of traffic (5 s of it warm-up), then ``gap`` seconds with no arrivals."""
+    profile = [{"at": 0, "multiplier": 1.0}, {"at": 30, "multiplier": 0.0}]
+    return Scenario.model_validate(
+        {"duration": 30 + gap, "warmup": 5, "seed": 11, "load": {"profile": profile}}
+    )
+
+
+def test_idle_windows_emit_zero_rows_without_touching_a_histogram(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from twin.stats import LogHistogram
+
+    calls = {"merge": 0, "quantiles": 0, "clear": 0}
+    for method in calls:
+        original = getattr(LogHistogram, method)
+
+        def counted(self: LogHistogram, *a: Any, _m: str = method, _f: Any = original) -> Any:
+            calls[_m] += 1
+            return _f(self, *a)
+
+        monkeypatch.setattr(LogHistogram, method, counted)
+
+    def run(gap: float) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
+        before = dict(calls)
+        res = Simulation(_chain(), _with_idle_gap(gap), series="all").run()
+        return res.timeseries.rows, {k: calls[k] - before[k] for k in calls}
+
+    short_rows, short_work = run(40.0)
+    long_rows, long_work = run(400.0)
+    assert short_work["merge"] > 100 and short_work["quantiles"] > 50
+    # 360 more windows with nothing in them: not one more histogram operation
+    assert long_work == short_work
+    # and the same rows up to where the short run ended, then idle rows only
+    assert long_rows[: len(short_rows)] == short_rows
+    tail = [r for r in long_rows[len(short_rows) :] if r[4] != "resources"]
+    assert {(r[4], r[5]) for r in tail} == {
+        ("requests", "arrivals"),
+        ("requests", "succeeded"),
+        ("requests", "failed"),
+    }
+    assert {r[6] for r in tail} == {0.0}
+    assert len(tail) == 360 * 3 * 3  # 360 windows, one entry and two services, three rows
+
+
+def test_a_stretch_is_the_same_whether_or_not_earlier_stretches_were_taken() -> None:
+    # counters skip the stretch's bookkeeping until the run is first stepped
+    sc = _with_idle_gap(10.0)
+    stepped = Simulation(_chain(), sc)
+    stepped.step(12.5)
+    run_first = Simulation(_chain(), sc)
+    run_first.run(until=12.5)
+    a, b = stepped.step(10.0), run_first.step(10.0)
+    assert a.entries["a"].arrivals > 20
+    assert a.to_json() == b.to_json()
+
+
+def test_the_series_frame_is_the_frame_of_its_rows() -> None:
+    # failures by reason, attack traffic and corrupted answers add rows beyond the usual
+    sc = Scenario.model_validate(
+        {
+            "duration": 60,
+            "warmup": 10,
+            "seed": 2,
+            "window": 2.5,
+            "faults": [
+                {"kind": "outage", "target": "cartservice", "start": 20, "duration": 10},
+                {"kind": "attack", "target": "frontend", "start": 30, "duration": 10, "rate": 50},
+                {
+                    "kind": "data_corruption",
+                    "target": "productcatalogservice",
+                    "start": 15,
+                    "duration": 30,
+                    "probability": 0.2,
+                },
+            ],
+        }
+    )
+    from twin.results import TimeSeries
+
+    series = Simulation(OB, sc).run().timeseries
+    families = {r[4] for r in series.rows}
+    assert {"failures", "attack", "latency", "resources"} <= families
+    assert any(r[5] == "corrupted" for r in series.rows)
+    pd.testing.assert_frame_equal(series.frame(), TimeSeries(series.rows).frame(), check_exact=True)

@@ -68,3 +68,17 @@ def test_merging_two_histograms_equals_adding_every_value_to_one(
 def test_empty_histogram_reports_nan_for_every_quantile() -> None:
     assert all(math.isnan(v) for v in LogHistogram().quantiles((0.5, 0.99)))
     assert LogHistogram().quantiles(()) == []
+
+
+def test_quantiles_of_one_bucket_are_its_midpoint_within_the_samples_range() -> None:
+    one_bucket = LogHistogram()
+    for x in (0.1, 0.1005, 0.101):  # within one 1.16% bucket
+        one_bucket.add(x)
+    assert len(one_bucket.counts) == 1
+    p50, p99, above = one_bucket.quantiles((0.5, 0.99, 1.5))
+    assert 0.1 <= p50 == p99 <= 0.101
+    assert above == 0.101  # a fraction above 1 is never reached: the largest sample
+    spread = LogHistogram()
+    for x in (0.1, 0.1005, 0.101, 10.0):
+        spread.add(x)
+    assert spread.quantiles((0.5,)) == [p50]

@@ -69,6 +69,11 @@ class LogHistogram:
             return [math.nan] * len(qs)
         counts = self.counts
         lo, hi = self.lo, self.hi
+        if len(counts) == 1:  # one bucket: every quantile is its midpoint, clamped
+            (i,) = counts
+            value = 0.0 if i == _ZERO else 10 ** ((i + 0.5) / BUCKETS_PER_DECADE)
+            v, n = min(max(value, lo), hi), self.n
+            return [v if q * n <= n else hi for q in qs]
         order = sorted(range(len(qs)), key=qs.__getitem__)
         out = [hi] * len(qs)
         n = self.n

@@ -168,7 +168,7 @@ def draw(system: System, run: RunOutput, table: pd.DataFrame, t: float) -> None:
             key="pb_graph",
             config={"displayModeBar": False},
         )
-    faults = list(run.summary.get("faults", []))
+    faults = [f.to_json() for f in run.summary.faults]
     with right:
         st.plotly_chart(
             charts.entry_timeline(run.series, faults, cursor=t),

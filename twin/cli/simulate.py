@@ -146,21 +146,20 @@ def _simulate(
     summary = combine(results).model_copy(
         update={"wall_seconds": time.perf_counter() - started, "topology": topo.name}
     )
-    results[0].write(out)
+    plot_df = results[0].timeseries.frame()
+    results[0].write(out, series=plot_df)
     write_json(out / "summary.json", summary)
     if replications > 1:
         import pandas as pd
 
         frames = []
         for i, r in enumerate(results):
-            f = r.timeseries.frame()
+            f = r.timeseries.frame() if i else plot_df.copy()
             f.insert(0, "replication", i)
             frames.append(f)
         series_df = pd.concat(frames, ignore_index=True)
         series_df.to_parquet(out / "timeseries.parquet", index=False)
         plot_df = frames[0]
-    else:
-        plot_df = results[0].timeseries.frame()
     write_report(out / "report.html", summary, plot_df, title=f"Shadow Twin: {topo.name}")
     _print_table(summary, out)
 

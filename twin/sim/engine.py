@@ -14,6 +14,7 @@ from twin.faults import fault_windows
 from twin.outcomes import REASONS, reason_name
 from twin.policy import ClientPolicy, Policy
 from twin.results import EntryStretch, Results, ServiceStretch, Stretch, Summary, TimeSeries
+from twin.results.series import Block, Metrics
 from twin.rng import generator
 from twin.scenario import Scenario
 from twin.sim.client import Client
@@ -22,6 +23,13 @@ from twin.sim.events import NORMAL, Wake
 from twin.sim.service import CallSpec, Disk, Host, Job, Operation, Service
 from twin.sim.workload import Entry, Source
 from twin.topology import Topology
+
+CORRUPTED: Metrics = (("requests", "corrupted"),)
+RESOURCES: Metrics = (
+    ("resources", "utilization"),
+    ("resources", "queue"),
+    ("resources", "replicas"),
+)
 
 SERIES_AUTO_LIMIT = 200
 """With ``series="auto"``, per-service time series are kept up to this many services."""
@@ -80,7 +88,7 @@ class Simulation:
         self.series_services = series == "all" or (
             series == "auto" and len(self.services) <= SERIES_AUTO_LIMIT
         )
-        self.rows: list[tuple[float, float, str, str, str, str, float]] = []
+        self.blocks: list[Block] = []  # the time series, a block per window and scope
         self.window = scenario.window
         self.window_start = 0.0
         self._marks: dict[str, tuple[float, float, float]] = {}
@@ -279,42 +287,35 @@ class Simulation:
         span = now - t0
         if span <= 0:
             return
-        rows = self.rows
+        blocks = self.blocks
         for ctl in self.failovers.values():
             ctl.observe(now)
         for name, entry in self.entries.items():
-            figures = entry.stats.window_rows()
+            entry.stats.emit_window(blocks, t0, span, "entry", name)
             if entry.w_corrupted:
-                figures.append(("requests", "corrupted", float(entry.w_corrupted)))
+                blocks.append((t0, span, "entry", name, CORRUPTED, (float(entry.w_corrupted),)))
                 entry.w_corrupted = 0
-            if entry.attack.w_arrivals or sum(entry.attack.w_counts):
-                figures += [
-                    ("attack", m, v)
-                    for _, m, v in entry.attack.window_rows()
-                    if m in ("arrivals", "succeeded", "failed")
-                ]
-            for fam, metric, value in figures:
-                rows.append((t0, span, "entry", name, fam, metric, value))
+            attack = entry.attack
+            if attack.active:
+                figures = attack.window_rows()[:3]  # arrivals, succeeded, failed
+                metrics = tuple(("attack", m) for _, m, _ in figures)
+                blocks.append((t0, span, "entry", name, metrics, tuple(v for *_, v in figures)))
         if not self.series_services:
             # no per-service series: roll the buffered totals, skip the quantiles
             self._roll_services(self.failovers)
             self.window_start = now
             return
         for name, svc in self.services.items():
-            prev = svc.win_mark
-            areas = svc.areas(now)
-            busy, cap, pods = (a - b for a, b in zip(areas, prev, strict=True))
-            svc.win_mark = areas
-            figures = svc.stats.window_rows()
-            if svc.attack.w_arrivals or sum(svc.attack.w_counts):
-                svc.attack.window_rows()
-            figures += [
-                ("resources", "utilization", busy / cap if cap > 0 else math.nan),
-                ("resources", "queue", float(svc.queue_length())),
-                ("resources", "replicas", pods / span),
-            ]
-            for fam, metric, value in figures:
-                rows.append((t0, span, "service", name, fam, metric, value))
+            svc.stats.emit_window(blocks, t0, span, "service", name)
+            if svc.attack.active:
+                svc.attack.roll_window()
+            b0, c0, p0 = svc.win_mark
+            svc.win_mark = areas = svc.areas(now)
+            cap = areas[1] - c0
+            utilization = (areas[0] - b0) / cap if cap > 0 else math.nan
+            queue = float(svc.queue_length())
+            resources = (utilization, queue, (areas[2] - p0) / span)
+            blocks.append((t0, span, "service", name, RESOURCES, resources))
         self.window_start = now
 
     def _roll_services(self, names: Iterable[str] | None = None) -> None:
@@ -513,7 +514,7 @@ class Simulation:
         }
         return Results(
             summary=Summary.model_validate(summary),
-            timeseries=TimeSeries(self.rows),
+            timeseries=TimeSeries(blocks=self.blocks),
             trace=list(self.trace_rows),
         )
 

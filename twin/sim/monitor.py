@@ -10,10 +10,15 @@ from typing import Any
 
 from twin.outcomes import REASONS
 from twin.results import StretchLatency
+from twin.results.series import Block, Metrics
 from twin.stats import LogHistogram
 
 NCODES = len(REASONS) + 1
-_IDLE = (("requests", "arrivals", 0.0), ("requests", "succeeded", 0.0), ("requests", "failed", 0.0))
+
+COUNTS: Metrics = (("requests", "arrivals"), ("requests", "succeeded"), ("requests", "failed"))
+LATENCY: Metrics = (("latency", "mean"), ("latency", "p50"), ("latency", "p95"), ("latency", "p99"))
+COUNTS_LATENCY: Metrics = COUNTS + LATENCY
+_ZEROS = (0.0, 0.0, 0.0)
 
 
 class Counters:
@@ -26,6 +31,7 @@ class Counters:
         "s_arrivals",
         "s_counts",
         "s_hist",
+        "stretching",
         "w_arrivals",
         "w_counts",
         "w_hist",
@@ -43,8 +49,12 @@ class Counters:
         self.s_arrivals = 0  # since the last step() began (windows add to it as they close)
         self.s_counts = [0] * NCODES
         self.s_hist = LogHistogram()
+        # a run that is never stepped never reads a stretch: until the first
+        # reset_stretch, closing windows skips the stretch's histogram and counts
+        self.stretching = False
 
     def reset_stretch(self) -> None:
+        self.stretching = True
         self.s_arrivals = 0
         self.s_counts = [0] * NCODES
         self.s_hist.clear()
@@ -66,58 +76,92 @@ class Counters:
             ),
         }
 
+    @property
+    def active(self) -> bool:
+        """Whether the open window saw anything: an arrival or an answer (every latency
+        sample comes with an answer, so an inactive window has empty histograms)."""
+        return bool(self.w_arrivals) or any(self.w_counts)
+
+    def emit_window(
+        self, blocks: list[Block], t0: float, span: float, scope: str, name: str
+    ) -> None:
+        """Append the window just closed (``t0``, ``span`` in seconds) to ``blocks`` and
+        reset it. An idle window appends its three zero counts and touches no histogram:
+        its cost does not depend on what earlier windows saw."""
+        wc = self.w_counts
+        arrivals = self.w_arrivals
+        done = sum(wc)
+        if not arrivals and not done:
+            # an idle window (most of a large topology's small entries, most seconds)
+            blocks.append((t0, span, scope, name, COUNTS, _ZEROS))
+            return
+        ok = wc[0]
+        metrics = COUNTS
+        values: tuple[float, ...] = (float(arrivals), float(ok), float(done - ok))
+        if done != ok:
+            failures = [code for code in range(1, NCODES) if wc[code]]
+            metrics += tuple(("failures", REASONS[code - 1]) for code in failures)
+            values += tuple(float(wc[code]) for code in failures)
+        h = self._window_hist()
+        n = h.n
+        if n:
+            if n == 1:  # one sample: every quantile is that sample
+                p50 = p95 = p99 = h.lo
+            else:
+                p50, p95, p99 = h.quantiles((0.5, 0.95, 0.99))
+            metrics = COUNTS_LATENCY if metrics is COUNTS else metrics + LATENCY
+            values += (h.mean, p50, p95, p99)
+        blocks.append((t0, span, scope, name, metrics, values))
+        self._close(h, done - ok, ok)
+
     def window_rows(self) -> list[tuple[str, str, float]]:
         """(family, metric, value) rows for the window just closed; resets the window."""
-        wc = self.w_counts
-        if not self.w_arrivals and not self.w_hist.n and not self.w_hist_u.n and not any(wc):
-            # an idle window (most of a large topology's small entries, most seconds)
-            return list(_IDLE)
-        ok = wc[0]
-        rows: list[tuple[str, str, float]] = [
-            ("requests", "arrivals", float(self.w_arrivals)),
-            ("requests", "succeeded", float(ok)),
-            ("requests", "failed", float(sum(wc) - ok)),
-        ]
-        for code in range(1, NCODES):
-            if wc[code]:
-                rows.append(("failures", REASONS[code - 1], float(wc[code])))
-        h = self.w_hist
-        if self.w_hist_u.n:
-            h = LogHistogram()
-            h.merge(self.w_hist)
-            h.merge(self.w_hist_u)
-        if h.n:
-            p50, p95, p99 = h.quantiles((0.5, 0.95, 0.99))
-            rows += [
-                ("latency", "mean", h.mean),
-                ("latency", "p50", p50),
-                ("latency", "p95", p95),
-                ("latency", "p99", p99),
-            ]
-        self._close(h)
-        return rows
+        blocks: list[Block] = []
+        self.emit_window(blocks, 0.0, 0.0, "", "")
+        (_, _, _, _, metrics, values) = blocks[0]
+        return [(f, m, v) for (f, m), v in zip(metrics, values, strict=True)]
 
     def roll_window(self) -> None:
         """Close the window without reporting it (no series kept): the totals and the
         stretch get exactly what :meth:`window_rows` would give them, without quantiles."""
-        if not (self.w_arrivals or self.w_hist.n or self.w_hist_u.n or any(self.w_counts)):
+        wc = self.w_counts
+        done = sum(wc)
+        if not self.w_arrivals and not done:
             return  # an idle window adds nothing
-        h = self.w_hist
-        if self.w_hist_u.n:
-            h = LogHistogram()
-            h.merge(self.w_hist)
-            h.merge(self.w_hist_u)
-        self._close(h)
+        h = self._window_hist() if self.stretching else self.w_hist
+        self._close(h, done - wc[0], wc[0])
 
-    def _close(self, h: LogHistogram) -> None:
-        self.hist.merge(self.w_hist)
-        self.s_hist.merge(h)
-        self.s_arrivals += self.w_arrivals
-        self.s_counts = [a + b for a, b in zip(self.s_counts, self.w_counts, strict=True)]
-        self.w_hist.clear()
-        self.w_hist_u.clear()
+    def _window_hist(self) -> LogHistogram:
+        """The window's latencies, measured or not (a merged copy only when some arrived
+        before the warm-up ended)."""
+        if not self.w_hist_u.n:
+            return self.w_hist
+        h = LogHistogram()
+        h.merge(self.w_hist)
+        h.merge(self.w_hist_u)
+        return h
+
+    def _close(self, h: LogHistogram, failed: int, ok: int) -> None:
+        """Add the window to the totals (and the stretch, once stepping began), then reset
+        it. ``h`` holds every latency of the window (it may be ``w_hist`` itself)."""
+        if self.stretching:
+            if h.n:
+                self.s_hist.merge(h)
+            self.s_arrivals += self.w_arrivals
+            if failed:
+                self.s_counts = [a + b for a, b in zip(self.s_counts, self.w_counts, strict=True)]
+            else:
+                self.s_counts[0] += ok
+        if self.w_hist.n:
+            self.hist.merge(self.w_hist)
+            self.w_hist.clear()
+        if self.w_hist_u.n:
+            self.w_hist_u.clear()
+        if failed:
+            self.w_counts = [0] * NCODES
+        else:
+            self.w_counts[0] = 0
         self.w_arrivals = 0
-        self.w_counts = [0] * NCODES
 
     def summary(self) -> dict[str, Any]:
         c = self.counts
