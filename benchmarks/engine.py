@@ -169,9 +169,11 @@ print(s.requests, peak_kib())
 """
 
 SIMPY_MEMORY_CHILD = PEAK + """
-import sys
-sys.path.insert(0, sys.argv[2])
-from engine import simpy_tandem
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("engine_benchmark", sys.argv[2])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+simpy_tandem = mod.simpy_tandem
 n = int(sys.argv[1])
 print(simpy_tandem(n / 2.4, 1)[0], peak_kib())
 """
@@ -230,7 +232,7 @@ def main() -> None:
     twin_mb, twin_n = peak_rss_mb(MEMORY_CHILD, str(args.memory_requests))
     import os
 
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.abspath(__file__)
     simpy_mb, simpy_n = peak_rss_mb(SIMPY_MEMORY_CHILD, str(args.memory_requests), here)
     print(f"peak RSS, {int(twin_n):,} requests through two services (twin): {twin_mb:.0f} MB"
           f" ({'under' if twin_mb < 300 else 'OVER'} 300 MB)")

@@ -16,16 +16,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from explorer import catalog, charts  # noqa: E402
-from explorer.whatif import (  # noqa: E402
+from explorer import catalog, charts
+from explorer.whatif import (
     Mitigations,
     WhatIfInputs,
     WhatIfResult,
@@ -38,6 +33,7 @@ from explorer.whatif import (  # noqa: E402
     headline,
     reasons,
 )
+from twin.bundled import bundled_topology_path
 
 BUDGET = 5.0
 
@@ -58,7 +54,7 @@ def figures(result: WhatIfResult) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--topology", default=str(ROOT / "topologies" / "online-boutique.yaml"))
+    parser.add_argument("--topology", default=str(bundled_topology_path("online-boutique")))
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mitigation", choices=["policy", "controls"], default="policy")
