@@ -115,5 +115,7 @@ def test_the_database_defaults_to_twin_db_in_the_current_folder_unless_twin_db_i
     assert resolve_url(None) == f"sqlite:///{tmp_path.resolve() / 'twin.db'}"
     monkeypatch.setenv("TWIN_DB", str(tmp_path / "elsewhere.db"))
     assert resolve_url(None) == f"sqlite:///{tmp_path.resolve() / 'elsewhere.db'}"
-    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
-    assert "twin.db" in ignored
+    # a database made in the checkout, at its root or in a folder, is ignored by git
+    for where in ("twin.db", "experiments/twin.db", "twin.db-journal"):
+        r = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", where], check=False)
+        assert r.returncode == 0, f"{where} is not ignored by git"
