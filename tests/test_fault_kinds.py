@@ -318,3 +318,75 @@ def test_the_agents_catalogue_skips_disk_kinds_on_a_topology_without_disks() -> 
     assert not boutique.has_disk()
     assert all(not KINDS[k].needs_disk for k in catalogue_kinds(boutique))
     assert "disk_io" in FaultCatalogue(TOPO).kinds
+
+
+NEW_KIND = '''
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from twin.faults.base import (
+    FaultBase, FluidEngine, Intensity, Picker, RequestEngine, Targets,
+)
+
+
+class GrayFailureFault(FaultBase):
+    """A service answers slowly and wrongly at once (a kind defined outside the package)."""
+
+    kind: Literal["gray_failure"]
+    factor: float = Field(ge=1.0)
+
+    label: ClassVar[str] = "gray failure"
+    listing: ClassVar[int] = 65
+    targets: ClassVar[Targets] = Targets(service=True)
+    intensity: ClassVar[Intensity] = Intensity(
+        unit="slow-down factor", field="factor", low=1.0, high=float("inf"), typical=2.0,
+        sample=(1.5, 3.0), picker=Picker("factor", 1.0, 5.0, 2.0, 0.5, "slower and wrong"),
+    )
+
+    def compose(self, engine: RequestEngine, handle: Any) -> None:
+        engine.slow(self.target, self.factor)
+
+    def fluid(self, engine: FluidEngine, window_start: float, now: float) -> None:
+        engine.slow(self.target, self.factor)
+'''
+
+
+def test_a_new_kind_is_one_module_the_registry_finds_without_an_edit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from twin import faults
+
+    (tmp_path / "gray_failure.py").write_text(NEW_KIND)
+    monkeypatch.setattr(faults, "__path__", [*faults.__path__, str(tmp_path)])
+    try:
+        found = faults._discover()
+    finally:
+        sys.modules.pop("twin.faults.gray_failure", None)
+    names = list(found)
+    assert "gray_failure" in names
+    # placed by its listing, between cpu_exhaustion (60) and memory_leak (70)
+    assert names.index("gray_failure") == names.index("cpu_exhaustion") + 1
+    assert [n for n in names if n != "gray_failure"] == list(FAULT_KINDS)
+    doc = found["gray_failure"].document("frontend", 2.5)
+    assert doc == {"kind": "gray_failure", "target": "frontend", "factor": 2.5}
+
+
+def test_two_classes_with_one_tag_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from twin import faults
+
+    (tmp_path / "second_latency.py").write_text(
+        NEW_KIND.replace('Literal["gray_failure"]', 'Literal["latency"]')
+    )
+    monkeypatch.setattr(faults, "__path__", [*faults.__path__, str(tmp_path)])
+    try:
+        with pytest.raises(TypeError, match="latency"):
+            faults._discover()
+    finally:
+        sys.modules.pop("twin.faults.second_latency", None)

@@ -47,6 +47,8 @@ def _type(info: FieldInfo) -> str:
         text = text.replace(mod, "None" if mod == "NoneType" else "")
     if "Constant | Exponential" in text:
         text = "Distribution"
+    if "discriminator='kind'" in text:
+        text = "list[Fault] (a fault of any kind below, told apart by `kind`)"
     return text.replace("|", "\\|")
 
 

@@ -16,16 +16,13 @@ import numpy as np
 import pandas as pd
 
 from twin.faults import (
+    KINDS,
     CpuExhaustionFault,
-    DataCorruptionFault,
-    DiskIoFault,
     ErrorRateFault,
     LatencyFault,
     MemoryLeakFault,
     OutageFault,
-    PacketLossFault,
     PoolExhaustionFault,
-    TrafficSurgeFault,
 )
 from twin.rng import generator
 
@@ -53,20 +50,6 @@ KIND_RATES: dict[str, float] = {
     PoolExhaustionFault.name: 1 / 300,
 }
 """Typical incident rates per service and day, by kind (the synthetic truth's kind level)."""
-
-_SYMPTOM = {
-    LatencyFault.name: "p99 latency degraded",
-    ErrorRateFault.name: "5xx error spike",
-    OutageFault.name: "service down (crash loop)",
-    MemoryLeakFault.name: "OOM kills, memory growth",
-    CpuExhaustionFault.name: "CPU throttling",
-    PoolExhaustionFault.name: "connection pool exhausted",
-    PacketLossFault.name: "packet loss between pods",
-    DataCorruptionFault.name: "corrupt responses",
-    TrafficSurgeFault.name: "traffic spike",
-    DiskIoFault.name: "disk I/O saturated",
-}
-"""A symptom an incident of each kind is logged with (the truth's; read back by keywords)."""
 
 _DURATION_MIN = {
     LatencyFault.name: 25.0,
@@ -156,7 +139,7 @@ def incident_log(
                     at.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     s,
                     k,
-                    _SYMPTOM.get(k, k),
+                    KINDS[k].incident_example or k,
                     f"{max(1, round(minutes))}m",
                     "synthetic",
                 )

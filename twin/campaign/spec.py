@@ -104,7 +104,7 @@ class RandomSample(_Doc):
     count: int = Field(ge=1, le=100_000)
     seed: int | None = Field(default=None, ge=0, description="default: the campaign seed")
     kinds: list[FaultKind] = Field(
-        default_factory=lambda: list(_SAMPLE_KINDS),  # type: ignore[arg-type]
+        default_factory=lambda: list(_SAMPLE_KINDS),
         min_length=1,
     )
     targets: list[str] = Field(default_factory=lambda: ["*"], min_length=1)

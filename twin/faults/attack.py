@@ -14,6 +14,7 @@ class AttackFault(TrafficFault):
     kind: Literal["attack"]
 
     label: ClassVar[str] = "attack traffic"
+    listing: ClassVar[int] = 110
     attack: ClassVar[bool] = True
     intensity: ClassVar[Intensity] = Intensity(
         unit="extra requests per second, as a multiple of the entry's own rate",

@@ -16,6 +16,7 @@ class BandwidthFault(FaultBase):
     bytes_per_second: float = Field(gt=0.0)
 
     label: ClassVar[str] = "bandwidth limit (link)"
+    listing: ClassVar[int] = 50
     targets: ClassVar[Targets] = Targets(service=False, edge=True)
     intensity: ClassVar[Intensity] = Intensity(
         unit="bytes per second the link carries (lower is worse)",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Protocol, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -268,16 +268,23 @@ class FaultBase(_Doc):
     start: float = Field(default=0.0, ge=0.0, description="seconds")
     duration: float | None = Field(default=None, gt=0.0, description="seconds; default: to the end")
     sample: Sampling | None = None
+    if TYPE_CHECKING:
+        kind: str  # each kind's class declares it as the Literal of its tag
 
     name: ClassVar[str] = ""
     """The ``kind:`` tag, read from the class's ``kind`` Literal."""
     label: ClassVar[str] = ""
     """A few words for people (pickers, reports)."""
+    listing: ClassVar[int] = 1000
+    """Position in every listing of kinds (the reference, pickers, grids): ascending."""
     targets: ClassVar[Targets] = Targets()
     intensity: ClassVar[Intensity]
     symptoms: ClassVar[tuple[str, ...]] = ()
     """Words that name the kind in an incident's symptom or cause (matched at word starts)."""
     symptom_rank: ClassVar[int] = 100
+    incident_example: ClassVar[str] = ""
+    """A symptom as an incident log words it (synthetic logs write it; :attr:`symptoms` read
+    it back)."""
     """Incident text is matched against kinds in ascending rank: specific kinds first."""
     chaos_words: ClassVar[tuple[str, ...]] = ()
     """Substrings that name the kind in a chaos tool's fault or action name."""

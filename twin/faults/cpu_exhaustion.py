@@ -17,6 +17,7 @@ class CpuExhaustionFault(FaultBase):
     factor: float = Field(ge=1.0)
 
     label: ClassVar[str] = "CPU exhaustion"
+    listing: ClassVar[int] = 60
     targets: ClassVar[Targets] = Targets(service=True, placement=True)
     intensity: ClassVar[Intensity] = Intensity(
         unit="slow-down factor of processing (at least 1)",
@@ -31,6 +32,7 @@ class CpuExhaustionFault(FaultBase):
     )
     symptoms: ClassVar[tuple[str, ...]] = ("cpu", "throttl", "noisy neighbo")
     symptom_rank: ClassVar[int] = 80
+    incident_example: ClassVar[str] = "CPU throttling"
     chaos_words: ClassVar[tuple[str, ...]] = ("cpu",)
     chaos_rank: ClassVar[int] = 40
     fmea_detection: ClassVar[int] = 4

@@ -19,6 +19,7 @@ class DataCorruptionFault(ProbabilityFault):
     detection: Fraction = 0.5
 
     label: ClassVar[str] = "data corruption"
+    listing: ClassVar[int] = 90
     intensity: ClassVar[Intensity] = Intensity(
         unit="probability that a response is corrupt",
         field="probability",
@@ -38,6 +39,7 @@ class DataCorruptionFault(ProbabilityFault):
         "inconsistent",
     )
     symptom_rank: ClassVar[int] = 40
+    incident_example: ClassVar[str] = "corrupt responses"
     chaos_words: ClassVar[tuple[str, ...]] = ("corrupt",)
     chaos_rank: ClassVar[int] = 80
     fmea_detection: ClassVar[int] = 8

@@ -22,6 +22,7 @@ class DiskIoFault(FaultBase):
     factor: float = Field(ge=1.0, description="disk slow-down (bandwidth divided by it)")
 
     label: ClassVar[str] = "disk I/O slow-down"
+    listing: ClassVar[int] = 120
     targets: ClassVar[Targets] = Targets(service=True, placement=True)
     intensity: ClassVar[Intensity] = Intensity(
         unit="slow-down factor of disk I/O (at least 1; the disk's bandwidth divided by it)",
@@ -42,6 +43,7 @@ class DiskIoFault(FaultBase):
     )
     symptoms: ClassVar[tuple[str, ...]] = ("disk", "iops", "i/o wait", "io wait")
     symptom_rank: ClassVar[int] = 120  # after every older kind: their texts keep their kind
+    incident_example: ClassVar[str] = "disk I/O saturated"
     chaos_words: ClassVar[tuple[str, ...]] = ("disk", "iochaos")
     chaos_rank: ClassVar[int] = 100
     fmea_detection: ClassVar[int] = 5

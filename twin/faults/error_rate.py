@@ -21,6 +21,7 @@ class ErrorRateFault(ProbabilityFault):
     probability: Fraction
 
     label: ClassVar[str] = "error rate (exceptions)"
+    listing: ClassVar[int] = 20
     intensity: ClassVar[Intensity] = Intensity(
         unit="probability that a request fails",
         field="probability",
@@ -34,6 +35,7 @@ class ErrorRateFault(ProbabilityFault):
     )
     symptoms: ClassVar[tuple[str, ...]] = ("error", "5xx", "500", "503", "exception", "failing")
     symptom_rank: ClassVar[int] = 100
+    incident_example: ClassVar[str] = "5xx error spike"
     chaos_words: ClassVar[tuple[str, ...]] = ("error", "abort", "exception", "http_5")
     chaos_rank: ClassVar[int] = 70
     fmea_detection: ClassVar[int] = 3

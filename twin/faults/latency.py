@@ -23,6 +23,7 @@ class LatencyFault(FaultBase):
     delay: Dist
 
     label: ClassVar[str] = "latency (slow service or link)"
+    listing: ClassVar[int] = 10
     targets: ClassVar[Targets] = Targets(service=True, edge=True)
     intensity: ClassVar[Intensity] = Intensity(
         unit="seconds of added delay (the delay's mean)",
@@ -50,6 +51,7 @@ class LatencyFault(FaultBase):
         "lag",
     )
     symptom_rank: ClassVar[int] = 110
+    incident_example: ClassVar[str] = "p99 latency degraded"
     chaos_words: ClassVar[tuple[str, ...]] = ("latency", "delay", "slow")
     chaos_rank: ClassVar[int] = 10
     fmea_detection: ClassVar[int] = 4

@@ -25,6 +25,7 @@ class MemoryLeakFault(FaultBase):
     gc_slowdown: float = Field(default=1.0, ge=0.0)
 
     label: ClassVar[str] = "memory leak (OOM kills)"
+    listing: ClassVar[int] = 70
     intensity: ClassVar[Intensity] = Intensity(
         unit="MB per second of memory growth per replica",
         field="growth_mb_per_s",
@@ -40,6 +41,7 @@ class MemoryLeakFault(FaultBase):
     )
     symptoms: ClassVar[tuple[str, ...]] = ("oom", "out of memory", "memory")
     symptom_rank: ClassVar[int] = 30
+    incident_example: ClassVar[str] = "OOM kills, memory growth"
     chaos_words: ClassVar[tuple[str, ...]] = ("memory", "mem_", "oom")
     chaos_rank: ClassVar[int] = 50
     fmea_detection: ClassVar[int] = 5

@@ -29,6 +29,7 @@ class OutageFault(FaultBase):
     replicas: int | None = Field(default=None, ge=1, description="how many (default: all)")
 
     label: ClassVar[str] = "outage (replicas down)"
+    listing: ClassVar[int] = 30
     targets: ClassVar[Targets] = Targets(service=True, placement=True)
     intensity: ClassVar[Intensity] = Intensity(
         unit="share of the target's replicas down (rounded up to whole replicas)",
@@ -57,6 +58,7 @@ class OutageFault(FaultBase):
         "node fail",
     )
     symptom_rank: ClassVar[int] = 90
+    incident_example: ClassVar[str] = "service down (crash loop)"
     chaos_words: ClassVar[tuple[str, ...]] = (
         "kill",
         "terminate",

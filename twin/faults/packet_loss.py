@@ -14,6 +14,7 @@ class PacketLossFault(ProbabilityFault):
     probability: Fraction
 
     label: ClassVar[str] = "packet loss"
+    listing: ClassVar[int] = 40
     targets: ClassVar[Targets] = Targets(service=True, edge=True)
     intensity: ClassVar[Intensity] = Intensity(
         unit="probability that a call is lost",
@@ -34,6 +35,7 @@ class PacketLossFault(ProbabilityFault):
         "dns",
     )
     symptom_rank: ClassVar[int] = 60
+    incident_example: ClassVar[str] = "packet loss between pods"
     chaos_words: ClassVar[tuple[str, ...]] = ("loss", "packet", "partition", "blackhole")
     chaos_rank: ClassVar[int] = 20
     fmea_detection: ClassVar[int] = 5

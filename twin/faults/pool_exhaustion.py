@@ -16,6 +16,7 @@ class PoolExhaustionFault(ProbabilityFault):
     fraction: Fraction = Field(description="share of workers unavailable")
 
     label: ClassVar[str] = "connection-pool exhaustion"
+    listing: ClassVar[int] = 80
     intensity: ClassVar[Intensity] = Intensity(
         unit="share of each replica's workers held",
         field="fraction",
@@ -34,6 +35,7 @@ class PoolExhaustionFault(ProbabilityFault):
         "descriptors",
     )
     symptom_rank: ClassVar[int] = 50
+    incident_example: ClassVar[str] = "connection pool exhausted"
     fmea_detection: ClassVar[int] = 6
 
     def compose(self, engine: RequestEngine, handle: Any) -> None:

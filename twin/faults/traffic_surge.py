@@ -13,6 +13,7 @@ class TrafficSurgeFault(TrafficFault):
     kind: Literal["traffic_surge"]
 
     label: ClassVar[str] = "traffic surge"
+    listing: ClassVar[int] = 100
     intensity: ClassVar[Intensity] = Intensity(
         unit="extra requests per second, as a multiple of the entry's own rate",
         field="rate",
@@ -33,6 +34,7 @@ class TrafficSurgeFault(TrafficFault):
         "thundering herd",
     )
     symptom_rank: ClassVar[int] = 20
+    incident_example: ClassVar[str] = "traffic spike"
     chaos_words: ClassVar[tuple[str, ...]] = ("load", "surge", "stress", "traffic")
     chaos_rank: ClassVar[int] = 90
     fmea_detection: ClassVar[int] = 3
