@@ -5,7 +5,7 @@ held-out set, so every draw is a point on a finite grid (kind, target, start, du
 intensity level) and training draws that land on a held-out point are redrawn.
 
 Why these kinds: the catalogue draws the faults some mitigation in the action space can act
-on (DESIGN.md's fault model): demand faults at the entry (a user surge, an attack) and
+on: demand faults at the entry (a user surge, an attack) and
 resource faults in a service (a CPU hog, a memory leak), which extra replicas absorb while
 they last; transient errors, which retries absorb; slow and dead dependencies, which
 timeouts and breakers bound. Intensities are the sizes operators report: user surges of

@@ -19,8 +19,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 """The repository's root folder."""
 
-SHARED_DATA = ROOT.parent / "shared" / "data"
-"""The public datasets (traces, metrics, topologies, schemas), beside the checkout."""
+SHARED_DATA = Path(os.environ.get("TWIN_PUBLIC_DATA", ROOT.parent / "shared" / "data"))
+"""The public datasets (traces, metrics, topologies, schemas): ``$TWIN_PUBLIC_DATA``, or the
+``shared/data`` folder beside the checkout, where CI lays them."""
 
 needs_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"the public datasets are not at {SHARED_DATA}"

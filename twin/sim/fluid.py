@@ -2,7 +2,7 @@
 
 Why: the request-level engine simulates Online Boutique at about 60-100 simulated seconds
 per wall second, which caps an RL environment at ~20 decisions per second. Training wants
-thousands per second; DESIGN.md's advice is to train on an aggregated twin and validate on
+thousands per second, so the environment trains on an aggregated twin and evaluates on
 the full one. This module is that aggregated twin: rates instead of requests, advanced in
 steps of ``dt`` seconds, with the engine's stepping face (``apply``, ``step`` returning the
 same stretch keys) so the environment can use either.
