@@ -178,3 +178,18 @@ def _located(loc: Loc, message: str, source: str, text: str | None) -> InputErro
 def dump_yaml(data: Any) -> str:
     """Block-style YAML that keeps key order, for documents people read and diff."""
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+
+
+def output_dir(path: str | Path, *, report_as: str | Path | None = None) -> Path:
+    """Create the folder a command writes into (parents too); a folder that cannot be made
+    is bad input, one line naming it (``report_as``: the folder the user gave, when the one
+    made is inside it)."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create output directory: {exc.strerror}",
+            source=str(report_as if report_as is not None else p),
+        ) from None
+    return p

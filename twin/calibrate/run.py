@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from twin.calibrate.accuracy import accuracy_or_none
 from twin.errors import InputError
 from twin.faults import ErrorRateFault
+from twin.io import output_dir
 from twin.results import LatencyStats, Summary
 
 ROUND = 6
@@ -216,12 +217,7 @@ def run_calibration(
     from twin.calibrate.service_time import MIN_FIT
     from twin.calibrate.traces import read_traces
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(
-            f"cannot create output directory: {exc.strerror}", source=str(out)
-        ) from None
+    output_dir(out)
     masker = Masker.load(mask) if mask else Masker()
     record: dict[str, Any] = {"inputs": {"traces": [str(t) for t in traces]}}
     t_start, t_end = parse_time(start), parse_time(end)

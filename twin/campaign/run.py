@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from twin.errors import InputError
+from twin.io import output_dir
 from twin.results import write_json
 
 if TYPE_CHECKING:
@@ -73,12 +73,7 @@ def run_campaign(
         plan = load_campaign(plan)
     out = Path(out)
     parts = out / "parts"
-    try:
-        parts.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(
-            f"cannot create output directory: {exc.strerror}", source=str(out)
-        ) from None
+    output_dir(parts, report_as=out)
     started = time.perf_counter()
     tasks = plan.tasks()
     wanted = {t.run_id for t in tasks}

@@ -102,12 +102,9 @@ def _risk(
         from twin.topology import Topology
 
         topo = Topology.load(topology)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(
-            f"cannot create output directory: {exc.strerror}", source=str(out)
-        ) from None
+    from twin.io import output_dir
+
+    output_dir(out)
 
     from twin.bayes.report import write_report
     from twin.bayes.risk import posterior_scenarios

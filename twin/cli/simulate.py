@@ -101,12 +101,9 @@ def _simulate(
     if seed is not None:
         overrides["seed"] = seed
     topo, sc, pol = load_documents(topology, scenario, policy, overrides)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(
-            f"cannot create output directory: {exc.strerror}", source=str(out)
-        ) from None
+    from twin.io import output_dir
+
+    output_dir(out)
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

@@ -397,6 +397,20 @@ class ProbabilityFault(FaultBase):
         return {cls.intensity.field: min(1.0, x)}
 
 
+class SlowdownFault(FaultBase):
+    """A kind whose intensity is a slow-down factor, never below 1 when scaled."""
+
+    def _scale_value(self, value: Any, k: float) -> Any:
+        return max(1.0, value * k)
+
+    @classmethod
+    def _fields_for(
+        cls, target: str, x: float, topology: Topology | None, entry_rate: float | None
+    ) -> dict[str, Any]:
+        assert cls.intensity.field is not None
+        return {cls.intensity.field: max(1.0, x)}
+
+
 class TrafficFault(FaultBase):
     """An extra request class at an entry: a surge of users, or an attack.
 

@@ -6,11 +6,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from twin.faults.base import FaultBase, FluidEngine, Intensity, Picker, RequestEngine, Targets
-from twin.topology import Topology
+from twin.faults.base import FluidEngine, Intensity, Picker, RequestEngine, SlowdownFault, Targets
 
 
-class CpuExhaustionFault(FaultBase):
+class CpuExhaustionFault(SlowdownFault):
     """Processing takes ``factor`` times longer (a CPU hog on a service or ``host:NAME``)."""
 
     kind: Literal["cpu_exhaustion"]
@@ -39,15 +38,6 @@ class CpuExhaustionFault(FaultBase):
     in_default_sample: ClassVar[bool] = True
     agent_levels: ClassVar[tuple[float, ...]] = (2.0, 3.0, 4.0)  # processing-time factor
     agent_rank: ClassVar[int] = 2
-
-    def _scale_value(self, value: Any, k: float) -> Any:
-        return max(1.0, value * k)
-
-    @classmethod
-    def _fields_for(
-        cls, target: str, x: float, topology: Topology | None, entry_rate: float | None
-    ) -> dict[str, Any]:
-        return {"factor": max(1.0, x)}
 
     def compose(self, engine: RequestEngine, handle: Any) -> None:
         engine.slow(self.target, self.factor)

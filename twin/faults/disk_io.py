@@ -6,11 +6,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from twin.faults.base import FaultBase, FluidEngine, Intensity, Picker, RequestEngine, Targets
-from twin.topology import Topology
+from twin.faults.base import FluidEngine, Intensity, Picker, RequestEngine, SlowdownFault, Targets
 
 
-class DiskIoFault(FaultBase):
+class DiskIoFault(SlowdownFault):
     """The disk does its I/O ``factor`` times slower (its bandwidth divided by ``factor``).
 
     Only operations that declare an ``io`` demand are affected, and only where the disk has a
@@ -50,15 +49,6 @@ class DiskIoFault(FaultBase):
     needs_disk: ClassVar[bool] = True
     agent_levels: ClassVar[tuple[float, ...]] = (2.0, 4.0, 8.0)  # disk slow-down factor
     agent_rank: ClassVar[int] = 7
-
-    def _scale_value(self, value: Any, k: float) -> Any:
-        return max(1.0, value * k)
-
-    @classmethod
-    def _fields_for(
-        cls, target: str, x: float, topology: Topology | None, entry_rate: float | None
-    ) -> dict[str, Any]:
-        return {"factor": max(1.0, x)}
 
     def compose(self, engine: RequestEngine, handle: Any) -> None:
         engine.slow_disk(self.target, self.factor)
