@@ -27,7 +27,8 @@ def test_censored_weibull_lifetimes_recover_the_shape_within_the_90_percent_inte
     assert 0 < (~ages["failed"]).sum() < len(ages)
     model = build_ttf_model(ages)
     assert set(model.coords) == {"service"}
-    f = fit(model, FitOptions(draws=1000, tune=1000, seed=2))
+    # 2 chains of 1,000 draws sit at the r-hat bar (1.0103 on this seed); 2,000 settle it (1.002)
+    f = fit(model, FitOptions(draws=2000, tune=1000, seed=2))
     assert diagnose(f, model="ttf").ok
     shape = f.draws("shape")
     lo, hi = np.quantile(shape, [0.05, 0.95])
