@@ -349,25 +349,22 @@ def read_yaml(path: str | Path) -> tuple[Any, str]:
 
 
 def _check_json_shape(data: Any, source: str, kind: Kind) -> None:
+    """Depth and (for documents) value count of parsed JSON, walked without recursion."""
     max_depth = limit("TWIN_MAX_NESTING")
     max_nodes = limit("TWIN_MAX_NODES") if kind == "document" else None
-    count = 0
+    count = 1
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
-        count += 1
+        items = value.values() if isinstance(value, dict) else value
+        if not isinstance(value, (dict, list)) or not items:
+            continue
+        if depth >= max_depth:
+            raise _refuse(source, "nested too deeply", "TWIN_MAX_NESTING")
+        count += len(items)
         if max_nodes is not None and count > max_nodes:
             raise _refuse(source, "too many values", "TWIN_MAX_NODES")
-        if isinstance(value, dict):
-            if depth >= max_depth and value:
-                raise _refuse(source, "nested too deeply", "TWIN_MAX_NESTING")
-            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (dict, list)))
-            count += sum(1 for v in value.values() if not isinstance(v, (dict, list)))
-        elif isinstance(value, list):
-            if depth >= max_depth and value:
-                raise _refuse(source, "nested too deeply", "TWIN_MAX_NESTING")
-            stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
-            count += sum(1 for v in value if not isinstance(v, (dict, list)))
+        stack.extend((v, depth + 1) for v in items if isinstance(v, (dict, list)))
 
 
 def loads_json(text: str | bytes, source: str, kind: Kind = "document") -> Any:
