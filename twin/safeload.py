@@ -33,7 +33,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -117,7 +117,7 @@ _FLOAT_12 = re.compile(
 class _Loader(yaml.SafeLoader):
     """The safe loader with YAML 1.2 floats and bounded composition (depth, nodes, aliases)."""
 
-    yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, re.Pattern[str]]]]] = {
+    yaml_implicit_resolvers = {  # noqa: RUF012 (a copy, so the safe loader stays as it is)
         k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
@@ -132,11 +132,11 @@ class _Loader(yaml.SafeLoader):
         self.max_aliases = limit("TWIN_MAX_ALIASES")
 
     def _where(self) -> str:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         mark = getattr(event, "start_mark", None)
         return f"{self.source}:{mark.line + 1}" if mark is not None else self.source
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:  # type: ignore[override]
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > self.max_aliases:
@@ -149,8 +149,7 @@ class _Loader(yaml.SafeLoader):
         try:
             if self.depth > self.max_depth:
                 raise _refuse(self._where(), "nested too deeply", "TWIN_MAX_NESTING")
-            node: yaml.Node = super().compose_node(parent, index)  # type: ignore[misc]
-            return node
+            return super().compose_node(parent, index)
         finally:
             self.depth -= 1
 
@@ -302,7 +301,9 @@ def load_yaml_all(text: str, source: str) -> list[Any]:
     roots: list[yaml.Node] = []
     try:
         while loader.check_node():
-            roots.append(loader.get_node())
+            root = loader.get_node()
+            if root is not None:
+                roots.append(root)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, source) from None
     finally:
