@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agents.export.policy_file import PolicyFile
 from agents.spaces import Knobs, ServiceReading, breaker_label_value
 from twin.errors import InputError
+from twin.safeload import check_size, limit, load_yaml, loads_json, read_text
 
 METRICS = ("p99_seconds", "error_rate", "utilization", "queue", "replicas", "breaker")
 """The fields of a :class:`ServiceReading`, one metric (and one Prometheus query) each."""
@@ -107,6 +108,7 @@ class FileMetrics:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such metrics file")
+        check_size(self.path, "telemetry")
         self._lines: Iterator[tuple[int, str]] = enumerate(
             self.path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
         )
@@ -119,9 +121,11 @@ class FileMetrics:
             raise EndOfMetrics(f"{self.path}: end of file") from None
         where = f"{self.path}:{lineno}"
         try:
-            data = json.loads(line)
+            data = loads_json(line, where, "telemetry")
         except json.JSONDecodeError as exc:
             raise MetricsUnavailable(f"{where}: not JSON ({exc.msg})") from None
+        except InputError as exc:
+            raise MetricsUnavailable(str(exc)) from None
         snap = parse_snapshot(data, where)
         if snap.time <= self._last_time:
             raise MetricsUnavailable(
@@ -174,9 +178,12 @@ class PrometheusMetrics:
         qs = urllib.parse.urlencode({"query": promql, "time": now})
         try:
             with urllib.request.urlopen(f"{self.url}/api/v1/query?{qs}", timeout=5) as resp:
-                body = json.loads(resp.read().decode("utf-8"))
+                cap = limit("TWIN_MAX_TELEMETRY_BYTES")
+                body = loads_json(resp.read(cap + 1), f"Prometheus at {self.url}", "telemetry")
         except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
             raise MetricsUnavailable(f"Prometheus at {self.url}: {exc}") from None
+        except InputError as exc:
+            raise MetricsUnavailable(str(exc)) from None
         if body.get("status") != "success":
             raise MetricsUnavailable(f"Prometheus refused {promql!r}: {body.get('error')}")
         out = {}
@@ -293,13 +300,9 @@ def read_override(path: Path, services: tuple[str, ...]) -> dict[str, Any]:
     file raises InputError naming it."""
     if not path.exists():
         return {}
-    import yaml
-
+    data = load_yaml(read_text(path), str(path)) or {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         ov = Override.model_validate(data)
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"{path}: unreadable override file ({exc})") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])

@@ -33,6 +33,7 @@ import numpy as np
 
 from twin.errors import InputError
 from twin.faults import KINDS as FAULT_CLASSES
+from twin.safeload import loads_json, read_text
 from twin.scenario import Scenario
 from twin.topology import Topology
 
@@ -95,7 +96,7 @@ def weights_from_risk(path: Path, topology: Topology) -> dict[tuple[str, str], f
     """
     where = str(path)
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = loads_json(read_text(path, "telemetry"), where, "telemetry")
     except FileNotFoundError:
         raise InputError(f"{where}: no such file (expected a risk.json from twin risk)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

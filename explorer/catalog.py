@@ -20,6 +20,7 @@ from twin.bundled import COMPANIONS, bundled_dir
 from twin.errors import InputError
 from twin.io import DocProblem, format_loc, parse_model
 from twin.policy import Policy
+from twin.safeload import compose_yaml, load_yaml
 from twin.scenario import Scenario
 from twin.topology import Topology
 
@@ -69,8 +70,8 @@ class System:
 def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
     """The 1-based line of a path in a YAML text (or of its nearest enclosing path)."""
     try:
-        node: Any = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        node: Any = compose_yaml(text, "<upload>")
+    except InputError:
         return None
     line = None if node is None else node.start_mark.line + 1
     for part in loc:
@@ -96,13 +97,7 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
 
 def parse_text(model: type[M], text: str, source: str) -> M:
     """Read one document from YAML text (an upload) with the twin's one-line errors."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        src = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"invalid YAML: {problem}", source=src) from None
+    data = load_yaml(text, source)
     if data is None:
         raise InputError("document is empty", source=source)
     return parse_model(model, data, source=source, text=text)

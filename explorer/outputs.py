@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from twin.errors import InputError
+from twin.safeload import loads_json, read_text
 
 CAMPAIGN_COLUMNS = ("scenario", "policy", "fault_kind", "target", "load", "replications")
 """Columns of ``aggregated.parquet`` the Campaigns page needs."""
@@ -67,7 +68,7 @@ def _json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError("file not found", source=str(path))
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(read_text(path, "telemetry"), str(path), "telemetry")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not valid JSON ({exc})", source=str(path)) from None
     if not isinstance(data, dict):
@@ -179,7 +180,7 @@ def calibration_table(text: str, source: str) -> pd.DataFrame:
     """The observed-vs-twin comparison in a ``calibration.json`` of ``twin calibrate``:
     one row per scope (entry operation or service), accuracy = 1 - |twin - obs| / obs."""
     try:
-        record = json.loads(text)
+        record = loads_json(text, source, "telemetry")
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON ({exc})", source=source) from None
     if not isinstance(record, dict):

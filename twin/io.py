@@ -1,4 +1,6 @@
-"""Safe YAML in, one-line errors out: ``file:line: path.in.doc: what was expected``."""
+"""Safe YAML in, one-line errors out: ``file:line: path.in.doc: what was expected``.
+
+Reading is bounded by :mod:`twin.safeload`; this module turns what was read into documents."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from twin.errors import InputError
+from twin.safeload import line_marks
+from twin.safeload import read_yaml as safe_read_yaml
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
@@ -26,46 +30,14 @@ def format_loc(loc: Loc) -> str:
 
 
 def _line_marks(text: str) -> dict[Loc, int]:
-    """Map every path in a YAML document to its 1-based line, for error messages."""
-    marks: dict[Loc, int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return marks
-
-    def walk(node: yaml.Node, loc: Loc) -> None:
-        marks.setdefault(loc, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                k = key.value
-                marks[(*loc, k)] = key.start_mark.line + 1  # a key's line, not its block's
-                walk(value, (*loc, k))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, (*loc, i))
-
-    if root is not None:
-        walk(root, ())
-    return marks
+    """Map every path in a YAML document to its 1-based line, for error messages (each node
+    once: an alias is never expanded)."""
+    return line_marks(text)
 
 
 def read_yaml(path: str | Path) -> tuple[Any, str]:
-    """Parse a YAML file with the safe loader; returns the data and the text."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", source=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc}", source=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        src = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"invalid YAML: {problem}", source=src) from None
-    return data, text
+    """Parse a YAML file with the safe, bounded loader; returns the data and the text."""
+    return safe_read_yaml(path)
 
 
 def _explain(err: dict[str, Any]) -> str:

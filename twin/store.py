@@ -50,6 +50,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from twin.errors import InputError, TwinError
 from twin.faults import by_chaos_rank
 from twin.io import DocProblem, _located
+from twin.safeload import loads_json, read_text
 
 DEFAULT_FILE = "twin.db"
 """The embedded database used when no URL is given (``$TWIN_DB`` overrides it)."""
@@ -701,12 +702,9 @@ def parse_chaos(
 
 def parse_chaos_file(path: Path) -> list[dict[str, Any]]:
     """Read and normalise one chaos result file (JSON)."""
+    text = read_text(path, "telemetry")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", source=str(path)) from None
-    try:
-        data = json.loads(text)
+        data = loads_json(text, str(path), "telemetry")
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg}", source=f"{path}:{exc.lineno}") from None
     return parse_chaos(data, str(path), text)

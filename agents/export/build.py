@@ -40,6 +40,7 @@ from agents.export.shadow import validate_in_twin, worse_than_baseline
 from agents.models import algo_of
 from twin.errors import InputError, TwinError
 from twin.policy import Policy
+from twin.safeload import load_yaml_all, loads_json, read_text
 
 BEST_PRACTICE_KNOBS = (1, 1, 1, 0, 1)
 """timeout, retries, breaker, rate-limit, queue levels of agents.baselines.best_practice."""
@@ -123,7 +124,7 @@ def validate_renderings(out: Path, schemas: Path | None = None) -> dict[str, Any
                     raise InputError(f"{f}: cannot validate: {exc}") from None
             else:
                 errors = []
-                for doc in yaml.safe_load_all(f.read_text(encoding="utf-8")):
+                for doc in load_yaml_all(read_text(f), str(f)):
                     errors += checks[runtime](doc, f)
             if errors:
                 raise InputError(f"{f}: {errors[0]}")
@@ -170,7 +171,7 @@ def export_policy(
             "whose network emits the environment's actions itself"
         )
     try:
-        evaluation = json.loads(eval_path.read_text(encoding="utf-8"))
+        evaluation = loads_json(read_text(eval_path), str(eval_path))
     except json.JSONDecodeError as exc:
         raise InputError(f"{eval_path}: not valid JSON ({exc.msg})") from None
     pols = evaluation.get("policies") if isinstance(evaluation, dict) else None

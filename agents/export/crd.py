@@ -15,9 +15,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from twin.errors import InputError
+from twin.safeload import load_yaml_all, read_text
 
 SCHEMAS_ENV = "TWIN_CRD_SCHEMAS"
 """Environment variable naming another folder of CRD schemas (``twin export --schemas``
@@ -68,7 +67,7 @@ def _schemas(path: str) -> dict[tuple[str, str], dict[str, Any]]:
     if not p.is_file():
         raise InputError(f"{p}: the published CRD schemas are not there (see docs/export.md)")
     out = {}
-    for doc in yaml.safe_load_all(p.read_text(encoding="utf-8")):
+    for doc in load_yaml_all(read_text(p, "telemetry"), str(p)):
         if not doc or doc.get("kind") != "CustomResourceDefinition":
             continue
         group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]

@@ -23,6 +23,7 @@ from agents.spaces import ActionSpec, Document, Fraction, ObservationSpec
 from twin.errors import InputError
 from twin.io import parse_model
 from twin.policy import Policy
+from twin.safeload import loads_json, read_text
 
 SCHEMA_PATH = Path(__file__).with_name("policy.schema.json")
 
@@ -181,7 +182,7 @@ class PolicyFile(Document):
         """Read and check a policy file; problems raise a one-line InputError."""
         p = Path(path)
         try:
-            data = json.loads(p.read_text())
+            data = loads_json(read_text(p), str(p))
         except FileNotFoundError:
             raise InputError(f"{p}: no such policy file") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -34,6 +34,7 @@ import pandas as pd
 
 from twin.errors import InputError
 from twin.incidents import classify, parse_duration
+from twin.safeload import check_size, loads_json, read_text
 from twin.scenario import FAULT_KINDS
 
 KINDS: tuple[str, ...] = tuple(sorted(FAULT_KINDS))
@@ -116,6 +117,7 @@ def parse_horizon(text: str) -> float:
 def _read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
     """Rows (with their row label for errors), columns and, for JSON, the top-level object."""
     try:
+        check_size(path, "telemetry")
         if path.suffix.lower() == ".parquet":
             df = pd.read_parquet(path)
             rows = df.to_dict(orient="records")
@@ -127,7 +129,7 @@ def _read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], dict[str, 
                 [str(c).strip().lower() for c in df.columns],
                 {},
             )
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "telemetry")
     except FileNotFoundError:
         raise InputError("file not found", source=str(path)) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -135,7 +137,7 @@ def _read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], dict[str, 
     stripped = text.lstrip()
     if path.suffix.lower() == ".json" or stripped.startswith(("[", "{")):
         try:
-            data = json.loads(text)
+            data = loads_json(text, str(path), "telemetry")
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON: {exc.msg}", source=f"{path}:{exc.lineno}") from None
         top: dict[str, Any] = data if isinstance(data, dict) else {}

@@ -18,6 +18,7 @@ import pandas as pd
 
 from twin.bayes.evidence import IMPACT_COLUMNS, KINDS, SLO_COLUMNS, _err
 from twin.errors import InputError
+from twin.safeload import check_size, read_json
 
 # -- campaign runs and chaos results ----------------------------------------------------------
 
@@ -46,6 +47,7 @@ def read_runs(campaign_dir: str | Path) -> tuple[pd.DataFrame, dict[str, float],
     path = d / "runs.parquet" if d.is_dir() or not d.suffix else d
     if not path.exists():
         raise InputError("no runs.parquet here: run `twin campaign` first", source=str(d))
+    check_size(path, "telemetry")
     try:
         runs = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
@@ -54,7 +56,7 @@ def read_runs(campaign_dir: str | Path) -> tuple[pd.DataFrame, dict[str, float],
     summary = path.parent / "summary.json"
     if summary.exists():
         try:
-            data = json.loads(summary.read_text(encoding="utf-8"))
+            data = read_json(summary, "telemetry")[0]
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"cannot read: {exc}", source=str(summary)) from None
         for k, v in (data.get("slo") or {}).items():
@@ -215,6 +217,7 @@ def read_chaos(url: str) -> tuple[pd.DataFrame, str]:
     if "://" not in url:
         if not p.exists():
             raise InputError("file not found", source=url)
+        check_size(p, "telemetry")
         if p.suffix.lower() == ".parquet":
             return pd.read_parquet(p), url
         try:

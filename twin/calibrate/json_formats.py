@@ -22,6 +22,7 @@ from twin.calibrate.spans import (
     service_from_pod,
 )
 from twin.errors import InputError
+from twin.safeload import loads_json
 
 
 def detect_format(doc: Any) -> str | None:
@@ -52,7 +53,7 @@ def _json_documents(text: str, path: Path, report: ReadReport) -> Iterator[Any]:
     if not stripped:
         return
     try:
-        yield json.loads(stripped)
+        yield loads_json(stripped, str(path), "telemetry")
         return
     except json.JSONDecodeError:
         pass
@@ -62,7 +63,7 @@ def _json_documents(text: str, path: Path, report: ReadReport) -> Iterator[Any]:
         bad = 0
         for ln in lines:
             try:
-                parsed.append(json.loads(ln))
+                parsed.append(loads_json(ln, str(path), "telemetry"))
             except json.JSONDecodeError:
                 bad += 1
         if parsed and bad <= max(1, len(lines) // 10):
@@ -115,7 +116,7 @@ def repair_truncated_json(text: str) -> Any | None:
     candidate = text[:end].rstrip().rstrip(",") + "".join(reversed(open_))
     try:
         return json.loads(candidate)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
 
 

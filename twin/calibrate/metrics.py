@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from twin.errors import InputError
+from twin.safeload import limit, loads_json, read_text
 
 MAX_POINTS = 11_000
 """Prometheus refuses query_range answers with more points per series than this."""
@@ -156,7 +157,8 @@ class PrometheusClient:
         url = f"{self.url}/api/v1/query_range?{qs}"
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as resp:
-                body = json.loads(resp.read().decode("utf-8"))
+                cap = limit("TWIN_MAX_TELEMETRY_BYTES")
+                body = loads_json(resp.read(cap + 1), f"Prometheus at {self.url}", "telemetry")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:200]
             raise InputError(f"Prometheus refused {query!r}: HTTP {exc.code} {detail}") from None
@@ -190,7 +192,7 @@ def load_dump(path: str | Path) -> Dump:
     bare result list (series are then keyed by their ``__name__``)."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = loads_json(read_text(p, "telemetry"), str(p), "telemetry")
     except FileNotFoundError:
         raise InputError("metrics dump not found", source=str(p)) from None
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from twin.calibrate.spans import service_from_pod
 from twin.errors import InputError
+from twin.safeload import check_size, loads_json, read_text
 
 FRONT_COLUMNS = {
     "SuccessRate(%)": "success_pct",
@@ -45,7 +46,7 @@ class NezhaFault:
 def read_fault_list(path: Path) -> list[NezhaFault]:
     """The injected faults, sorted by time. A malformed entry is an :class:`InputError`."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = loads_json(read_text(path, "telemetry"), str(path), "telemetry")
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"cannot read fault list ({e})", source=str(path)) from e
     if not isinstance(doc, dict):
@@ -77,6 +78,7 @@ def read_fault_list(path: Path) -> list[NezhaFault]:
 
 
 def _read_minutes(path: Path, needed: list[str]) -> pd.DataFrame:
+    check_size(path, "telemetry")
     try:
         df = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:

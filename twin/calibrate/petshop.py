@@ -18,12 +18,14 @@ from pathlib import Path
 import pandas as pd
 
 from twin.errors import InputError
+from twin.safeload import check_size
 
 
 def read_node_metrics(path: Path) -> pd.DataFrame:
     """``metrics.csv`` -> a tidy frame: t (Unix s, start of the period), node, metric,
     statistic, value (seconds for latency, a count for requests, percent for availability).
     Empty cells (no traffic in the period) are dropped."""
+    check_size(path, "telemetry")
     try:
         raw = pd.read_csv(path, header=[0, 1, 2])
     except (OSError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
@@ -57,6 +59,7 @@ def read_node_metrics(path: Path) -> pd.DataFrame:
 def read_adjacency(path: Path) -> tuple[list[str], list[tuple[str, str]]]:
     """``graph.csv`` -> (nodes, edges caller -> callee). The matrix must be square with the same
     labels on both axes, and hold 0/1 (or weights, any value > 0 is an edge)."""
+    check_size(path, "telemetry")
     try:
         m = pd.read_csv(path, index_col=0)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:

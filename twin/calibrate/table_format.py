@@ -21,6 +21,7 @@ from twin.calibrate.spans import (
     service_from_pod,
 )
 from twin.errors import InputError
+from twin.safeload import check_size
 
 # -- flat tables -------------------------------------------------------------------------------
 
@@ -65,6 +66,7 @@ def _duration_factor(name: str, start_factor: float) -> float:
 
 
 def _read_table(path: Path, masker: Masker, report: ReadReport) -> Iterator[Row]:
+    check_size(path, "telemetry")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             raw = pd.read_parquet(path)

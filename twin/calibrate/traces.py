@@ -44,6 +44,7 @@ from twin.calibrate.spans import (
 )
 from twin.calibrate.table_format import _read_table
 from twin.errors import InputError
+from twin.safeload import read_text
 
 __all__ = [
     "COLUMNS",
@@ -83,10 +84,7 @@ def _read_file(path: Path, masker: Masker, report: ReadReport) -> list[Row]:
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".parquet", ".pq") or path.name.endswith(".csv.gz"):
         return list(_read_table(path, masker, report))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc}", source=str(path)) from None
+    text = read_text(path, "telemetry")
     docs = list(_json_documents(text, path, report))
     if not docs:
         raise InputError("no JSON trace document found", source=str(path))

@@ -22,6 +22,7 @@ from twin.incidents import parse_duration as _parse_duration
 from twin.io import DocProblem, _located, parse_model, read_yaml
 from twin.policy import Policy
 from twin.rng import generator, replication_seeds
+from twin.safeload import loads_json, read_text
 from twin.scenario import Load, Scenario
 from twin.topology import SLO, Topology
 
@@ -225,13 +226,10 @@ def parse_duration(value: Any) -> float | None:
 def read_incidents(path: Path) -> list[dict[str, Any]]:
     """Rows of an incident log (CSV with a header, or JSON: a list or ``{"incidents": [...]}``),
     each with ``line`` for error messages."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read incident log: {exc.strerror}", source=str(path)) from None
+    text = read_text(path, "telemetry")
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         try:
-            data = json.loads(text)
+            data = loads_json(text, str(path), "telemetry")
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON: {exc.msg}", source=f"{path}:{exc.lineno}") from None
         rows = data.get("incidents") if isinstance(data, dict) else data
