@@ -1,8 +1,11 @@
 """Every YAML and JSON input is read with bounded work: hostile documents and telemetry are
 refused with one line naming the file, the limit and how to raise it, and exit 2.
 
-The command-line cases run in a child process whose own peak RSS is read with ``os.wait4``,
-so a refused alias bomb is shown to cost little memory, not only to fail eventually.
+The command-line cases run in a child process that reports its own peak RSS (``VmHWM`` of its
+own address space, written at exit), so a refused alias bomb is shown to cost little memory,
+not only to fail eventually. (``ru_maxrss`` of a child would not do: Linux carries the parent's
+high-water mark across fork and exec, and a pytest worker with the learning stack loaded holds
+over a gigabyte.)
 """
 
 from __future__ import annotations
@@ -34,15 +37,29 @@ BOMB = 'lol0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"
 PEAK_RSS_MB = 500
 SECONDS = 10.0
 
+PEAK_REPORTER = """
+import atexit, runpy, sys
+peak_file = sys.argv.pop(1)
+def report_peak():
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    with open(peak_file, "w") as out:
+        out.write(str(kib))
+atexit.register(report_peak)
+sys.argv[0] = "twin"
+runpy.run_module("twin.cli", run_name="__main__", alter_sys=True)
+"""
+"""Runs ``python -m twin.cli ARGS`` and writes the process's own peak RSS (KiB) at exit."""
+
 
 def twin_bounded(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> tuple[int, str, float]:
     """``twin ARGS`` in a child: (exit code, stderr, peak RSS in MB of that child alone)."""
-    out, err = cwd / "stdout.txt", cwd / "stderr.txt"
+    out, err, peak = cwd / "stdout.txt", cwd / "stderr.txt", cwd / "peak-kib.txt"
     with out.open("w") as o, err.open("w") as e:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "twin.cli", *args],
+            [sys.executable, "-c", PEAK_REPORTER, str(peak), *args],
             stdout=o,
             stderr=e,
             cwd=cwd,
@@ -50,7 +67,7 @@ def twin_bounded(
         )
     deadline = time.monotonic() + 60
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         if time.monotonic() > deadline:
@@ -59,7 +76,7 @@ def twin_bounded(
             raise AssertionError(f"twin {' '.join(args)} did not finish in 60 s")
         time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    rss_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
+    rss_mb = int(peak.read_text()) / 1024 if peak.exists() else float("inf")
     return proc.returncode, err.read_text(), rss_mb
 
 
