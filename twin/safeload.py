@@ -280,6 +280,11 @@ def load_yaml(text: str, source: str) -> Any:
     root = compose_yaml(text, source)
     if root is None:
         return None
+    return _construct(root, source)
+
+
+def _construct(root: yaml.Node, source: str) -> Any:
+    """The Python value of a composed (and already checked) YAML document."""
     loader = _Loader("", source)
     try:
         return loader.construct_document(root)
@@ -312,15 +317,7 @@ def load_yaml_all(text: str, source: str) -> list[Any]:
     for root in roots:
         _check_expanded(root, source)
         _check_duplicates(root, source)
-        builder = _Loader("", source)
-        try:
-            out.append(builder.construct_document(root))
-        except yaml.YAMLError as exc:
-            raise _yaml_error(exc, source) from None
-        except (ValueError, OverflowError) as exc:
-            raise InputError(f"invalid YAML value: {exc}", source=source) from None
-        finally:
-            builder.dispose()
+        out.append(_construct(root, source))
     return out
 
 
