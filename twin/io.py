@@ -11,33 +11,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from twin.errors import InputError
-from twin.safeload import line_marks
-from twin.safeload import read_yaml as safe_read_yaml
+from twin.safeload import Loc, format_loc, line_marks, read_yaml
 
 M = TypeVar("M", bound=BaseModel)
-Loc = tuple[str | int, ...]
-
-
-def format_loc(loc: Loc) -> str:
-    """``("services", "a", "calls", 0, "to")`` -> ``services.a.calls[0].to``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(document)"
-
-
-def _line_marks(text: str) -> dict[Loc, int]:
-    """Map every path in a YAML document to its 1-based line, for error messages (each node
-    once: an alias is never expanded)."""
-    return line_marks(text)
-
-
-def read_yaml(path: str | Path) -> tuple[Any, str]:
-    """Parse a YAML file with the safe, bounded loader; returns the data and the text."""
-    return safe_read_yaml(path)
 
 
 def _explain(err: dict[str, Any]) -> str:
@@ -137,7 +113,7 @@ class DocProblem(InputError):
 
 
 def _located(loc: Loc, message: str, source: str, text: str | None) -> InputError:
-    marks = _line_marks(text) if text else {}
+    marks = line_marks(text) if text else {}
     line = None
     probe = loc
     while probe and line is None:
@@ -165,3 +141,17 @@ def output_dir(path: str | Path, *, report_as: str | Path | None = None) -> Path
             source=str(report_as if report_as is not None else p),
         ) from None
     return p
+
+
+__all__ = [
+    "DocProblem",
+    "Loc",
+    "dump_yaml",
+    "format_loc",
+    "load_model",
+    "output_dir",
+    "parse_model",
+    "read_yaml",
+    "register_union_tags",
+    "validation_error",
+]

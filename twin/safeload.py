@@ -246,11 +246,12 @@ def walk_once(root: yaml.Node) -> Iterator[tuple[yaml.Node, Loc]]:
             stack.extend((item, (*loc, i)) for i, item in reversed(list(enumerate(node.value))))
 
 
-def _format_loc(loc: Loc) -> str:
+def format_loc(loc: Loc) -> str:
+    """``("services", "a", "calls", 0, "to")`` -> ``services.a.calls[0].to``."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
-    return out
+    return out or "(document)"
 
 
 def _check_duplicates(root: yaml.Node, source: str) -> None:
@@ -267,7 +268,7 @@ def _check_duplicates(root: yaml.Node, source: str) -> None:
                 raise InputError(
                     f"duplicate key {key.value!r} (first at line {first[(key.tag, key.value)]})",
                     source=f"{source}:{line}",
-                    where=_format_loc(loc) or None,
+                    where=format_loc(loc) if loc else None,
                 )
             first[(key.tag, key.value)] = line
 
@@ -391,8 +392,10 @@ def read_json(path: str | Path, kind: Kind = "document") -> tuple[Any, str]:
 
 
 __all__ = [
+    "Loc",
     "check_size",
     "compose_yaml",
+    "format_loc",
     "limit",
     "line_marks",
     "load_yaml",
