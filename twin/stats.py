@@ -8,6 +8,13 @@ from collections.abc import Iterable
 BUCKETS_PER_DECADE = 200
 """Relative bucket width 10^(1/200) - 1 = 1.16%: quantiles within 0.6% of the exact value."""
 
+
+def either(p: float, q: float) -> float:
+    """Probability that at least one of two independent events (probabilities ``p``, ``q``)
+    happens: how overlapping faults' error, loss and corruption probabilities combine."""
+    return 1 - (1 - p) * (1 - q)
+
+
 _ZERO = -(10**9)
 _LOG10 = math.log10
 _FLOOR = math.floor

@@ -2,7 +2,7 @@
 narrow interfaces through which a fault acts on an engine.
 
 A fault kind is one class (one module in this package). The class owns everything that is
-particular to the kind, so adding a kind is adding one module and one registry entry:
+particular to the kind, so adding a kind is adding one module (the package finds it):
 
 - its document fields and their validation (the ``kind:`` tag is a one-value ``Literal``);
 - the targets it accepts (:class:`Targets`);

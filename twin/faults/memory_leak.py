@@ -9,6 +9,14 @@ from pydantic import Field, model_validator
 from twin.faults.base import FaultBase, FluidEngine, Intensity, Picker, RequestEngine
 
 
+def gc_slowdown_factor(used_mb: float, limit_mb: float, gc_slowdown: float) -> float:
+    """How many times longer processing takes with ``used_mb`` of ``limit_mb`` in use: the
+    GC's share grows with the square of the memory in use, ``1 + gc_slowdown * (used /
+    limit)^2`` (both engines use this one curve)."""
+    frac = min(1.0, max(0.0, used_mb) / limit_mb)
+    return 1.0 + gc_slowdown * frac * frac
+
+
 class MemoryLeakFault(FaultBase):
     """Memory grows per replica; GC slows processing near the limit; at the limit: OOM kill.
 
@@ -76,5 +84,4 @@ class MemoryLeakFault(FaultBase):
         used = self.baseline_mb + self.growth_mb_per_s * (now - since)
         if used >= self.limit_mb:
             engine.restart(self.target, now + self.restart_time)
-        frac = min(1.0, max(0.0, used) / self.limit_mb)
-        engine.slow(self.target, 1.0 + self.gc_slowdown * frac * frac)
+        engine.slow(self.target, gc_slowdown_factor(used, self.limit_mb, self.gc_slowdown))

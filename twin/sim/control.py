@@ -20,12 +20,14 @@ import numpy as np
 
 from twin.distributions import Exponential
 from twin.faults import FaultWindow
+from twin.faults.memory_leak import gc_slowdown_factor
 from twin.mitigations import desired_replicas
 from twin.policy import Autoscale, Failover
 from twin.rng import generator
 from twin.sim.events import NORMAL, Wake
 from twin.sim.service import Replica, Service
 from twin.sim.workload import Source
+from twin.stats import either
 
 if TYPE_CHECKING:
     from twin.sim.engine import Context, Simulation
@@ -55,8 +57,7 @@ class LeakState:
         return self.cfg.baseline_mb + self.cfg.growth_mb_per_s * (now - self.since)
 
     def slowdown(self, now: float) -> float:
-        frac = min(1.0, self.used(now) / self.cfg.limit_mb)
-        return 1.0 + self.cfg.gc_slowdown * frac * frac
+        return gc_slowdown_factor(self.used(now), self.cfg.limit_mb, self.cfg.gc_slowdown)
 
     def oom_in(self, now: float) -> float:
         return max(0.0, (self.cfg.limit_mb - self.used(now)) / self.cfg.growth_mb_per_s)
@@ -186,7 +187,7 @@ class FaultController:
 
     def add_errors(self, service: str, probability: float) -> None:
         svc = self.sim.services[service]
-        svc.error_p = 1 - (1 - svc.error_p) * (1 - probability)
+        svc.error_p = either(svc.error_p, probability)
 
     def lose(self, target: str, probability: float) -> None:
         sim = self.sim
@@ -196,7 +197,7 @@ class FaultController:
             else [c for c in sim.clients.values() if c.callee.name == target]
         )
         for c in edges:
-            c.loss = 1 - (1 - c.loss) * (1 - probability)
+            c.loss = either(c.loss, probability)
 
     def cap_bandwidth(self, edge: str, bytes_per_second: float) -> None:
         c = self.sim.clients[edge]
@@ -210,7 +211,7 @@ class FaultController:
 
     def corrupt(self, service: str, probability: float, detection: float) -> None:
         svc = self.sim.services[service]
-        svc.corrupt_p = 1 - (1 - svc.corrupt_p) * (1 - probability)
+        svc.corrupt_p = either(svc.corrupt_p, probability)
         self._detect.setdefault(service, []).append(detection)
 
     def slow_disk(self, target: str, factor: float) -> None:

@@ -54,6 +54,7 @@ from twin.mitigations import CLOSED, HALF_OPEN, OPEN, CircuitState
 from twin.policy import Autoscale, ClientPolicy, Policy
 from twin.results import EntryStretch, ServiceStretch, Stretch, StretchLatency
 from twin.scenario import Scenario
+from twin.stats import either
 from twin.topology import Topology
 
 P99_Z = 0.99
@@ -246,7 +247,7 @@ class FluidSimulation:
 
     def add_errors(self, service: str, probability: float) -> None:
         if service in self._err:
-            self._err[service] = 1 - (1 - self._err[service]) * (1 - probability)
+            self._err[service] = either(self._err[service], probability)
 
     def take_down(self, service: str, replicas: int | None) -> None:
         s = self.svcs.get(service)
@@ -547,7 +548,7 @@ class FluidSimulation:
         for e, wl in self.entries.items():
             node = self.entry_nodes[e]
             n_users = (wl.rate * load + sum(r for r, _, att in extra[e] if not att)) * dt
-            fe = 1 - (1 - fail[node]) * (1 - rate_limited[e])
+            fe = either(fail[node], rate_limited[e])
             st = self._entry_stats[e]
             st[0] += n_users * (1 - fe)
             st[1] += n_users * fe
@@ -580,7 +581,7 @@ class FluidSimulation:
     def _attempt_fail(cp: ClientPolicy, mean: float, f_node: float) -> float:
         tmo = cp.timeout
         f_timeout = math.exp(-tmo / mean) if tmo is not None and mean > 0 else 0.0
-        return 1 - (1 - f_node) * (1 - f_timeout)
+        return either(f_node, f_timeout)
 
     def _calls_mean(self, node: str) -> float:
         nd = self.nodes[node]
