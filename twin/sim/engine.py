@@ -25,6 +25,7 @@ from twin.sim.workload import Entry, Source
 from twin.topology import Topology
 
 CORRUPTED: Metrics = (("requests", "corrupted"),)
+ATTACK: Metrics = (("attack", "arrivals"), ("attack", "succeeded"), ("attack", "failed"))
 RESOURCES: Metrics = (
     ("resources", "utilization"),
     ("resources", "queue"),
@@ -297,9 +298,7 @@ class Simulation:
                 entry.w_corrupted = 0
             attack = entry.attack
             if attack.active:
-                figures = attack.window_rows()[:3]  # arrivals, succeeded, failed
-                metrics = tuple(("attack", m) for _, m, _ in figures)
-                blocks.append((t0, span, "entry", name, metrics, tuple(v for *_, v in figures)))
+                blocks.append((t0, span, "entry", name, ATTACK, attack.take_counts()))
         if not self.series_services:
             # no per-service series: roll the buffered totals, skip the quantiles
             self._roll_services(self.failovers)

@@ -105,25 +105,24 @@ class Counters:
         h = self._window_hist()
         n = h.n
         if n:
-            if n == 1:  # one sample: every quantile is that sample
-                p50 = p95 = p99 = h.lo
-            else:
-                p50, p95, p99 = h.quantiles((0.5, 0.95, 0.99))
+            p50, p95, p99 = h.quantiles((0.5, 0.95, 0.99))
             metrics = COUNTS_LATENCY if metrics is COUNTS else metrics + LATENCY
             values += (h.mean, p50, p95, p99)
         blocks.append((t0, span, scope, name, metrics, values))
         self._close(h, done - ok, ok)
 
-    def window_rows(self) -> list[tuple[str, str, float]]:
-        """(family, metric, value) rows for the window just closed; resets the window."""
-        blocks: list[Block] = []
-        self.emit_window(blocks, 0.0, 0.0, "", "")
-        (_, _, _, _, metrics, values) = blocks[0]
-        return [(f, m, v) for (f, m), v in zip(metrics, values, strict=True)]
+    def take_counts(self) -> tuple[float, float, float]:
+        """The open window's arrivals, successes and failures; then the window is closed
+        as :meth:`roll_window` closes it (no quantiles: attack traffic reports counts)."""
+        wc = self.w_counts
+        ok = wc[0]
+        counts = (float(self.w_arrivals), float(ok), float(sum(wc) - ok))
+        self.roll_window()
+        return counts
 
     def roll_window(self) -> None:
         """Close the window without reporting it (no series kept): the totals and the
-        stretch get exactly what :meth:`window_rows` would give them, without quantiles."""
+        stretch get exactly what :meth:`emit_window` would give them, without quantiles."""
         wc = self.w_counts
         done = sum(wc)
         if not self.w_arrivals and not done:
