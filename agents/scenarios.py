@@ -97,9 +97,7 @@ def weights_from_risk(path: Path, topology: Topology) -> dict[tuple[str, str], f
     where = str(path)
     try:
         doc = loads_json(read_text(path, "telemetry"), where, "telemetry")
-    except FileNotFoundError:
-        raise InputError(f"{where}: no such file (expected a risk.json from twin risk)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise InputError(f"{where}: not a JSON document: {exc}") from None
     modes = doc.get("failure_modes") if isinstance(doc, dict) else None
     if not isinstance(modes, list):

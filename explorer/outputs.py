@@ -69,7 +69,7 @@ def _json(path: Path) -> dict[str, Any]:
         raise InputError("file not found", source=str(path))
     try:
         data = loads_json(read_text(path, "telemetry"), str(path), "telemetry")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON ({exc})", source=str(path)) from None
     if not isinstance(data, dict):
         raise InputError("expected a JSON object at the top", source=str(path))

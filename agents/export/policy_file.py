@@ -183,9 +183,7 @@ class PolicyFile(Document):
         p = Path(path)
         try:
             data = loads_json(read_text(p), str(p))
-        except FileNotFoundError:
-            raise InputError(f"{p}: no such policy file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except json.JSONDecodeError as exc:
             raise InputError(f"{p}: not a readable JSON policy file ({exc})") from None
         return parse_model(cls, data, source=str(p))
 

@@ -193,9 +193,7 @@ def load_dump(path: str | Path) -> Dump:
     p = Path(path)
     try:
         data = loads_json(read_text(p, "telemetry"), str(p), "telemetry")
-    except FileNotFoundError:
-        raise InputError("metrics dump not found", source=str(p)) from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise InputError(f"cannot read metrics dump: {exc}", source=str(p)) from None
     if isinstance(data, dict) and "data" not in data:
         return {str(k): _as_series(v, f"{p}: {k}") for k, v in data.items()}
