@@ -287,9 +287,12 @@ def chaos_runs(frame: pd.DataFrame) -> pd.DataFrame:
     ``service`` of the fault, its arguments or the test parameters), intensity and load
     when recorded, the policy in force (``parameters.policy``; blank: the campaign's
     first), and ``slo_breached = not passed``. Results with several kinds or no target
-    are left out (``note`` says which)."""
+    are left out (``note`` says which); results without a verdict (``passed`` empty, as for
+    a Chaos Mesh experiment) are not evidence either way and are skipped."""
     rows = []
     for i, r in frame.reset_index(drop=True).iterrows():
+        if pd.isna(r.get("passed")):  # no verdict: the tool recorded the injection only
+            continue
         kinds = _as_json(r.get("fault_kinds")) or []
         faults = _as_json(r.get("faults")) or []
         params = _as_json(r.get("parameters")) or {}

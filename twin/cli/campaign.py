@@ -140,7 +140,8 @@ def ingest(
     files: Annotated[list[Path], typer.Argument(help="Chaos result JSON files.")],
     db: Annotated[str | None, typer.Option(help=DB_HELP)] = None,
 ) -> None:
-    """Store chaos-test results (plain JSON or Chaos Toolkit journals); re-ingesting is a no-op."""
+    """Store chaos-test results (plain JSON, Chaos Toolkit journals, Litmus ChaosResults, Chaos
+    Mesh experiments); re-ingesting is a no-op."""
     with _store(db) as store:
         r = store.ingest_files(files)
         url = store.url

@@ -3,7 +3,6 @@ modes, mitigations and chaos results, each in one transaction."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -12,15 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from twin.errors import InputError, TwinError
+from twin.io import DocProblem
 from twin.store.chaos import parse_chaos_file
+from twin.store.checks import check_json, text, utc_instant
+from twin.store.connect import WRITE, driver_problem, ensure_schema, open_engine, safe_url
 from twin.store.schema import (
-    Base,
+    OUTCOME_CHARS,
+    TEST_ID_CHARS,
     CampaignRow,
     ChaosResultRow,
     FailureModeRow,
@@ -45,54 +47,42 @@ def resolve_url(url: str | None) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the campaign's writes
-    cur.execute("PRAGMA synchronous=NORMAL")  # durable across process kills
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
-
 @dataclass(frozen=True)
 class IngestReport:
-    """What one ingestion did: new rows, identical ones skipped, changed ones updated."""
+    """What one ingestion did: new rows, identical ones skipped, changed ones updated.
+
+    ``outcomes`` says it per record, in the order given (``added``, ``unchanged`` or
+    ``updated``), so a caller that sent one document can answer for that document.
+    """
 
     added: int = 0
     unchanged: int = 0
     updated: int = 0
+    outcomes: tuple[str, ...] = ()
 
     def __add__(self, other: IngestReport) -> IngestReport:
         return IngestReport(
             self.added + other.added,
             self.unchanged + other.unchanged,
             self.updated + other.updated,
+            self.outcomes + other.outcomes,
         )
 
 
 class Store:
-    """A connection to the failure-mode database; creates its tables when missing."""
+    """A connection to the failure-mode database; creates (or upgrades) its tables when
+    needed, race-safe across processes (:mod:`twin.store.connect`)."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = resolve_url(url)
+        self.engine = open_engine(self.url)
+        self._reads = sessionmaker(self.engine, expire_on_commit=False)
+        self._writes = sessionmaker(self.engine.execution_options(**WRITE), expire_on_commit=False)
         try:
-            self.engine: Engine = create_engine(self.url, future=True)
-        except (ArgumentError, ImportError) as exc:
-            raise InputError(f"cannot use database URL: {exc}", source=_safe(self.url)) from None
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            db_file = self.engine.url.database
-            if db_file and db_file != ":memory:":
-                with contextlib.suppress(OSError):  # connecting will say what is wrong
-                    Path(db_file).parent.mkdir(parents=True, exist_ok=True)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        try:
-            Base.metadata.create_all(self.engine)
-        except OperationalError as exc:
-            raise InputError(
-                f"cannot open database: {str(exc.orig).strip().splitlines()[0]}",
-                source=_safe(self.url),
-            ) from None
+            ensure_schema(self.engine)
+        except InputError:
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -104,10 +94,19 @@ class Store:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        with self._sessions() as session, session.begin():
-            yield session
+    def transaction(self, *, write: bool = True) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises. A write
+        transaction holds SQLite's write lock from its start (``BEGIN IMMEDIATE``), so
+        concurrent writers queue instead of failing. A driver error (a lock held past the
+        busy timeout, a lost server) is one :class:`InputError` line naming the database."""
+        sessions = self._writes if write else self._reads
+        try:
+            with sessions() as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            raise InputError(
+                f"database: {driver_problem(exc)}", source=safe_url(self.url)
+            ) from None
 
     def _insert(self, table: Any) -> Any:
         """``INSERT`` that can skip rows whose natural key already exists, per dialect."""
@@ -147,17 +146,17 @@ class Store:
         if not rows:
             return 0
         values = [_run_values(campaign_id, r) for r in rows]
+        added = 0
         with self.transaction() as s:
-            before = s.scalar(
-                select(func.count()).select_from(RunRow).where(RunRow.campaign_id == campaign_id)
-            )
             for i in range(0, len(values), 500):  # stay under SQLite's bound-parameter limit
                 stmt = self._insert(RunRow).values(values[i : i + 500])
-                s.execute(stmt.on_conflict_do_nothing(index_elements=["campaign_id", "run_id"]))
-            after = s.scalar(
-                select(func.count()).select_from(RunRow).where(RunRow.campaign_id == campaign_id)
-            )
-        return int(after or 0) - int(before or 0)
+                done = s.connection().execute(
+                    stmt.on_conflict_do_nothing(index_elements=["campaign_id", "run_id"]).returning(
+                        RunRow.id
+                    )
+                )
+                added += _inserted(done)
+        return added
 
     def finish_campaign(
         self,
@@ -200,16 +199,9 @@ class Store:
                 row.finished_at = _now()
 
     def _upsert_mode(self, s: Session, m: dict[str, Any]) -> int:
+        """Insert the mode, or (its trigger already there, perhaps from a concurrent campaign)
+        lock the stored row and merge into it."""
         key = _mode_key(m)
-        found = s.scalar(
-            select(FailureModeRow).where(
-                FailureModeRow.topology == key[0],
-                FailureModeRow.policy == key[1],
-                FailureModeRow.fault_kind == key[2],
-                FailureModeRow.target == key[3],
-                FailureModeRow.load == key[4],
-            )
-        )
         fields = {
             k: m.get(k)
             for k in (
@@ -226,20 +218,24 @@ class Store:
                 "scenario",
             )
         }
-        if found is None:
-            row = FailureModeRow(
-                topology=key[0],
-                policy=key[1],
-                fault_kind=key[2],
-                target=key[3],
-                load=key[4],
-                evidence=m["evidence"],
-                updated_at=_now(),
-                **fields,
-            )
-            s.add(row)
-            s.flush()
-            return int(row.id)
+        trigger = dict(
+            zip(("topology", "policy", "fault_kind", "target", "load"), key, strict=True)
+        )
+        stmt = self._insert(FailureModeRow).values(
+            **trigger, evidence=m["evidence"], updated_at=_now(), **fields
+        )
+        inserted = s.connection().execute(
+            stmt.on_conflict_do_nothing(index_elements=list(trigger)).returning(FailureModeRow.id)
+        )
+        found = s.scalar(
+            select(FailureModeRow)
+            .where(*(getattr(FailureModeRow, k) == v for k, v in trigger.items()))
+            .with_for_update()
+        )
+        if found is None:  # pragma: no cover - the row was just written or found
+            raise TwinError("failure mode row vanished")
+        if _inserted(inserted):
+            return int(found.id)
         ev = found.evidence or {}
         merged = {
             k: sorted(set(ev.get(k, [])) | set(m["evidence"].get(k, [])))
@@ -259,7 +255,7 @@ class Store:
 
     def failure_modes(self, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Failure modes, worst first, each with its recommended mitigations."""
-        with self.transaction() as s:
+        with self.transaction(write=False) as s:
             q = select(FailureModeRow).order_by(FailureModeRow.severity.desc(), FailureModeRow.id)
             if limit is not None:
                 q = q.limit(limit)
@@ -289,7 +285,7 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Rows per table, for reports and tests."""
-        with self.transaction() as s:
+        with self.transaction(write=False) as s:
             return {
                 t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
                 for t in (CampaignRow, RunRow, FailureModeRow, MitigationRow, ChaosResultRow)
@@ -298,29 +294,52 @@ class Store:
     # -- chaos results --------------------------------------------------------------------------
 
     def ingest(self, records: Sequence[dict[str, Any]]) -> IngestReport:
-        """Store normalised chaos results (see :func:`parse_chaos`) in one transaction."""
-        report = IngestReport()
+        """Store normalised chaos results (see :func:`parse_chaos`) in one transaction.
+
+        Each record is checked first (:func:`check_record`), so both backends accept and
+        refuse the same things and a refusal stores nothing. A record whose identity is
+        already stored, whether from an earlier run, earlier in this batch or from another
+        process writing at the same moment, is ``unchanged`` when its content hash matches
+        and ``updated`` otherwise: ``INSERT ... ON CONFLICT DO NOTHING`` makes the race a
+        skipped insert, never an integrity error.
+        """
+        rows = [check_record(r) for r in records]
+        outcomes: list[str] = []
         with self.transaction() as s:
-            for r in records:
-                found = s.scalar(
-                    select(ChaosResultRow).where(
-                        ChaosResultRow.format == r["format"],
-                        ChaosResultRow.test_id == r["test_id"],
-                        ChaosResultRow.started_at == r["started_at"],
-                    )
+            for row in rows:
+                stmt = self._insert(ChaosResultRow).values(**row, ingested_at=_now())
+                done = s.connection().execute(
+                    stmt.on_conflict_do_nothing(
+                        index_elements=["format", "test_id", "started_at"]
+                    ).returning(ChaosResultRow.id)
                 )
-                if found is None:
-                    s.add(ChaosResultRow(**r, ingested_at=_now()))
-                    s.flush()  # a second copy later in the same batch must see this one
-                    report += IngestReport(added=1)
-                elif found.content_hash == r["content_hash"]:
-                    report += IngestReport(unchanged=1)
-                else:
-                    for k, v in r.items():
-                        setattr(found, k, v)
-                    found.ingested_at = _now()
-                    report += IngestReport(updated=1)
-        return report
+                if _inserted(done):
+                    outcomes.append("added")
+                    continue
+                found = s.scalar(
+                    select(ChaosResultRow)
+                    .where(
+                        ChaosResultRow.format == row["format"],
+                        ChaosResultRow.test_id == row["test_id"],
+                        ChaosResultRow.started_at == row["started_at"],
+                    )
+                    .with_for_update()
+                )
+                if found is None:  # pragma: no cover - the conflicting row is committed
+                    raise TwinError("chaos result row vanished")
+                if found.content_hash == row["content_hash"]:
+                    outcomes.append("unchanged")
+                    continue
+                for k, v in row.items():
+                    setattr(found, k, v)
+                found.ingested_at = _now()
+                outcomes.append("updated")
+        return IngestReport(
+            added=outcomes.count("added"),
+            unchanged=outcomes.count("unchanged"),
+            updated=outcomes.count("updated"),
+            outcomes=tuple(outcomes),
+        )
 
     def ingest_files(self, paths: Sequence[str | Path]) -> IngestReport:
         """Parse every file first (a bad file stores nothing), then store all in one go."""
@@ -331,19 +350,63 @@ class Store:
 
     def chaos_results(self) -> list[dict[str, Any]]:
         """Every stored chaos result, oldest first."""
-        with self.transaction() as s:
+        with self.transaction(write=False) as s:
             rows = s.scalars(select(ChaosResultRow).order_by(ChaosResultRow.started_at))
             cols = [c.name for c in ChaosResultRow.__table__.columns]
             return [{c: getattr(r, c) for c in cols if c != "ingested_at"} for r in rows]
 
 
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    head, sep, tail = url.partition("://")
-    if "@" in tail and ":" in tail.split("@", 1)[0]:
-        user = tail.split("@", 1)[0].split(":", 1)[0]
-        return f"{head}{sep}{user}:***@{tail.split('@', 1)[1]}"
-    return url
+def _inserted(result: Any) -> int:
+    """Rows an ``INSERT ... ON CONFLICT DO NOTHING ... RETURNING id`` wrote (0 when the key
+    was there). Counted from the returned ids: drivers disagree on ``rowcount``."""
+    return len(result.all())
+
+
+_CHAOS_COLUMNS = (
+    "format",
+    "test_id",
+    "started_at",
+    "parameters",
+    "faults",
+    "fault_kinds",
+    "expected_outcome",
+    "actual_outcome",
+    "passed",
+    "details",
+    "content_hash",
+    "source",
+    "document",
+)
+
+
+def check_record(r: dict[str, Any]) -> dict[str, Any]:
+    """A normalised chaos result as the row to write, after the checks both backends need
+    (:mod:`twin.store.checks`): text fields within their columns, the start as its UTC
+    instant, finite JSON without NUL bytes. :func:`parse_chaos` has already made these
+    checks with line numbers; this repeats them for records built any other way."""
+    source = str(r.get("source") or "<chaos result>")
+    try:
+        missing = [k for k in _CHAOS_COLUMNS if k not in r and k != "document"]
+        if missing:
+            raise DocProblem((), f"not a normalised chaos result: missing {', '.join(missing)}")
+        row = {k: r.get(k) for k in _CHAOS_COLUMNS}
+        text(row["format"], ("format",), 20)
+        text(row["test_id"], ("test_id",), TEST_ID_CHARS)
+        row["started_at"] = utc_instant(row["started_at"], ("started_at",))
+        for k in ("expected_outcome", "actual_outcome"):
+            if row[k] is not None:
+                text(row[k], (k,), OUTCOME_CHARS)
+        if row["passed"] is not None and not isinstance(row["passed"], bool):
+            raise DocProblem(("passed",), "expected true, false or null")
+        if row["details"] is not None and not isinstance(row["details"], str):
+            raise DocProblem(("details",), "expected a string")
+        text(row["content_hash"], ("content_hash",), 64)
+        text(row["source"], ("source",), 1 << 20)
+        check_json({k: row[k] for k in ("parameters", "faults", "fault_kinds", "details")})
+        check_json(row["document"], ("document",))
+    except DocProblem as exc:
+        raise InputError(exc.message, source=source, where=exc.where) from None
+    return row
 
 
 def _mode_key(m: dict[str, Any]) -> tuple[Any, ...]:

@@ -119,25 +119,55 @@ class MitigationRow(Base):
     evidence: Mapped[Any] = mapped_column(JSON)
 
 
+TEST_ID_CHARS = 500
+"""Longest test id (a test's name, or ``namespace/Kind/name`` for Kubernetes objects)."""
+OUTCOME_CHARS = 200
+"""Longest expected or actual outcome (a word or a short phrase, e.g. ``success``)."""
+FORMAT_CHARS = 20
+INSTANT_CHARS = 27
+"""``YYYY-MM-DDTHH:MM:SS.ffffffZ``: every start instant is stored in this one UTC form, so the
+same test run written with ``Z``, ``+00:00``, ``.000Z`` or another zone is one key."""
+
+
 class ChaosResultRow(Base):
-    """One chaos test run on the real system, as reported by the tool that ran it."""
+    """One chaos test run on the real system, as reported by the tool that ran it.
+
+    ``started_at`` is the normalised UTC instant (see :data:`INSTANT_CHARS`); ``document`` is
+    the result as the tool wrote it (timestamps in their original text); ``passed`` is empty
+    when the tool gives no verdict (a Chaos Mesh experiment records injection, not whether
+    the system held). ``content_hash`` covers the normalised fields, so the same result
+    written in another timestamp form or key order is unchanged, not updated.
+    """
 
     __tablename__ = "chaos_results"
     __table_args__ = (UniqueConstraint("format", "test_id", "started_at", name="uq_chaos_result"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    format: Mapped[str] = mapped_column(String(20))
-    test_id: Mapped[str] = mapped_column(String(500))
+    format: Mapped[str] = mapped_column(String(FORMAT_CHARS))
+    test_id: Mapped[str] = mapped_column(String(TEST_ID_CHARS))
     started_at: Mapped[str] = mapped_column(String(40))
     parameters: Mapped[Any] = mapped_column(JSON)
     faults: Mapped[Any] = mapped_column(JSON)
     fault_kinds: Mapped[Any] = mapped_column(JSON)
-    expected_outcome: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    actual_outcome: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    passed: Mapped[bool] = mapped_column(Boolean)
+    expected_outcome: Mapped[str | None] = mapped_column(String(OUTCOME_CHARS), nullable=True)
+    actual_outcome: Mapped[str | None] = mapped_column(String(OUTCOME_CHARS), nullable=True)
+    passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     details: Mapped[str | None] = mapped_column(Text, nullable=True)
     content_hash: Mapped[str] = mapped_column(String(64))
-    source: Mapped[str] = mapped_column(String(1000))
+    source: Mapped[str] = mapped_column(Text)
+    document: Mapped[Any] = mapped_column(JSON, nullable=True)
     ingested_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
 
 
-# -- connection -------------------------------------------------------------------------------
+CHAOS_FIELDS = (
+    "format",
+    "test_id",
+    "started_at",
+    "parameters",
+    "faults",
+    "fault_kinds",
+    "expected_outcome",
+    "actual_outcome",
+    "passed",
+    "details",
+)
+"""The fields that make a chaos result what it is: the content hash covers exactly these."""
