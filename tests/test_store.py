@@ -85,9 +85,9 @@ JOURNAL = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """The same tests on a real SQLite file and on a real PostgreSQL server."""
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store on a real SQLite file or on a real PostgreSQL server (``request.param``), with
+    empty tables; closed afterwards. The store fixtures of the store test modules use it."""
     if request.param == "sqlite":
         s = Store(str(tmp_path / "modes.db"))
     else:
@@ -101,6 +101,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The same tests on a real SQLite file and on a real PostgreSQL server."""
+    yield from open_store(request, tmp_path)
 
 
 # -- chaos results ----------------------------------------------------------------------------

@@ -405,7 +405,7 @@ def check_record(r: dict[str, Any]) -> dict[str, Any]:
         check_json({k: row[k] for k in ("parameters", "faults", "fault_kinds", "details")})
         check_json(row["document"], ("document",))
     except DocProblem as exc:
-        raise InputError(exc.message, source=source, where=exc.where) from None
+        raise InputError(exc.message, source=source, where=exc.where if exc.loc else None) from None
     return row
 
 
