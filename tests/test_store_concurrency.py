@@ -123,8 +123,9 @@ def _run_rounds(backend: str, fresh_db: Callable[[int], str], tmp_path: Path) ->
         with Store(db) as store:
             _check_round(results, store, distinct, PER_FILE + 3)
     print(
-        f"\nstore-concurrency {backend}: {ROUNDS} rounds of 2 processes x "
-        f"{distinct + PER_FILE + 3} records; wall s min {min(times):.2f} "
+        f"\nstore-concurrency {backend}: {ROUNDS} rounds of 2 processes, "
+        f"{distinct + PER_FILE + 3} records ingested per round ({distinct} distinct, "
+        f"{PER_FILE + 3} by both); wall s min {min(times):.2f} "
         f"median {statistics.median(times):.2f} max {max(times):.2f} total {sum(times):.1f}"
     )
 

@@ -287,6 +287,7 @@ def test_a_failed_injection_is_reported_in_the_details() -> None:
     ("kind", "spec", "kinds"),
     [
         ("PodChaos", {"action": "container-kill", "containerNames": ["cart"]}, ["outage"]),
+        ("PodChaos", {"action": "pod-failure", "duration": "30s"}, ["outage"]),
         ("NetworkChaos", {"action": "loss", "loss": {"loss": "25"}}, ["packet_loss"]),
         ("NetworkChaos", {"action": "partition", "direction": "both"}, ["packet_loss"]),
         ("NetworkChaos", {"action": "corrupt", "corrupt": {"corrupt": "10"}}, ["data_corruption"]),

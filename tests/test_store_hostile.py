@@ -365,3 +365,32 @@ def test_a_db_that_is_not_a_database_is_one_line_and_exit_2(
     _one_line_exit_2(r)
     assert "cannot open database" in r.stderr and name in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing left beside it
+
+
+def test_an_old_sqlite_row_holding_nan_survives_the_upgrade(tmp_path: Path) -> None:
+    """SQLite used to store a NaN silently: upgrading keeps that row rather than failing."""
+    from datetime import datetime
+
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        old = _old_chaos_table(MetaData())
+        old.create(conn)
+        base = parse_chaos(CHAOS)[0]
+        keep = ("format", "test_id", "faults", "fault_kinds", "passed", "source")
+        conn.execute(
+            insert(old).values(
+                **{k: base[k] for k in keep},
+                parameters={"rate": math.nan},
+                started_at="2024-10-27T10:00:00Z",
+                content_hash="old",
+                ingested_at=datetime(2024, 11, 1),
+            )
+        )
+    engine.dispose()
+    with Store(str(tmp_path / "old.db")) as upgraded:
+        (row,) = upgraded.chaos_results()
+        assert math.isnan(row["parameters"]["rate"])
+        assert row["started_at"] == "2024-10-27T10:00:00.000000Z"

@@ -68,6 +68,7 @@ class OutageFault(FaultBase):
         "delete",
         "crash",
         "down",
+        "pod-failure",  # Chaos Mesh: the pod's containers replaced by a pause image
     )
     chaos_rank: ClassVar[int] = 60
     fmea_detection: ClassVar[int] = 2

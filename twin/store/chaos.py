@@ -130,13 +130,16 @@ def _parse_journal(doc: dict[str, Any], where: str, at: Loc = ()) -> dict[str, A
 
 
 def _without_secrets(doc: dict[str, Any]) -> dict[str, Any]:
-    """The journal as written, less where it ran and its secret configuration values."""
+    """The journal as written, less where it ran and its secrets (the experiment's
+    ``secrets`` block and configuration keys that name a secret)."""
     out = {k: v for k, v in doc.items() if k not in ("node", "platform")}
     exp = out.get("experiment")
-    if isinstance(exp, dict) and isinstance(exp.get("configuration"), dict):
-        config = {k: v for k, v in exp["configuration"].items() if "secret" not in k.lower()}
-        out["experiment"] = {**exp, "configuration": config}
-        out["experiment"].pop("secrets", None)
+    if isinstance(exp, dict):
+        exp = {k: v for k, v in exp.items() if k != "secrets"}
+        if isinstance(exp.get("configuration"), dict):
+            config = exp["configuration"]
+            exp["configuration"] = {k: v for k, v in config.items() if "secret" not in k.lower()}
+        out["experiment"] = exp
     return out
 
 

@@ -114,10 +114,9 @@ def utc_instant(value: Any, loc: Loc) -> str:
     Toolkit journals) write UTC.
     """
     if not isinstance(value, str) or not value.strip():
+        got = "an empty string" if isinstance(value, str) else kind_of(value)
         raise DocProblem(
-            loc,
-            f"expected an ISO 8601 timestamp string, e.g. 2024-10-27T10:00:00Z, got "
-            f"{kind_of(value)}",
+            loc, f"expected an ISO 8601 timestamp string, e.g. 2024-10-27T10:00:00Z, got {got}"
         )
     raw = value.strip()
     shown = raw if len(raw) <= 60 else raw[:57] + "..."
@@ -125,9 +124,12 @@ def utc_instant(value: Any, loc: Loc) -> str:
         stamp = datetime.fromisoformat(raw[:-1] + "+00:00" if raw[-1:] in "Zz" else raw)
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=UTC)
-        utc = stamp.astimezone(UTC)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise DocProblem(
             loc, f"expected an ISO 8601 timestamp, e.g. 2024-10-27T10:00:00Z, got {shown!r}"
         ) from None
+    try:
+        utc = stamp.astimezone(UTC)
+    except OverflowError:
+        raise DocProblem(loc, f"{shown!r} is outside the years 1 to 9999 in UTC") from None
     return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"

@@ -30,9 +30,10 @@ def chaos_kind(name: str) -> str | None:
 
 def content_hash(record: dict[str, Any]) -> str:
     """SHA-256 of the fields that make a result what it is (:data:`CHAOS_FIELDS`), keys
-    sorted: the same result in another key order or timestamp form hashes the same."""
+    sorted: the same result in another key order or timestamp form hashes the same. (Rows
+    stored before the finite-JSON check may hold a NaN; they still hash.)"""
     data = {k: record.get(k) for k in CHAOS_FIELDS}
-    encoded = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
