@@ -21,6 +21,7 @@ from twin.store.chaos import parse_chaos_file
 from twin.store.checks import check_json, text, utc_instant
 from twin.store.connect import WRITE, driver_problem, ensure_schema, open_engine, safe_url
 from twin.store.schema import (
+    FORMAT_CHARS,
     OUTCOME_CHARS,
     TEST_ID_CHARS,
     CampaignRow,
@@ -390,7 +391,7 @@ def check_record(r: dict[str, Any]) -> dict[str, Any]:
         if missing:
             raise DocProblem((), f"not a normalised chaos result: missing {', '.join(missing)}")
         row = {k: r.get(k) for k in _CHAOS_COLUMNS}
-        text(row["format"], ("format",), 20)
+        text(row["format"], ("format",), FORMAT_CHARS)
         text(row["test_id"], ("test_id",), TEST_ID_CHARS)
         row["started_at"] = utc_instant(row["started_at"], ("started_at",))
         for k in ("expected_outcome", "actual_outcome"):
