@@ -1,4 +1,4 @@
-"""The normalised chaos-result record every format is turned into, and the small helpers the
+"""The normalised chaos-result record every format is turned into, and the small functions the
 format parsers share: typed field access with located problems, the fault-kind lookup and
 the content hash."""
 
