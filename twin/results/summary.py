@@ -231,11 +231,11 @@ def _sorted(d: Any) -> Any:
 def replicated_order(d: dict[str, Any]) -> dict[str, Any]:
     """The combined summary's key order: the kept keys as the first run had them, then every
     averaged figure sorted by path, then ``ci`` (sorted), ``replications``, ``seeds`` and
-    whatever was added after (``topology``)."""
+    whatever was added after (``topology``, ``verdict``)."""
     tail = ("ci", "replications", "seeds")
     out = {k: v for k, v in d.items() if k in REPLICATION_KEPT}
     averaged = {k: v for k, v in d.items() if k not in REPLICATION_KEPT and k not in tail}
-    rest = {k: averaged.pop(k) for k in list(averaged) if k == "topology"}
+    rest = {k: averaged.pop(k) for k in list(averaged) if k in ("topology", "verdict")}
     out.update(_sorted(averaged))
     for k in tail:
         if k in d:

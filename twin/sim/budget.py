@@ -409,10 +409,10 @@ def estimate(
         if rho >= 1.0:
             saturates = (p.time, name, rho)
             break
-    rates = {}
+    rates: dict[str, float] = {}
+    mult = max((m for _, m in _load_integral(scenario)[1]), default=1.0)
     for w in topology.workload:  # the in-flight set at the peak multiplier
         node = graph.node(w.entry)
-        mult = max((m for _, m in _load_integral(scenario)[1]), default=1.0)
         rates[node] = rates.get(node, 0.0) + _mul(w.rate, mult)
     return WorkEstimate(
         duration=end,

@@ -54,10 +54,17 @@ from twin.mitigations import CLOSED, HALF_OPEN, OPEN, CircuitState
 from twin.policy import Autoscale, ClientPolicy, Policy
 from twin.results import EntryStretch, ServiceStretch, Stretch, StretchLatency
 from twin.scenario import Scenario
+from twin.sim.budget import Budget, fluid_estimate
 from twin.stats import either
 from twin.topology import Topology
 
 P99_Z = 0.99
+
+
+EXACT_SERVERS = 1000
+"""Up to this many servers Erlang C sums every term; beyond, it stops once the terms fall
+below the last bit of the sum (their remainder cannot change it), so ``replicas x workers`` of
+a billion costs what the offered load costs, not a billion steps."""
 
 
 def erlang_c(c: int, a: float) -> float:
@@ -69,6 +76,8 @@ def erlang_c(c: int, a: float) -> float:
     for k in range(1, c):
         term *= a / k
         total += term
+        if c > EXACT_SERVERS and k > a and term < total * 2.0**-60:
+            return 0.0  # waiting needs the c-th term, below 2^-60 of the sum: never
     term *= a / c
     last = term * c / (c - a)
     return last / (total + last)
@@ -133,10 +142,13 @@ class FluidSimulation:
         *,
         seed: int | None = None,
         dt: float = 1.0,
+        budget: Budget | None = None,
     ) -> None:
         self.topology = topology
         self.scenario = scenario or Scenario()
         self.scenario.check_against(topology)
+        # its work is steps x operations whatever the rates, its memory the fault timeline
+        (budget or Budget.from_limits()).check_fluid(fluid_estimate(topology, self.scenario, dt))
         self.dt = dt
         self.now = 0.0
         self.windows: list[FaultWindow] = fault_windows(self.scenario)
