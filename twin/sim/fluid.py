@@ -61,26 +61,34 @@ from twin.topology import Topology
 P99_Z = 0.99
 
 
-EXACT_SERVERS = 1000
-"""Up to this many servers Erlang C sums every term; beyond, it stops once the terms fall
-below the last bit of the sum (their remainder cannot change it), so ``replicas x workers`` of
-a billion costs what the offered load costs, not a billion steps."""
+SUMMED_SERVERS = 1000
+"""Up to this many servers Erlang C sums the terms of its closed form; beyond (and wherever
+the sum overflows, with an offered load past about 700) it runs Erlang B's recursion, which
+stays within range and stops once B underflows to 0, so ``replicas x workers`` of a billion
+costs what the offered load costs, not a billion steps."""
 
 
 def erlang_c(c: int, a: float) -> float:
     """Probability of waiting in M/M/c with offered load ``a`` = lambda/mu (a < c)."""
     if a <= 0.0:
         return 0.0
-    term = 1.0
-    total = 1.0
-    for k in range(1, c):
-        term *= a / k
-        total += term
-        if c > EXACT_SERVERS and k > a and term < total * 2.0**-60:
-            return 0.0  # waiting needs the c-th term, below 2^-60 of the sum: never
-    term *= a / c
-    last = term * c / (c - a)
-    return last / (total + last)
+    if c <= SUMMED_SERVERS:
+        term = 1.0
+        total = 1.0
+        for k in range(1, c):
+            term *= a / k
+            total += term
+        term *= a / c
+        last = term * c / (c - a)
+        out = last / (total + last)
+        if math.isfinite(out):
+            return out
+    b = 1.0  # Erlang B with k servers: B(k) = a B(k-1) / (k + a B(k-1))
+    for k in range(1, c + 1):
+        b = a * b / (k + a * b)
+        if b == 0.0:
+            return 0.0
+    return c * b / (c - a * (1.0 - b))
 
 
 @dataclass
