@@ -34,7 +34,7 @@ def chain(rho: float, *, blocking: bool = False, rate: float = 200.0) -> Topolog
     """front -> mid -> back; ``mid`` (2 workers) is offered ``rho``, the others 10% or less."""
 
     def svc(mean: float, to: str | None) -> dict[str, object]:
-        op = {"service_time": {"dist": "exponential", "mean": mean}}
+        op: dict[str, object] = {"service_time": {"dist": "exponential", "mean": mean}}
         if to:
             op["calls"] = [{"to": to}]
         return {"workers": 2, "blocking": blocking, "operations": {"default": op}}
