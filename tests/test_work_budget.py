@@ -189,7 +189,7 @@ def test_a_run_above_the_budget_is_refused_in_one_line_before_any_output(
     code, err, rss = twin_bounded("simulate", *args, "--out", str(out), cwd=tmp_path)
     line = refused_in_one_line(code, err)
     assert ("--max-requests" in line) or ("--max-memory" in line), line
-    assert "about" in line  # the estimate is in the line
+    assert "budget: the run would" in line  # the estimate is in the line
     assert not out.exists()
     assert rss < PEAK_RSS_MB
 

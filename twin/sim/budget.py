@@ -230,11 +230,9 @@ class WorkEstimate:
     """The load at which the busiest service is busiest."""
     saturates: tuple[float, str, float] | None
     """(when, service, rho) for the first moment a service is offered ``rho >= 1``."""
-
-    @property
-    def fan_out(self) -> float:
-        """Service requests per entry request (healthy)."""
-        return self.requests / self.entry_requests if self.entry_requests > 0 else 0.0
+    fan_out: float
+    """Service requests per entry request in a healthy run (calls included), at the
+    workload's mix of entries."""
 
     def memory_parts(self) -> dict[str, float]:
         """Bytes by what holds them (the requests in flight only when the system is stable)."""
@@ -414,7 +412,12 @@ def estimate(
     for w in topology.workload:  # the in-flight set at the peak multiplier
         node = graph.node(w.entry)
         rates[node] = rates.get(node, 0.0) + _mul(w.rate, mult)
+    base = {graph.node(w.entry): 0.0 for w in topology.workload}
+    for w in topology.workload:
+        base[graph.node(w.entry)] += w.rate
+    fan_out = _finite_or_inf(sum(graph.spread(base).values()) / sum(base.values()))
     return WorkEstimate(
+        fan_out=fan_out,
         duration=end,
         entry_requests=entry_requests,
         requests=requests,
@@ -496,16 +499,16 @@ class Budget:
         budget."""
         if not est.requests <= self.max_requests:
             raise InputError(
-                f"work budget: the run would serve about {count(est.requests)} requests, calls "
+                f"work budget: the run would serve {_about(est.requests)} requests, calls "
                 f"included ({count(est.entry_requests)} at the entries x {est.fan_out:.3g} "
-                f"calls each, over {count(est.duration)} s), above the budget of "
+                f"calls each, over {est.duration:g} s), above the budget of "
                 f"{count(self.max_requests)}; raise it with --max-requests or TWIN_MAX_REQUESTS"
             )
         parts = est.memory_parts()
         if not est.memory <= self.max_memory:
             what = max(parts, key=lambda k: parts[k])
             raise InputError(
-                f"memory budget: the run would hold about {size(est.memory)} (mostly "
+                f"memory budget: the run would hold {_about_size(est.memory)} (mostly "
                 f"{what}: {_what(est, what)}), above the budget of {size(self.max_memory)}; "
                 "raise it with --max-memory or TWIN_MAX_MEMORY"
             )
@@ -514,13 +517,13 @@ class Budget:
         """The fluid engine's refusal: operation-steps and fault occurrences."""
         if not est.node_steps <= self.max_requests:
             raise InputError(
-                f"work budget: the fluid run would take about {count(est.node_steps)} "
+                f"work budget: the fluid run would take {_about(est.node_steps)} "
                 f"operation-steps ({count(est.steps)} steps), above the budget of "
                 f"{count(self.max_requests)}; raise it with --max-requests or TWIN_MAX_REQUESTS"
             )
         if not est.memory <= self.max_memory:
             raise InputError(
-                f"memory budget: the fluid run would hold about {size(est.memory)} "
+                f"memory budget: the fluid run would hold {_about_size(est.memory)} "
                 f"({count(est.fault_occurrences)} fault occurrences), above the budget of "
                 f"{size(self.max_memory)}; raise it with --max-memory or TWIN_MAX_MEMORY"
             )
@@ -534,6 +537,14 @@ class Budget:
     def work_cap(self) -> int:
         """Requests served at which a running simulation stops with a verdict."""
         return int(self.max_requests * WORK_SLACK)
+
+
+def _about(x: float) -> str:
+    return f"about {count(x)}" if math.isfinite(x) else "an unbounded number of"
+
+
+def _about_size(n: float) -> str:
+    return f"about {size(n)}" if math.isfinite(n) else "unbounded memory"
 
 
 def _what(est: WorkEstimate, part: str) -> str:

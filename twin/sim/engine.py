@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -476,10 +477,10 @@ class Simulation:
             marks[name] = svc.areas(start)
         t = time.perf_counter()
         if end > self.env.now and self.verdict is None:
-            try:
+            with contextlib.suppress(Stopped):
                 self.env.run(until=end)
-            except Stopped:
-                end = self.env.now
+        if self.verdict is not None:  # stopped: the stretch ends where the run did
+            end = max(start, self.env.now)
         self._close_window()
         self._roll_services()
         self.wall += time.perf_counter() - t
