@@ -14,14 +14,16 @@ from twin.results import Results, Summary
 from twin.results.summary import REPLICATION_KEPT
 from twin.rng import replication_seeds
 from twin.scenario import Scenario
+from twin.sim.budget import Budget
 from twin.topology import Topology
 
 
-def _one(args: tuple[Topology, Scenario, Policy | None, int, float]) -> Results:
+def _one(args: tuple[Topology, Scenario, Policy | None, int, float, Budget | None]) -> Results:
     from twin.sim import Simulation
 
-    topology, scenario, policy, seed, trace = args
-    return Simulation(topology, scenario, policy, seed=seed, trace_sample=trace).run()
+    topology, scenario, policy, seed, trace, budget = args
+    sim = Simulation(topology, scenario, policy, seed=seed, trace_sample=trace, budget=budget)
+    return sim.run()
 
 
 def run_replications(
@@ -33,11 +35,13 @@ def run_replications(
     workers: int = 1,
     trace_sample: float = 0.0,
     on_done: Callable[[int], None] | None = None,
+    budget: Budget | None = None,
 ) -> list[Results]:
     """Replication ``i`` uses the i-th seed spawned from the scenario seed, so results do not
-    depend on how many worker processes ran them."""
+    depend on how many worker processes ran them. ``budget`` bounds each run (default: the
+    limits of :mod:`twin.sim.budget`)."""
     seeds = [scenario.seed] if replications == 1 else replication_seeds(scenario.seed, replications)
-    jobs = [(topology, scenario, policy, s, trace_sample) for s in seeds]
+    jobs = [(topology, scenario, policy, s, trace_sample, budget) for s in seeds]
     if workers <= 1 or replications == 1:
         out = []
         for i, j in enumerate(jobs):
@@ -92,16 +96,18 @@ def _set(d: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     d[path[-1]] = value
 
 
-_SKIP = set(REPLICATION_KEPT)
+_SKIP = {*REPLICATION_KEPT, "verdict"}
 
 
 def combine(results: list[Results]) -> Summary:
     """One summary: each figure is the mean over replications, and ``ci`` holds
-    ``{mean, lo, hi}`` for every figure (95%, Student t)."""
+    ``{mean, lo, hi}`` for every figure (95%, Student t). A replication stopped with a
+    verdict gives the combined summary its verdict (the first one's, in replication order)."""
     base = results[0].summary
     if len(results) == 1:
         return base
     runs = [r.summary.to_json() for r in results]
+    verdicts = [r["verdict"] for r in runs if "verdict" in r]
     paths: set[tuple[str, ...]] = set()
     for r in runs:
         paths.update(p for p in _numeric_paths(r) if p[0] not in _SKIP)
@@ -118,4 +124,6 @@ def combine(results: list[Results]) -> Summary:
     merged["replications"] = len(results)
     merged["seeds"] = [r.summary.seed for r in results]
     merged["wall_seconds"] = sum(r.summary.wall_seconds for r in results)
+    if verdicts:
+        merged["verdict"] = verdicts[0]
     return Summary.model_validate(merged)

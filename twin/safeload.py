@@ -17,7 +17,17 @@ environment variable            default      what it bounds
                                              expanded (documents only: JSON telemetry is
                                              bounded by its bytes)
 ``TWIN_MAX_ALIASES``            1,000        YAML aliases (``*name``) in one document
+``TWIN_MAX_REQUESTS``           100,000,000  requests one simulation run may serve, calls
+                                             between services included (estimated before the
+                                             run; :mod:`twin.sim.budget`)
+``TWIN_MAX_MEMORY``             256 MiB      memory one simulation run may hold for its model:
+                                             objects, windows, faults and requests in flight
+                                             (:mod:`twin.sim.budget`)
 ==============================  ===========  ==================================================
+
+A limit's value is an integer, written plainly (``1000000``, ``1_000_000``), in scientific
+notation (``1e6``) or with a unit: ``k``/``M``/``G``/``T`` (powers of 1000) or ``Ki``/``Mi``/
+``Gi``/``Ti`` (powers of 1024), with an optional ``B`` (``2GiB``, ``512MB``).
 
 YAML is read with the safe loader plus three rules: numbers are read as YAML 1.2 does
 (``5e-3`` and ``1e6`` are floats, not strings); YAML 1.1 booleans (``yes``/``no``/``on``/
@@ -48,7 +58,32 @@ _DEFAULTS: dict[str, int] = {
     "TWIN_MAX_NESTING": 64,
     "TWIN_MAX_NODES": 200_000,
     "TWIN_MAX_ALIASES": 1_000,
+    "TWIN_MAX_REQUESTS": 100_000_000,
+    "TWIN_MAX_MEMORY": 256 * 1024 * 1024,
 }
+
+_AMOUNT = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9]*)?(?:[eE][+]?[0-9]+)?)\s*([kKMGT]i?)?B?\s*$")
+_UNITS = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+
+def amount(raw: str, name: str) -> int:
+    """A positive integer limit as people write it: ``1000000``, ``1_000_000``, ``1e6``,
+    ``100M``, ``2GiB`` (see the module's table); anything else is one InputError line
+    naming ``name`` (an option or an environment variable)."""
+    match = _AMOUNT.match(raw)
+    if match is not None:
+        number, unit = match.groups()
+        scale = 1.0
+        if unit:
+            scale = _UNITS[unit[0]]
+            if unit.endswith("i"):
+                scale = 1024.0 ** {"k": 1, "K": 1, "M": 2, "G": 3, "T": 4}[unit[0]]
+        value = float(number.replace("_", "")) * scale
+        if 1.0 <= value < 2.0**63:
+            return int(value)
+    raise InputError(
+        f"{name}={raw!r}: expected a positive integer, such as 1000000, 1e6, 100M or 2GiB"
+    )
 
 
 def limit(name: str) -> int:
@@ -56,13 +91,7 @@ def limit(name: str) -> int:
     else the default (read on every call, so a test or a long-lived process can change it)."""
     raw = os.environ.get(name)
     if raw is not None:
-        try:
-            value = int(raw.strip().replace("_", ""))
-        except ValueError:
-            raise InputError(f"{name}={raw!r}: expected a positive integer") from None
-        if value <= 0:
-            raise InputError(f"{name}={raw!r}: expected a positive integer")
-        return value
+        return amount(raw, name)
     return _DEFAULTS[name]
 
 
@@ -393,6 +422,7 @@ def read_json(path: str | Path, kind: Kind = "document") -> tuple[Any, str]:
 
 __all__ = [
     "Loc",
+    "amount",
     "check_size",
     "compose_yaml",
     "format_loc",

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from twin.errors import InputError, TwinError
 from twin.outcomes import REASONS
+from twin.sim.budget import Budget, CallGraph, estimate
 from twin.topology import Topology
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ _COLUMNS: list[tuple[str, pa.DataType]] = [
     ("blast_radius", _INT),
     *[(c, _STR) for c in ("affected_services", "service_failures", "saturated", "curve")],
     ("replica_seconds", _FLOAT), ("events", _INT), ("wall_seconds", _FLOAT),
+    ("verdict", _STR),
 ]  # fmt: skip
 SCHEMA = pa.schema(_COLUMNS)
 """The fixed layout of ``runs.parquet`` (JSON columns hold per-service detail and curves)."""
@@ -85,13 +87,17 @@ def _curve(rows: Iterable[tuple[Any, ...]], points: int = 120) -> list[list[floa
     return out
 
 
-def execute_run(task: RunTask, topology: Topology) -> dict[str, Any]:
+def execute_run(task: RunTask, topology: Topology, budget: Budget | None = None) -> dict[str, Any]:
     """Simulate one run and flatten it to a row; a pure function of its arguments (but for
-    ``wall_seconds``), which is what makes local and cluster results identical."""
+    ``wall_seconds``), which is what makes local and cluster results identical.
+
+    A run stopped with a verdict (:class:`twin.results.Verdict`) keeps its figures until the
+    stop, breaches the SLO (the system could not serve the load) and carries the verdict's
+    JSON in ``verdict``."""
     from twin.sim import Simulation
 
     started = time.perf_counter()
-    res = Simulation(topology, task.doc, task.policy_doc, series="entries").run()
+    res = Simulation(topology, task.doc, task.policy_doc, series="entries", budget=budget).run()
     s = res.summary
     ok, bad = int(s.succeeded), int(s.failed)
     avail = ok / (ok + bad) if ok + bad else None
@@ -139,7 +145,7 @@ def execute_run(task: RunTask, topology: Topology) -> dict[str, Any]:
         **{f"failures_{r}": int(s.failures.get(r, 0)) for r in REASONS},
         "slo_latency_met": lat_met,
         "slo_availability_met": av_met,
-        "slo_breached": lat_met is False or av_met is False,
+        "slo_breached": lat_met is False or av_met is False or s.verdict is not None,
         "blast_radius": len(affected),
         "affected_services": json.dumps(affected),
         "service_failures": json.dumps(failures_by_service, sort_keys=True),
@@ -148,21 +154,41 @@ def execute_run(task: RunTask, topology: Topology) -> dict[str, Any]:
         "replica_seconds": float(s.replica_seconds),
         "events": int(s.events),
         "wall_seconds": time.perf_counter() - started,
+        "verdict": None if s.verdict is None else json.dumps(s.verdict.to_json()),
     }
     return row
 
 
 # -- execution ------------------------------------------------------------------------------
 
+
+def check_budget(tasks: Sequence[RunTask], topology: Topology, budget: Budget) -> None:
+    """Refuse the campaign, before anything is written, when one of its runs is above the
+    budget (one line naming the run's scenario and policy)."""
+    graphs: dict[int, CallGraph] = {}
+    for t in tasks:
+        graph = graphs.get(t.policy_index)
+        if graph is None:
+            graph = graphs[t.policy_index] = CallGraph(topology, t.policy_doc)
+        est = estimate(topology, t.doc, t.policy_doc, series="entries", graph=graph)
+        try:
+            budget.check(est)
+        except InputError as exc:
+            where = f"scenario {t.scenario!r}, policy {t.policy!r}"
+            raise InputError(exc.detail, where=where) from None
+
+
 _WORKER_TOPOLOGY: Topology | None = None
+_WORKER_BUDGET: Budget | None = None
 
 
-def _init_worker(topology: Topology, parent: int) -> None:
+def _init_worker(topology: Topology, parent: int, budget: Budget | None = None) -> None:
     """Runs in each pool process: keeps the topology, and ties the process's life to the
     campaign's, so a killed campaign leaves no idle workers behind (Linux parent-death
     signal; elsewhere they end when they next find the pool gone)."""
-    global _WORKER_TOPOLOGY
+    global _WORKER_TOPOLOGY, _WORKER_BUDGET
     _WORKER_TOPOLOGY = topology
+    _WORKER_BUDGET = budget
     with contextlib.suppress(OSError, AttributeError):
         import ctypes
         import signal
@@ -175,7 +201,7 @@ def _init_worker(topology: Topology, parent: int) -> None:
 def _execute_in_worker(task: RunTask) -> dict[str, Any]:
     if _WORKER_TOPOLOGY is None:  # pragma: no cover - the initializer always runs first
         raise TwinError("worker started without a topology")
-    return execute_run(task, _WORKER_TOPOLOGY)
+    return execute_run(task, _WORKER_TOPOLOGY, _WORKER_BUDGET)
 
 
 Emit = Callable[[dict[str, Any]], None]
@@ -188,6 +214,7 @@ def run_local(
     emit: Emit,
     *,
     max_restarts: int = 5,
+    budget: Budget | None = None,
 ) -> None:
     """Run tasks on ``workers`` local processes, emitting rows as they finish (any order).
 
@@ -196,7 +223,7 @@ def run_local(
     """
     if workers <= 1:
         for t in tasks:
-            emit(execute_run(t, topology))
+            emit(execute_run(t, topology, budget))
         return
     pending = {t.run_id: t for t in tasks}
     restarts = 0
@@ -206,7 +233,7 @@ def run_local(
             with ProcessPoolExecutor(
                 max_workers=min(workers, len(pending)),
                 initializer=_init_worker,
-                initargs=(topology, os.getpid()),
+                initargs=(topology, os.getpid(), budget),
             ) as pool:
                 for t in pending.values():
                     futures[pool.submit(_execute_in_worker, t)] = t.run_id
@@ -234,7 +261,13 @@ def _rebuild_topology(data: dict[str, Any]) -> Topology:
     return Topology.from_dict(data, source="campaign topology")
 
 
-def run_dask(tasks: Sequence[RunTask], topology: Topology, address: str, emit: Emit) -> None:
+def run_dask(
+    tasks: Sequence[RunTask],
+    topology: Topology,
+    address: str,
+    emit: Emit,
+    budget: Budget | None = None,
+) -> None:
     """Run tasks on a Dask distributed cluster at ``address`` (``tcp://host:8786``).
 
     The topology travels once, as a small task that rebuilds it from plain data (not as
@@ -253,7 +286,7 @@ def run_dask(tasks: Sequence[RunTask], topology: Topology, address: str, emit: E
         data = topology.to_dict()
         topo = client.submit(_rebuild_topology, data, key=f"twin-topology-{_digest(data)[:24]}")
         futures = [
-            client.submit(execute_run, t, topo, key=f"twin-run-{t.run_id}", retries=2)
+            client.submit(execute_run, t, topo, budget, key=f"twin-run-{t.run_id}", retries=2)
             for t in tasks
         ]
         for fut in dist.as_completed(futures):

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from twin.io import output_dir
 from twin.results import write_json
+from twin.sim.budget import Budget
 
 if TYPE_CHECKING:
     from twin.store import Store
@@ -22,6 +23,7 @@ from twin.campaign.execute import (
     Emit,
     _table,
     _write_table,
+    check_budget,
     finished_rows,
     run_dask,
     run_local,
@@ -59,6 +61,7 @@ def run_campaign(
     store: Store | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     on_row: Emit | None = None,
+    budget: Budget | None = None,
 ) -> Outcome:
     """Run every unfinished run of ``plan``, then consolidate and analyse.
 
@@ -67,15 +70,18 @@ def run_campaign(
     ``on_progress(done, total)`` is called after every finished run.
     Finished runs found in ``out`` (from an earlier, possibly killed, invocation) are reused.
     With a ``store``, each run is also recorded in its own transaction as it finishes, and the
-    failure modes and mitigations at the end in one more.
+    failure modes and mitigations at the end in one more. Every run is checked against
+    ``budget`` (default: the limits of :mod:`twin.sim.budget`) before anything is written.
     """
     if not isinstance(plan, Plan):
         plan = load_campaign(plan)
+    budget = budget or Budget.from_limits()
+    tasks = plan.tasks()
+    check_budget(tasks, plan.topology, budget)
     out = Path(out)
     parts = out / "parts"
     output_dir(parts, report_as=out)
     started = time.perf_counter()
-    tasks = plan.tasks()
     wanted = {t.run_id for t in tasks}
     rows = {k: v for k, v in finished_rows(out).items() if k in wanted}
     todo = [t for t in tasks if t.run_id not in rows]
@@ -108,9 +114,9 @@ def run_campaign(
 
     if todo:
         if cluster:
-            run_dask(todo, plan.topology, cluster, emit)
+            run_dask(todo, plan.topology, cluster, emit, budget)
         else:
-            run_local(todo, plan.topology, workers, emit)
+            run_local(todo, plan.topology, workers, emit, budget=budget)
     ordered = [rows[t.run_id] for t in tasks]
     _write_table(_table(ordered), out / "runs.parquet")
     for p in parts.iterdir():

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from twin.cli.errors import handles_errors
+from twin.cli.simulate import MAX_MEMORY_HELP, MAX_REQUESTS_HELP
 from twin.errors import InputError
 
 if TYPE_CHECKING:
     from twin.campaign import Outcome
+    from twin.sim.budget import Budget
 
 
 def _store(db: str | None) -> Any:
@@ -39,13 +41,20 @@ def campaign(
     ] = None,
     db: Annotated[str | None, typer.Option(help=DB_HELP)] = None,
     no_db: Annotated[bool, typer.Option("--no-db", help="Do not record in the database.")] = False,
+    max_requests: Annotated[str | None, typer.Option(help=MAX_REQUESTS_HELP)] = None,
+    max_memory: Annotated[str | None, typer.Option(help=MAX_MEMORY_HELP)] = None,
 ) -> None:
     """Run a fault campaign: runs.parquet, aggregated.parquet, summary.json, report.html.
 
-    Finished runs in --out are reused, so a killed campaign resumes where it stopped.
+    Finished runs in --out are reused, so a killed campaign resumes where it stopped. Every
+    run is checked against the budget (--max-requests, --max-memory, per run) before anything
+    is written; a run stopped as unstable is a row with its verdict.
     """
+    from twin.sim.budget import Budget
+
+    budget = Budget.from_limits(max_requests, max_memory)
     try:
-        _campaign(spec, out, workers, cluster, None if no_db else db, not no_db)
+        _campaign(spec, out, workers, cluster, None if no_db else db, not no_db, budget)
     except Exception as exc:
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -55,7 +64,13 @@ def campaign(
 
 
 def _campaign(
-    spec: Path, out: Path, workers: int, cluster: str | None, db: str | None, use_db: bool
+    spec: Path,
+    out: Path,
+    workers: int,
+    cluster: str | None,
+    db: str | None,
+    use_db: bool,
+    budget: Budget,
 ) -> None:
     from rich.console import Console
     from rich.progress import (
@@ -71,6 +86,9 @@ def _campaign(
     if cluster and workers > 1:
         raise InputError("give --workers or --cluster, not both")
     plan = load_campaign(spec)
+    from twin.campaign.execute import check_budget
+
+    check_budget(plan.tasks(), plan.topology, budget)  # before the database or --out exist
     store = _store(db) if use_db else None
     console = Console(stderr=True)
     try:
@@ -91,6 +109,7 @@ def _campaign(
                 cluster=cluster,
                 store=store,
                 on_progress=lambda d, n: bar.update(task, completed=d, total=n),
+                budget=budget,
             )
     finally:
         if store is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -9,10 +10,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from twin.cli.errors import handles_errors
-from twin.errors import InputError
+from twin.errors import InputError, TwinError
 
 if TYPE_CHECKING:
     from twin.results import Summary
+    from twin.sim.budget import Budget
+
+MAX_REQUESTS_HELP = (
+    "Most requests one run may serve, calls included (1e8, 500M; default $TWIN_MAX_REQUESTS "
+    "or 100M)."
+)
+MAX_MEMORY_HELP = "Most memory one run may hold (2GiB; default $TWIN_MAX_MEMORY or 256MiB)."
+VERDICT_EXIT = 3
+"""Exit status of a run stopped with a verdict (see :func:`stopped`)."""
 
 
 @handles_errors
@@ -32,8 +42,18 @@ def simulate(
     series: Annotated[
         str, typer.Option(help="Per-service time series: auto (up to 200 services), all, entries.")
     ] = "auto",
+    max_requests: Annotated[str | None, typer.Option(help=MAX_REQUESTS_HELP)] = None,
+    max_memory: Annotated[str | None, typer.Option(help=MAX_MEMORY_HELP)] = None,
 ) -> None:
-    """Run the twin: writes summary.json, timeseries.parquet and report.html to --out."""
+    """Run the twin: writes summary.json, timeseries.parquet and report.html to --out.
+
+    A run whose estimated work or memory passes the budget is refused before it starts (exit
+    2). A run whose requests in flight grow past the memory budget (the modelled system is
+    unstable at this load) stops: summary.json holds the verdict and the figures until then,
+    nothing else is written, and the exit status is 3.
+    """
+    from twin.sim.budget import Budget
+
     _simulate(
         topology,
         scenario,
@@ -46,7 +66,40 @@ def simulate(
         out,
         trace_sample,
         series,
+        Budget.from_limits(max_requests, max_memory),
     )
+
+
+def stopped(summary: Summary) -> TwinError:
+    """The one line (exit 3) of a run stopped with a verdict.
+
+    Exit 3, not 0: the run did not produce what was asked (figures over the whole duration),
+    and a script must not read its summary as one that did; not 2 either: nothing in the input
+    is malformed, the modelled system is what it is. ``summary.json`` holds the verdict for
+    scripts that want the detail.
+    """
+    v = summary.verdict
+    assert v is not None
+    from twin.sim.budget import count
+
+    rho = "" if v.utilization is None else f" (offered utilisation {v.utilization:.3g})"
+    if v.verdict == "unstable":
+        what = (
+            f"the modelled system is unstable at this load: {v.service} saturated first{rho}; "
+            f"the run stopped at {v.stopped_at:,.1f} s with {count(v.in_flight)} requests in "
+            f"flight, the most the memory budget holds"
+        )
+    else:
+        what = (
+            f"the run served {count(v.requests)} requests by {v.stopped_at:,.1f} s, twice its "
+            f"request budget (most held by {v.service}{rho}); raise it with --max-requests"
+        )
+    return _Verdict(what)
+
+
+class _Verdict(TwinError):
+    exit_code = VERDICT_EXIT
+    label = "stopped"
 
 
 def load_documents(
@@ -90,6 +143,7 @@ def _simulate(
     out: Path,
     trace_sample: float,
     series: str,
+    budget: Budget,
 ) -> None:
     if series not in ("auto", "all", "entries"):
         raise InputError(f"--series: expected auto, all or entries, got {series!r}")
@@ -102,7 +156,9 @@ def _simulate(
         overrides["seed"] = seed
     topo, sc, pol = load_documents(topology, scenario, policy, overrides)
     from twin.io import output_dir
+    from twin.sim.budget import check_run
 
+    check_run(topo, sc, pol, budget, series=series, trace_sample=trace_sample)
     output_dir(out)
 
     from rich.console import Console
@@ -127,7 +183,7 @@ def _simulate(
     ) as bar:
         if replications == 1:
             task = bar.add_task(f"simulating {topo.name}", total=sc.duration)
-            sim = Simulation(topo, sc, pol, series=series, trace_sample=trace_sample)
+            sim = Simulation(topo, sc, pol, series=series, trace_sample=trace_sample, budget=budget)
             results = [sim.run(progress=lambda t: bar.update(task, completed=t))]
         else:
             task = bar.add_task(f"{replications} replications of {topo.name}", total=replications)
@@ -139,10 +195,14 @@ def _simulate(
                 workers=workers,
                 trace_sample=trace_sample,
                 on_done=lambda n: bar.update(task, completed=n),
+                budget=budget,
             )
     summary = combine(results).model_copy(
         update={"wall_seconds": time.perf_counter() - started, "topology": topo.name}
     )
+    if summary.verdict is not None:
+        write_json(out / "summary.json", summary)
+        raise stopped(summary)
     plot_df = results[0].timeseries.frame()
     results[0].write(out, series=plot_df)
     write_json(out / "summary.json", summary)
@@ -212,15 +272,55 @@ def check(
     topology: Annotated[Path, typer.Argument(help="Topology YAML.")],
     scenario: Annotated[Path | None, typer.Option(help="Scenario YAML.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Policy YAML.")] = None,
+    max_requests: Annotated[str | None, typer.Option(help=MAX_REQUESTS_HELP)] = None,
+    max_memory: Annotated[str | None, typer.Option(help=MAX_MEMORY_HELP)] = None,
 ) -> None:
-    """Check documents without running them; prints the offered load per service."""
-    topo, _, _ = load_documents(topology, scenario, policy, {})
+    """Check documents without running them: the offered utilisation of every service at the
+    peak load, whether the system is stable at that load, and the work a run would need.
+
+    Exit 2 when a document is wrong or ``twin simulate`` would refuse the run for its budget;
+    a service offered a utilisation of 1 or more is reported (``unstable at this load``) with
+    exit 0, since a run may still be short enough to finish.
+    """
+    from twin.sim.budget import Budget, check_run, count
+
+    topo, sc, pol = load_documents(topology, scenario, policy, {})
+    budget = Budget.from_limits(max_requests, max_memory)
+    est = check_run(topo, sc, pol, budget)
     g = topo.service_graph()
-    worst = max(g.nodes(data=True), key=lambda nd: nd[1]["utilization"])
+    peak = est.peak
+    worst, rho = peak.busiest
     typer.echo(
         f"ok: {topo.name}: {g.number_of_nodes()} services, {g.number_of_edges()} call edges; "
-        f"busiest {worst[0]} at {worst[1]['utilization']:.0%} offered utilisation"
+        f"busiest {worst} at {_pct(rho)} offered utilisation"
+        + (f" (at {peak.time:g} s)" if peak.time > 0 else "")
     )
+    width = max(len(n) for n in peak.utilisation)
+    for name, r in sorted(peak.utilisation.items(), key=lambda kv: (-kv[1], kv[0])):
+        flag = "  saturated" if r >= 1.0 else ""
+        typer.echo(f"  {name:<{width}}  {_pct(r):>8}{flag}")
+    if est.saturates is not None:
+        at, name, r = est.saturates
+        typer.echo(
+            f"unstable at this load: {name} saturates first (offered utilisation {_pct(r)} "
+            f"from {at:g} s)"
+        )
+    typer.echo(
+        f"work: {est.describe()}; budget {count(budget.max_requests)} requests, "
+        f"{_size(budget.max_memory)}"
+    )
+
+
+def _pct(x: float) -> str:
+    if not math.isfinite(x):
+        return "unbounded"
+    return f"{x:.0%}" if x < 100 else f"{x * 100:.3g}%"
+
+
+def _size(n: float) -> str:
+    from twin.sim.budget import size
+
+    return size(n)
 
 
 @handles_errors

@@ -24,6 +24,7 @@ from twin.results.summary import (
     SloVerdict,
     SloVerdicts,
     Summary,
+    Verdict,
 )
 
 __all__ = [
@@ -47,5 +48,6 @@ __all__ = [
     "StretchLatency",
     "Summary",
     "TimeSeries",
+    "Verdict",
     "write_json",
 ]

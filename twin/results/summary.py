@@ -8,7 +8,7 @@ as the combined summary has always written them (see :func:`replicated_order`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 from typing_extensions import TypeAliasType
@@ -114,6 +114,35 @@ class FaultRecord(Record):
     end: Number = Field(description="simulated time it closes (seconds)")
 
 
+class Verdict(Record):
+    """Why a run stopped before its end, and what that says about the modelled system.
+
+    ``unstable``: the requests in the system grew past what the memory budget holds (an
+    unbounded queue): the system cannot serve this load, and ``service`` is the one that
+    saturated first. ``work``: the run served more than twice its request budget (a retry storm
+    multiplying the calls, most often). The figures beside the verdict cover the run up to
+    ``stopped_at``. A run that ends normally has no verdict, and its ``summary.json`` no
+    ``verdict`` key.
+    """
+
+    verdict: Literal["unstable", "work"] = Field(description="why the run stopped")
+    service: str | None = Field(
+        description="the service that saturated first: the one offered the highest "
+        "utilisation at the stop when that is at least 1, else the one holding the most "
+        "requests"
+    )
+    utilization: Number | None = Field(
+        description="that service's offered utilisation at the stop (rate x visits x mean "
+        "service time / its working capacity), from the documents and the load then"
+    )
+    stopped_at: Number = Field(description="simulated time when the run stopped (seconds)")
+    in_flight: Number = Field(description="requests in the system then, calls included")
+    requests: Number = Field(description="requests served until then, calls included")
+    limit: Number = Field(
+        description="the limit that was passed: requests in flight (unstable) or served (work)"
+    )
+
+
 class Interval(Record):
     """A mean over replications with its 95% Student-t confidence interval."""
 
@@ -177,6 +206,11 @@ class Summary(Record):
     replications: int | None = Field(None, description="number of runs; only with replications")
     seeds: list[int] | None = Field(None, description="each run's seed; only with replications")
     topology: str | None = Field(None, description="the topology's name (written by the CLI)")
+    verdict: Verdict | None = Field(
+        None,
+        description="present only when the run stopped before its end: why, and the service "
+        "that saturated first (see Verdict)",
+    )
 
     @model_serializer(mode="wrap")
     def _file_order(
@@ -197,11 +231,11 @@ def _sorted(d: Any) -> Any:
 def replicated_order(d: dict[str, Any]) -> dict[str, Any]:
     """The combined summary's key order: the kept keys as the first run had them, then every
     averaged figure sorted by path, then ``ci`` (sorted), ``replications``, ``seeds`` and
-    whatever was added after (``topology``)."""
+    whatever was added after (``topology``, ``verdict``)."""
     tail = ("ci", "replications", "seeds")
     out = {k: v for k, v in d.items() if k in REPLICATION_KEPT}
     averaged = {k: v for k, v in d.items() if k not in REPLICATION_KEPT and k not in tail}
-    rest = {k: averaged.pop(k) for k in list(averaged) if k == "topology"}
+    rest = {k: averaged.pop(k) for k in list(averaged) if k in ("topology", "verdict")}
     out.update(_sorted(averaged))
     for k in tail:
         if k in d:

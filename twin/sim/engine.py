@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -13,10 +14,19 @@ from twin.distributions import Exponential, uniform_sampler
 from twin.faults import fault_windows
 from twin.outcomes import REASONS, reason_name
 from twin.policy import ClientPolicy, Policy
-from twin.results import EntryStretch, Results, ServiceStretch, Stretch, Summary, TimeSeries
+from twin.results import (
+    EntryStretch,
+    Results,
+    ServiceStretch,
+    Stretch,
+    Summary,
+    TimeSeries,
+    Verdict,
+)
 from twin.results.series import Block, Metrics
 from twin.rng import generator
 from twin.scenario import Scenario
+from twin.sim.budget import SERIES_AUTO_LIMIT, Budget, CallGraph, estimate, keeps_service_series
 from twin.sim.client import Client
 from twin.sim.control import Autoscaler, FailoverControl, FaultController
 from twin.sim.events import NORMAL, Wake
@@ -32,12 +42,22 @@ RESOURCES: Metrics = (
     ("resources", "replicas"),
 )
 
-SERIES_AUTO_LIMIT = 200
-"""With ``series="auto"``, per-service time series are kept up to this many services."""
+__all__ = ["SERIES_AUTO_LIMIT", "Context", "Simulation", "Stopped"]
+
+
+class Stopped(Exception):
+    """Raised inside a running simulation when it must stop with a verdict (caught by
+    :meth:`Simulation.run` and :meth:`Simulation.step`, never seen by callers)."""
 
 
 class Context:
-    """What every run-time object shares: the SimPy environment, seeds and the warm-up."""
+    """What every run-time object shares: the SimPy environment, seeds and the warm-up, and
+    the count of requests in the system that stops an unstable run.
+
+    ``arrived`` and ``done`` count every job (a request at one service) that arrived and that
+    finished; a service compares their difference with ``in_flight_cap`` at each arrival,
+    which is all the guard costs per request.
+    """
 
     def __init__(self, env: simpy.Environment, seed: int, warmup: float) -> None:
         self.env = env
@@ -45,9 +65,21 @@ class Context:
         self.warmup = warmup
         # SimPy types its queue as holding Events; ours are duck-typed bare events
         self.schedule: Callable[[Any, int, float], None] = env.schedule  # type: ignore[assignment]
+        self.arrived = 0
+        self.done = 0
+        self.in_flight_cap = 1 << 62
+        self.stop: Callable[[str], None] = _no_stop
+
+    def overflow(self) -> None:
+        """The requests in the system passed the cap: the run stops as unstable."""
+        self.stop("unstable")
 
     def uniform(self, stream: str) -> Callable[[], float]:
         return uniform_sampler(generator(self.seed, stream))
+
+
+def _no_stop(kind: str) -> None:  # a context outside a simulation never stops
+    return None
 
 
 class Simulation:
@@ -66,6 +98,7 @@ class Simulation:
         series: str = "auto",
         trace_sample: float = 0.0,
         trace_limit: int = 100_000,
+        budget: Budget | None = None,
     ) -> None:
         scenario = scenario or Scenario()
         if seed is not None:
@@ -75,8 +108,26 @@ class Simulation:
         self.scenario = scenario
         self.policy = policy or Policy()
         self.policy.check_against(topology)
+        # the work and memory the run will need, refused above the budget before anything
+        # is built (twin.sim.budget)
+        self.budget = budget or Budget.from_limits()
+        self.graph = CallGraph(topology, self.policy)
+        self.estimate = estimate(
+            topology,
+            scenario,
+            self.policy,
+            series=series,
+            trace_sample=trace_sample,
+            trace_limit=trace_limit,
+            graph=self.graph,
+        )
+        self.budget.check(self.estimate)
+        self.verdict: Verdict | None = None
         self.env = simpy.Environment()
         self.ctx = Context(self.env, scenario.seed, scenario.warmup)
+        self.ctx.in_flight_cap = self.budget.in_flight_cap(self.estimate)
+        self.ctx.stop = self._stop
+        self.work_cap = self.budget.work_cap()
         self.hosts = {n: Host(n, h.cores) for n, h in topology.hosts.items()}
         for n, h in topology.hosts.items():
             if h.disk_bandwidth is not None:
@@ -86,9 +137,7 @@ class Simulation:
         self.entries: dict[str, Entry] = {}
         self.sources: list[Source] = []
         self._build()
-        self.series_services = series == "all" or (
-            series == "auto" and len(self.services) <= SERIES_AUTO_LIMIT
-        )
+        self.series_services = keeps_service_series(series, len(self.services))
         self.blocks: list[Block] = []  # the time series, a block per window and scope
         self.window = scenario.window
         self.window_start = 0.0
@@ -273,6 +322,62 @@ class Simulation:
         self._close_window()
         wake.callbacks = [self._tick]
         self.ctx.schedule(wake, NORMAL, self.window)
+        if self.ctx.arrived > self.work_cap:
+            self._stop("work")
+
+    # -- stopping with a verdict ----------------------------------------------------------------
+
+    def _stop(self, kind: str) -> None:
+        """Record why the run stops now and unwind out of SimPy (see :class:`Verdict`)."""
+        ctx = self.ctx
+        service, rho = self._saturated_first()
+        self.verdict = Verdict(
+            verdict="unstable" if kind == "unstable" else "work",
+            service=service,
+            utilization=rho,
+            stopped_at=self.env.now,
+            in_flight=ctx.arrived - ctx.done,
+            requests=ctx.arrived,
+            limit=ctx.in_flight_cap if kind == "unstable" else self.work_cap,
+        )
+        raise Stopped(kind)
+
+    def offered_utilisation(self) -> dict[str, float]:
+        """Each service's offered utilisation now, from the documents and the state of the
+        run: the arrival rates in force (load step, surge and attack sources, each weighted by
+        its cost) through the call graph, times the mean service time and the slow-down of
+        faults, over the workers of the replicas that are up."""
+        work: dict[str, float] = {}
+        sources = list(self.sources)
+        sources += [h for _, h in self.faults.active if isinstance(h, Source)]
+        for src in sources:
+            if src.active:
+                op = src.entry.op
+                node = f"{op.service.name}:{op.name}"
+                work[node] = work.get(node, 0.0) + src.rate * src.multiplier * src.cost
+        rates = self.graph.spread(work)
+        load: dict[str, float] = dict.fromkeys(self.services, 0.0)
+        for node, rate in rates.items():
+            load[self.graph.service_of[node]] += rate * self.graph.mean_time[node]
+        out = {}
+        for name, svc in self.services.items():
+            slow = svc.slow * (svc.host.slow if svc.host is not None else 1.0)
+            out[name] = load[name] * slow / svc.cap if svc.cap > 0 else math.inf
+        return out
+
+    def _saturated_first(self) -> tuple[str | None, float | None]:
+        """The service offered the highest utilisation now when it is at least 1; else the
+        service holding the most requests (a backlog with another cause: a delay, retries)."""
+        rho = self.offered_utilisation()
+        if rho:
+            name = max(rho, key=lambda n: rho[n])
+            if rho[name] >= 1.0:
+                return name, rho[name] if math.isfinite(rho[name]) else None
+        held = {n: sum(len(r.jobs) for r in s.replicas) for n, s in self.services.items()}
+        if not held:
+            return None, None
+        name = max(held, key=lambda n: held[n])
+        return name, rho.get(name)
 
     def _close_window(self) -> None:
         """Close the monitor window: series rows, failover observations, counters rolled.
@@ -343,14 +448,19 @@ class Simulation:
         """Run to ``until`` (default: the scenario's end) and return the results so far."""
         end = self.scenario.duration if until is None else min(until, self.scenario.duration)
         t = time.perf_counter()
-        if progress is None:
-            if end > self.env.now:
-                self.env.run(until=end)
-        else:
-            chunk = max(self.window, (end - self.env.now) / 100)
-            while self.env.now < end:
-                self.env.run(until=min(end, self.env.now + chunk))
-                progress(self.env.now)
+        try:
+            if self.verdict is not None:
+                pass  # stopped with a verdict: nothing more to run
+            elif progress is None:
+                if end > self.env.now:
+                    self.env.run(until=end)
+            else:
+                chunk = max(self.window, (end - self.env.now) / 100)
+                while self.env.now < end:
+                    self.env.run(until=min(end, self.env.now + chunk))
+                    progress(self.env.now)
+        except Stopped:
+            pass
         self.wall += time.perf_counter() - t
         return self.results()
 
@@ -366,8 +476,11 @@ class Simulation:
         for name, svc in self.services.items():
             marks[name] = svc.areas(start)
         t = time.perf_counter()
-        if end > self.env.now:
-            self.env.run(until=end)
+        if end > self.env.now and self.verdict is None:
+            with contextlib.suppress(Stopped):
+                self.env.run(until=end)
+        if self.verdict is not None:  # stopped: the stretch ends where the run did
+            end = max(start, self.env.now)
         self._close_window()
         self._roll_services()
         self.wall += time.perf_counter() - t
@@ -511,6 +624,8 @@ class Simulation:
             "events": self.events,
             "wall_seconds": self.wall,
         }
+        if self.verdict is not None:
+            summary["verdict"] = self.verdict
         return Results(
             summary=Summary.model_validate(summary),
             timeseries=TimeSeries(blocks=self.blocks),

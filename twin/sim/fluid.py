@@ -54,24 +54,41 @@ from twin.mitigations import CLOSED, HALF_OPEN, OPEN, CircuitState
 from twin.policy import Autoscale, ClientPolicy, Policy
 from twin.results import EntryStretch, ServiceStretch, Stretch, StretchLatency
 from twin.scenario import Scenario
+from twin.sim.budget import Budget, fluid_estimate
 from twin.stats import either
 from twin.topology import Topology
 
 P99_Z = 0.99
 
 
+SUMMED_SERVERS = 1000
+"""Up to this many servers Erlang C sums the terms of its closed form; beyond (and wherever
+the sum overflows, with an offered load past about 700) it runs Erlang B's recursion, which
+stays within range and stops once B underflows to 0, so ``replicas x workers`` of a billion
+costs what the offered load costs, not a billion steps."""
+
+
 def erlang_c(c: int, a: float) -> float:
     """Probability of waiting in M/M/c with offered load ``a`` = lambda/mu (a < c)."""
     if a <= 0.0:
         return 0.0
-    term = 1.0
-    total = 1.0
-    for k in range(1, c):
-        term *= a / k
-        total += term
-    term *= a / c
-    last = term * c / (c - a)
-    return last / (total + last)
+    if c <= SUMMED_SERVERS:
+        term = 1.0
+        total = 1.0
+        for k in range(1, c):
+            term *= a / k
+            total += term
+        term *= a / c
+        last = term * c / (c - a)
+        out = last / (total + last)
+        if math.isfinite(out):
+            return out
+    b = 1.0  # Erlang B with k servers: B(k) = a B(k-1) / (k + a B(k-1))
+    for k in range(1, c + 1):
+        b = a * b / (k + a * b)
+        if b == 0.0:
+            return 0.0
+    return c * b / (c - a * (1.0 - b))
 
 
 @dataclass
@@ -133,10 +150,13 @@ class FluidSimulation:
         *,
         seed: int | None = None,
         dt: float = 1.0,
+        budget: Budget | None = None,
     ) -> None:
         self.topology = topology
         self.scenario = scenario or Scenario()
         self.scenario.check_against(topology)
+        # its work is steps x operations whatever the rates, its memory the fault timeline
+        (budget or Budget.from_limits()).check_fluid(fluid_estimate(topology, self.scenario, dt))
         self.dt = dt
         self.now = 0.0
         self.windows: list[FaultWindow] = fault_windows(self.scenario)

@@ -258,6 +258,10 @@ class Service:
     # -- admission --------------------------------------------------------------------------
 
     def arrive(self, job: Job) -> None:
+        ctx = self.ctx
+        ctx.arrived += 1
+        if ctx.arrived - ctx.done > ctx.in_flight_cap:  # the run's one guard per request
+            ctx.overflow()
         stats = self.stats if job.klass == 0 else self.attack
         stats.w_arrivals += 1
         if job.measured:
@@ -490,6 +494,7 @@ class Service:
         if job.finished:
             return
         job.finished = True
+        self.ctx.done += 1
         rep = job.replica
         if rep is not None:
             rep.jobs.pop(job, None)
