@@ -106,7 +106,7 @@ def the_one_line(proc: subprocess.CompletedProcess[str]) -> str:
 
 # (document, text replaced, replacement, path the error names, marker of the line, words)
 CLI_CASES: dict[str, tuple[str, str, str, str, str, str]] = {
-    "infinite rate": ("topology", "rate: 5", "rate: .inf", "workload.0.rate", "rate:", "finite"),
+    "infinite rate": ("topology", "rate: 5", "rate: .inf", "workload[0].rate", "rate:", "finite"),
     "nan service time": (
         "topology",
         "mean: 0.01}",
@@ -135,7 +135,7 @@ CLI_CASES: dict[str, tuple[str, str, str, str, str, str]] = {
         "topology",
         "count: 1",
         "count: 1000000000",
-        "services.front.operations.default.calls.0.count",
+        "services.front.operations.default.calls[0].count",
         "count: 1000000000",
         "1000",
     ),
@@ -180,7 +180,7 @@ CLI_CASES: dict[str, tuple[str, str, str, str, str, str]] = {
         "scenario",
         "start: 10",
         "start: 30",
-        "faults.0.start",
+        "faults[0].start",
         "start: 30",
         "after the end",
     ),
@@ -188,7 +188,7 @@ CLI_CASES: dict[str, tuple[str, str, str, str, str, str]] = {
         "scenario",
         "delay: 0.1",
         "delay: .inf",
-        "faults.0.delay",
+        "faults[0].delay",
         "delay",
         "finite",
     ),
@@ -196,7 +196,7 @@ CLI_CASES: dict[str, tuple[str, str, str, str, str, str]] = {
         "scenario",
         "{kind: latency, target: db, start: 10, duration: 5, delay: 0.1}",
         "{kind: outage, target: db, start: 10, duration: 5, replicas: 50}",
-        "faults.0.replicas",
+        "faults[0].replicas",
         "outage",
         "has 1",
     ),
@@ -204,7 +204,7 @@ CLI_CASES: dict[str, tuple[str, str, str, str, str, str]] = {
         "scenario",
         "{kind: latency, target: db, start: 10, duration: 5, delay: 0.1}",
         "{kind: memory_leak, target: db, start: 10, growth_mb_per_s: 1.0e300, restart_time: 0}",
-        "faults.0.growth_mb_per_s",
+        "faults[0].growth_mb_per_s",
         "memory_leak",
         "less than or equal",
     ),
@@ -212,7 +212,7 @@ CLI_CASES: dict[str, tuple[str, str, str, str, str, str]] = {
         "scenario",
         "delay: 0.1}",
         "delay: 0.1, sample: {interval: 1.0e-9, duration: 0.1}}",
-        "faults.0.sample",
+        "faults[0].sample",
         "sample",
         "interval",
     ),
@@ -220,7 +220,7 @@ CLI_CASES: dict[str, tuple[str, str, str, str, str, str]] = {
         "scenario",
         "{kind: latency, target: db, start: 10, duration: 5, delay: 0.1}",
         "{kind: traffic_surge, target: front, start: 10, rate: 1.0e12}",
-        "faults.0.rate",
+        "faults[0].rate",
         "traffic_surge",
         "1000000",
     ),
@@ -327,7 +327,7 @@ grid:
 """
 
 CAMPAIGN_CASES = {
-    "error intensity 3": ("intensities: [0.3]", "intensities: [3]", "grid.faults.0.intensities"),
+    "error intensity 3": ("intensities: [0.3]", "intensities: [3]", "grid.faults[0].intensities"),
     "no loads": ("loads: [1.0]", "loads: []", "grid.loads"),
     "infinite duration": ("duration: 60", "duration: .inf", "duration"),
     "fault start after the end": ("window: 5", "window: 5\nfault_start: 90", "fault_start"),
@@ -476,7 +476,7 @@ def test_outage_on_a_host_may_take_as_many_replicas_as_its_largest_service() -> 
     )
     with pytest.raises(InputError) as err:
         too_many.check_against(topo)
-    assert "faults.0.replicas" in str(err.value)
+    assert "faults[0].replicas" in str(err.value)
 
 
 def test_profile_beside_the_default_multiplier_still_round_trips() -> None:

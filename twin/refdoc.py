@@ -201,7 +201,7 @@ def model_section(model: type[BaseModel]) -> str:
 
 def render() -> str:
     parts = [
-        "# Reference: the three input documents and the results",
+        "# Reference: the input documents and the results",
         "",
         "Generated from the pydantic models by `python -m twin.refdoc`; do not edit by hand.",
         "Units: seconds, requests per second, fractions in [0, 1]. Every model is strict:",
