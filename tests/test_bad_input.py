@@ -567,7 +567,7 @@ def _snapshot(d: Path) -> dict[str, tuple[bytes, int]]:
 def test_refused_run_leaves_existing_outputs_untouched(tmp_path: Path) -> None:
     out = tmp_path / "out"
     good_args = write_docs(tmp_path)
-    proc = twin("simulate", *good_args, "--duration", "20", "--out", str(out))
+    proc = twin("simulate", *good_args, "--duration", "25", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     before = _snapshot(out)
     assert {"summary.json", "timeseries.parquet", "report.html"} <= set(before)

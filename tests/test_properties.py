@@ -27,6 +27,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from twin.bounds import MIN_PERIOD_SECONDS
 from twin.outcomes import REASONS
 from twin.policy import Policy
 from twin.results import Results
@@ -274,6 +275,20 @@ def policies(draw: st.DrawFn, topo: Topology) -> dict[str, Any]:
 # -- scenarios ----------------------------------------------------------------------------------
 
 
+def _most_replicas(topo: Topology, target: str) -> int:
+    """The most replicas an outage of ``target`` may take down."""
+    scope, sep, name = target.partition(":")
+    if not sep:
+        return topo.services[target].replicas if target in topo.services else 1
+    placed = [
+        s.replicas
+        for s in topo.services.values()
+        if (scope == "host" and s.host == name)
+        or (scope == "zone" and (topo.hosts[s.host].zone if s.host is not None else s.zone) == name)
+    ]
+    return max(placed, default=1)
+
+
 @st.composite
 def scenarios(draw: st.DrawFn, topo: Topology) -> dict[str, Any]:
     duration = draw(st.floats(3.0, 15.0))
@@ -312,9 +327,10 @@ def scenarios(draw: st.DrawFn, topo: Topology) -> dict[str, Any]:
         }.get(kind, services)
         if not targets:
             continue
+        target = draw(st.sampled_from(targets))
         f: dict[str, Any] = {
             "kind": kind,
-            "target": draw(st.sampled_from(targets)),
+            "target": target,
             "start": draw(st.floats(0.0, duration)),
         }
         if draw(st.booleans()):
@@ -324,7 +340,10 @@ def scenarios(draw: st.DrawFn, topo: Topology) -> dict[str, Any]:
                 {
                     "latency": st.fixed_dictionaries({"delay": distributions(0.001, 0.2)}),
                     "error_rate": st.fixed_dictionaries({"probability": st.floats(0.0, 1.0)}),
-                    "outage": st.fixed_dictionaries({}, optional={"replicas": st.integers(1, 3)}),
+                    # at most the replicas the target has (the most of any service placed there)
+                    "outage": st.fixed_dictionaries(
+                        {}, optional={"replicas": st.integers(1, _most_replicas(topo, target))}
+                    ),
                     "packet_loss": st.fixed_dictionaries({"probability": st.floats(0.0, 1.0)}),
                     "bandwidth": st.fixed_dictionaries({"bytes_per_second": st.floats(1e3, 1e6)}),
                     "cpu_exhaustion": st.fixed_dictionaries({"factor": st.floats(1.0, 4.0)}),
@@ -335,7 +354,7 @@ def scenarios(draw: st.DrawFn, topo: Topology) -> dict[str, Any]:
                             "growth_mb_per_s": st.floats(10.0, 500.0),
                             "limit_mb": st.floats(200.0, 600.0),
                             "baseline_mb": st.floats(0.0, 150.0),
-                            "restart_time": st.floats(0.0, 3.0),
+                            "restart_time": st.floats(MIN_PERIOD_SECONDS, 3.0),
                             "gc_slowdown": st.floats(0.0, 3.0),
                         }
                     ),

@@ -14,10 +14,28 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from twin.bounds import (
+    MAX_CV_GAMMA,
+    MAX_CV_LOGNORMAL,
+    MAX_DIST_VALUE,
+    MAX_SAMPLES,
+    MIN_CV,
+    MIN_DIST_MEAN,
+    DistMean,
+    DistValue,
+    Finite,
+    Probability,
+)
 from twin.io import register_union_tags
 
 BLOCK = 4096
 FIRST_BLOCK = 64
+
+
+def _within(x: float, low: float) -> float:
+    """A scaled value kept in a distribution's range (scaling by 0, or by a large sampled
+    intensity, must not make a distribution the documents would refuse)."""
+    return min(MAX_DIST_VALUE, max(low, x))
 
 
 class _Dist(BaseModel):
@@ -28,6 +46,7 @@ class _Dist(BaseModel):
         raise NotImplementedError
 
     def scaled(self, k: float) -> AnyDist:  # pragma: no cover - overridden
+        """The distribution of ``k`` times a draw (``k`` >= 0), kept within the ranges."""
         raise NotImplementedError
 
     def _block(self, rng: np.random.Generator, n: int) -> np.ndarray:  # pragma: no cover
@@ -42,13 +61,13 @@ class Constant(_Dist):
     """Always ``mean`` seconds (or units of whatever the field measures)."""
 
     dist: Literal["constant"] = "constant"
-    mean: float = Field(ge=0.0, description="seconds (or the unit of the field)")
+    mean: DistValue = Field(description="seconds (or the unit of the field)")
 
     def expected(self) -> float:
         return self.mean
 
     def scaled(self, k: float) -> Constant:
-        return Constant(mean=self.mean * k)
+        return Constant(mean=_within(self.mean * k, 0.0))
 
     def sampler(self, rng: np.random.Generator) -> Callable[[], float]:
         value = self.mean
@@ -59,13 +78,13 @@ class Exponential(_Dist):
     """Memoryless, with the given ``mean`` (rate = 1 / mean)."""
 
     dist: Literal["exponential"] = "exponential"
-    mean: float = Field(gt=0.0, description="seconds (or the unit of the field)")
+    mean: DistMean = Field(description="seconds (or the unit of the field)")
 
     def expected(self) -> float:
         return self.mean
 
     def scaled(self, k: float) -> Exponential:
-        return Exponential(mean=self.mean * k)
+        return Exponential(mean=_within(self.mean * k, MIN_DIST_MEAN))
 
     def _block(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.exponential(self.mean, n)
@@ -75,14 +94,14 @@ class LogNormal(_Dist):
     """Heavy-ish tail, given by its ``mean`` and coefficient of variation ``cv``."""
 
     dist: Literal["lognormal"] = "lognormal"
-    mean: float = Field(gt=0.0, description="seconds (or the unit of the field)")
-    cv: float = Field(gt=0.0, description="standard deviation / mean")
+    mean: DistMean = Field(description="seconds (or the unit of the field)")
+    cv: Finite = Field(ge=MIN_CV, le=MAX_CV_LOGNORMAL, description="standard deviation / mean")
 
     def expected(self) -> float:
         return self.mean
 
     def scaled(self, k: float) -> LogNormal:
-        return LogNormal(mean=self.mean * k, cv=self.cv)
+        return LogNormal(mean=_within(self.mean * k, MIN_DIST_MEAN), cv=self.cv)
 
     def _block(self, rng: np.random.Generator, n: int) -> np.ndarray:
         s2 = math.log1p(self.cv**2)
@@ -93,14 +112,14 @@ class Gamma(_Dist):
     """Given by ``mean`` and ``cv``; cv 1 is exponential, cv < 1 is more regular."""
 
     dist: Literal["gamma"] = "gamma"
-    mean: float = Field(gt=0.0, description="seconds (or the unit of the field)")
-    cv: float = Field(gt=0.0, description="standard deviation / mean")
+    mean: DistMean = Field(description="seconds (or the unit of the field)")
+    cv: Finite = Field(ge=MIN_CV, le=MAX_CV_GAMMA, description="standard deviation / mean")
 
     def expected(self) -> float:
         return self.mean
 
     def scaled(self, k: float) -> Gamma:
-        return Gamma(mean=self.mean * k, cv=self.cv)
+        return Gamma(mean=_within(self.mean * k, MIN_DIST_MEAN), cv=self.cv)
 
     def _block(self, rng: np.random.Generator, n: int) -> np.ndarray:
         shape = 1.0 / self.cv**2
@@ -111,8 +130,8 @@ class Uniform(_Dist):
     """Flat between ``low`` and ``high``."""
 
     dist: Literal["uniform"] = "uniform"
-    low: float = Field(ge=0.0)
-    high: float = Field(ge=0.0)
+    low: DistValue
+    high: DistValue
 
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
@@ -124,7 +143,7 @@ class Uniform(_Dist):
         return (self.low + self.high) / 2
 
     def scaled(self, k: float) -> Uniform:
-        return Uniform(low=self.low * k, high=self.high * k)
+        return Uniform(low=_within(self.low * k, 0.0), high=_within(self.high * k, 0.0))
 
     def _block(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.uniform(self.low, self.high, n)
@@ -137,8 +156,8 @@ class Empirical(_Dist):
     """
 
     dist: Literal["empirical"] = "empirical"
-    samples: list[Annotated[float, Field(ge=0.0)]] | None = None
-    quantiles: dict[float, Annotated[float, Field(ge=0.0)]] | None = None
+    samples: list[DistValue] | None = Field(default=None, max_length=MAX_SAMPLES)
+    quantiles: dict[Probability, DistValue] | None = Field(default=None, max_length=MAX_SAMPLES)
 
     @model_validator(mode="after")
     def _one_source(self) -> Empirical:
@@ -168,9 +187,9 @@ class Empirical(_Dist):
 
     def scaled(self, k: float) -> Empirical:
         if self.samples is not None:
-            return Empirical(samples=[s * k for s in self.samples])
+            return Empirical(samples=[_within(s * k, 0.0) for s in self.samples])
         assert self.quantiles is not None
-        return Empirical(quantiles={p: v * k for p, v in self.quantiles.items()})
+        return Empirical(quantiles={p: _within(v * k, 0.0) for p, v in self.quantiles.items()})
 
     def _block(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.samples is not None:

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from twin.bounds import (
+    MAX_CALLS,
+    MAX_QUEUE,
+    MAX_RATE,
+    MAX_REPLICAS,
+    MAX_RETRIES,
+    MAX_WORKERS,
+    Finite,
+    Int,
+    Name,
+    PeriodSeconds,
+    PositiveSeconds,
+    Probability,
+    Rate,
+    Seconds,
+    name_problem,
+)
 from twin.io import DocProblem, load_model, parse_model
 from twin.outcomes import REASONS
 from twin.topology import Topology
 
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Fraction = Probability
 
 RETRYABLE_DEFAULT = ("TIMEOUT", "REJECTED", "SERVICE_DOWN", "ERROR", "NETWORK_LOSS", "CORRUPTED")
 
@@ -31,13 +48,15 @@ class Retries(_Doc):
     gRPC's meaning); None means unbounded.
     """
 
-    max: int = Field(default=2, ge=0, description="retries after the first attempt")
+    max: Int = Field(default=2, ge=0, le=MAX_RETRIES, description="retries after the first attempt")
     backoff: Literal["constant", "linear", "exponential"] = "exponential"
-    base: float = Field(default=0.05, ge=0.0, description="seconds")
-    cap: float = Field(default=1.0, ge=0.0, description="seconds")
+    base: Seconds = Field(default=0.05, description="seconds")
+    cap: Seconds = Field(default=1.0, description="seconds")
     jitter: Literal["none", "full", "equal"] = "full"
-    budget: float | None = Field(default=None, ge=0.0)
-    budget_window: float = Field(default=10.0, gt=0.0, description="seconds")
+    budget: Finite | None = Field(
+        default=None, ge=0.0, le=MAX_RETRIES, description="extra attempts per request"
+    )
+    budget_window: PositiveSeconds = Field(default=10.0, description="seconds")
     retry_on: tuple[str, ...] = Field(default=RETRYABLE_DEFAULT, description="failure reasons")
 
     @field_validator("retry_on")
@@ -55,16 +74,16 @@ class CircuitBreaker(_Doc):
     then lets ``half_open_probes`` calls through and closes if they succeed."""
 
     failure_rate: Fraction = 0.5
-    window: int = Field(default=20, ge=1, description="calls")
-    min_requests: int = Field(default=10, ge=1, description="calls")
-    open_for: float = Field(default=5.0, gt=0.0, description="seconds")
-    half_open_probes: int = Field(default=1, ge=1)
+    window: Int = Field(default=20, ge=1, le=MAX_CALLS, description="calls")
+    min_requests: Int = Field(default=10, ge=1, le=MAX_CALLS, description="calls")
+    open_for: PositiveSeconds = Field(default=5.0, description="seconds")
+    half_open_probes: Int = Field(default=1, ge=1, le=MAX_CALLS, description="calls")
 
 
 class ClientPolicy(_Doc):
     """How a caller calls a callee. Fields left out inherit from the ``"*"`` entry."""
 
-    timeout: float | None = Field(default=None, gt=0.0, description="seconds per attempt")
+    timeout: PositiveSeconds | None = Field(default=None, description="seconds per attempt")
     retries: Retries | None = None
     circuit_breaker: CircuitBreaker | None = None
 
@@ -72,8 +91,8 @@ class ClientPolicy(_Doc):
 class RateLimit(_Doc):
     """Token bucket at the service: ``rps`` tokens per second, at most ``burst`` saved."""
 
-    rps: float = Field(gt=0.0)
-    burst: float = Field(default=1.0, ge=1.0)
+    rps: Rate = Field(description="tokens (requests) per second")
+    burst: Finite = Field(default=1.0, ge=1.0, le=MAX_RATE, description="tokens saved")
 
 
 class Autoscale(_Doc):
@@ -84,12 +103,12 @@ class Autoscale(_Doc):
     seconds after the last change.
     """
 
-    min: int = Field(default=1, ge=1)
-    max: int = Field(default=10, ge=1)
-    target_utilization: float = Field(default=0.7, gt=0.0, le=1.0)
-    boot_time: float = Field(default=30.0, ge=0.0, description="seconds")
-    cooldown: float = Field(default=60.0, ge=0.0, description="seconds")
-    period: float = Field(default=15.0, gt=0.0, description="seconds between decisions")
+    min: Int = Field(default=1, ge=1, le=MAX_REPLICAS, description="replicas")
+    max: Int = Field(default=10, ge=1, le=MAX_REPLICAS, description="replicas")
+    target_utilization: Probability = Field(default=0.7, gt=0.0, description="a share")
+    boot_time: Seconds = Field(default=30.0, description="seconds")
+    cooldown: Seconds = Field(default=60.0, description="seconds")
+    period: PeriodSeconds = Field(default=15.0, description="seconds between decisions")
 
     @model_validator(mode="after")
     def _bounds(self) -> Autoscale:
@@ -102,19 +121,21 @@ class Failover(_Doc):
     """Send calls to ``to`` while this service's error rate over ``window`` seconds is high;
     try the primary again after ``hold`` seconds."""
 
-    to: str
+    to: Name = Field(description="the service that takes the calls")
     when_error_rate: Fraction = 0.5
-    window: float = Field(default=10.0, gt=0.0, description="seconds")
-    min_requests: int = Field(default=10, ge=1)
-    hold: float = Field(default=30.0, gt=0.0, description="seconds")
+    window: PeriodSeconds = Field(default=10.0, description="seconds")
+    min_requests: Int = Field(default=10, ge=1, le=MAX_CALLS, description="requests")
+    hold: PositiveSeconds = Field(default=30.0, description="seconds")
 
 
 class ServicePolicy(_Doc):
     """Server-side protections of one service."""
 
-    queue_limit: int | None = Field(default=None, ge=0, description="load shedding, per replica")
-    max_concurrency: int | None = Field(
-        default=None, ge=1, description="bulkhead: requests in progress per replica"
+    queue_limit: Int | None = Field(
+        default=None, ge=0, le=MAX_QUEUE, description="load shedding, per replica"
+    )
+    max_concurrency: Int | None = Field(
+        default=None, ge=1, le=MAX_WORKERS, description="bulkhead: requests in progress per replica"
     )
     rate_limit: RateLimit | None = None
     autoscale: Autoscale | None = None
@@ -124,13 +145,22 @@ class ServicePolicy(_Doc):
 class Policy(_Doc):
     """Mitigations per caller->callee edge (``"*"`` for all) and per service."""
 
-    clients: dict[str, ClientPolicy] = Field(default_factory=dict)
-    services: dict[str, ServicePolicy] = Field(default_factory=dict)
+    clients: dict[str, ClientPolicy] = Field(
+        default_factory=dict, description='by "caller->callee", or "*" for every edge'
+    )
+    services: dict[Name, ServicePolicy] = Field(default_factory=dict, description="by name")
 
     def cross_check(self) -> None:
+        """Every client key is ``"*"`` or ``"caller->callee"`` of two valid names."""
         for key in self.clients:
-            if key != "*" and "->" not in key:
+            if key == "*":
+                continue
+            caller, arrow, callee = key.partition("->")
+            if not arrow:
                 raise DocProblem(("clients", key), 'expected "*" or a key "caller->callee"')
+            problem = name_problem(caller) or name_problem(callee)
+            if problem is not None:
+                raise DocProblem(("clients", key), problem)
 
     def client(self, caller: str, callee: str) -> ClientPolicy:
         """The effective policy of an edge: its own fields over the ``"*"`` defaults."""

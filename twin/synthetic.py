@@ -26,19 +26,29 @@ from typing import Any
 
 import numpy as np
 
+from twin.bounds import MAX_RATE
+from twin.errors import InputError
 from twin.topology import Topology
 
 ENTRY_SHARE, LEAF_SHARE = 0.13, 0.39
 MAX_LEVEL = 4
 MAX_FANOUT = 10
+MAX_SERVICES = 100_000
+"""Most services a synthetic topology has: ten times the largest the benchmarks use."""
 
 
 def generate(
     services: int, *, seed: int, total_rate: float = 200.0, max_utilization: float = 0.6
 ) -> Topology:
-    """A valid, acyclic topology of ``services`` services (2 to 10,000 and more)."""
-    if services < 2:
-        raise ValueError("a synthetic topology needs at least 2 services")
+    """A valid, acyclic topology of ``services`` services (2 to :data:`MAX_SERVICES`), with
+    ``total_rate`` requests/s over its entries (at most :data:`twin.bounds.MAX_RATE` each) and
+    no service's offered utilisation above ``max_utilization`` (in (0, 1])."""
+    if not 2 <= services <= MAX_SERVICES:
+        raise InputError(f"a synthetic topology has 2 to {MAX_SERVICES} services, not {services}")
+    if not (math.isfinite(total_rate) and 0.0 < total_rate <= MAX_RATE):
+        raise InputError(f"total_rate: expected requests/s in (0, {MAX_RATE:g}], got {total_rate}")
+    if not 0.0 < max_utilization <= 1.0:
+        raise InputError(f"max_utilization: expected a share in (0, 1], got {max_utilization}")
     rng = np.random.default_rng(seed)
     n_entry = max(1, round(ENTRY_SHARE * services))
     n_leaf = max(1, round(LEAF_SHARE * services))

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
+from twin.bounds import (
+    MAX_BYTES,
+    MAX_CALL_COUNT,
+    MAX_CORES,
+    MAX_QUEUE,
+    MAX_REPLICAS,
+    MAX_WORKERS,
+    BytesPerSecond,
+    Int,
+    Name,
+    PositiveSeconds,
+    Probability,
+    Rate,
+    Reference,
+)
 from twin.distributions import Constant, Dist
 from twin.io import DocProblem, dump_yaml, load_model, parse_model
 
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Fraction = Probability
 
 
 class _Doc(BaseModel):
@@ -21,11 +37,12 @@ class _Doc(BaseModel):
 class Host(_Doc):
     """A machine (or node) whose cores are shared by the services placed on it."""
 
-    cores: int = Field(ge=1, description="CPU cores; processing on the host waits for a free core")
-    zone: str | None = Field(default=None, description="failure domain, for zone outages")
-    disk_bandwidth: float | None = Field(
+    cores: Int = Field(
+        ge=1, le=MAX_CORES, description="CPU cores; processing on the host waits for a free core"
+    )
+    zone: Name | None = Field(default=None, description="failure domain, for zone outages")
+    disk_bandwidth: BytesPerSecond | None = Field(
         default=None,
-        gt=0.0,
         description="bytes per second of the host's disk, shared FIFO by every replica on it",
     )
 
@@ -33,9 +50,11 @@ class Host(_Doc):
 class Call(_Doc):
     """One downstream call an operation makes after its own processing."""
 
-    to: str = Field(description='"service" or "service:operation"')
+    to: Reference = Field(description='"service" or "service:operation"')
     probability: Fraction = Field(default=1.0, description="chance the call is made at all")
-    count: int = Field(default=1, ge=1, description="how many calls when it is made")
+    count: Int = Field(
+        default=1, ge=1, le=MAX_CALL_COUNT, description="how many calls when it is made"
+    )
     parallel: bool = Field(
         default=False,
         description="consecutive parallel calls are issued together and joined before the next",
@@ -43,7 +62,9 @@ class Call(_Doc):
     optional: bool = Field(
         default=False, description="a failure of this call degrades but does not fail the caller"
     )
-    size_bytes: int = Field(default=2048, ge=0, description="response size, for bandwidth faults")
+    size_bytes: Int = Field(
+        default=2048, ge=0, le=int(MAX_BYTES), description="response size, for bandwidth faults"
+    )
 
 
 class Operation(_Doc):
@@ -60,23 +81,27 @@ class Operation(_Doc):
 class Service(_Doc):
     """A deployment: identical replicas, each with its own workers and FIFO queue."""
 
-    replicas: int = Field(default=1, ge=1, description="load-balanced round-robin")
-    workers: int = Field(default=1, ge=1, description="requests one replica serves at once")
-    queue_limit: int | None = Field(
-        default=None, ge=0, description="waiting requests per replica; beyond it: REJECTED"
+    replicas: Int = Field(default=1, ge=1, le=MAX_REPLICAS, description="load-balanced round-robin")
+    workers: Int = Field(
+        default=1, ge=1, le=MAX_WORKERS, description="requests one replica serves at once"
+    )
+    queue_limit: Int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_QUEUE,
+        description="waiting requests per replica; beyond it: REJECTED",
     )
     blocking: bool = Field(
         default=False,
         description="true: the worker is held while calls are outstanding (thread per request)",
     )
-    host: str | None = Field(default=None, description="a key of `hosts`: shares its cores")
-    zone: str | None = Field(default=None, description="failure domain when no host is given")
-    disk_bandwidth: float | None = Field(
+    host: Name | None = Field(default=None, description="a key of `hosts`: shares its cores")
+    zone: Name | None = Field(default=None, description="failure domain when no host is given")
+    disk_bandwidth: BytesPerSecond | None = Field(
         default=None,
-        gt=0.0,
         description="bytes per second of each replica's own disk (a service without a host)",
     )
-    operations: dict[str, Operation] = Field(
+    operations: dict[Name, Operation] = Field(
         min_length=1, description="by name; with one operation callers may omit its name"
     )
 
@@ -99,14 +124,14 @@ class Network(_Doc):
 class WorkloadEntry(_Doc):
     """Open-loop Poisson arrivals at an entry point."""
 
-    entry: str = Field(description='"service" or "service:operation"')
-    rate: float = Field(gt=0.0, description="requests per second")
+    entry: Reference = Field(description='"service" or "service:operation"')
+    rate: Rate = Field(description="requests per second")
 
 
 class SLO(_Doc):
     """Service-level objectives for the entry points."""
 
-    latency_p99: float | None = Field(default=None, gt=0.0, description="seconds")
+    latency_p99: PositiveSeconds | None = Field(default=None, description="seconds")
     availability: Fraction | None = None
 
 
@@ -116,8 +141,8 @@ class Topology(_Doc):
     name: str = Field(min_length=1, description="shown in reports")
     description: str = Field(default="", description="what is modelled and what is assumed")
     source: str = Field(default="", description="where the model comes from (public source)")
-    hosts: dict[str, Host] = Field(default_factory=dict, description="machines sharing cores")
-    services: dict[str, Service] = Field(min_length=1, description="by name")
+    hosts: dict[Name, Host] = Field(default_factory=dict, description="machines sharing cores")
+    services: dict[Name, Service] = Field(min_length=1, description="by name")
     network: Network = Field(default_factory=Network, description="latency and loss of calls")
     workload: list[WorkloadEntry] = Field(min_length=1, description="where requests come in")
     slo: SLO = Field(default_factory=SLO, description="objectives the report checks")
@@ -202,6 +227,7 @@ class Topology(_Doc):
         try:
             cycle = nx.find_cycle(graph)
         except nx.NetworkXNoCycle:
+            self._check_offered_load()
             return
         path = " -> ".join(f"{u}" for u, _ in cycle) + f" -> {cycle[0][0]}"
         svc, op = cycle[0][0].split(":", 1)
@@ -209,6 +235,20 @@ class Topology(_Doc):
             ("services", svc, "operations", op, "calls"),
             f"calls form a cycle that would recurse forever: {path}",
         )
+
+    def _check_offered_load(self) -> None:
+        """Every operation's offered rate and work are finite: rates and call counts within
+        their ranges can still multiply, call after call, past the largest float."""
+        rates = self.operation_rates()
+        for name, svc in self.services.items():
+            for op_name, op in svc.operations.items():
+                rate = rates[f"{name}:{op_name}"]
+                if not (math.isfinite(rate) and math.isfinite(rate * op.service_time.expected())):
+                    raise DocProblem(
+                        ("services", name, "operations", op_name),
+                        f"the calls into {name}:{op_name} multiply the workload past any "
+                        "finite rate",
+                    )
 
     # -- graphs -----------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from twin.bounds import safe_name
 from twin.calibrate.callgraph import CallGraph
 from twin.calibrate.service_time import Fit, fit_service_time
 from twin.distributions import Constant
@@ -65,8 +66,9 @@ class Calibration:
 
 
 def _safe(name: str) -> str:
-    """Service names may not hold ':' (it separates service and operation in the twin)."""
-    return name.replace(":", "_")
+    """A valid document name for a service or operation name read from telemetry (names
+    may not hold ':', '*' or '->': :data:`twin.bounds.NAME_RULE`)."""
+    return safe_name(name)
 
 
 def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Calibration:
@@ -126,7 +128,7 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
             prob = min(1.0, c.probability * c.mean_count / count)
             ops_by_service[svc][op]["calls"].append(
                 {
-                    "to": f"{_safe(c.callee[0])}:{c.callee[1]}",
+                    "to": f"{_safe(c.callee[0])}:{_safe(c.callee[1])}",
                     "probability": round(prob, 6),
                     "count": count,
                     "parallel": c.parallel,
@@ -151,7 +153,10 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
         g.add_edge(k, c.callee)
         n_inst = max(graph.operations[k].instances, 1)
         ops_by_service[k[0]][k[1]]["calls"].append(
-            {"to": f"{_safe(c.callee[0])}:{c.callee[1]}", "probability": min(1.0, c.calls / n_inst)}
+            {
+                "to": f"{_safe(c.callee[0])}:{_safe(c.callee[1])}",
+                "probability": min(1.0, c.calls / n_inst),
+            }
         )
         notes.append(f"{a}->{b}: seen only in partial traces; modelled at its raw frequency")
     services: dict[str, Any] = {}
@@ -161,7 +166,7 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
         services[_safe(svc)] = {
             "replicas": opt.replicas.get(svc, max(1, len(stats.instances))),
             "workers": workers,
-            "operations": ops,
+            "operations": {_safe(o): d for o, d in ops.items()},
         }
     links: dict[str, Any] = {}
     network_fits: dict[str, Fit] = {}
@@ -186,14 +191,17 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
     workload = []
     for (svc, op), rate in sorted(entry_rates.items()):
         r = opt.rates.get(f"{svc}:{op}", opt.rates.get(svc, rate))
-        workload.append({"entry": f"{_safe(svc)}:{op}", "rate": r})
+        workload.append({"entry": f"{_safe(svc)}:{_safe(op)}", "rate": r})
     if not workload:
         called = {b for _, b in g.edges}
         w = max(graph.window, 1e-9)
         for k, st in sorted(graph.operations.items()):
             if k not in called:
                 workload.append(
-                    {"entry": f"{_safe(k[0])}:{k[1]}", "rate": st.instances / w / opt.sampling}
+                    {
+                        "entry": f"{_safe(k[0])}:{_safe(k[1])}",
+                        "rate": st.instances / w / opt.sampling,
+                    }
                 )
         notes.append("no root spans: entries are the operations nobody calls")
     data = {

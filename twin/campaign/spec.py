@@ -6,9 +6,30 @@ import math
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from twin.bounds import (
+    MAX_FAULTS,
+    MAX_MULTIPLIER,
+    MAX_SEED,
+    Finite,
+    Int,
+    Multiplier,
+    PeriodSeconds,
+    PositiveSeconds,
+    Seconds,
+    Seed,
+)
 from twin.faults import KINDS, Fault, FaultKind
+from twin.io import DocProblem
 from twin.policy import Policy
 from twin.scenario import Load
 from twin.topology import SLO, Topology
@@ -39,12 +60,34 @@ def _unprotected() -> dict[str, str | Policy | None]:
     return {"none": None}
 
 
+def intensity_problem(kind: str, x: float) -> str | None:
+    """Why ``x`` is not an intensity of ``kind`` (outside the kind's range), or None.
+
+    Out-of-range intensities are refused rather than clamped: an error intensity of 3 is a
+    mistake, and running it as 1 would hide it."""
+    spec = KINDS[kind].intensity
+    below = x <= spec.low if spec.low_open else x < spec.low
+    if below or x > spec.high:
+        left = "(" if spec.low_open else "["
+        return (
+            f"intensity {x:g} is outside {kind}'s range {left}{spec.low:g}, {spec.high:g}] "
+            f"({spec.unit})"
+        )
+    return None
+
+
+def _check_intensity(kind: str | None, x: float) -> None:
+    problem = None if kind is None or kind not in KINDS else intensity_problem(kind, x)
+    if problem is not None:
+        raise ValueError(problem)
+
+
 class ScenarioItem(_Doc):
     """An explicit scenario: faults exactly as in a scenario document, and a load."""
 
     name: str = Field(min_length=1)
-    load: float | Load = Field(default=1.0, description="multiplier, or a load document")
-    faults: list[Fault] = Field(default_factory=list)
+    load: Multiplier | Load = Field(default=1.0, description="multiplier, or a load document")
+    faults: list[Fault] = Field(default_factory=list, max_length=MAX_FAULTS)
 
 
 class FaultSweep(_Doc):
@@ -58,22 +101,33 @@ class FaultSweep(_Doc):
 
     kind: FaultKind
     targets: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
-    intensities: list[float] | None = Field(default=None, description="default: one typical")
-    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    intensities: list[Finite] | None = Field(
+        default=None,
+        min_length=1,
+        description="in the kind's unit and range (see each kind); default: one typical",
+    )
+    params: dict[str, Int | Finite | str | bool] = Field(default_factory=dict)
+
+    @field_validator("intensities")
+    @classmethod
+    def _in_range(cls, value: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        for x in value or []:
+            _check_intensity(info.data.get("kind"), x)
+        return value
 
 
 class Grid(_Doc):
     """Every combination of fault (kind x target x intensity) and load multiplier."""
 
     faults: list[FaultSweep] = Field(min_length=1)
-    loads: list[Annotated[float, Field(ge=0.0)]] = Field(default_factory=lambda: [1.0])
+    loads: list[Multiplier] = Field(default_factory=lambda: [1.0], min_length=1)
 
 
 class Range(_Doc):
     """A uniform draw in [low, high], or log-uniform when ``log`` (both ends positive)."""
 
-    low: float
-    high: float
+    low: Finite
+    high: Finite
     log: bool = False
 
     @model_validator(mode="after")
@@ -101,16 +155,36 @@ DEFAULT_RANGE: dict[str, Range] = {
 class RandomSample(_Doc):
     """``count`` scenarios drawn with a seed: kind, target, intensity and load at random."""
 
-    count: int = Field(ge=1, le=100_000)
-    seed: int | None = Field(default=None, ge=0, description="default: the campaign seed")
+    count: Int = Field(ge=1, le=100_000)
+    seed: Seed | None = Field(default=None, description="default: the campaign seed")
     kinds: list[FaultKind] = Field(
         default_factory=lambda: list(_SAMPLE_KINDS),
         min_length=1,
     )
     targets: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
-    intensity: dict[FaultKind, Range] = Field(default_factory=dict, description="by kind")
-    load: Range = Field(default_factory=lambda: Range(low=1.0, high=1.0))
-    faults: int = Field(default=1, ge=1, le=10, description="independent faults per scenario")
+    intensity: dict[FaultKind, Range] = Field(
+        default_factory=dict, description="by kind; both ends within the kind's range"
+    )
+    load: Range = Field(
+        default_factory=lambda: Range(low=1.0, high=1.0),
+        description=f"load multipliers, within [0, {MAX_MULTIPLIER:g}]",
+    )
+    faults: Int = Field(default=1, ge=1, le=10, description="independent faults per scenario")
+
+    @field_validator("intensity")
+    @classmethod
+    def _in_range(cls, value: dict[str, Range]) -> dict[str, Range]:
+        for kind, r in value.items():
+            _check_intensity(kind, r.low)
+            _check_intensity(kind, r.high)
+        return value
+
+    @field_validator("load")
+    @classmethod
+    def _load_in_range(cls, value: Range) -> Range:
+        if value.low < 0.0 or value.high > MAX_MULTIPLIER:
+            raise ValueError(f"load multipliers are within [0, {MAX_MULTIPLIER:g}]")
+        return value
 
 
 class History(_Doc):
@@ -123,12 +197,23 @@ class History(_Doc):
     """
 
     path: str = Field(description="incident log, relative to the campaign file")
-    neighbours: int = Field(default=2, ge=0)
-    severities: list[Annotated[float, Field(gt=0.0)]] = Field(default_factory=lambda: [2.0])
+    neighbours: Int = Field(default=2, ge=0, le=1_000)
+    severities: list[Annotated[float, Field(gt=0.0, le=MAX_MULTIPLIER)]] = Field(
+        default_factory=lambda: [2.0], description="multipliers of the past intensity"
+    )
     symptoms: dict[str, FaultKind] = Field(
         default_factory=dict, description="extra keyword -> fault kind, checked first"
     )
-    intensities: dict[FaultKind, float] = Field(default_factory=dict)
+    intensities: dict[FaultKind, Finite] = Field(
+        default_factory=dict, description="by kind, in the kind's unit and range"
+    )
+
+    @field_validator("intensities")
+    @classmethod
+    def _in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for kind, x in value.items():
+            _check_intensity(kind, x)
+        return value
 
 
 class Campaign(_Doc):
@@ -137,13 +222,15 @@ class Campaign(_Doc):
     name: str = Field(min_length=1)
     description: str = ""
     topology: str = Field(description="topology YAML, relative to the campaign file")
-    duration: float = Field(default=300.0, gt=0.0, description="simulated seconds per run")
-    warmup: float = Field(default=30.0, ge=0.0)
-    window: float = Field(default=5.0, gt=0.0, description="seconds per curve point")
-    seed: int = Field(default=1, ge=0)
-    replications: int = Field(default=1, ge=1, le=10_000)
-    fault_start: float | None = Field(default=None, ge=0.0, description="default: a quarter in")
-    fault_duration: float | None = Field(default=None, gt=0.0, description="default: half")
+    duration: PositiveSeconds = Field(default=300.0, description="simulated seconds per run")
+    warmup: Seconds = Field(default=30.0, description="seconds; shorter than duration")
+    window: PeriodSeconds = Field(default=5.0, description="seconds per curve point")
+    seed: Seed = Field(default=1, description=f"0 to {MAX_SEED}")
+    replications: Int = Field(default=1, ge=1, le=10_000)
+    fault_start: Seconds | None = Field(
+        default=None, description="seconds, before duration; default: a quarter in"
+    )
+    fault_duration: PositiveSeconds | None = Field(default=None, description="default: half")
     slo: SLO | None = Field(default=None, description="judge runs by this (default: topology's)")
     baseline: bool = Field(default=True, description="add a fault-free scenario per load")
     policies: dict[str, str | Policy | None] = Field(
@@ -164,6 +251,15 @@ class Campaign(_Doc):
         if not (self.baseline or self.scenarios or self.grid or self.sample or self.history):
             raise ValueError("no scenarios: give scenarios, grid, sample or history")
         return self
+
+    def cross_check(self) -> None:
+        """Generated faults start inside every run: at or after its end, none would happen."""
+        if self.fault_start is not None and self.fault_start >= self.duration:
+            raise DocProblem(
+                ("fault_start",),
+                f"fault_start ({self.fault_start:g}) must be before the end of the run "
+                f"(duration {self.duration:g}): no fault would happen",
+            )
 
     def fault_window(self) -> tuple[float, float]:
         """(start, duration) of generated faults: by default the middle half of the measured

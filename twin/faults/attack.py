@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from twin.bounds import MAX_MULTIPLIER
 from twin.faults.base import Intensity, Picker, TrafficFault
 
 
@@ -21,7 +22,7 @@ class AttackFault(TrafficFault):
         field="rate",
         low=0.0,
         low_open=True,
-        high=float("inf"),
+        high=MAX_MULTIPLIER,
         typical=1.0,
         sample=(0.5, 3.0),
         picker=Picker(

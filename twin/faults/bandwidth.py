@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from twin.bounds import MAX_BYTES, BytesPerSecond
 from twin.faults.base import FaultBase, Intensity, Picker, RequestEngine, Targets
 
 
@@ -13,7 +15,7 @@ class BandwidthFault(FaultBase):
     """An edge's link carries at most ``bytes_per_second``; responses queue for it (FIFO)."""
 
     kind: Literal["bandwidth"]
-    bytes_per_second: float = Field(gt=0.0)
+    bytes_per_second: BytesPerSecond = Field(description="what the link carries")
 
     label: ClassVar[str] = "bandwidth limit (link)"
     listing: ClassVar[int] = 50
@@ -23,7 +25,7 @@ class BandwidthFault(FaultBase):
         field="bytes_per_second",
         low=0.0,
         low_open=True,
-        high=float("inf"),
+        high=MAX_BYTES,
         typical=50_000.0,
         sample=(10_000.0, 1_000_000.0),
         sample_log=True,
@@ -40,7 +42,9 @@ class BandwidthFault(FaultBase):
     fmea_detection: ClassVar[int] = 5
 
     def _scale_value(self, value: Any, k: float) -> Any:
-        return value / k  # a stronger bandwidth fault leaves less bandwidth
+        # a stronger bandwidth fault leaves less bandwidth; a draw of 0 leaves the most the
+        # field allows (the scaled value is brought into the field's range)
+        return value / k if k > 0 else math.inf
 
     def compose(self, engine: RequestEngine, handle: Any) -> None:
         engine.cap_bandwidth(self.target, self.bytes_per_second)

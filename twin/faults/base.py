@@ -25,15 +25,30 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, get_args
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
+from twin.bounds import (
+    MAX_FACTOR,
+    MAX_MULTIPLIER,
+    MAX_SECONDS,
+    MIN_PERIOD_SECONDS,
+    Finite,
+    PositiveSeconds,
+    Probability,
+    Rate,
+    Seconds,
+    Seed,
+    check_name,
+    check_reference,
+)
 from twin.distributions import Dist
 from twin.topology import Topology
 
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Fraction = Probability
 
 SERVICE = "service"
 """Target: a service name."""
@@ -53,18 +68,30 @@ class Sampling(_Doc):
     """Repeat a fault at random: gaps, durations and intensity scale drawn with a seed.
 
     Occurrences fall inside the fault's own window (``start`` .. ``start + duration``). The
-    intensity draw multiplies the fault's intensity (probabilities are capped at 1).
+    intensity draw multiplies the fault's intensity (probabilities are capped at 1, and every
+    scaled intensity stays within its field's range). ``interval``'s mean is at least
+    ``MIN_PERIOD_SECONDS`` (0.01 s) and at most ``MAX_SECONDS``, ``duration``'s and
+    ``intensity``'s at most ``MAX_SECONDS`` and ``MAX_MULTIPLIER``: occurrences are drawn one
+    by one, and a gap of nanoseconds would ask for billions of them.
     """
 
     interval: Dist = Field(description="seconds between the end of one occurrence and the next")
     duration: Dist = Field(description="seconds each occurrence lasts")
     intensity: Dist | None = Field(default=None, description="multiplier of the fault's intensity")
-    seed: int | None = Field(default=None, description="default: the scenario seed")
+    seed: Seed | None = Field(default=None, description="default: the scenario seed")
 
     @model_validator(mode="after")
     def _advances(self) -> Sampling:
-        if self.interval.expected() <= 0.0:
-            raise ValueError("`interval` must have a positive mean, or occurrences never end")
+        gap = self.interval.expected()
+        if not MIN_PERIOD_SECONDS <= gap <= MAX_SECONDS:
+            raise ValueError(
+                f"`interval` must have a mean in [{MIN_PERIOD_SECONDS:g}, {MAX_SECONDS:g}] "
+                f"seconds, got {gap:g}"
+            )
+        if self.duration.expected() > MAX_SECONDS:
+            raise ValueError(f"`duration` must have a mean of at most {MAX_SECONDS:g} seconds")
+        if self.intensity is not None and self.intensity.expected() > MAX_MULTIPLIER:
+            raise ValueError(f"`intensity` must have a mean of at most {MAX_MULTIPLIER:g}")
         return self
 
 
@@ -264,10 +291,29 @@ class FluidEngine(Protocol):
 class FaultBase(_Doc):
     """Fields every fault has; subclasses are the fault kinds."""
 
-    target: str = Field(description='a service, or "a->b" for edge faults')
-    start: float = Field(default=0.0, ge=0.0, description="seconds")
-    duration: float | None = Field(default=None, gt=0.0, description="seconds; default: to the end")
+    target: str = Field(
+        description='a service, "a->b" (an edge), "host:NAME" / "zone:NAME", or a workload '
+        'entry "service" / "service:operation", as the kind accepts'
+    )
+    start: Seconds = Field(default=0.0, description="seconds; before the scenario's duration")
+    duration: PositiveSeconds | None = Field(
+        default=None, description="seconds; default: to the end"
+    )
     sample: Sampling | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _target_form(cls, value: str) -> str:
+        """Every part of a target is a valid name; which form a kind accepts, and whether
+        what it names exists, is checked against the topology."""
+        caller, arrow, callee = value.partition("->")
+        if arrow:
+            check_name(caller)
+            check_name(callee)
+        else:
+            check_reference(value)
+        return value
+
     if TYPE_CHECKING:
         kind: str  # each kind's class declares it as the Literal of its tag
 
@@ -319,7 +365,10 @@ class FaultBase(_Doc):
         name = self.intensity.field
         if name is None or k == 1.0:
             return self
-        return self.model_copy(update={name: self._scale_value(getattr(self, name), k)})
+        value = self._scale_value(getattr(self, name), k)
+        if isinstance(value, float):
+            value = _within_field(type(self).model_fields[name], value)
+        return self.model_copy(update={name: value})
 
     def _scale_value(self, value: Any, k: float) -> Any:
         return value * k
@@ -364,6 +413,12 @@ class FaultBase(_Doc):
     def from_display(cls, v: float) -> float:
         """A picker value back in the intensity's unit."""
         return v * cls.intensity.display_scale
+
+    def problem_in(self, topology: Topology) -> tuple[str, str] | None:
+        """What is wrong with this fault in ``topology``, once its target is known to exist
+        there: (the field, why), or None. A kind with fields that depend on the system
+        overrides it."""
+        return None
 
     # -- effects ------------------------------------------------------------------------------
 
@@ -418,8 +473,10 @@ class TrafficFault(FaultBase):
     system (each costs ``cost`` times the normal processing) but are reported apart.
     """
 
-    rate: float = Field(gt=0.0, description="extra requests per second")
-    cost: float = Field(default=1.0, gt=0.0, description="processing-time multiplier")
+    rate: Rate = Field(description="extra requests per second")
+    cost: Finite = Field(
+        default=1.0, gt=0.0, le=MAX_FACTOR, description="processing-time multiplier"
+    )
 
     targets: ClassVar[Targets] = Targets(service=False, entry=True)
     attack: ClassVar[bool] = False
@@ -447,6 +504,20 @@ class TrafficFault(FaultBase):
 
     def fluid(self, engine: FluidEngine, window_start: float, now: float) -> None:
         engine.extra_traffic(self.target, self.rate, self.cost, self.attack)
+
+
+def _within_field(info: FieldInfo, value: float) -> float:
+    """``value`` brought into the range a field declares (a scaled intensity stays one the
+    documents accept: a sampled draw of 0 or of 1,000 must not make a rate of 0 or 1e12)."""
+    low, high = -math.inf, math.inf
+    for m in info.metadata:
+        if getattr(m, "ge", None) is not None:
+            low = max(low, float(m.ge))
+        if getattr(m, "gt", None) is not None:
+            low = max(low, math.nextafter(float(m.gt), math.inf))
+        if getattr(m, "le", None) is not None:
+            high = min(high, float(m.le))
+    return min(high, max(low, value))
 
 
 def _entry_rate(topology: Topology, entry: str) -> float:

@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from twin.bounds import MAX_FACTOR, Factor
 from twin.faults.base import FluidEngine, Intensity, Picker, RequestEngine, SlowdownFault, Targets
 
 
@@ -13,7 +14,7 @@ class CpuExhaustionFault(SlowdownFault):
     """Processing takes ``factor`` times longer (a CPU hog on a service or ``host:NAME``)."""
 
     kind: Literal["cpu_exhaustion"]
-    factor: float = Field(ge=1.0)
+    factor: Factor = Field(description="processing slow-down")
 
     label: ClassVar[str] = "CPU exhaustion"
     listing: ClassVar[int] = 60
@@ -22,7 +23,7 @@ class CpuExhaustionFault(SlowdownFault):
         unit="slow-down factor of processing (at least 1)",
         field="factor",
         low=1.0,
-        high=float("inf"),
+        high=MAX_FACTOR,
         typical=3.0,
         sample=(1.5, 6.0),
         picker=Picker(

@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from twin.bounds import MAX_FACTOR, Factor
 from twin.faults.base import FluidEngine, Intensity, Picker, RequestEngine, SlowdownFault, Targets
 
 
@@ -18,7 +19,7 @@ class DiskIoFault(SlowdownFault):
     """
 
     kind: Literal["disk_io"]
-    factor: float = Field(ge=1.0, description="disk slow-down (bandwidth divided by it)")
+    factor: Factor = Field(description="disk slow-down (bandwidth divided by it)")
 
     label: ClassVar[str] = "disk I/O slow-down"
     listing: ClassVar[int] = 120
@@ -27,7 +28,7 @@ class DiskIoFault(SlowdownFault):
         unit="slow-down factor of disk I/O (at least 1; the disk's bandwidth divided by it)",
         field="factor",
         low=1.0,
-        high=float("inf"),
+        high=MAX_FACTOR,
         typical=4.0,
         sample=(1.5, 10.0),
         sample_log=True,

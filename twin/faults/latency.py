@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from twin.distributions import Dist
+from pydantic import Field, field_validator
+
+from twin.bounds import MAX_SECONDS
+from twin.distributions import AnyDist, Dist
 from twin.faults.base import (
     FaultBase,
     FluidEngine,
@@ -20,7 +23,7 @@ class LatencyFault(FaultBase):
     """Extra delay: at a service it holds the worker (not a core); on an edge, network time."""
 
     kind: Literal["latency"]
-    delay: Dist
+    delay: Dist = Field(description=f"added seconds (a mean of at most {MAX_SECONDS:g})")
 
     label: ClassVar[str] = "latency (slow service or link)"
     listing: ClassVar[int] = 10
@@ -29,7 +32,7 @@ class LatencyFault(FaultBase):
         unit="seconds of added delay (the delay's mean)",
         field="delay",
         low=0.0,
-        high=float("inf"),
+        high=MAX_SECONDS,
         typical=0.2,
         sample=(0.02, 1.0),
         sample_log=True,
@@ -58,6 +61,13 @@ class LatencyFault(FaultBase):
     in_default_sample: ClassVar[bool] = True
     agent_levels: ClassVar[tuple[float, ...]] = (0.1, 0.3, 1.0)  # added seconds per request
     agent_rank: ClassVar[int] = 5
+
+    @field_validator("delay")
+    @classmethod
+    def _bounded(cls, value: AnyDist) -> AnyDist:
+        if value.expected() > MAX_SECONDS:
+            raise ValueError(f"a delay's mean is at most {MAX_SECONDS:g} seconds")
+        return value
 
     def _scale_value(self, value: Any, k: float) -> Any:
         return value.scaled(k)

@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from twin.bounds import MAX_FACTOR, MAX_MEGABYTES, Finite, Megabytes, PeriodSeconds
 from twin.faults.base import FaultBase, FluidEngine, Intensity, Picker, RequestEngine
 
 
@@ -26,11 +27,15 @@ class MemoryLeakFault(FaultBase):
     """
 
     kind: Literal["memory_leak"]
-    growth_mb_per_s: float = Field(gt=0.0)
-    limit_mb: float = Field(default=512.0, gt=0.0)
-    baseline_mb: float = Field(default=128.0, ge=0.0)
-    restart_time: float = Field(default=10.0, ge=0.0, description="seconds")
-    gc_slowdown: float = Field(default=1.0, ge=0.0)
+    growth_mb_per_s: Megabytes = Field(gt=0.0, description="MB per second, per replica")
+    limit_mb: Megabytes = Field(default=512.0, gt=0.0, description="MB at which it is killed")
+    baseline_mb: Megabytes = Field(default=128.0, description="MB after a (re)start")
+    restart_time: PeriodSeconds = Field(
+        default=10.0, description="seconds down after an OOM kill (a kill takes time)"
+    )
+    gc_slowdown: Finite = Field(
+        default=1.0, ge=0.0, le=MAX_FACTOR, description="extra slow-down at the limit"
+    )
 
     label: ClassVar[str] = "memory leak (OOM kills)"
     listing: ClassVar[int] = 70
@@ -39,7 +44,7 @@ class MemoryLeakFault(FaultBase):
         field="growth_mb_per_s",
         low=0.0,
         low_open=True,
-        high=float("inf"),
+        high=MAX_MEGABYTES,
         typical=5.0,
         sample=(1.0, 20.0),
         sample_log=True,

@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from twin.bounds import MAX_REPLICAS, Int
 from twin.faults.base import (
     FaultBase,
     FluidEngine,
@@ -26,7 +27,12 @@ class OutageFault(FaultBase):
     """
 
     kind: Literal["outage"]
-    replicas: int | None = Field(default=None, ge=1, description="how many (default: all)")
+    replicas: Int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_REPLICAS,
+        description="how many (default: all); at most the target's replicas",
+    )
 
     label: ClassVar[str] = "outage (replicas down)"
     listing: ClassVar[int] = 30
@@ -86,6 +92,17 @@ class OutageFault(FaultBase):
     def intensity_of(self, topology: Topology) -> float:
         return replicas_share(topology, self.target, self.replicas)
 
+    def problem_in(self, topology: Topology) -> tuple[str, str] | None:
+        """More replicas down than the target has would silently be cut to all of them: the
+        count is at most the target service's replicas (for ``host:``/``zone:``, the most any
+        service placed there has)."""
+        if self.replicas is None:
+            return None
+        have = _replicas_at(topology, self.target)
+        if have and self.replicas > max(have):
+            return "replicas", f"{self.replicas} replicas down, but {self.target} has {max(have)}"
+        return None
+
     def open(self, engine: RequestEngine, window: int, n: int) -> Any:
         return engine.take_down(self.target, self.replicas)
 
@@ -94,3 +111,20 @@ class OutageFault(FaultBase):
 
     def fluid(self, engine: FluidEngine, window_start: float, now: float) -> None:
         engine.take_down(self.target, self.replicas)
+
+
+def _replicas_at(topology: Topology, target: str) -> list[int]:
+    """Replicas of the target service, or of every service placed on ``host:NAME`` or in
+    ``zone:NAME`` (a service's zone is its host's when it has a host), as the engines take
+    them down."""
+    scope, sep, name = target.partition(":")
+    if not sep:
+        svc = topology.services.get(target)
+        return [] if svc is None else [svc.replicas]
+    out = []
+    for svc in topology.services.values():
+        host = topology.hosts.get(svc.host) if svc.host is not None else None
+        zone = host.zone if host is not None else svc.zone
+        if (scope == "host" and svc.host == name) or (scope == "zone" and zone == name):
+            out.append(svc.replicas)
+    return out
