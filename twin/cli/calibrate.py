@@ -74,7 +74,7 @@ def calibrate(
 ) -> None:
     """Calibrate a twin from traces and/or Prometheus metrics; compare it with what was seen."""
     from twin.calibrate.run import CalibrationConfig, format_figure, run_calibration
-    from twin.io import parse_model
+    from twin.io import http_url, parse_model
 
     files = [*(traces or []), *(more_traces or [])]
     if demand not in DEMANDS:
@@ -85,6 +85,8 @@ def calibrate(
         raise InputError("give --prometheus or --metrics, not both")
     if not files and not (prometheus or metrics):
         raise InputError("nothing to calibrate from: give --traces and/or --prometheus/--metrics")
+    if prometheus:
+        http_url(prometheus, "--prometheus")
     config = parse_model(
         CalibrationConfig,
         {
