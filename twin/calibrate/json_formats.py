@@ -56,7 +56,7 @@ def _json_documents(text: str, path: Path, report: ReadReport) -> Iterator[Any]:
     try:
         yield loads_json(stripped, str(path), "telemetry")
         return
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON (json.JSONDecodeError), or a number too long to read
         pass
     lines = [ln for ln in stripped.splitlines() if ln.strip()]
     if len(lines) > 1:
@@ -65,7 +65,7 @@ def _json_documents(text: str, path: Path, report: ReadReport) -> Iterator[Any]:
         for ln in lines:
             try:
                 parsed.append(loads_json(ln, str(path), "telemetry"))
-            except json.JSONDecodeError:
+            except ValueError:
                 bad += 1
         if parsed and bad <= max(1, len(lines) // 10):
             if bad:
@@ -117,7 +117,7 @@ def repair_truncated_json(text: str) -> Any | None:
     candidate = text[:end].rstrip().rstrip(",") + "".join(reversed(open_))
     try:
         return json.loads(candidate)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return None
 
 

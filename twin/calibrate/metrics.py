@@ -210,9 +210,12 @@ class PrometheusClient:
 def _as_series(data: Any, source: str) -> list[Series]:
     if isinstance(data, dict) and "data" in data:  # a whole API response
         if data.get("status") not in (None, "success"):
-            raise InputError(f"dump holds a failed query: {data.get('error')}", source=source)
-        data = data["data"].get("result", [])
-    if not isinstance(data, list) or not all(isinstance(s, dict) and "metric" in s for s in data):
+            error = str(data.get("error"))[:200]
+            raise InputError(f"dump holds a failed query: {error}", source=source)
+        data = data["data"].get("result", []) if isinstance(data["data"], dict) else None
+    if not isinstance(data, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("metric"), dict) for s in data
+    ):
         raise InputError("expected query_range results (a list of {metric, values})", source=source)
     return data
 
@@ -223,7 +226,7 @@ def load_dump(path: str | Path) -> Dump:
     p = Path(path)
     try:
         data = loads_json(read_text(p, "telemetry"), str(p), "telemetry")
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # json.JSONDecodeError, or a number too long to read
         raise InputError(f"cannot read metrics dump: {exc}", source=str(p)) from None
     if isinstance(data, dict) and "data" not in data:
         return {str(k): _as_series(v, f"{p}: {k}") for k, v in data.items()}
@@ -299,6 +302,7 @@ def clean_dump(
     rep = report if report is not None else MetricsReport()
     names = {m.requests, m.duration_sum, m.duration_bucket, m.cpu_seconds, m.up} - {""}
     parsed: list[tuple[str, Series, bool, np.ndarray]] = []
+    times: list[np.ndarray] = []
     for sel, series in dump.items():
         base = sel.split("{", 1)[0]
         for s in series if isinstance(series, list) else []:
@@ -323,8 +327,9 @@ def clean_dump(
             rep.skipped_unreadable += int((~ok).sum())
             finite = ok & np.isfinite(pts).all(axis=1)
             rep.skipped_nonfinite += int((ok & ~finite).sum())
+            times.append(pts[ok, 0])  # a point's time counts even when its value is NaN
             parsed.append((sel, s, mapped, pts[finite]))
-    fences = time_fences(np.concatenate([p[:, 0] for *_, p in parsed]) if parsed else np.array([]))
+    fences = time_fences(np.concatenate(times) if times else np.array([]))
     rep.time_fences = fences
     out: dict[str, list[Series]] = defaultdict(list)
     for sel, s, mapped, pts in parsed:

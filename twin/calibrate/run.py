@@ -212,7 +212,8 @@ def run_calibration(
     Writes ``topology.yaml``, ``scenario.yaml``, ``calibration.json``, ``report.md`` (and
     ``spans.parquet`` / ``metrics.json`` of what was read) to ``config.out``; each reading
     problem worth knowing is passed to ``on_note`` as one line, and what the telemetry's
-    quality cost (points and spans skipped, and why) as one ``telemetry:`` line.
+    quality cost (points and spans skipped, and why) as one ``telemetry:`` line, once the run
+    has succeeded (a failure is one InputError line that carries its own counts).
 
     Every file is written to a hidden folder inside ``config.out`` first and moved into place
     only when the whole run succeeded: a run that fails (bad telemetry, a refused simulation,
@@ -220,8 +221,9 @@ def run_calibration(
     made = _made_by_us(config.out)
     output_dir(config.out)
     stage = Path(tempfile.mkdtemp(prefix=".calibrating-", dir=config.out))
+    notes: list[str] = []
     try:
-        result = _calibrate(config, stage, on_note)
+        result = _calibrate(config, stage, notes.append)
         for f in sorted(stage.iterdir()):
             f.replace(config.out / f.name)
     except BaseException:
@@ -233,6 +235,8 @@ def run_calibration(
                 break
         raise
     shutil.rmtree(stage, ignore_errors=True)
+    for line in notes:
+        on_note(line)
     return result
 
 

@@ -28,6 +28,13 @@ not nine. The threshold is far beyond any gap a steady arrival process makes (a 
 gap exceeds 1,000 times its median with probability e^-693), so a continuous capture is one
 stretch and its window is exactly its last end minus its first start.
 
+Two limits hold whatever the data say. A time whose size is beyond ``RESOLVABLE_SECONDS``
+(2^53 microseconds, about 285 years either side of 1970) cannot be told from its neighbour a
+microsecond away in a double, so no duration measured there means anything: it is always far,
+and the fences are drawn from the other times. And the fences describe the bulk of the data:
+when more than a quarter of the times are wrong in the same way, the wrong ones are the bulk,
+which the checks after this one (a window of no time, spans with no parent) then show.
+
 Both rules cost a sort; nothing here loops over time itself, so a span dated 1e30 cannot
 make work proportional to its date.
 """
@@ -42,6 +49,8 @@ FENCE_IQRS = 3.0
 """Interquartile ranges beyond the quartiles at which a timestamp is far (Tukey's far out)."""
 FENCE_FLOOR_SECONDS = 7 * 86_400.0
 """The fences are never nearer the quartiles than this: captures up to a week stay whole."""
+RESOLVABLE_SECONDS = 2.0**53 * 1e-6
+"""Times larger than this (in size) cannot resolve a microsecond in a double: always far."""
 SILENCE_FLOOR_SECONDS = 3_600.0
 """A silence shorter than this is always observation time."""
 SILENCE_ARRIVALS = 1_000.0
@@ -52,19 +61,19 @@ def time_fences(times: np.ndarray) -> tuple[float, float]:
     """The [lo, hi] outside which a timestamp is far from the data (see the module docstring);
     (-inf, inf) when no finite time is given."""
     t = np.asarray(times, dtype=float)
-    t = t[np.isfinite(t)]
+    t = t[np.isfinite(t) & (np.abs(t) <= RESOLVABLE_SECONDS)]
     if len(t) == 0:
-        return -np.inf, np.inf
+        return -RESOLVABLE_SECONDS, RESOLVABLE_SECONDS
     q25, q75 = (float(q) for q in np.quantile(t, [0.25, 0.75]))
     half = max(FENCE_IQRS * (q75 - q25), FENCE_FLOOR_SECONDS)
     return q25 - half, q75 + half
 
 
 def far_in_time(times: np.ndarray, fences: tuple[float, float]) -> np.ndarray:
-    """Which of ``times`` lie outside ``fences`` (a non-finite time is not far: it is counted
-    on its own, before this)."""
+    """Which of ``times`` lie outside ``fences`` or beyond RESOLVABLE_SECONDS (a non-finite
+    time is not far: it is counted on its own, before this)."""
     t = np.asarray(times, dtype=float)
-    lo, hi = fences
+    lo, hi = max(fences[0], -RESOLVABLE_SECONDS), min(fences[1], RESOLVABLE_SECONDS)
     far: np.ndarray = np.isfinite(t) & ((t < lo) | (t > hi))
     return far
 
@@ -112,6 +121,7 @@ def observed_window(
 __all__ = [
     "FENCE_FLOOR_SECONDS",
     "FENCE_IQRS",
+    "RESOLVABLE_SECONDS",
     "SILENCE_ARRIVALS",
     "SILENCE_FLOOR_SECONDS",
     "Window",

@@ -21,7 +21,6 @@ suffixes. A truncated JSON file is cut back to its last complete value and read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -132,7 +131,7 @@ def _json_file_documents(path: Path, report: ReadReport) -> Iterator[Any]:
                 return
             try:
                 doc = loads_json(first, src, "telemetry")
-            except json.JSONDecodeError:
+            except ValueError:  # not JSON, or a number too long to read
                 doc = _NOT_ONE_LINE
             if doc is not _NOT_ONE_LINE:
                 yield doc
@@ -141,7 +140,7 @@ def _json_file_documents(path: Path, report: ReadReport) -> Iterator[Any]:
                     total += 1
                     try:
                         yield loads_json(line, src, "telemetry")
-                    except json.JSONDecodeError:
+                    except ValueError:
                         bad += 1
                 if bad > max(1, (total + 1) // 10):
                     raise InputError(
@@ -174,8 +173,9 @@ def _check(df: pd.DataFrame, report: ReadReport) -> pd.DataFrame:
     end = df["end"].to_numpy(dtype=float)
     nonfinite = ~(np.isfinite(start) & np.isfinite(end))
     report.skipped_nonfinite += int(nonfinite.sum())
-    report.time_fences = time_fences(start[~nonfinite])
+    report.time_fences = time_fences(start)  # every finite start, whatever its end
     far = far_in_time(start, report.time_fences) | far_in_time(end, report.time_fences)
+    far &= ~nonfinite  # each skipped span is counted once
     report.skipped_outlier_time += int(far.sum())
     if nonfinite.any() or far.any():
         df = df[~(nonfinite | far)].reset_index(drop=True)
