@@ -415,7 +415,7 @@ def _dump(requests: list[list[Any]]) -> dict[str, Any]:
 def test_prometheus_nan_inf_garbage_short_pairs_and_far_times_are_skipped_per_point() -> None:
     clean = summarize(_dump(_counter(RATE)))["api"]
     assert _close(clean.rate)
-    hostile = _counter(RATE)
+    hostile: list[Any] = _counter(RATE)
     hostile[3][1] = "NaN"  # what Prometheus returns for 0/0
     hostile[7][1] = "+Inf"
     hostile[9][1] = "-Inf"
