@@ -479,7 +479,7 @@ class Enforcer:
             if deferred:
                 rec["notes"].append(f"change rate limit: {len(changed)} changes, {k} allowed")
         result = {**cur, **{key: new[key] for key in allowed}}
-        source = "model"
+        source, ov = "model", {}
         if self.override_path is not None:
             try:
                 ov = read_override(self.override_path, self.pf.observation.services)
@@ -494,7 +494,8 @@ class Enforcer:
             knobs = Knobs.from_flat(result)
             config = self._config(knobs)
         except (ValueError, TypeError, InputError) as exc:
-            return self._hold(rec, f"{source}: not a valid configuration ({_short(exc)})")
+            who = f"override: {self.override_path}: {', '.join(sorted(ov))}" if ov else "model"
+            return self._hold(rec, f"{who}: not a valid configuration ({_short(exc)})")
         if knobs != current:
             self.last_change = now
         self.last, self.last_config = knobs, config
@@ -513,7 +514,10 @@ class Enforcer:
         """What the knobs enforce (replicas and a validated twin policy), checked to encode
         as strict JSON; raises ValueError (or the policy's InputError) when they cannot."""
         config = {"replicas": dict(knobs.replicas), "policy": policy_document(knobs, self.pf)}
-        to_json({"knobs": knobs.flat(), "config": config})
+        try:
+            to_json({"knobs": knobs.flat(), "config": config})
+        except ValueError:
+            raise ValueError("a setting it gives is not a finite number") from None
         return config
 
     def _hold(self, rec: dict[str, Any], reason: str) -> dict[str, Any]:
