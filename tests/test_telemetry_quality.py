@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -475,3 +476,34 @@ def test_silences_longer_than_an_hour_are_not_observation_time_of_a_busy_capture
     b = a + SILENCE_FLOOR_SECONDS + SECONDS + 60  # after a silence just over the floor
     w = observed_window(np.concatenate([a, b]), np.concatenate([a, b]) + 0.02)
     assert w.stretches == 2 and w.seconds == pytest.approx(2 * (a[-1] + 0.02 - a[0]))
+
+
+def test_a_calibration_stopped_by_sigterm_leaves_no_folder_behind(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import child_env
+
+    path = tmp_path / "zipkin.json"
+    path.write_text(json.dumps(_zipkin(_arrivals())))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twin.cli", "calibrate", "--traces", str(path),
+         "--out", str(out), "--predict", "100000"],
+        env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob(".calibrating-*/topology.yaml")):  # simulating by now
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the calibration never reached its check run"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert not out.exists()
