@@ -507,3 +507,14 @@ def test_a_calibration_stopped_by_sigterm_leaves_no_folder_behind(tmp_path: Path
             proc.wait()
     assert proc.returncode != 0
     assert not out.exists()
+
+
+def test_spans_without_a_service_name_are_kept_as_unknown_and_counted(tmp_path: Path) -> None:
+    spans = _zipkin(_arrivals(10))
+    for s in spans[:3]:
+        del s["localEndpoint"]
+    path = tmp_path / "zipkin.json"
+    path.write_text(json.dumps(spans))
+    df, report = read_traces([path])
+    assert report.problems["spans without a service name (kept as unknown-service)"] == 3
+    assert (df["service"] == "unknown-service").sum() == 3 and len(df) == len(spans)

@@ -182,7 +182,9 @@ def _check(df: pd.DataFrame, report: ReadReport) -> pd.DataFrame:
     if df.empty:
         df["partial"] = pd.Series(dtype=bool)
         return df
-    df["service"] = df["service"].replace("", "unknown-service")
+    unnamed = df["service"] == ""
+    report.add("spans without a service name (kept as unknown-service)", int(unnamed.sum()))
+    df.loc[unnamed, "service"] = "unknown-service"
     neg = df["end"] < df["start"]
     report.add("spans ending before they start (skipped)", int(neg.sum()))
     df = df[~neg]
