@@ -11,9 +11,13 @@ values, then apply the safety net in this order:
    decision, and none within ``bounds.min_seconds_between_changes`` of the last change;
    the rest are deferred and reported;
 3. operator override file: re-read every interval; its values always win (even over the
-   change limit) and are reported; a malformed file is reported and ignored;
-4. missing, stale or bad metrics: hold the last safe configuration (at first the policy's
-   fallback) and say why; resume when metrics return.
+   change limit) and are reported; a malformed file, or one whose values make no valid
+   configuration, holds the last safe configuration and says why;
+4. missing, stale, future or bad metrics: hold the last safe configuration (at first the
+   policy's fallback) and say why; resume when metrics return.
+
+Whatever it reads, the enforcer keeps running: a decision it cannot make or emit as strict
+JSON (no NaN, no Infinity) is a hold with the reason, never an exception out of the loop.
 
 Metric sources, emitters and the clock are small objects passed in, so tests drive the
 loop without sleeping.
@@ -21,6 +25,7 @@ loop without sleeping.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import time
@@ -30,7 +35,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -38,10 +43,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agents.export.policy_file import PolicyFile
 from agents.spaces import Knobs, ServiceReading, breaker_label_value
 from twin.errors import InputError
+from twin.io import http_url
 from twin.safeload import check_size, limit, load_yaml, loads_json, read_text
 
 METRICS = ("p99_seconds", "error_rate", "utilization", "queue", "replicas", "breaker")
 """The fields of a :class:`ServiceReading`, one metric (and one Prometheus query) each."""
+
+FUTURE_TOLERANCE_SECONDS = 60.0
+"""How far ahead of the enforcer's clock a snapshot may be dated and still be read. Clocks
+kept by NTP agree to well under a second; a minute allows a badly kept one. A snapshot dated
+further ahead is refused: accepted, it would make every later, correctly dated snapshot look
+stale until the clock caught up (forever, for ``time: 1e18``); within the tolerance, that
+can last at most this long."""
+
+
+def to_json(rec: dict[str, Any]) -> str:
+    """A decision as strict JSON (NaN and infinities refused, not written as ``NaN``), the
+    one encoding of every decision the enforcer prints, logs or posts."""
+    return json.dumps(rec, allow_nan=False)
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -71,11 +90,27 @@ def _number(d: dict[str, Any], key: str, where: str, default: float | None = Non
         if value is not None:
             return value
     if v is None or isinstance(v, bool) or not isinstance(v, int | float):
-        raise MetricsUnavailable(f"{where}.{key}: missing or not a number ({v!r})")
-    f = float(v)
+        raise MetricsUnavailable(f"{where}.{key}: missing or not a number ({str(v)[:40]!r})")
+    try:
+        f = float(v)
+    except OverflowError:
+        f = math.inf
     if not math.isfinite(f) or f < 0:
-        raise MetricsUnavailable(f"{where}.{key}: {v!r} is not a finite non-negative number")
+        raise MetricsUnavailable(
+            f"{where}.{key}: {str(v)[:40]} is not a finite non-negative number"
+        )
     return f
+
+
+def check_not_future(snap: Snapshot, now: float, where: str) -> Snapshot:
+    """``snap`` if it is not dated more than FUTURE_TOLERANCE_SECONDS after ``now``."""
+    ahead = snap.time - now
+    if ahead > FUTURE_TOLERANCE_SECONDS:
+        raise MetricsUnavailable(
+            f"{where}: time {snap.time:.17g} is {ahead:.3g} s ahead of the enforcer's clock "
+            f"(more than {FUTURE_TOLERANCE_SECONDS:g} s): refused"
+        )
+    return snap
 
 
 def parse_snapshot(data: Any, where: str) -> Snapshot:
@@ -101,7 +136,8 @@ def parse_snapshot(data: Any, where: str) -> Snapshot:
 
 class FileMetrics:
     """Replays a JSON-lines file: decision ``i`` reads line ``i``. A bad line is a bad
-    reading (hold), a time that does not move forward is stale (hold), the end of the file
+    reading (hold), a time that does not move forward is stale (hold), a time too far ahead
+    of the clock is refused (hold, and not taken as the latest time), the end of the file
     ends the run."""
 
     def __init__(self, path: str | Path) -> None:
@@ -124,9 +160,11 @@ class FileMetrics:
             data = loads_json(line, where, "telemetry")
         except json.JSONDecodeError as exc:
             raise MetricsUnavailable(f"{where}: not JSON ({exc.msg})") from None
+        except ValueError as exc:  # an integer too long to convert, among others
+            raise MetricsUnavailable(f"{where}: not JSON ({str(exc)[:80]})") from None
         except InputError as exc:
             raise MetricsUnavailable(str(exc)) from None
-        snap = parse_snapshot(data, where)
+        snap = check_not_future(parse_snapshot(data, where), now, where)
         if snap.time <= self._last_time:
             raise MetricsUnavailable(
                 f"{where}: stale (time {snap.time} not after {self._last_time})"
@@ -170,7 +208,7 @@ class PrometheusMetrics:
     NaN, or a sample older than ``max_age_seconds`` makes the reading unusable."""
 
     def __init__(self, url: str, services: tuple[str, ...], queries: PrometheusQueries) -> None:
-        self.url = url.rstrip("/")
+        self.url = http_url(url, "--prometheus").rstrip("/")
         self.services = services
         self.q = queries
 
@@ -180,17 +218,23 @@ class PrometheusMetrics:
             with urllib.request.urlopen(f"{self.url}/api/v1/query?{qs}", timeout=5) as resp:
                 cap = limit("TWIN_MAX_TELEMETRY_BYTES")
                 body = loads_json(resp.read(cap + 1), f"Prometheus at {self.url}", "telemetry")
-        except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
-            raise MetricsUnavailable(f"Prometheus at {self.url}: {exc}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+            raise MetricsUnavailable(f"Prometheus at {self.url}: {str(exc)[:200]}") from None
         except InputError as exc:
             raise MetricsUnavailable(str(exc)) from None
-        if body.get("status") != "success":
-            raise MetricsUnavailable(f"Prometheus refused {promql!r}: {body.get('error')}")
+        if not isinstance(body, dict) or body.get("status") != "success":
+            error = body.get("error") if isinstance(body, dict) else body
+            raise MetricsUnavailable(f"Prometheus refused {promql!r}: {str(error)[:200]}")
         out = {}
-        for s in body.get("data", {}).get("result", []):
-            name = str(s.get("metric", {}).get(self.q.service_label, ""))
-            ts, val = s.get("value", [0, "NaN"])
-            out[name] = (float(ts), float(val))
+        try:
+            for s in body["data"]["result"]:
+                name = str(s.get("metric", {}).get(self.q.service_label, ""))
+                ts, val = s.get("value", [0, "NaN"])
+                out[name] = (float(ts), float(val))
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise MetricsUnavailable(
+                f"Prometheus at {self.url}: malformed answer to {promql!r} ({str(exc)[:80]})"
+            ) from None
         return out
 
     def read(self, now: float) -> Snapshot:
@@ -206,8 +250,13 @@ class PrometheusMetrics:
                 if svc not in series:
                     raise MetricsUnavailable(f"Prometheus: no {feat} series for service {svc!r}")
                 ts, val = series[svc]
-                if now - ts > self.q.max_age_seconds:
+                if not now - ts <= self.q.max_age_seconds:
                     raise MetricsUnavailable(f"Prometheus: {feat} of {svc!r} is stale")
+                if ts - now > FUTURE_TOLERANCE_SECONDS:
+                    raise MetricsUnavailable(
+                        f"Prometheus: {feat} of {svc!r} is dated {ts - now:.3g} s ahead of the "
+                        f"enforcer's clock (more than {FUTURE_TOLERANCE_SECONDS:g} s)"
+                    )
                 d[feat] = val
             readings[svc] = parse_snapshot(
                 {"time": now, "services": {svc: d}}, "Prometheus"
@@ -283,16 +332,21 @@ def clamp(knobs: Knobs, pf: PolicyFile) -> tuple[Knobs, list[str]]:
 
 
 class Override(BaseModel):
-    """An operator's override file: any knob given here wins over the model."""
+    """An operator's override file: any knob given here wins over the model (and its bounds:
+    the operator is in charge), so each must be a setting that can be enforced. Types are
+    strict (``retries: "2"`` or ``circuit_breaker: 1`` are refused, not guessed) and numbers
+    finite, so ``timeout_seconds: .inf`` holds instead of being emitted as ``Infinity``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
-    timeout_seconds: float | None = Field(default=None, gt=0.0)
+    timeout_seconds: float | None = Field(default=None, gt=0.0, description="seconds")
     retries: int | None = Field(default=None, ge=0)
     circuit_breaker: bool | None = None
-    rate_limit_x: float | None = Field(default=None, gt=0.0)
-    replicas: dict[str, int] = Field(default_factory=dict)
-    queue_limits: dict[str, int | None] = Field(default_factory=dict)
+    rate_limit_x: float | None = Field(default=None, gt=0.0, description="x nominal entry rate")
+    replicas: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    queue_limits: dict[str, Annotated[int, Field(ge=1)] | None] = Field(
+        default_factory=dict, description="requests waiting per replica; null: no limit"
+    )
 
 
 def read_override(path: Path, services: tuple[str, ...]) -> dict[str, Any]:
@@ -309,8 +363,8 @@ def read_override(path: Path, services: tuple[str, ...]) -> dict[str, Any]:
         raise InputError(f"{path}: {loc}: {err['msg']}") from None
     flat: dict[str, Any] = {}
     for s, n in ov.replicas.items():
-        if s not in services or n < 1:
-            raise InputError(f"{path}: replicas.{s}: unknown service or fewer than 1 replica")
+        if s not in services:
+            raise InputError(f"{path}: replicas.{s}: unknown service")
         flat[f"replicas.{s}"] = n
     for s, q in ov.queue_limits.items():
         if s not in services:
@@ -367,7 +421,12 @@ def observation(snap: Snapshot, pf: PolicyFile) -> np.ndarray:
 
 @dataclass
 class Enforcer:
-    """One policy, its metric source and its safety state."""
+    """One policy, its metric source and its safety state.
+
+    ``last`` is the last safe configuration: the last one that was decided, validated as a
+    twin policy and encoded as strict JSON. Nothing replaces it until its successor has
+    passed the same checks, so a bad reading, a bad override or a model that fails only
+    ever produce a hold that says why."""
 
     pf: PolicyFile
     source: MetricSource
@@ -378,6 +437,7 @@ class Enforcer:
     last_change: float = -math.inf
     held_reason: str | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
+    last_config: dict[str, Any] | None = None
 
     def _applied(self, observed: dict[str, int]) -> Knobs:
         return self.last or fallback_knobs(self.pf, observed)
@@ -387,13 +447,16 @@ class Enforcer:
         self.decisions += 1
         rec: dict[str, Any] = {"decision": self.decisions, "time": now, "notes": []}
         try:
-            snap = self.source.read(now)
+            snap = check_not_future(self.source.read(now), now, "snapshot")
             obs = observation(snap, self.pf)
         except MetricsUnavailable as exc:
             return self._hold(rec, f"metrics: {exc}")
         observed = {s: snap.services[s].replicas for s in self.pf.observation.services}
-        action = self.decide(obs)
-        wanted, notes = clamp(decode(action, self.pf, observed), self.pf)
+        try:
+            action = self.decide(obs)
+            wanted, notes = clamp(decode(action, self.pf, observed), self.pf)
+        except Exception as exc:  # the model is outside our code: whatever it raises, hold
+            return self._hold(rec, f"model: no decision ({type(exc).__name__}: {_short(exc)})")
         rec["action"] = [int(a) for a in action]
         rec["notes"] += [f"clamped {n}" for n in notes]
         current = self._applied(observed)
@@ -416,7 +479,7 @@ class Enforcer:
             if deferred:
                 rec["notes"].append(f"change rate limit: {len(changed)} changes, {k} allowed")
         result = {**cur, **{key: new[key] for key in allowed}}
-        source = "model"
+        source, ov = "model", {}
         if self.override_path is not None:
             try:
                 ov = read_override(self.override_path, self.pf.observation.services)
@@ -427,10 +490,15 @@ class Enforcer:
                 rec["notes"].append(f"override wins: {sorted(ov)}")
                 result.update(ov)
                 deferred = [d for d in deferred if d not in ov]
-        knobs = Knobs.from_flat(result)
+        try:
+            knobs = Knobs.from_flat(result)
+            config = self._config(knobs)
+        except (ValueError, TypeError, InputError) as exc:
+            who = f"override: {self.override_path}: {', '.join(sorted(ov))}" if ov else "model"
+            return self._hold(rec, f"{who}: not a valid configuration ({_short(exc)})")
         if knobs != current:
             self.last_change = now
-        self.last = knobs
+        self.last, self.last_config = knobs, config
         if self.held_reason is not None:
             rec["notes"].append(f"resumed after: {self.held_reason}")
             self.held_reason = None
@@ -440,13 +508,22 @@ class Enforcer:
             "changes": {k: result[k] for k in allowed if result[k] != cur.get(k)},
             "deferred": deferred,
         }
-        return self._finish(rec, knobs)
+        return self._finish(rec, knobs, config)
+
+    def _config(self, knobs: Knobs) -> dict[str, Any]:
+        """What the knobs enforce (replicas and a validated twin policy), checked to encode
+        as strict JSON; raises ValueError (or the policy's InputError) when they cannot."""
+        config = {"replicas": dict(knobs.replicas), "policy": policy_document(knobs, self.pf)}
+        try:
+            to_json({"knobs": knobs.flat(), "config": config})
+        except ValueError:
+            raise ValueError("a setting it gives is not a finite number") from None
+        return config
 
     def _hold(self, rec: dict[str, Any], reason: str) -> dict[str, Any]:
         self.held_reason = reason
-        knobs = self.last
         rec |= {"source": "hold", "held": True, "reason": reason, "changes": {}, "deferred": []}
-        if knobs is None:
+        if self.last is None or self.last_config is None:
             rec["notes"].append("holding the policy's fallback (no decision yet)")
             rec["knobs"] = None
             rec["config"] = {
@@ -455,16 +532,19 @@ class Enforcer:
             }
             self.log.append(rec)
             return rec
-        return self._finish(rec, knobs)
+        return self._finish(rec, self.last, self.last_config)
 
-    def _finish(self, rec: dict[str, Any], knobs: Knobs) -> dict[str, Any]:
+    def _finish(self, rec: dict[str, Any], knobs: Knobs, config: dict[str, Any]) -> dict[str, Any]:
         rec["knobs"] = knobs.flat()
-        rec["config"] = {
-            "replicas": dict(knobs.replicas),
-            "policy": policy_document(knobs, self.pf),
-        }
+        rec["config"] = config
         self.log.append(rec)
         return rec
+
+
+def _short(exc: BaseException) -> str:
+    """An exception as one short line (pydantic's reports span several)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return " ".join(lines[:3])[:300] or type(exc).__name__
 
 
 # -- emitters ----------------------------------------------------------------------------------
@@ -489,32 +569,41 @@ def describe(rec: dict[str, Any]) -> str:
 
 
 class Webhook:
-    """POSTs each decision as JSON; a failed POST is reported and retried with the next one."""
+    """POSTs each decision as JSON; a failed POST is reported and retried with the next one.
+    At most MAX_PENDING decisions wait for a dead hook (the oldest go first: each decision
+    carries the whole configuration, so the newest supersedes them)."""
+
+    MAX_PENDING = 1_000
 
     def __init__(self, url: str, timeout: float = 5.0, attempts: int = 2) -> None:
-        self.url = url
+        self.url = http_url(url, "--url")
         self.timeout = timeout
         self.attempts = attempts
-        self.pending: list[dict[str, Any]] = []
+        self.pending: list[bytes] = []
+        self.dropped = 0
 
     def __call__(self, rec: dict[str, Any]) -> str | None:
-        self.pending.append(rec)
+        self.pending.append(to_json(rec).encode("utf-8"))
+        if len(self.pending) > self.MAX_PENDING:
+            self.dropped += len(self.pending) - self.MAX_PENDING
+            del self.pending[: -self.MAX_PENDING]
+        err = ""
         for i in range(self.attempts):
             try:
                 while self.pending:
-                    body = json.dumps(self.pending[0]).encode("utf-8")
                     req = urllib.request.Request(
-                        self.url, data=body, headers={"Content-Type": "application/json"}
+                        self.url, data=self.pending[0], headers={"Content-Type": "application/json"}
                     )
                     with urllib.request.urlopen(req, timeout=self.timeout):
                         pass
                     self.pending.pop(0)
                 return None
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
                 err = str(exc)
                 if i + 1 < self.attempts:
                     time.sleep(0.2 * (i + 1))
-        return f"webhook {self.url}: {err}; {len(self.pending)} decision(s) pending"
+        dropped = f", {self.dropped} oldest dropped" if self.dropped else ""
+        return f"webhook {self.url}: {err}; {len(self.pending)} decision(s) pending{dropped}"
 
 
 def run(
@@ -530,7 +619,8 @@ def run(
     on_problem: Callable[[str], None] = lambda _: None,
 ) -> int:
     """The loop: decide every ``interval`` seconds until a bound is reached; returns the
-    number of decisions. A replayed metrics file ends the loop at its last line."""
+    number of decisions. A replayed metrics file ends the loop at its last line. A decision
+    that cannot be emitted or logged is reported through ``on_problem``; the loop goes on."""
     start = clock()
     while True:
         now = clock()
@@ -542,8 +632,11 @@ def run(
         if problem:
             on_problem(problem)
         if log_path is not None:
-            with log_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(rec) + "\n")
+            try:
+                with log_path.open("a", encoding="utf-8") as fh:
+                    fh.write(to_json(rec) + "\n")
+            except OSError as exc:
+                on_problem(f"log {log_path}: {exc.strerror or exc}")
         if max_decisions is not None and enforcer.decisions >= max_decisions:
             break
         if duration is not None and clock() - start + interval > duration:

@@ -4,6 +4,7 @@ Reading is bounded by :mod:`twin.safeload`; this module turns what was read into
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -143,11 +144,29 @@ def output_dir(path: str | Path, *, report_as: str | Path | None = None) -> Path
     return p
 
 
+def http_url(url: str, what: str) -> str:
+    """``url`` when it is an http(s) URL with a host, else a one-line InputError naming
+    ``what`` (the option or field). Checked before anything connects, so a mistyped address
+    is refused up front instead of failing at the first request."""
+    problem = f"{what}: {url!r} is not an http:// or https:// URL with a host"
+    if any(ch <= " " or ch == "\x7f" for ch in url):
+        raise InputError(problem + " (it holds spaces or control characters)")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, _ = parts.hostname, parts.port  # a bad port or IPv6 literal raises here
+    except ValueError:
+        raise InputError(problem) from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise InputError(problem)
+    return url
+
+
 __all__ = [
     "DocProblem",
     "Loc",
     "dump_yaml",
     "format_loc",
+    "http_url",
     "load_model",
     "output_dir",
     "parse_model",

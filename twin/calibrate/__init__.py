@@ -1,6 +1,8 @@
 """Calibration: real telemetry (traces, Prometheus metrics) in, a Topology out.
 
-Formats become tidy tables (:mod:`.traces`, :mod:`.metrics`); tidy tables become a call graph
+Formats become tidy tables (:mod:`.traces`, :mod:`.metrics`), with times that are not finite
+or far from the rest skipped and counted and the observed window measured by :mod:`.timeline`;
+tidy tables become a call graph
 and fitted distributions (:mod:`.callgraph`, :mod:`.service_time`); :mod:`.build` turns those
 into a :class:`twin.topology.Topology`; :mod:`.run` does all of it from one
 :class:`CalibrationConfig` and checks the calibrated twin against what was observed, with the

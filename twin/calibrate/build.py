@@ -17,7 +17,8 @@ Rules, each chosen so the twin reproduces what was measured at the measured load
   override when you know the runtime, e.g. 1 for a single-threaded event loop);
 - network: per edge, the floor (10th percentile) of client minus server span time where
   both exist; the rest of the gap is waiting at the callee, which the twin models itself;
-- workload: root spans per second over the traced window, divided by the sampling rate.
+- workload: root spans per second over the observed window (first start to last end, long
+  silences left out: :mod:`.timeline`), divided by the sampling rate.
 """
 
 from __future__ import annotations

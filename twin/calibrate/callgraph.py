@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from twin.calibrate.timeline import observed_window
+
 OpKey = tuple[str, str]
 
 
@@ -95,8 +97,9 @@ class CallGraph:
     operations: dict[OpKey, OperationStats]
     edges: set[tuple[str, str]]  # caller service -> callee service
     network: dict[tuple[str, str], np.ndarray]  # per service edge, seconds
-    window: float  # seconds from the first span's start to the last span's end
+    window: float  # seconds observed: first start to last end, long silences left out
     traces: int
+    stretches: int = 1  # stretches of activity the window is made of (see .timeline)
 
     def entry_rates(self, sampling: float = 1.0) -> dict[OpKey, float]:
         """Requests per second arriving at each root operation (traced / sampling)."""
@@ -106,6 +109,7 @@ class CallGraph:
     def to_dict(self) -> dict[str, Any]:
         return {
             "window_seconds": self.window,
+            "window_stretches": self.stretches,
             "traces": self.traces,
             "services": {
                 n: {
@@ -335,11 +339,13 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
                 (_peak_overlap(self_intervals[(name, r)]) for r in names), default=1
             ),
         )
+    window = observed_window(start, end, df.groupby("trace_id")["start"].min().to_numpy())
     return CallGraph(
         services=services,
         operations=operations,
         edges=edges,
         network={k: np.array(v) for k, v in network.items()},
-        window=float(end.max() - start.min()),
+        window=window.seconds,
         traces=int(df["trace_id"].nunique()),
+        stretches=window.stretches,
     )

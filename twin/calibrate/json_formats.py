@@ -19,6 +19,7 @@ from twin.calibrate.spans import (
     _otlp_attrs,
     _row,
     normalize_id,
+    seconds,
     service_from_pod,
 )
 from twin.errors import InputError
@@ -55,7 +56,7 @@ def _json_documents(text: str, path: Path, report: ReadReport) -> Iterator[Any]:
     try:
         yield loads_json(stripped, str(path), "telemetry")
         return
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON (json.JSONDecodeError), or a number too long to read
         pass
     lines = [ln for ln in stripped.splitlines() if ln.strip()]
     if len(lines) > 1:
@@ -64,7 +65,7 @@ def _json_documents(text: str, path: Path, report: ReadReport) -> Iterator[Any]:
         for ln in lines:
             try:
                 parsed.append(loads_json(ln, str(path), "telemetry"))
-            except json.JSONDecodeError:
+            except ValueError:
                 bad += 1
         if parsed and bad <= max(1, len(lines) // 10):
             if bad:
@@ -116,7 +117,7 @@ def repair_truncated_json(text: str) -> Any | None:
     candidate = text[:end].rstrip().rstrip(",") + "".join(reversed(open_))
     try:
         return json.loads(candidate)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return None
 
 
@@ -155,12 +156,12 @@ def _read_otlp(doc: Any, masker: Masker, report: ReadReport) -> Iterator[Row]:
                         instance,
                         str(sp.get("name", "")),
                         _KINDS.get(sp.get("kind", 0), ""),
-                        int(sp["startTimeUnixNano"]) / 1e9,
-                        int(sp["endTimeUnixNano"]) / 1e9,
+                        seconds(sp["startTimeUnixNano"], 1e9),
+                        seconds(sp["endTimeUnixNano"], 1e9),
                         bool(error),
                         attrs,
                     )
-                except (KeyError, TypeError, ValueError, AttributeError):
+                except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
                     report.add("malformed spans (skipped)")
 
 
@@ -198,7 +199,7 @@ def _read_jaeger(doc: Any, masker: Masker, report: ReadReport) -> Iterator[Row]:
                     parent = normalize_id(sp["parentSpanID"])
                 tags = _jaeger_tags(sp.get("tags"))
                 kind = str(tags.get("span.kind") or "").lower()
-                start = float(sp["startTime"]) / 1e6
+                start = seconds(sp["startTime"], 1e6)
                 yield _row(
                     masker,
                     normalize_id(sp.get("traceID") or tr.get("traceID")),
@@ -209,11 +210,11 @@ def _read_jaeger(doc: Any, masker: Masker, report: ReadReport) -> Iterator[Row]:
                     str(sp.get("operationName", "")),
                     kind if kind in _KINDS.values() else "",
                     start,
-                    start + float(sp["duration"]) / 1e6,
+                    start + seconds(sp["duration"], 1e6),
                     _error_from_attrs(tags),
                     tags,
                 )
-            except (KeyError, TypeError, ValueError, AttributeError):
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
                 report.add("malformed spans (skipped)")
 
 
@@ -241,7 +242,7 @@ def _read_zipkin(doc: Any, masker: Masker, report: ReadReport) -> Iterator[Row]:
                 # B3 shared span: the server half reuses the client's id; give it its own and
                 # hang it under the client half, as an unshared server span would be
                 parent, span_id = span_id, span_id + "-server"
-            start = float(sp["timestamp"]) / 1e6
+            start = seconds(sp["timestamp"], 1e6)
             yield _row(
                 masker,
                 normalize_id(sp["traceId"]),
@@ -252,11 +253,11 @@ def _read_zipkin(doc: Any, masker: Masker, report: ReadReport) -> Iterator[Row]:
                 str(sp.get("name", "")),
                 kind,
                 start,
-                start + float(sp.get("duration", 0)) / 1e6,
+                start + seconds(sp.get("duration", 0), 1e6),
                 "error" in tags or _error_from_attrs(tags),
                 tags,
             )
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             report.add("malformed spans (skipped)")
 
 

@@ -15,6 +15,7 @@ seconds consumed per request served over the same window.
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import math
@@ -23,18 +24,24 @@ import urllib.parse
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from twin.calibrate.timeline import far_in_time, time_fences
 from twin.errors import InputError
+from twin.io import http_url
 from twin.safeload import limit, loads_json, read_text
 
 MAX_POINTS = 11_000
 """Prometheus refuses query_range answers with more points per series than this."""
+MAX_QUERIES = 1_000
+"""Sub-ranges one series may be split into (11 million points at the step): a wider range
+or a finer step is refused up front rather than queried for hours."""
 
 Series = dict[str, Any]  # {"metric": {labels}, "values": [[t, "v"], ...]}
 Dump = dict[str, list[Series]]  # selector -> series
@@ -99,26 +106,40 @@ def parse_time(value: str | float | None) -> float | None:
     """Unix seconds, or an RFC 3339 / ISO 8601 time (UTC when no zone is given)."""
     if value is None or value == "":
         return None
+    bad = InputError(f"not a time: {value!r} (use unix seconds or ISO 8601)")
     if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"not a time: {value!r} (use unix seconds or ISO 8601)") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+        t = float(value)
+    else:
+        try:
+            t = float(value)
+        except ValueError:
+            try:
+                dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise bad from None
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=UTC)
+            t = dt.timestamp()
+    if not math.isfinite(t):
+        raise bad
+    return t
 
 
 def split_range(start: float, end: float, step: float) -> list[tuple[float, float]]:
     """Sub-ranges of at most MAX_POINTS points each, sharing no sample."""
-    if step <= 0:
-        raise InputError(f"step must be positive, got {step}")
+    if not (math.isfinite(step) and step > 0):
+        raise InputError(f"step must be a positive number of seconds, got {step}")
     span = (MAX_POINTS - 1) * step
+    if math.isfinite(start) and math.isfinite(end) and end > start:
+        queries = (end - start) // (span + step) + 1
+        if queries > MAX_QUERIES:
+            raise InputError(
+                f"{end - start:.6g} s at a {step:g} s step is {queries:.3g} queries of "
+                f"{MAX_POINTS} points per series (at most {MAX_QUERIES}): narrow --start/--end "
+                "or widen --step"
+            )
+    elif not (math.isfinite(start) and math.isfinite(end)):
+        raise InputError(f"the range {start}..{end} is not a finite time range")
     out = []
     t = start
     while t <= end:
@@ -135,7 +156,7 @@ class PrometheusClient:
     """The HTTP API's ``query_range``, split into allowed sizes and stitched together."""
 
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
+        self.url = http_url(url, "prometheus").rstrip("/")
         self.timeout = timeout
 
     def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]:
@@ -162,12 +183,21 @@ class PrometheusClient:
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:200]
             raise InputError(f"Prometheus refused {query!r}: HTTP {exc.code} {detail}") from None
-        except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
+        except (
+            urllib.error.URLError,
+            OSError,
+            http.client.HTTPException,
+            ValueError,  # json.JSONDecodeError, and a URL urllib cannot open
+        ) as exc:
             raise InputError(f"cannot query Prometheus at {self.url}: {exc}") from None
-        if body.get("status") != "success":
-            raise InputError(f"Prometheus error for {query!r}: {body.get('error', body)}")
-        result: list[Series] = body.get("data", {}).get("result", [])
-        return result
+        if not isinstance(body, dict) or body.get("status") != "success":
+            error = body.get("error", body) if isinstance(body, dict) else body
+            raise InputError(f"Prometheus error for {query!r}: {str(error)[:200]}")
+        data = body.get("data")
+        result = data.get("result", []) if isinstance(data, dict) else None
+        if not isinstance(result, list):
+            raise InputError(f"Prometheus answered {query!r} without a result list")
+        return [s for s in result if isinstance(s, dict)]
 
     def fetch(self, mapping: MetricMap, start: float, end: float, step: float) -> Dump:
         """Every raw series calibration uses, as a dump (see :func:`load_dump`)."""
@@ -180,9 +210,12 @@ class PrometheusClient:
 def _as_series(data: Any, source: str) -> list[Series]:
     if isinstance(data, dict) and "data" in data:  # a whole API response
         if data.get("status") not in (None, "success"):
-            raise InputError(f"dump holds a failed query: {data.get('error')}", source=source)
-        data = data["data"].get("result", [])
-    if not isinstance(data, list) or not all(isinstance(s, dict) and "metric" in s for s in data):
+            error = str(data.get("error"))[:200]
+            raise InputError(f"dump holds a failed query: {error}", source=source)
+        data = data["data"].get("result", []) if isinstance(data["data"], dict) else None
+    if not isinstance(data, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("metric"), dict) for s in data
+    ):
         raise InputError("expected query_range results (a list of {metric, values})", source=source)
     return data
 
@@ -193,7 +226,7 @@ def load_dump(path: str | Path) -> Dump:
     p = Path(path)
     try:
         data = loads_json(read_text(p, "telemetry"), str(p), "telemetry")
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # json.JSONDecodeError, or a number too long to read
         raise InputError(f"cannot read metrics dump: {exc}", source=str(p)) from None
     if isinstance(data, dict) and "data" not in data:
         return {str(k): _as_series(v, f"{p}: {k}") for k, v in data.items()}
@@ -209,9 +242,105 @@ def _by_name(dump: Dump, name: str) -> list[Series]:
     for sel, series in dump.items():
         base = sel.split("{", 1)[0]
         for s in series:
-            if s.get("metric", {}).get("__name__", base) == name:
+            metric = s.get("metric") if isinstance(s, dict) else None
+            if isinstance(metric, dict) and metric.get("__name__", base) == name:
                 out.append(s)
     return out
+
+
+# -- quality ------------------------------------------------------------------------------------
+
+
+@dataclass
+class MetricsReport:
+    """What a metrics dump held and what could not be used, counted: points that are not a
+    [time, value] pair of numbers (``unreadable``), values or times that are NaN or infinite
+    (Prometheus answers 0/0 with ``NaN``), times far from the rest (:mod:`.timeline`), and
+    series the mapping does not name or that lack the service label (``unmapped``)."""
+
+    source: str = "metrics"
+    series: int = 0
+    points: int = 0
+    used: int = 0
+    skipped_nonfinite: int = 0
+    skipped_outlier_time: int = 0
+    skipped_unreadable: int = 0
+    series_unreadable: int = 0
+    series_unmapped: int = 0
+    time_fences: tuple[float, float] | None = None
+    unusable: list[str] = field(default_factory=list)  # mapped series with points, none usable
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["time_fences"] = list(self.time_fences) if self.time_fences else None
+        d["unusable"] = self.unusable[:20]
+        return d
+
+    def line(self) -> str:
+        return (
+            f"metrics: used {self.used} of {self.points} points in {self.series} series; "
+            f"skipped {self.skipped_nonfinite} not finite, {self.skipped_outlier_time} far in "
+            f"time, {self.skipped_unreadable} unreadable; {self.series_unmapped} series "
+            f"unmapped, {self.series_unreadable} unreadable"
+        )
+
+
+def _label(s: Series) -> str:
+    metric = s.get("metric", {})
+    name = str(metric.get("__name__", ""))
+    labels = ",".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
+    return f"{name}{{{labels}}}"
+
+
+def clean_dump(
+    dump: Dump, mapping: MetricMap | None = None, report: MetricsReport | None = None
+) -> Dump:
+    """The dump with only usable points, as ``[time, value]`` floats; everything left out is
+    counted in ``report`` (see :class:`MetricsReport`). Times far from the rest are judged
+    over every point of the dump together, so one series' bad clock cannot pass as normal."""
+    m = mapping or MetricMap()
+    rep = report if report is not None else MetricsReport()
+    names = {m.requests, m.duration_sum, m.duration_bucket, m.cpu_seconds, m.up} - {""}
+    parsed: list[tuple[str, Series, bool, np.ndarray]] = []
+    times: list[np.ndarray] = []
+    for sel, series in dump.items():
+        base = sel.split("{", 1)[0]
+        for s in series if isinstance(series, list) else []:
+            rep.series += 1
+            metric = s.get("metric") if isinstance(s, dict) else None
+            values = s.get("values") if isinstance(s, dict) else None
+            if not isinstance(metric, dict) or not isinstance(values, list):
+                rep.series_unreadable += 1
+                continue
+            mapped = metric.get("__name__", base) in names and bool(metric.get(m.service_label))
+            rep.series_unmapped += not mapped
+            pts = np.full((len(values), 2), np.nan)
+            ok = np.zeros(len(values), dtype=bool)
+            for i, pair in enumerate(values):
+                try:
+                    t, v = pair
+                    pts[i] = float(t), float(v)
+                except (TypeError, ValueError, OverflowError):
+                    continue
+                ok[i] = True
+            rep.points += len(values)
+            rep.skipped_unreadable += int((~ok).sum())
+            finite = ok & np.isfinite(pts).all(axis=1)
+            rep.skipped_nonfinite += int((ok & ~finite).sum())
+            times.append(pts[ok, 0])  # a point's time counts even when its value is NaN
+            parsed.append((sel, s, mapped, pts[finite]))
+    fences = time_fences(np.concatenate(times) if times else np.array([]))
+    rep.time_fences = fences
+    out: dict[str, list[Series]] = defaultdict(list)
+    for sel, s, mapped, pts in parsed:
+        far = far_in_time(pts[:, 0], fences)
+        rep.skipped_outlier_time += int(far.sum())
+        kept = pts[~far]
+        rep.used += len(kept)
+        if mapped and len(s["values"]) and not len(kept):
+            rep.unusable.append(_label(s))
+        out[sel].append({"metric": s["metric"], "values": kept.tolist()})
+    return dict(out)
 
 
 # -- arithmetic ---------------------------------------------------------------------------------
@@ -219,12 +348,16 @@ def _by_name(dump: Dump, name: str) -> list[Series]:
 
 def _points(s: Series, start: float | None, end: float | None) -> list[tuple[float, float]]:
     pts = []
-    for t, v in s.get("values", []):
+    values = s.get("values")
+    for pair in values if isinstance(values, list) else []:
         try:
+            t, v = pair
             tf, vf = float(t), float(v)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             continue
-        if (start is None or tf >= start) and (end is None or tf <= end) and math.isfinite(vf):
+        if not (math.isfinite(tf) and math.isfinite(vf)):
+            continue
+        if (start is None or tf >= start) and (end is None or tf <= end):
             pts.append((tf, vf))
     pts.sort()
     return pts
@@ -264,10 +397,13 @@ def summarize(
     *,
     start: float | None = None,
     end: float | None = None,
+    report: MetricsReport | None = None,
 ) -> dict[str, ServiceMetrics]:
-    """Per service over [start, end] (default: everything in the dump)."""
+    """Per service over [start, end] (default: everything in the dump), from the usable
+    points only (:func:`clean_dump`; what was left out is counted in ``report``)."""
     m = mapping or MetricMap()
     lab = m.service_label
+    dump = clean_dump(dump, m, report)
 
     def group(name: str) -> dict[str, list[Series]]:
         g: dict[str, list[Series]] = defaultdict(list)

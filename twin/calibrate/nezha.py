@@ -13,7 +13,6 @@ timestamp.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +46,7 @@ def read_fault_list(path: Path) -> list[NezhaFault]:
     """The injected faults, sorted by time. A malformed entry is an :class:`InputError`."""
     try:
         doc = loads_json(read_text(path, "telemetry"), str(path), "telemetry")
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # json.JSONDecodeError, or a number too long to read
         raise InputError(f"cannot read fault list ({e})", source=str(path)) from e
     if not isinstance(doc, dict):
         raise InputError("expected an object of hour -> list of faults", source=str(path))

@@ -11,6 +11,8 @@ simulator; the readers and fitters beside it know nothing of it.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -191,6 +193,17 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _made_by_us(path: Path) -> list[Path]:
+    """The folders of ``path`` that do not exist yet (deepest first): the ones to remove
+    again if the run fails, so a failed calibration leaves nothing behind."""
+    missing = []
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
 def run_calibration(
     config: CalibrationConfig, *, on_note: Callable[[str], None] = lambda _: None
 ) -> CalibrationRecord:
@@ -198,10 +211,67 @@ def run_calibration(
 
     Writes ``topology.yaml``, ``scenario.yaml``, ``calibration.json``, ``report.md`` (and
     ``spans.parquet`` / ``metrics.json`` of what was read) to ``config.out``; each reading
-    problem worth knowing is passed to ``on_note`` as one line."""
-    c = config
+    problem worth knowing is passed to ``on_note`` as one line, and what the telemetry's
+    quality cost (points and spans skipped, and why) as one ``telemetry:`` line, once the run
+    has succeeded (a failure is one InputError line that carries its own counts).
+
+    Every file is written to a hidden folder inside ``config.out`` first and moved into place
+    only when the whole run succeeded: a run that fails (bad telemetry, a refused simulation,
+    an interrupt) leaves the folder as it was, and removes it if it made it."""
+    made = _made_by_us(config.out)
+    output_dir(config.out)
+    stage = Path(tempfile.mkdtemp(prefix=".calibrating-", dir=config.out))
+    notes: list[str] = []
+    try:
+        result = _calibrate(config, stage, notes.append)
+        for f in sorted(stage.iterdir()):
+            f.replace(config.out / f.name)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+    for line in notes:
+        on_note(line)
+    return result
+
+
+def _quality_line(record: dict[str, Any]) -> str:
+    """One line: how much of the telemetry was used, and what was skipped."""
+    parts = []
+    read = record.get("read")
+    if read:
+        parts.append(
+            f"used {read['spans']} spans; skipped {read['skipped_nonfinite']} with a time that "
+            f"is not finite, {read['skipped_outlier_time']} far in time, "
+            f"{read['problems'].get('malformed spans (skipped)', 0)} malformed"
+        )
+        win = record.get("callgraph", {})
+        if win:
+            parts.append(
+                f"observed {win['window_seconds']:.6g} s in {win['window_stretches']} stretch(es)"
+            )
+    quality = record.get("metrics_read")
+    if quality:
+        parts.append(
+            f"metrics: used {quality['used']} of {quality['points']} points; skipped "
+            f"{quality['skipped_nonfinite']} not finite, {quality['skipped_outlier_time']} far "
+            f"in time, {quality['skipped_unreadable']} unreadable; "
+            f"{quality['series_unmapped']} series unmapped"
+        )
+    return "telemetry: " + "; ".join(parts)
+
+
+def _calibrate(
+    c: CalibrationConfig, out: Path, on_note: Callable[[str], None]
+) -> CalibrationRecord:
+    """The calibration of :func:`run_calibration`, writing into ``out`` (its staging folder)."""
     traces = list(c.traces)
-    out, prometheus, metrics, mapping = c.out, c.prometheus, c.metrics, c.mapping
+    prometheus, metrics, mapping = c.prometheus, c.metrics, c.mapping
     start, end, step, name, sampling = c.start, c.end, c.step_seconds, c.name, c.sampling
     demand, mask, predict, seed, network = c.demand, c.mask, c.predict_seconds, c.seed, c.network
     from twin.calibrate.build import BuildOptions, build_topology
@@ -209,6 +279,7 @@ def run_calibration(
     from twin.calibrate.mask import Masker
     from twin.calibrate.metrics import (
         MetricMap,
+        MetricsReport,
         PrometheusClient,
         load_dump,
         parse_time,
@@ -217,7 +288,6 @@ def run_calibration(
     from twin.calibrate.service_time import MIN_FIT
     from twin.calibrate.traces import read_traces
 
-    output_dir(out)
     masker = Masker.load(mask) if mask else Masker()
     record: dict[str, Any] = {"inputs": {"traces": [str(t) for t in traces]}}
     t_start, t_end = parse_time(start), parse_time(end)
@@ -227,14 +297,25 @@ def run_calibration(
         if prometheus:
             t_end = t_end if t_end is not None else time.time()
             t_start = t_start if t_start is not None else t_end - 3600.0
-            dump = PrometheusClient(prometheus).fetch(mmap, t_start, t_end, step)
+            client = PrometheusClient(prometheus)
+            dump = client.fetch(mmap, t_start, t_end, step)
             _write_atomic(out / "metrics.json", json.dumps(dump))
             record["inputs"]["prometheus"] = prometheus
+            quality = MetricsReport(source=f"Prometheus at {client.url}")
         else:
             assert metrics is not None
             dump = load_dump(metrics)
             record["inputs"]["metrics"] = str(metrics)
-        metric_figures = summarize(dump, mmap, start=t_start, end=t_end)
+            quality = MetricsReport(source=str(metrics))
+        metric_figures = summarize(dump, mmap, start=t_start, end=t_end, report=quality)
+        record["metrics_read"] = quality.to_dict()
+        if quality.unusable and not quality.used:
+            raise InputError(
+                f"{quality.unusable[0]}: no usable point in this or any series "
+                f"({quality.skipped_nonfinite} not finite, {quality.skipped_unreadable} "
+                f"unreadable, {quality.skipped_outlier_time} far in time)",
+                source=quality.source,
+            )
         record["metrics"] = {k: v.to_dict() for k, v in metric_figures.items()}
     record["inputs"]["window"] = {"start": t_start, "end": t_end}
     opts = BuildOptions(
@@ -254,11 +335,19 @@ def run_calibration(
         for line in report.lines():
             on_note(line)
         if spans.empty:
-            raise InputError("no usable spans in the trace file(s) (and window)")
-        tmp = out / ".spans.parquet.tmp"
-        spans.to_parquet(tmp, index=False)
-        tmp.replace(out / "spans.parquet")
+            raise InputError(
+                "no usable spans in the trace file(s) (and window): "
+                f"{report.skipped_nonfinite} with a time that is not finite and "
+                f"{report.skipped_outlier_time} far in time skipped, "
+                f"{sum(report.problems.values())} other problem(s)"
+            )
+        spans.to_parquet(out / "spans.parquet", index=False)
         graph = build_callgraph(spans)
+        if graph.window <= 0.0:
+            raise InputError(
+                "the spans cover no time at all (every one starts and ends at one instant): "
+                "no rate can be measured from them"
+            )
         for svc, mf in metric_figures.items():
             if svc not in graph.services:
                 continue
@@ -271,8 +360,9 @@ def run_calibration(
         graph = _graph_from_metrics(metric_figures)
     cal = build_topology(graph, opts)
     topo = cal.topology
-    _write_atomic(out / "topology.yaml", topo.to_yaml())
+    (out / "topology.yaml").write_text(topo.to_yaml(), encoding="utf-8")
     record.update(cal.record)
+    on_note(_quality_line(record))
     faults = []
     for svc in topo.services:
         sts = [o for k, o in graph.operations.items() if k[0] == svc]
@@ -290,7 +380,7 @@ def run_calibration(
     }
     from twin.io import dump_yaml
 
-    _write_atomic(out / "scenario.yaml", dump_yaml(scenario_data))
+    (out / "scenario.yaml").write_text(dump_yaml(scenario_data), encoding="utf-8")
     observed = observed_figures(graph, sampling) if traces else {}
     for svc, mf in metric_figures.items():
         observed[f"metrics {svc}"] = {
@@ -318,10 +408,10 @@ def run_calibration(
     from twin.results import write_json
 
     write_json(out / "calibration.json", record)
-    _write_atomic(out / "report.md", render_report(topo.name, record, rows))
+    (out / "report.md").write_text(render_report(topo.name, record, rows), encoding="utf-8")
     cg = record.get("callgraph", {})
     return CalibrationRecord(
-        out=out,
+        out=c.out,
         topology=topo.name,
         services=len(cg.get("services", {})),
         edges=len(cg.get("edges", [])),
@@ -377,6 +467,7 @@ def render_report(name: str, record: dict[str, Any], rows: list[dict[str, Any]])
     """A Markdown report: what was read, the graph, the fits, and observed vs twin."""
     fmt = format_figure
     lines = [f"# Calibration of {name}", ""]
+    lines += [_quality_line(record).replace("telemetry: ", "Telemetry: ", 1) + ".", ""]
     read = record.get("read")
     if read:
         lines += [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -64,6 +65,9 @@ class ReadReport:
     partial_traces: int = 0
     notes: list[str] = field(default_factory=list)
     masked: int = 0
+    skipped_nonfinite: int = 0
+    skipped_outlier_time: int = 0
+    time_fences: tuple[float, float] | None = None
 
     def add(self, problem: str, n: int = 1) -> None:
         if n:
@@ -77,6 +81,9 @@ class ReadReport:
             "partial_traces": self.partial_traces,
             "problems": dict(self.problems),
             "masked_values": self.masked,
+            "skipped_nonfinite": self.skipped_nonfinite,
+            "skipped_outlier_time": self.skipped_outlier_time,
+            "time_fences": list(self.time_fences) if self.time_fences else None,
             "notes": self.notes,
         }
 
@@ -84,6 +91,17 @@ class ReadReport:
         out = [f"read {self.spans} spans in {self.traces} traces from {len(self.files)} file(s)"]
         for k, v in sorted(self.problems.items()):
             out.append(f"  {k}: {v}")
+        if self.skipped_nonfinite:
+            out.append(
+                f"  spans with a time that is not a finite number (skipped): "
+                f"{self.skipped_nonfinite}"
+            )
+        if self.skipped_outlier_time and self.time_fences:
+            lo, hi = self.time_fences
+            out.append(
+                f"  spans far in time from the rest, outside {lo:.0f}..{hi:.0f} (skipped): "
+                f"{self.skipped_outlier_time}"
+            )
         if self.partial_traces:
             out.append(
                 f"  {self.partial_traces} partial trace(s) (missing parents or clock skew): "
@@ -93,7 +111,36 @@ class ReadReport:
         return out
 
 
-# -- entry point ------------------------------------------------------------------------------
+# -- times ------------------------------------------------------------------------------------
+
+
+def seconds(value: Any, per_second: float) -> float:
+    """A time or duration counted in units of ``1 / per_second`` s (1e9: nanoseconds) -> s.
+
+    An integer (or a string of digits) is divided as an integer, so nanosecond timestamps keep
+    the precision they have; NaN and infinities pass through, and a number too large for a
+    float becomes infinity (both are counted and skipped with the span, never used); anything
+    that is not a number raises ValueError (a malformed span).
+    """
+    if value is None or isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
+    if isinstance(value, float):
+        return value / per_second
+    try:
+        return int(value) / per_second
+    except OverflowError:
+        return math.inf
+    except (TypeError, ValueError):
+        pass
+    try:
+        return float(value) / per_second
+    except OverflowError:
+        return math.inf
+    except TypeError:
+        raise ValueError(f"not a number: {value!r}") from None
+
+
+# -- ids and names ----------------------------------------------------------------------------
 
 
 def normalize_id(value: Any) -> str:
@@ -135,7 +182,7 @@ def _otlp_value(v: Any) -> Any:
     if "intValue" in v:
         try:
             return int(v["intValue"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return v["intValue"]
     if "arrayValue" in v:
         return [_otlp_value(x) for x in (v["arrayValue"] or {}).get("values", [])]
@@ -168,13 +215,13 @@ def _error_from_attrs(attrs: Mapping[str, Any]) -> bool:
         try:
             if code is not None and int(code) >= 500:
                 return True
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             pass
     code = attrs.get("rpc.grpc.status_code")
     try:
         # gRPC codes that mean the server failed (UNKNOWN, DEADLINE, INTERNAL, UNAVAILABLE...)
         return code is not None and int(code) in (2, 4, 13, 14, 15)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False
 
 

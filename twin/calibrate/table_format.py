@@ -65,21 +65,73 @@ def _duration_factor(name: str, start_factor: float) -> float:
     return start_factor
 
 
-def _read_table(path: Path, masker: Masker, report: ReadReport) -> Iterator[Row]:
-    check_size(path, "telemetry")
+CHUNK_ROWS = 100_000
+"""Rows of a span table parsed at a time: a large table is read in chunks, never whole."""
+
+_NAN_WORDS = {"nan", "+nan", "-nan"}
+
+
+def _chunks(path: Path) -> Iterator[pd.DataFrame]:
+    """The table in chunks of CHUNK_ROWS rows; an unreadable file is one InputError."""
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
-            raw = pd.read_parquet(path)
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
+                yield batch.to_pandas()
         else:
-            raw = pd.read_csv(
+            with pd.read_csv(
                 path,
                 sep="\t" if path.suffix.lower() == ".tsv" else ",",
                 dtype=str,
                 on_bad_lines="skip",
                 keep_default_na=False,
-            )
-    except Exception as exc:  # pandas raises many types for unreadable files
+                chunksize=CHUNK_ROWS,
+            ) as reader:
+                yield from reader
+    except InputError:
+        raise
+    except Exception as exc:  # pandas and pyarrow raise many types for unreadable files
         raise InputError(f"cannot read span table: {exc}", source=str(path)) from None
+
+
+def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers of a column, and which cells are not numbers at all (empty, garbage); a NaN
+    or an infinity written as such is a number that is not finite, counted apart."""
+    num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    unreadable = np.isnan(num)
+    if unreadable.any():
+        words = values[unreadable].astype(str).str.strip().str.lower()
+        unreadable[unreadable] = ~words.isin(_NAN_WORDS).to_numpy()
+    return num, unreadable
+
+
+def _read_table(path: Path, masker: Masker, report: ReadReport) -> Iterator[Row]:
+    """The span rows of a table, chunk by chunk. Columns are matched on the first chunk, and
+    the unit of its timestamps (ns, µs, ms or s) is guessed from it and kept for the file."""
+    check_size(path, "telemetry")
+    col: dict[str, str] = {}
+    sf = 1.0
+    bad = 0
+    for n, raw in enumerate(_chunks(path)):
+        if n == 0:
+            col = _columns(raw, path)
+            first = pd.to_numeric(raw[col["start"]], errors="coerce").to_numpy(dtype=float)
+            sf = _seconds_factor(first[np.isfinite(first)])
+            if "service" not in col:
+                report.notes.append(
+                    f"{path.name}: services from pod names (replica-set suffixes stripped)"
+                )
+        for row in _table_rows(raw, col, sf, masker):
+            if row is None:
+                bad += 1
+            else:
+                yield row
+    report.add("malformed spans (skipped)", bad)
+
+
+def _columns(raw: pd.DataFrame, path: Path) -> dict[str, str]:
+    """Which column holds each field (aliases above), or an InputError naming what lacks."""
     norm = {re.sub(r"[^a-z0-9]", "", str(c).lower()): c for c in raw.columns}
     col: dict[str, str] = {}
     for field_, names in _ALIASES.items():
@@ -100,22 +152,30 @@ def _read_table(path: Path, masker: Masker, report: ReadReport) -> Iterator[Row]
             f"has {', '.join(map(str, raw.columns))}",
             source=str(path),
         )
+    return col
+
+
+def _table_rows(
+    raw: pd.DataFrame, col: dict[str, str], sf: float, masker: Masker
+) -> Iterator[Row | None]:
+    """One chunk's rows; None for a row that is not a span (no ids, a time that is not a
+    number). A time that is a number but not finite is passed on, to be counted as such."""
     n0 = len(raw)
-    start = pd.to_numeric(raw[col["start"]], errors="coerce").to_numpy(dtype=float)
-    sf = _seconds_factor(start[~np.isnan(start)])
+    start, bad = _numbers(raw[col["start"]])
     start = start * sf
     if "end" in col:
-        end = pd.to_numeric(raw[col["end"]], errors="coerce").to_numpy(dtype=float) * sf
+        end, bad_end = _numbers(raw[col["end"]])
+        end = end * sf
     else:
-        dur = pd.to_numeric(raw[col["duration"]], errors="coerce").to_numpy(dtype=float)
+        dur, bad_end = _numbers(raw[col["duration"]])
         end = start + dur * _duration_factor(str(col["duration"]), sf)
+    bad = bad | bad_end
     pods = raw[col["pod"]].astype(str) if "pod" in col else None
     if "service" in col:
         services = raw[col["service"]].astype(str)
     else:
         assert pods is not None
         services = pods.map(service_from_pod)
-        report.notes.append(f"{path.name}: services from pod names (replica-set suffixes stripped)")
     instances = pods if pods is not None else services
     errors = (
         raw[col["error"]].astype(str).map(_table_error)
@@ -131,11 +191,9 @@ def _read_table(path: Path, masker: Masker, report: ReadReport) -> Iterator[Row]
     tl, sl, pl = trace.tolist(), span.tolist(), parent.tolist()
     svl, inl, erl = services.tolist(), instances.tolist(), errors.tolist()
     kl = kinds.tolist() if kinds is not None else [""] * n0
-    bad = 0
     for i in range(n0):
-        s, e = start[i], end[i]
-        if not (np.isfinite(s) and np.isfinite(e)) or not tl[i] or not sl[i]:
-            bad += 1
+        if bad[i] or not tl[i] or not sl[i]:
+            yield None
             continue
         kind = kl[i]
         yield _row(
@@ -147,12 +205,11 @@ def _read_table(path: Path, masker: Masker, report: ReadReport) -> Iterator[Row]
             inl[i],
             ops[i],
             kind if kind in _KINDS.values() else "",
-            float(s),
-            float(e),
+            float(start[i]),
+            float(end[i]),
             bool(erl[i]),
             {},
         )
-    report.add("malformed spans (skipped)", bad)
 
 
 def _table_error(v: str) -> bool:
@@ -160,7 +217,7 @@ def _table_error(v: str) -> bool:
     if s in ("true", "1", "error", "status_code_error", "fail", "failed"):
         return True
     try:
-        return int(float(s)) >= 500
+        return float(s) >= 500
     except ValueError:
         return False
 

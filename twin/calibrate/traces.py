@@ -21,8 +21,9 @@ suffixes. A truncated JSON file is cut back to its last complete value and read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,8 +44,9 @@ from twin.calibrate.spans import (
     service_from_pod,
 )
 from twin.calibrate.table_format import _read_table
+from twin.calibrate.timeline import far_in_time, time_fences
 from twin.errors import InputError
-from twin.safeload import read_text
+from twin.safeload import check_size, loads_json, read_text
 
 __all__ = [
     "COLUMNS",
@@ -57,39 +59,52 @@ __all__ = [
 ]
 
 
+CHUNK_ROWS = 100_000
+"""Spans gathered before they become a table; files are read as they are parsed (see
+:func:`_read_file`), so a large file costs its table, not its text and its parsed objects."""
+
+
 def read_traces(
     paths: Iterable[str | Path], *, masker: Masker | None = None
 ) -> tuple[pd.DataFrame, ReadReport]:
     """Read every file into one tidy table (see the module docstring) and a report.
 
     A file that cannot be read at all raises :class:`InputError`; anything less (a bad span,
-    a truncated tail, a missing parent) is counted in the report and skipped.
+    a truncated tail, a missing parent, a time that is not finite or far from the rest) is
+    counted in the report and skipped.
     """
     masker = masker or Masker()
     report = ReadReport()
+    frames: list[pd.DataFrame] = []
     rows: list[Row] = []
     for p in paths:
         path = Path(p)
         report.files.append(str(path))
         if not path.is_file():
             raise InputError("trace file not found", source=str(path))
-        rows.extend(_read_file(path, masker, report))
+        for row in _read_file(path, masker, report):
+            rows.append(row)
+            if len(rows) >= CHUNK_ROWS:
+                frames.append(pd.DataFrame(rows, columns=COLUMNS))
+                rows = []
+    if rows or not frames:
+        frames.append(pd.DataFrame(rows, columns=COLUMNS))
     report.masked = masker.masked
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     df = _check(df, report)
     return df, report
 
 
-def _read_file(path: Path, masker: Masker, report: ReadReport) -> list[Row]:
+def _read_file(path: Path, masker: Masker, report: ReadReport) -> Iterator[Row]:
+    """The rows of one file, produced as the file is read: span tables chunk by chunk, JSON
+    lines line by line; one JSON document (which has to be parsed whole) at once."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".parquet", ".pq") or path.name.endswith(".csv.gz"):
-        return list(_read_table(path, masker, report))
-    text = read_text(path, "telemetry")
-    docs = list(_json_documents(text, path, report))
-    if not docs:
-        raise InputError("no JSON trace document found", source=str(path))
-    rows: list[Row] = []
-    for doc in docs:
+        yield from _read_table(path, masker, report)
+        return
+    found = False
+    for doc in _json_file_documents(path, report):
+        found = True
         fmt = detect_format(doc)
         if fmt is None:
             raise InputError(
@@ -97,8 +112,52 @@ def _read_file(path: Path, masker: Masker, report: ReadReport) -> list[Row]:
                 "data[].spans, Zipkin v2 span list, or a CSV/Parquet span table)",
                 source=str(path),
             )
-        rows.extend(_PARSERS[fmt](doc, masker, report))
-    return rows
+        yield from _PARSERS[fmt](doc, masker, report)
+    if not found:
+        raise InputError("no JSON trace document found", source=str(path))
+
+
+def _json_file_documents(path: Path, report: ReadReport) -> Iterator[Any]:
+    """The JSON documents of a trace file. One value per line (the OpenTelemetry collector's
+    file exporter) is streamed: a line is parsed, its spans read, and it is let go. Anything
+    else is one document (or a truncated one), read whole within the byte limit."""
+    check_size(path, "telemetry")
+    src = str(path)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            lines = (ln for ln in fh if ln.strip())
+            first = next(lines, None)
+            if first is None:
+                return
+            try:
+                doc = loads_json(first, src, "telemetry")
+            except ValueError:  # not JSON, or a number too long to read
+                doc = _NOT_ONE_LINE
+            if doc is not _NOT_ONE_LINE:
+                yield doc
+                total = bad = 0
+                for line in lines:
+                    total += 1
+                    try:
+                        yield loads_json(line, src, "telemetry")
+                    except ValueError:
+                        bad += 1
+                if bad > max(1, (total + 1) // 10):
+                    raise InputError(
+                        f"{bad} of {total + 1} lines are not JSON (one document per line was "
+                        "expected after the first)",
+                        source=src,
+                    )
+                report.add("unreadable JSON lines", bad)
+                return
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read: not UTF-8 text ({exc.reason})", source=src) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", source=src) from None
+    yield from _json_documents(read_text(path, "telemetry"), path, report)
+
+
+_NOT_ONE_LINE = object()
 
 
 def _check(df: pd.DataFrame, report: ReadReport) -> pd.DataFrame:
@@ -110,7 +169,22 @@ def _check(df: pd.DataFrame, report: ReadReport) -> pd.DataFrame:
     if df.empty:
         df["partial"] = pd.Series(dtype=bool)
         return df
-    df["service"] = df["service"].replace("", "unknown-service")
+    start = df["start"].to_numpy(dtype=float)
+    end = df["end"].to_numpy(dtype=float)
+    nonfinite = ~(np.isfinite(start) & np.isfinite(end))
+    report.skipped_nonfinite += int(nonfinite.sum())
+    report.time_fences = time_fences(start)  # every finite start, whatever its end
+    far = far_in_time(start, report.time_fences) | far_in_time(end, report.time_fences)
+    far &= ~nonfinite  # each skipped span is counted once
+    report.skipped_outlier_time += int(far.sum())
+    if nonfinite.any() or far.any():
+        df = df[~(nonfinite | far)].reset_index(drop=True)
+    if df.empty:
+        df["partial"] = pd.Series(dtype=bool)
+        return df
+    unnamed = df["service"] == ""
+    report.add("spans without a service name (kept as unknown-service)", int(unnamed.sum()))
+    df.loc[unnamed, "service"] = "unknown-service"
     neg = df["end"] < df["start"]
     report.add("spans ending before they start (skipped)", int(neg.sum()))
     df = df[~neg]

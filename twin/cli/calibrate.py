@@ -6,13 +6,18 @@ The work is :func:`twin.calibrate.run_calibration`; this module reads the flags 
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
 from twin.cli.errors import handles_errors
 from twin.errors import InputError
+
+T = TypeVar("T")
 
 DEMANDS = ("auto", "cpu", "traces")
 NETWORKS = ("floor", "full")
@@ -31,6 +36,23 @@ def _parse_workers(items: list[str] | None) -> dict[str, int]:
         if out[svc or "*"] < 1:
             raise InputError(f"--workers: must be at least 1, got {item!r}")
     return out
+
+
+def _until_terminated(work: Callable[[], T]) -> T:
+    """Run ``work`` with SIGTERM raising SystemExit (as SIGINT raises KeyboardInterrupt), so a
+    calibration stopped by a supervisor or a timeout cleans up what it staged, as a failed one
+    does. The previous handler is restored afterwards (in-process callers keep theirs)."""
+    if threading.current_thread() is not threading.main_thread():
+        return work()
+
+    def stop(signum: int, _: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return work()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @handles_errors
@@ -74,7 +96,7 @@ def calibrate(
 ) -> None:
     """Calibrate a twin from traces and/or Prometheus metrics; compare it with what was seen."""
     from twin.calibrate.run import CalibrationConfig, format_figure, run_calibration
-    from twin.io import parse_model
+    from twin.io import http_url, parse_model
 
     files = [*(traces or []), *(more_traces or [])]
     if demand not in DEMANDS:
@@ -85,6 +107,8 @@ def calibrate(
         raise InputError("give --prometheus or --metrics, not both")
     if not files and not (prometheus or metrics):
         raise InputError("nothing to calibrate from: give --traces and/or --prometheus/--metrics")
+    if prometheus:
+        http_url(prometheus, "--prometheus")
     config = parse_model(
         CalibrationConfig,
         {
@@ -107,7 +131,9 @@ def calibrate(
         },
         source="command line",
     )
-    record = run_calibration(config, on_note=lambda line: typer.echo(line, err=True))
+    record = _until_terminated(
+        lambda: run_calibration(config, on_note=lambda line: typer.echo(line, err=True))
+    )
     typer.echo(
         f"wrote {out}/topology.yaml ({record.services} services, "
         f"{record.edges} call edges), calibration.json, report.md"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import signal
 import sys
 from pathlib import Path
@@ -90,9 +90,10 @@ def _enforce(
         onnx_decider,
         rules_decider,
         run,
+        to_json,
     )
     from twin.errors import InputError
-    from twin.io import load_model
+    from twin.io import http_url, load_model
 
     if (prometheus is None) == (metrics is None):
         raise InputError("enforce: give exactly one of --prometheus URL or --metrics FILE")
@@ -100,8 +101,14 @@ def _enforce(
         raise InputError(f"enforce: --emit {emit!r}: expected one of {', '.join(EMITS)}")
     if emit == "webhook" and not url:
         raise InputError("enforce: --emit webhook needs --url")
-    if interval is not None and interval <= 0:
-        raise InputError(f"enforce: --interval {interval}: must be positive")
+    if url is not None:
+        http_url(url, "enforce: --url")
+    if prometheus is not None:
+        http_url(prometheus, "enforce: --prometheus")
+    if interval is not None and not (math.isfinite(interval) and interval > 0):
+        raise InputError(f"enforce: --interval {interval}: must be a positive number of seconds")
+    if duration is not None and not duration > 0:
+        raise InputError(f"enforce: --duration {duration}: must be a positive number of seconds")
     pf = PolicyFile.load(policy)
     decide = rules_decider(pf) if rules else onnx_decider(pf, policy)
     source: MetricSource
@@ -113,7 +120,7 @@ def _enforce(
     enforcer = Enforcer(pf, source, decide, override_path=override)
 
     def to_stdout(rec: dict[str, Any]) -> str | None:
-        typer.echo(json.dumps(rec) if emit == "json" else describe(rec))
+        typer.echo(to_json(rec) if emit == "json" else describe(rec))
         return None
 
     if emit == "webhook":
