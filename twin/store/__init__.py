@@ -16,6 +16,7 @@ these rules:
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from twin.store import documents  # its tables join Base before any create_all
 from twin.store.chaos import chaos_kind, parse_chaos, parse_chaos_file
 from twin.store.database import DEFAULT_FILE, IngestReport, Store, resolve_url
 from twin.store.schema import Base
@@ -27,6 +28,7 @@ __all__ = [
     "SQLAlchemyError",
     "Store",
     "chaos_kind",
+    "documents",
     "parse_chaos",
     "parse_chaos_file",
     "resolve_url",
