@@ -186,7 +186,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         caller = _caller(request, "write")
         doc, doc_hash = await _body(request)
         key = request.headers.get("idempotency-key")
-        request_hash = content_hash([endpoint, doc])
+        request_hash = content_hash([endpoint, doc]) if key is not None else ""
         if key is not None:
             if not (0 < len(key) <= 200) or not key.isprintable() or not key.isascii():
                 raise Problem(

@@ -8,6 +8,7 @@ group-commit writer and its own rate-limit buckets.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import ipaddress
 import json
 import os
@@ -45,11 +46,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a long-running server: what exists at start
+    (modules, the app, the ORM's tables) is frozen out of every collection, and the
+    youngest generation is collected every 50,000 allocations instead of 700. Measured
+    under load, collections took a third of the server's CPU before (docs/serve.md)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def app_from_env() -> FastAPI:
     """The app of one worker, from the configuration its parent put in the environment."""
     raw: dict[str, Any] = json.loads(os.environ[_ENV])
     raw["tokens"] = Path(raw["tokens"])
-    return create_app(ServeConfig(**raw))
+    app = create_app(ServeConfig(**raw))
+    tune_gc()
+    return app
 
 
 def serve(
@@ -74,10 +87,12 @@ def serve(
         "server_header": False,
     }
     if workers <= 1:
-        uvicorn.run(create_app(config), **common)
+        app = create_app(config)
+        tune_gc()
+        uvicorn.run(app, **common)
         return
     os.environ[_ENV] = json.dumps({**dataclasses.asdict(config), "tokens": str(config.tokens)})
     uvicorn.run("twin.serve.run:app_from_env", factory=True, workers=workers, **common)
 
 
-__all__ = ["app_from_env", "check", "is_loopback", "serve"]
+__all__ = ["app_from_env", "check", "is_loopback", "serve", "tune_gc"]
