@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,9 +33,19 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server's URL for the tests of one module (see
+    :func:`running_postgres`)."""
+    with running_postgres() as url:
+        yield url
+
+
+@contextmanager
+def running_postgres() -> Iterator[str]:
     """initdb into a temporary directory and run ``postgres`` on a free loopback port, as the
     ``postgres`` user when we are root (it refuses to run as root). The server is this test
-    process's child with a parent-death signal, so it stops even if the tests are killed."""
+    process's child with a parent-death signal, so it stops even if the tests are killed.
+    Benchmarks use it too; outside a test, a missing PostgreSQL raises pytest's skip
+    exception, whose message says what to install."""
     bindir = _pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL binaries not installed (Debian: apt-get install postgresql)")

@@ -23,6 +23,7 @@ these rules:
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from twin.store import documents  # its tables join Base before any create_all
 from twin.store.chaos import parse_chaos, parse_chaos_file
 from twin.store.database import DEFAULT_FILE, IngestReport, Store, check_record, resolve_url
 from twin.store.records import chaos_kind
@@ -36,6 +37,7 @@ __all__ = [
     "Store",
     "chaos_kind",
     "check_record",
+    "documents",
     "parse_chaos",
     "parse_chaos_file",
     "resolve_url",

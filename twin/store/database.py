@@ -294,29 +294,46 @@ class Store:
 
     # -- chaos results --------------------------------------------------------------------------
 
-    def ingest(self, records: Sequence[dict[str, Any]]) -> IngestReport:
-        """Store normalised chaos results (see :func:`parse_chaos`) in one transaction.
+    def insert_new(
+        self, s: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+    ) -> list[bool]:
+        """Insert the rows whose natural key is not there yet, in one multi-row statement;
+        True for each row that was new (a row repeated within ``rows`` is new once). The
+        database decides (``ON CONFLICT DO NOTHING ... RETURNING``), so racing writers
+        agree and a conflict is "already there", never an integrity error."""
+        if not rows:
+            return []
+        cols = [getattr(table, k) for k in keys]
+        stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys))
+        # many parameter sets for one cached statement: SQLAlchemy sends them as multi-row
+        # INSERTs in pages ("insertmanyvalues") and gathers every page's RETURNING rows
+        inserted = {tuple(r) for r in s.connection().execute(stmt.returning(*cols), rows)}
+        out = []
+        for r in rows:
+            key = tuple(r[k] for k in keys)
+            out.append(key in inserted)
+            inserted.discard(key)
+        return out
+
+    def write_chaos(self, s: Session, records: Sequence[dict[str, Any]]) -> list[str]:
+        """Write chaos records inside the caller's transaction; for each, ``added``,
+        ``unchanged`` (its identity is stored with the same content hash) or ``updated``.
 
         Each record is checked first (:func:`check_record`), so both backends accept and
         refuse the same things and a refusal stores nothing. A record whose identity is
         already stored, whether from an earlier run, earlier in this batch or from another
-        process writing at the same moment, is ``unchanged`` when its content hash matches
-        and ``updated`` otherwise: ``INSERT ... ON CONFLICT DO NOTHING`` makes the race a
-        skipped insert, never an integrity error.
-        """
-        rows = [check_record(r) for r in records]
-        outcomes: list[str] = []
-        with self.transaction() as s:
-            for row in rows:
-                stmt = self._insert(ChaosResultRow).values(**row, ingested_at=_now())
-                done = s.connection().execute(
-                    stmt.on_conflict_do_nothing(
-                        index_elements=["format", "test_id", "started_at"]
-                    ).returning(ChaosResultRow.id)
-                )
-                if _inserted(done):
-                    outcomes.append("added")
-                    continue
+        process writing at the same moment, is compared by content hash under a row lock."""
+        now = _now()
+        rows = [{**check_record(r), "ingested_at": now} for r in records]
+        new = self.insert_new(s, ChaosResultRow, rows, _CHAOS_KEY)
+        outcomes = ["added" if n else "unchanged" for n in new]
+        seen: dict[tuple[Any, ...], ChaosResultRow] = {}
+        for i, row in enumerate(rows):
+            if new[i]:
+                continue
+            key = tuple(row[k] for k in _CHAOS_KEY)
+            found = seen.get(key)
+            if found is None:
                 found = s.scalar(
                     select(ChaosResultRow)
                     .where(
@@ -328,13 +345,19 @@ class Store:
                 )
                 if found is None:  # pragma: no cover - the conflicting row is committed
                     raise TwinError("chaos result row vanished")
-                if found.content_hash == row["content_hash"]:
-                    outcomes.append("unchanged")
-                    continue
+                seen[key] = found
+            if found.content_hash != row["content_hash"]:
                 for k, v in row.items():
                     setattr(found, k, v)
-                found.ingested_at = _now()
-                outcomes.append("updated")
+                outcomes[i] = "updated"
+        s.flush()
+        return outcomes
+
+    def ingest(self, records: Sequence[dict[str, Any]]) -> IngestReport:
+        """Store normalised chaos results (see :func:`parse_chaos`) in one transaction
+        (:meth:`write_chaos` says how each is decided)."""
+        with self.transaction() as s:
+            outcomes = self.write_chaos(s, records)
         return IngestReport(
             added=outcomes.count("added"),
             unchanged=outcomes.count("unchanged"),
@@ -355,6 +378,9 @@ class Store:
             rows = s.scalars(select(ChaosResultRow).order_by(ChaosResultRow.started_at))
             cols = [c.name for c in ChaosResultRow.__table__.columns]
             return [{c: getattr(r, c) for c in cols if c != "ingested_at"} for r in rows]
+
+
+_CHAOS_KEY = ("format", "test_id", "started_at")
 
 
 def _inserted(result: Any) -> int:
