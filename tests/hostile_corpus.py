@@ -25,6 +25,7 @@ peak-RSS limit watched from outside and read back from ``wait4``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -227,7 +228,9 @@ def _trace_starts() -> list[float]:
 def otlp_traces() -> dict[str, Any]:
     """OTLP/JSON: 100 requests at 5/s into ``front``, each calling ``back``."""
 
-    def span(tid: str, sid: str, parent: str, name: str, start: float, end: float) -> dict[str, Any]:
+    def span(
+        tid: str, sid: str, parent: str, name: str, start: float, end: float
+    ) -> dict[str, Any]:
         return {
             "traceId": tid,
             "spanId": sid,
@@ -242,7 +245,9 @@ def otlp_traces() -> dict[str, Any]:
     for i, t in enumerate(_trace_starts()):
         tid = f"{i + 1:032x}"
         front.append(span(tid, f"{2 * i + 1:016x}", "", "GET /", t, t + 0.02))
-        back.append(span(tid, f"{2 * i + 2:016x}", f"{2 * i + 1:016x}", "get", t + 0.005, t + 0.015))
+        back.append(
+            span(tid, f"{2 * i + 2:016x}", f"{2 * i + 1:016x}", "get", t + 0.005, t + 0.015)
+        )
 
     def resource(service: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
         attrs = [{"key": "service.name", "value": {"stringValue": service}}]
@@ -383,7 +388,7 @@ def metric_map() -> dict[str, Any]:
 
 def mask_config() -> dict[str, Any]:
     """Masking patterns for ``twin calibrate --mask``."""
-    return {"keys": ["password", "token"], "values": ["[0-9]{16}"]}
+    return {"patterns": {"card": "[0-9]{16}"}, "keys": ["password", "token"]}
 
 
 def queries() -> dict[str, Any]:
@@ -536,10 +541,8 @@ def run_bounded(
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def twin_argv(*args: str) -> list[str]:
@@ -813,8 +816,12 @@ def _chaos_variants() -> list[Case]:
             to_json({**chaos_result(), "test_id": "run\x00one"}),
         ),
     ]
-    stamps = ("2024-10-27T10:00:00Z", "2024-10-27T10:00:00+00:00", "2024-10-27T11:00:00+01:00")
-    stamps += ("2024-10-27T10:00:00.000Z",)
+    stamps = (
+        "2024-10-27T10:00:00Z",
+        "2024-10-27T10:00:00+00:00",
+        "2024-10-27T11:00:00+01:00",
+        "2024-10-27T10:00:00.000Z",
+    )
     files: dict[str, Content] = {
         f"r{i}.json": to_json({**chaos_result(), "timestamp": s}) for i, s in enumerate(stamps)
     }
@@ -884,7 +891,9 @@ def _trace_cases() -> list[Case]:
         )
     for fmt, make in (("otlp", deep_list), ("zipkin", deep_map_json)):
         out.append(
-            _calibrate_case(f"traces-deep-{fmt}", "YAML and JSON nesting", "t.json", make, "--traces")
+            _calibrate_case(
+                f"traces-deep-{fmt}", "YAML and JSON nesting", "t.json", make, "--traces"
+            )
         )
     return out
 
@@ -916,7 +925,15 @@ def _metrics_cases() -> list[Case]:
                 id,
                 row,
                 {"metrics.json": make},
-                ("calibrate", "--metrics", "{d}/metrics.json", "--out", "{d}/out", "--predict", "0"),
+                (
+                    "calibrate",
+                    "--metrics",
+                    "{d}/metrics.json",
+                    "--out",
+                    "{d}/out",
+                    "--predict",
+                    "0",
+                ),
                 "refused_or_accepted",
                 out="out",
                 check=_rate_near(PROM_RATE),
@@ -931,14 +948,24 @@ def _metrics_cases() -> list[Case]:
                 id,
                 row,
                 {"metrics.json": make},
-                ("calibrate", "--metrics", "{d}/metrics.json", "--out", "{d}/out", "--predict", "0"),
+                (
+                    "calibrate",
+                    "--metrics",
+                    "{d}/metrics.json",
+                    "--out",
+                    "{d}/out",
+                    "--predict",
+                    "0",
+                ),
                 "refused_or_accepted",
                 out="out",
                 check=_rate_near(PROM_RATE),
             )
         )
     out += [
-        _calibrate_case("metrics-deep-list", "YAML and JSON nesting", "m.json", deep_list, "--metrics"),
+        _calibrate_case(
+            "metrics-deep-list", "YAML and JSON nesting", "m.json", deep_list, "--metrics"
+        ),
         _calibrate_case(
             "metrics-deep-map", "YAML and JSON nesting", "m.json", deep_map_json, "--metrics"
         ),
@@ -952,20 +979,73 @@ def _document_cases() -> list[Case]:
 
     # YAML alias bomb: alone, and in front of every document type
     bomb = "YAML alias bomb"
-    cases.append(Case("yaml-alias-bomb-alone", bomb, {"topology.yaml": alias_bomb()}, ("check", "{d}/topology.yaml"), "refused"))
+    cases.append(
+        Case(
+            "yaml-alias-bomb-alone",
+            bomb,
+            {"topology.yaml": alias_bomb()},
+            ("check", "{d}/topology.yaml"),
+            "refused",
+        )
+    )
     for doc in ("topology", "scenario", "policy"):
         cases.append(
-            Case(f"yaml-alias-bomb-{doc}", bomb, _docs(**{doc: _bomb_before(to_yaml({"topology": topology(), "scenario": scenario(), "policy": policy()}[doc]))}), CHECK, "refused")
+            Case(
+                f"yaml-alias-bomb-{doc}",
+                bomb,
+                _docs(
+                    **{
+                        doc: _bomb_before(
+                            to_yaml(
+                                {
+                                    "topology": topology(),
+                                    "scenario": scenario(),
+                                    "policy": policy(),
+                                }[doc]
+                            )
+                        )
+                    }
+                ),
+                CHECK,
+                "refused",
+            )
         )
-    cases.append(_campaign_case("yaml-alias-bomb-campaign", bomb, _bomb_before(to_yaml(campaign()))))
-    cases.append(Case("yaml-alias-bomb-topology-simulate", bomb, _docs(topology=_bomb_before(t)), SIMULATE, "refused", out="out"))
-    for flag, name, doc in (("--mapping", "mapping", metric_map()), ("--mask", "mask", mask_config())):
+    cases.append(
+        _campaign_case("yaml-alias-bomb-campaign", bomb, _bomb_before(to_yaml(campaign())))
+    )
+    cases.append(
+        Case(
+            "yaml-alias-bomb-topology-simulate",
+            bomb,
+            _docs(topology=_bomb_before(t)),
+            SIMULATE,
+            "refused",
+            out="out",
+        )
+    )
+    for flag, name, settings in (
+        ("--mapping", "mapping", metric_map()),
+        ("--mask", "mask", mask_config()),
+    ):
         cases.append(
             Case(
                 f"yaml-alias-bomb-{name}",
                 bomb,
-                {f"{name}.yaml": _bomb_before(to_yaml(doc)), "traces.json": lambda: to_json(otlp_traces())},
-                ("calibrate", "--traces", "{d}/traces.json", flag, f"{{d}}/{name}.yaml", "--out", "{d}/out", "--predict", "0"),
+                {
+                    f"{name}.yaml": _bomb_before(to_yaml(settings)),
+                    "traces.json": lambda: to_json(otlp_traces()),
+                },
+                (
+                    "calibrate",
+                    "--traces",
+                    "{d}/traces.json",
+                    flag,
+                    f"{{d}}/{name}.yaml",
+                    "--out",
+                    "{d}/out",
+                    "--predict",
+                    "0",
+                ),
                 "refused",
                 out="out",
             )
@@ -975,7 +1055,16 @@ def _document_cases() -> list[Case]:
             "yaml-alias-bomb-queries",
             bomb,
             {"queries.yaml": _bomb_before(to_yaml(queries()))},
-            ("enforce", str(ENFORCE_POLICY), "--rules", "--prometheus", "http://127.0.0.1:9", "--queries", "{d}/queries.yaml", "--once"),
+            (
+                "enforce",
+                str(ENFORCE_POLICY),
+                "--rules",
+                "--prometheus",
+                "http://127.0.0.1:9",
+                "--queries",
+                "{d}/queries.yaml",
+                "--once",
+            ),
             "refused",
         )
     )
@@ -983,19 +1072,59 @@ def _document_cases() -> list[Case]:
     # nesting in YAML documents
     nest = "YAML and JSON nesting"
     for doc in ("topology", "scenario", "policy"):
-        cases.append(Case(f"yaml-deep-list-{doc}", nest, _docs(**{doc: deep_list()}), CHECK, "refused"))
-        cases.append(Case(f"yaml-deep-map-{doc}", nest, _docs(**{doc: deep_map_yaml()}), CHECK, "refused"))
+        cases.append(
+            Case(f"yaml-deep-list-{doc}", nest, _docs(**{doc: deep_list()}), CHECK, "refused")
+        )
+        cases.append(
+            Case(f"yaml-deep-map-{doc}", nest, _docs(**{doc: deep_map_yaml()}), CHECK, "refused")
+        )
     cases.append(_campaign_case("yaml-deep-list-campaign", nest, deep_list()))
     cases.append(_campaign_case("yaml-deep-map-campaign", nest, deep_map_yaml()))
 
     # duplicate keys
     dup = "YAML duplicate keys"
     cases += [
-        Case("yaml-duplicate-workers", dup, _docs(topology=duplicate_line(t, "workers")), CHECK, "refused"),
-        Case("yaml-duplicate-service", dup, _docs(topology=t.replace("services:\n", "services:\n  b: {operations: {default: {service_time: 0.1}}}\n", 1)), CHECK, "refused"),
-        Case("yaml-duplicate-duration", dup, _docs(scenario=duplicate_line(s, "duration")), CHECK, "refused"),
-        Case("yaml-duplicate-policy-edge", dup, _docs(policy=p.replace("  a->b:\n", "  a->b: {timeout: 2.0}\n  a->b:\n", 1)), CHECK, "refused"),
-        Case("yaml-duplicate-link-edge", dup, _docs(topology=t.replace("  links:\n", "  links:\n    a->b: {loss: 0.5}\n", 1)), CHECK, "refused"),
+        Case(
+            "yaml-duplicate-workers",
+            dup,
+            _docs(topology=duplicate_line(t, "workers")),
+            CHECK,
+            "refused",
+        ),
+        Case(
+            "yaml-duplicate-service",
+            dup,
+            _docs(
+                topology=t.replace(
+                    "services:\n",
+                    "services:\n  b: {operations: {default: {service_time: 0.1}}}\n",
+                    1,
+                )
+            ),
+            CHECK,
+            "refused",
+        ),
+        Case(
+            "yaml-duplicate-duration",
+            dup,
+            _docs(scenario=duplicate_line(s, "duration")),
+            CHECK,
+            "refused",
+        ),
+        Case(
+            "yaml-duplicate-policy-edge",
+            dup,
+            _docs(policy=p.replace("  a->b:\n", "  a->b: {timeout: 2.0}\n  a->b:\n", 1)),
+            CHECK,
+            "refused",
+        ),
+        Case(
+            "yaml-duplicate-link-edge",
+            dup,
+            _docs(topology=t.replace("  links:\n", "  links:\n    a->b: {loss: 0.5}\n", 1)),
+            CHECK,
+            "refused",
+        ),
     ]
 
     # YAML 1.1 reads 5e-3 as a string: it must be the number
@@ -1015,36 +1144,101 @@ def _document_cases() -> list[Case]:
     svc_b = ("services", "b", "operations", "default", "service_time")
     cases += [
         _sim_case("inf-rate", inf, topology=_inf(("workload", 0, "rate"), topology)),
-        Case("inf-rate-check", inf, _docs(topology=_inf(("workload", 0, "rate"), topology)), CHECK, "refused"),
+        Case(
+            "inf-rate-check",
+            inf,
+            _docs(topology=_inf(("workload", 0, "rate"), topology)),
+            CHECK,
+            "refused",
+        ),
         _sim_case("inf-duration", inf, scenario=_inf(("duration",), scenario)),
-        _sim_case("inf-multiplier", inf, scenario=to_yaml({**scenario(), "load": {"multiplier": math.inf}})),
+        _sim_case(
+            "inf-multiplier",
+            inf,
+            scenario=to_yaml({**scenario(), "load": {"multiplier": math.inf}}),
+        ),
         _sim_case("inf-mean", inf, topology=_inf((*svc_b, "mean"), topology)),
-        Case("inf-mean-check", inf, _docs(topology=_inf((*svc_b, "mean"), topology)), CHECK, "refused"),
+        Case(
+            "inf-mean-check",
+            inf,
+            _docs(topology=_inf((*svc_b, "mean"), topology)),
+            CHECK,
+            "refused",
+        ),
         _sim_case("inf-cv", inf, topology=_inf((*svc_b, "cv"), topology)),
         _sim_case("inf-delay", inf, scenario=_inf(("faults", 0, "delay", "mean"), scenario)),
         _sim_case("inf-factor", inf, scenario=_faulted({**_CPU, "factor": math.inf})),
         _sim_case("inf-cost", inf, scenario=_faulted({**_SURGE, "cost": math.inf})),
         _sim_case("inf-cli-duration", inf, extra=("--duration", "inf")),
-        _sim_case("nan-rate", inf, topology=to_yaml(set_at(topology(), ("workload", 0, "rate"), math.nan))),
+        _sim_case(
+            "nan-rate", inf, topology=to_yaml(set_at(topology(), ("workload", 0, "rate"), math.nan))
+        ),
     ]
 
     # sizes past any budget
     huge = "documents huge"
     cases += [
-        _sim_case("huge-replicas-1e9", huge, "refused_or_unstable", topology=_topology_with(("services", "b", "replicas"), 1_000_000_000)),
-        _sim_case("huge-call-count-1e9", huge, "refused_or_unstable", topology=_topology_with(("services", "a", "operations", "default", "calls", 0, "count"), 1_000_000_000)),
-        _sim_case("huge-rate-1e12", huge, "refused_or_unstable", topology=_topology_with(("workload", 0, "rate"), 1e12)),
-        _sim_case("huge-rate-1e6", huge, "refused_or_unstable", topology=_topology_with(("workload", 0, "rate"), 1e6)),
-        _sim_case("huge-multiplier-1e9", huge, "refused_or_unstable", scenario=to_yaml({**scenario(), "load": {"multiplier": 1e9}})),
-        _sim_case("huge-surge-1e12", huge, "refused_or_unstable", scenario=_faulted({**_SURGE, "rate": 1e12})),
-        Case("huge-topology-50mb", huge, {**_docs(), "topology.yaml": big_topology}, SIMULATE, "refused", out="out"),
+        _sim_case(
+            "huge-replicas-1e9",
+            huge,
+            "refused_or_unstable",
+            topology=_topology_with(("services", "b", "replicas"), 1_000_000_000),
+        ),
+        _sim_case(
+            "huge-call-count-1e9",
+            huge,
+            "refused_or_unstable",
+            topology=_topology_with(
+                ("services", "a", "operations", "default", "calls", 0, "count"), 1_000_000_000
+            ),
+        ),
+        _sim_case(
+            "huge-rate-1e12",
+            huge,
+            "refused_or_unstable",
+            topology=_topology_with(("workload", 0, "rate"), 1e12),
+        ),
+        _sim_case(
+            "huge-rate-1e6",
+            huge,
+            "refused_or_unstable",
+            topology=_topology_with(("workload", 0, "rate"), 1e6),
+        ),
+        _sim_case(
+            "huge-multiplier-1e9",
+            huge,
+            "refused_or_unstable",
+            scenario=to_yaml({**scenario(), "load": {"multiplier": 1e9}}),
+        ),
+        _sim_case(
+            "huge-surge-1e12",
+            huge,
+            "refused_or_unstable",
+            scenario=_faulted({**_SURGE, "rate": 1e12}),
+        ),
+        Case(
+            "huge-topology-50mb",
+            huge,
+            {**_docs(), "topology.yaml": big_topology},
+            SIMULATE,
+            "refused",
+            out="out",
+        ),
     ]
 
     # parameters the samplers cannot handle
     deg = "documents degenerate"
     cases += [
-        _sim_case("gamma-cv-1e-300", deg, topology=_topology_with(svc_b, {"dist": "gamma", "mean": 0.02, "cv": 1e-300})),
-        _sim_case("lognormal-cv-1e300", deg, topology=_topology_with(svc_b, {"dist": "lognormal", "mean": 0.02, "cv": 1e300})),
+        _sim_case(
+            "gamma-cv-1e-300",
+            deg,
+            topology=_topology_with(svc_b, {"dist": "gamma", "mean": 0.02, "cv": 1e-300}),
+        ),
+        _sim_case(
+            "lognormal-cv-1e300",
+            deg,
+            topology=_topology_with(svc_b, {"dist": "lognormal", "mean": 0.02, "cv": 1e300}),
+        ),
         _sim_case("memory-leak-1e300-restart-0", deg, scenario=_faulted(_LEAK)),
         _sim_case("window-1e-6", deg, scenario=to_yaml({**scenario(), "window": 1e-6})),
         _sim_case(
@@ -1057,7 +1251,10 @@ def _document_cases() -> list[Case]:
                     "start": 0.0,
                     "duration": 20.0,
                     "probability": 0.5,
-                    "sampling": {"interval": {"dist": "constant", "mean": 1e-9}, "duration": {"dist": "constant", "mean": 1e-9}},
+                    "sampling": {
+                        "interval": {"dist": "constant", "mean": 1e-9},
+                        "duration": {"dist": "constant", "mean": 1e-9},
+                    },
                 }
             ),
         ),
@@ -1066,21 +1263,42 @@ def _document_cases() -> list[Case]:
     # cross-field and naming
     cross = "documents cross-field"
     cases += [
-        _sim_case("fault-after-run-end", cross, scenario=_faulted({**scenario()["faults"][0], "start": 100.0})),
+        _sim_case(
+            "fault-after-run-end",
+            cross,
+            scenario=_faulted({**scenario()["faults"][0], "start": 100.0}),
+        ),
         _sim_case(
             "outage-replicas-50-on-1",
             cross,
-            scenario=_faulted({"kind": "outage", "target": "b", "start": 5.0, "duration": 5.0, "replicas": 50}),
+            scenario=_faulted(
+                {"kind": "outage", "target": "b", "start": 5.0, "duration": 5.0, "replicas": 50}
+            ),
         ),
         _sim_case(
             "multiplier-with-profile",
             cross,
-            scenario=to_yaml({**scenario(), "load": {"multiplier": 2.0, "profile": [{"at": 0.0, "multiplier": 1.0}]}}),
+            scenario=to_yaml(
+                {
+                    **scenario(),
+                    "load": {"multiplier": 2.0, "profile": [{"at": 0.0, "multiplier": 1.0}]},
+                }
+            ),
         ),
-        _sim_case("replicas-true", cross, topology=_topology_with(("services", "b", "replicas"), True)),
+        _sim_case(
+            "replicas-true", cross, topology=_topology_with(("services", "b", "replicas"), True)
+        ),
     ]
     for label, name in (("empty", ""), ("star", "*"), ("arrow", "x->y"), ("colon", "c:op")):
-        cases.append(Case(f"service-name-{label}", cross, _docs(topology=_renamed_service(name)), CHECK, "refused"))
+        cases.append(
+            Case(
+                f"service-name-{label}",
+                cross,
+                _docs(topology=_renamed_service(name)),
+                CHECK,
+                "refused",
+            )
+        )
     return cases
 
 
@@ -1090,11 +1308,22 @@ def _enforce_cases() -> list[Case]:
     future = _metrics_lines(snapshot(100.0), snapshot(1e18), snapshot(105.0), snapshot(110.0))
     ov = override()
     cases = [
-        Case("enforce-snapshot-time-1e18", row, {"metrics.jsonl": future}, _enforce_args(), "holds", held=(2,), not_held=(1, 3, 4)),
+        Case(
+            "enforce-snapshot-time-1e18",
+            row,
+            {"metrics.jsonl": future},
+            _enforce_args(),
+            "holds",
+            held=(2,),
+            not_held=(1, 3, 4),
+        ),
         Case(
             "enforce-override-queue-limit-negative",
             row,
-            {"metrics.jsonl": good, "override.yaml": to_yaml({**ov, "queue_limits": {"frontend": -1}})},
+            {
+                "metrics.jsonl": good,
+                "override.yaml": to_yaml({**ov, "queue_limits": {"frontend": -1}}),
+            },
             _enforce_args("--override", "{d}/override.yaml"),
             "holds",
             held=(1, 2),
@@ -1136,7 +1365,19 @@ def _enforce_cases() -> list[Case]:
             "enforce-url-not-a-url",
             row,
             {"metrics.jsonl": good},
-            ("enforce", str(ENFORCE_POLICY), "--rules", "--metrics", "{d}/metrics.jsonl", "--emit", "webhook", "--url", "not a url", "--interval", "0.01"),
+            (
+                "enforce",
+                str(ENFORCE_POLICY),
+                "--rules",
+                "--metrics",
+                "{d}/metrics.jsonl",
+                "--emit",
+                "webhook",
+                "--url",
+                "not a url",
+                "--interval",
+                "0.01",
+            ),
             "refused",
         ),
     ]
@@ -1149,8 +1390,14 @@ def _campaign_cases() -> list[Case]:
     return [
         _campaign_case("campaign-loads-empty", row, to_yaml(set_at(c, ("grid", "loads"), []))),
         _campaign_case("campaign-duration-inf", row, to_yaml({**c, "duration": math.inf})),
-        _campaign_case("campaign-fault-start-beyond-duration", row, to_yaml({**c, "fault_start": 1000.0})),
-        _campaign_case("campaign-error-intensity-3", row, to_yaml(set_at(c, ("grid", "faults", 0, "intensities"), [3.0]))),
+        _campaign_case(
+            "campaign-fault-start-beyond-duration", row, to_yaml({**c, "fault_start": 1000.0})
+        ),
+        _campaign_case(
+            "campaign-error-intensity-3",
+            row,
+            to_yaml(set_at(c, ("grid", "faults", 0, "intensities"), [3.0])),
+        ),
     ]
 
 
@@ -1158,13 +1405,35 @@ def _store_cases() -> list[Case]:
     row = "store"
     text = "this is not a database\n" * 100
     return [
-        Case("store-db-not-sqlite-ingest", row, {"notadb.db": text, "r.json": to_json(chaos_result())}, ("ingest", "{d}/r.json", "--db", "{d}/notadb.db"), "refused"),
-        Case("store-db-not-sqlite-modes", row, {"notadb.db": text}, ("modes", "--db", "{d}/notadb.db"), "refused"),
-        Case("store-db-random-bytes-modes", row, {"notadb.db": bytes(np.random.default_rng(3).bytes(8192))}, ("modes", "--db", "{d}/notadb.db"), "refused"),
+        Case(
+            "store-db-not-sqlite-ingest",
+            row,
+            {"notadb.db": text, "r.json": to_json(chaos_result())},
+            ("ingest", "{d}/r.json", "--db", "{d}/notadb.db"),
+            "refused",
+        ),
+        Case(
+            "store-db-not-sqlite-modes",
+            row,
+            {"notadb.db": text},
+            ("modes", "--db", "{d}/notadb.db"),
+            "refused",
+        ),
+        Case(
+            "store-db-random-bytes-modes",
+            row,
+            {"notadb.db": bytes(np.random.default_rng(3).bytes(8192))},
+            ("modes", "--db", "{d}/notadb.db"),
+            "refused",
+        ),
         Case(
             "store-db-not-sqlite-campaign",
             row,
-            {"notadb.db": text, "topology.yaml": to_yaml(topology()), "campaign.yaml": to_yaml(campaign())},
+            {
+                "notadb.db": text,
+                "topology.yaml": to_yaml(topology()),
+                "campaign.yaml": to_yaml(campaign()),
+            },
             ("campaign", "{d}/campaign.yaml", "--out", "{d}/out", "--db", "{d}/notadb.db"),
             "refused",
             out="out",
@@ -1185,3 +1454,442 @@ CASES: tuple[Case, ...] = (
 
 PRESERVED = ("notadb.db",)
 """Files a case writes that a refusal must leave byte for byte as they were."""
+
+
+# -- mutations: what the fuzzers do to a valid document ------------------------------------------
+
+HOSTILE_NUMBERS: tuple[Any, ...] = (
+    math.inf,
+    -math.inf,
+    math.nan,
+    1e308,
+    -1e308,
+    1e-300,
+    5e-324,
+    -1,
+    0,
+    -0.0,
+    10**30,
+    2**63,
+    -(2**63),
+    1_000_000_000,
+    True,
+    False,
+)
+HOSTILE_NAMES: tuple[str, ...] = ("*", "a->b", "x:y", "", " ", "\x00", "host:node-1", "é" * 3)
+HOSTILE_VALUES: tuple[Any, ...] = (
+    *HOSTILE_NUMBERS,
+    *HOSTILE_NAMES,
+    None,
+    "1e400",
+    "NaN",
+    "5e-3",
+    [],
+    {},
+    [[[[[]]]]],
+    {"a": {"b": {"c": {}}}},
+    "x" * 100_000,
+    list(range(1000)),
+)
+"""Values a mutation puts where a valid one was: non-finite and extreme numbers, booleans
+where numbers go, names that collide with the policy's syntax, wrong types, long strings."""
+
+Op = Literal["replace", "drop", "duplicate", "rename", "nest"]
+OPS: tuple[Op, ...] = ("replace", "drop", "duplicate", "rename", "nest")
+TextOp = Literal["dup-line", "drop-line", "truncate", "bomb", "deep", "swap-char"]
+TEXT_OPS: tuple[TextOp, ...] = ("dup-line", "drop-line", "truncate", "bomb", "deep", "swap-char")
+NEST_DEPTH = 100
+"""Levels a ``nest`` mutation wraps a value in: past the loaders' nesting limit."""
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One change to a decoded document: ``op`` at the ``at``-th path (modulo how many there
+    are, in a fixed walk order), with ``value`` where the op needs one."""
+
+    op: Op
+    at: int
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class TextMutation:
+    """One change to the document's text: a line written twice (duplicate keys), a line
+    dropped, the text cut, an alias bomb or deep nesting put in front, a character changed."""
+
+    op: TextOp
+    at: int
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One fuzzed input: structure mutations, then text mutations; or ``raw`` bytes instead."""
+
+    mutations: tuple[Mutation, ...] = ()
+    text_mutations: tuple[TextMutation, ...] = ()
+    raw: bytes | None = None
+
+
+Loc = tuple[str | int, ...]
+
+
+def paths(doc: Any) -> list[Loc]:
+    """Every path into ``doc`` (the root first), depth first in document order."""
+    out: list[Loc] = []
+    stack: list[tuple[Any, Loc]] = [(doc, ())]
+    while stack:
+        node, loc = stack.pop()
+        out.append(loc)
+        if isinstance(node, dict):
+            stack.extend((v, (*loc, k)) for k, v in reversed(list(node.items())))
+        elif isinstance(node, list) and len(node) <= 200:
+            stack.extend((v, (*loc, i)) for i, v in reversed(list(enumerate(node))))
+    return out
+
+
+def _parent(doc: Any, loc: Loc) -> Any:
+    node = doc
+    for part in loc[:-1]:
+        node = node[part]
+    return node
+
+
+def _key(value: Any) -> str | int:
+    return value if isinstance(value, str | int) and not isinstance(value, bool) else str(value)
+
+
+def apply(doc: Any, m: Mutation) -> Any:
+    """``doc`` (copied) with one mutation applied."""
+    doc = copy.deepcopy(doc)
+    all_paths = paths(doc)
+    loc = all_paths[m.at % len(all_paths)]
+    if not loc:
+        if m.op == "replace":
+            return copy.deepcopy(m.value)
+        if m.op == "nest":
+            return _nest(doc)
+        return None if m.op == "drop" else doc
+    parent, last = _parent(doc, loc), loc[-1]
+    if m.op == "replace":
+        parent[last] = copy.deepcopy(m.value)
+    elif m.op == "drop":
+        del parent[last]
+    elif m.op == "nest":
+        parent[last] = _nest(parent[last])
+    elif m.op == "duplicate":
+        if isinstance(parent, list):
+            parent.insert(int(last), copy.deepcopy(parent[int(last)]))
+        else:
+            parent[_key(m.value)] = copy.deepcopy(parent[last])
+    elif m.op == "rename" and isinstance(parent, dict):
+        parent[_key(m.value)] = parent.pop(last)
+    return doc
+
+
+def _nest(value: Any) -> Any:
+    for _ in range(NEST_DEPTH):
+        value = [value]
+    return value
+
+
+def apply_text(text: str, m: TextMutation) -> str:
+    """``text`` with one text mutation applied."""
+    lines = text.splitlines()
+    if m.op in ("dup-line", "drop-line") and lines:
+        i = m.at % len(lines)
+        return (
+            "\n".join(
+                lines[: i + 1] + lines[i:] if m.op == "dup-line" else lines[:i] + lines[i + 1 :]
+            )
+            + "\n"
+        )
+    if m.op == "truncate":
+        return text[: m.at % (len(text) + 1)]
+    if m.op == "bomb":
+        return alias_bomb(levels=3 + m.at % 7) + text
+    if m.op == "deep":
+        return (
+            deep_list(1_000 + m.at % 100_000) if m.at % 2 else deep_map_json(1_000 + m.at % 5_000)
+        ) + text
+    if m.op == "swap-char" and text:
+        i = m.at % len(text)
+        return text[:i] + "\x00{[:&*'\"\\,#-!%|>"[m.at % 16] + text[i + 1 :]
+    return text
+
+
+# -- surfaces: every loader and parser the fuzzers call in-process -----------------------------
+
+
+@dataclass(frozen=True)
+class Surface:
+    """One input surface: a valid base document, how it is written (``fmt``, ``filename``),
+    and the library call the command line makes on such a file. The property: the call
+    returns, or raises :class:`twin.errors.TwinError` with a one-line message, or (for the
+    enforcer's metrics) one of ``allowed``, the exceptions its contract documents."""
+
+    name: str
+    fmt: Literal["yaml", "json", "jsonl", "csv", "text"]
+    filename: str
+    base: Callable[[], Any]
+    call: Callable[[Path, Path], object]
+    allowed: tuple[str, ...] = ()
+
+
+def render(surface: Surface, trial: Trial) -> bytes:
+    """The bytes of one fuzzed input for ``surface``."""
+    if trial.raw is not None:
+        return trial.raw
+    doc = surface.base()
+    for m in trial.mutations:
+        doc = apply(doc, m)
+    if surface.fmt == "yaml":
+        try:
+            text = to_yaml(doc)
+        except (yaml.YAMLError, ValueError, TypeError):
+            text = json.dumps(doc, default=str)
+    elif surface.fmt in ("json", "jsonl"):
+        text = json.dumps(doc, default=str)
+    elif surface.fmt == "csv":
+        text = (
+            "\n".join(
+                ",".join(str(c) for c in row) if isinstance(row, list) else str(row)
+                for row in (doc if isinstance(doc, list) else [doc])
+            )
+            + "\n"
+        )
+    else:
+        text = doc if isinstance(doc, str) else json.dumps(doc, default=str)
+    for t in trial.text_mutations:
+        text = apply_text(text, t)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _write_beside(folder: Path) -> tuple[Path, Path, Path]:
+    t, s, p = (
+        folder / "base-topology.yaml",
+        folder / "base-scenario.yaml",
+        folder / "base-policy.yaml",
+    )
+    if not t.exists():
+        t.write_text(to_yaml(topology()), encoding="utf-8")
+        s.write_text(to_yaml(scenario()), encoding="utf-8")
+        p.write_text(to_yaml(policy()), encoding="utf-8")
+    return t, s, p
+
+
+def _check_documents(topo: Path, sc: Path | None, pol: Path | None) -> object:
+    """What ``twin check`` does before it prints: load and cross-check the three documents,
+    then the offered load per service."""
+    from twin.cli.simulate import load_documents
+
+    t, _, _ = load_documents(topo, sc, pol, {})
+    g = t.service_graph()
+    return max((d["utilization"] for _, d in g.nodes(data=True)), default=0.0)
+
+
+def _call_topology(path: Path, folder: Path) -> object:
+    _, s, p = _write_beside(folder)
+    return _check_documents(path, s, p)
+
+
+def _call_scenario(path: Path, folder: Path) -> object:
+    t, _, p = _write_beside(folder)
+    return _check_documents(t, path, p)
+
+
+def _call_policy(path: Path, folder: Path) -> object:
+    t, s, _ = _write_beside(folder)
+    return _check_documents(t, s, path)
+
+
+def _call_campaign(path: Path, folder: Path) -> object:
+    from twin.campaign import load_campaign
+
+    (folder / "topology.yaml").write_text(to_yaml(topology()), encoding="utf-8")
+    return load_campaign(path)
+
+
+def _call_override(path: Path, _: Path) -> object:
+    from agents.runtime import read_override
+
+    return read_override(path, enforce_services())
+
+
+def _call_snapshot(path: Path, _: Path) -> object:
+    from agents.runtime import FileMetrics
+
+    return FileMetrics(path).read(0.0)
+
+
+def _call_policy_file(path: Path, _: Path) -> object:
+    from agents.export.policy_file import PolicyFile
+
+    return PolicyFile.load(path)
+
+
+def _call_chaos(path: Path, _: Path) -> object:
+    from twin.store.chaos import parse_chaos_file
+
+    return parse_chaos_file(path)
+
+
+def _call_traces(path: Path, _: Path) -> object:
+    from twin.calibrate.traces import read_traces
+
+    return read_traces([path])
+
+
+def _call_prometheus(path: Path, _: Path) -> object:
+    from twin.calibrate.metrics import load_dump, summarize
+
+    return summarize(load_dump(path))
+
+
+def _call_history(path: Path, _: Path) -> object:
+    from twin.bayes.evidence import read_history
+
+    return read_history(path)
+
+
+def _call_yaml(path: Path, _: Path) -> object:
+    from twin.safeload import read_yaml
+
+    return read_yaml(path)
+
+
+def _call_json(path: Path, _: Path) -> object:
+    from twin.safeload import read_json
+
+    return read_json(path, "telemetry")
+
+
+def _call_mapping(path: Path, _: Path) -> object:
+    from twin.calibrate.metrics import MetricMap
+
+    return MetricMap.load(path)
+
+
+def _call_mask(path: Path, _: Path) -> object:
+    from twin.calibrate.mask import Masker
+
+    return Masker.load(path)
+
+
+def _call_queries(path: Path, _: Path) -> object:
+    from agents.runtime import PrometheusQueries
+    from twin.io import load_model
+
+    return load_model(PrometheusQueries, path)
+
+
+def _enforce_policy_doc() -> Any:
+    return json.loads(ENFORCE_POLICY.read_text(encoding="utf-8"))
+
+
+def _history_rows() -> list[list[str]]:
+    return [line.split(",") for line in incident_log().strip().splitlines()]
+
+
+SURFACES: dict[str, Surface] = {
+    s.name: s
+    for s in (
+        Surface("topology", "yaml", "topology.yaml", topology, _call_topology),
+        Surface("scenario", "yaml", "scenario.yaml", scenario, _call_scenario),
+        Surface("policy", "yaml", "policy.yaml", policy, _call_policy),
+        Surface("campaign", "yaml", "campaign.yaml", campaign, _call_campaign),
+        Surface("override", "yaml", "override.yaml", override, _call_override),
+        Surface(
+            "metrics-snapshot",
+            "jsonl",
+            "metrics.jsonl",
+            lambda: snapshot(100.0),
+            _call_snapshot,
+            allowed=("MetricsUnavailable", "EndOfMetrics"),
+        ),
+        Surface("policy-file", "json", "policy.json", _enforce_policy_doc, _call_policy_file),
+        Surface("chaos-result", "json", "result.json", chaos_result, _call_chaos),
+        Surface("chaos-journal", "json", "journal.json", chaos_journal, _call_chaos),
+        Surface("traces-otlp", "json", "otlp.json", otlp_traces, _call_traces),
+        Surface("traces-zipkin", "json", "zipkin.json", zipkin_traces, _call_traces),
+        Surface("traces-jaeger", "json", "jaeger.json", jaeger_traces, _call_traces),
+        Surface("prometheus-dump", "json", "metrics.json", prometheus_dump, _call_prometheus),
+        Surface("risk-history", "csv", "history.csv", _history_rows, _call_history),
+        Surface("safe-yaml", "yaml", "doc.yaml", topology, _call_yaml),
+        Surface("safe-json", "json", "doc.json", otlp_traces, _call_json),
+        Surface("metric-mapping", "yaml", "mapping.yaml", metric_map, _call_mapping),
+        Surface("masking", "yaml", "mask.yaml", mask_config, _call_mask),
+        Surface("enforce-queries", "yaml", "queries.yaml", queries, _call_queries),
+    )
+}
+"""Every loader and parser a user's file reaches, by name."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one in-process trial did: ``ok`` (returned), ``refused`` (a one-line TwinError or
+    an allowed exception), or ``failure`` with the exception type and its last line."""
+
+    status: Literal["ok", "refused", "failure"]
+    detail: str = ""
+
+
+def run_trial(surface: Surface, data: bytes, folder: Path) -> Outcome:
+    """Write ``data`` as the surface's file in ``folder`` and make the call; classify it."""
+    from twin.errors import TwinError
+
+    path = folder / surface.filename
+    path.write_bytes(data)
+    try:
+        surface.call(path, folder)
+    except TwinError as exc:
+        msg = str(exc)
+        if "\n" in msg or not msg.strip():
+            return Outcome("failure", f"{type(exc).__name__} not one line: {msg[:300]!r}")
+        return Outcome("refused", msg[:300])
+    except Exception as exc:  # the property: nothing else escapes
+        if type(exc).__name__ in surface.allowed:
+            return Outcome("refused", str(exc)[:300])
+        import traceback
+
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return Outcome(
+            "failure",
+            f"{type(exc).__name__}: {str(exc)[:200]} "
+            f"(at {Path(where.filename).name}:{where.lineno})",
+        )
+    return Outcome("ok")
+
+
+def random_trial(rng: np.random.Generator) -> Trial:
+    """A trial drawn with ``rng``: mostly structure mutations, some text mutations, some
+    random bytes (the benchmark's counterpart of the hypothesis strategy in the tests)."""
+    u = rng.random()
+    if u < 0.1:
+        n = int(rng.integers(0, 4096))
+        return Trial(raw=rng.bytes(n))
+    k = int(rng.integers(1, 4))
+    muts = tuple(
+        Mutation(
+            OPS[int(rng.integers(len(OPS)))],
+            int(rng.integers(0, 1_000_000)),
+            _random_value(rng),
+        )
+        for _ in range(k)
+    )
+    texts: tuple[TextMutation, ...] = ()
+    if u > 0.75:
+        texts = (
+            TextMutation(
+                TEXT_OPS[int(rng.integers(len(TEXT_OPS)))], int(rng.integers(0, 1_000_000))
+            ),
+        )
+    return Trial(mutations=muts, text_mutations=texts)
+
+
+def _random_value(rng: np.random.Generator) -> Any:
+    u = rng.random()
+    if u < 0.7:
+        return HOSTILE_VALUES[int(rng.integers(len(HOSTILE_VALUES)))]
+    if u < 0.85:
+        return float(rng.choice([-1.0, 1.0]) * 10 ** rng.uniform(-320, 308))
+    return int(rng.integers(-(2**62), 2**62))

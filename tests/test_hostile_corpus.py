@@ -174,7 +174,9 @@ def test_the_corpus_assertions_can_fail() -> None:
     ok = Bounded(2, "", "twin: error: x.yaml:3: rate: must be finite\n", 80.0, 1.0, None)
     assert one_line_refusal(ok) is None
     two = Bounded(2, "", "twin: error: a\nb\n", 80.0, 1.0, None)
-    crash = Bounded(1, "", "Traceback (most recent call last):\n  ...\nRecursionError\n", 80, 1, None)
+    crash = Bounded(
+        1, "", "Traceback (most recent call last):\n  ...\nRecursionError\n", 80, 1, None
+    )
     accepted = Bounded(0, "ok", "", 80.0, 1.0, None)
     assert one_line_refusal(two) and one_line_refusal(crash) and one_line_refusal(accepted)
     assert is_unstable_verdict({"verdict": "unstable: b saturated first"})
@@ -208,7 +210,9 @@ def test_two_concurrent_ingests_into_a_fresh_sqlite_store_keep_every_record_once
         db = folder / "twin.db"
         results: list[subprocess.CompletedProcess[str]] = []
 
-        def ingest(path: Path, db: Path = db) -> None:
+        def ingest(
+            path: Path, db: Path = db, results: list[subprocess.CompletedProcess[str]] = results
+        ) -> None:
             results.append(
                 subprocess.run(
                     [sys.executable, "-m", "twin.cli", "ingest", str(path), "--db", str(db)],
