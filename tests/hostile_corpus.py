@@ -47,8 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 ENFORCE_POLICY = ROOT / "agents" / "policies" / "online-boutique" / "export" / "policy.json"
 """The bundled exported policy the enforcer cases run (read only)."""
 
-WALL_SECONDS = 10.0
-"""Every corpus case ends within this wall time, or it is killed and fails."""
+CPU_SECONDS = 10.0
+"""Every corpus case ends within this much CPU time (user + system), or it is killed and
+fails. CPU time, not wall time, is the bound a case is held to: on a shared machine a correct
+refusal can wait longer than this for a core, but it cannot burn more than this."""
+
+WALL_SECONDS = 60.0
+"""A backstop for a child that blocks without using CPU: killed past this wall time."""
 
 RSS_LIMIT_MB = 500.0
 """Every corpus case peaks under this resident set size, or it is killed and fails."""
@@ -470,7 +475,8 @@ def set_at(doc: Any, path: Sequence[str | int], value: Any) -> Any:
 @dataclass(frozen=True)
 class Bounded:
     """What a bounded child did: its exit code (negative: killed by that signal), output,
-    peak RSS in MB (from ``wait4``), wall seconds, and why it was killed, if it was."""
+    peak RSS in MB (from ``wait4``), wall seconds, why it was killed (if it was) and its CPU
+    seconds (user + system, from ``wait4``)."""
 
     returncode: int
     stdout: str
@@ -478,6 +484,16 @@ class Bounded:
     peak_rss_mb: float
     wall_seconds: float
     killed: str | None
+    cpu_seconds: float = 0.0
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _rss_mb(pid: int) -> float:
@@ -496,13 +512,15 @@ def run_bounded(
     *,
     cwd: Path,
     env: Mapping[str, str],
-    timeout: float = WALL_SECONDS,
+    timeout: float = CPU_SECONDS,
     rss_limit_mb: float = RSS_LIMIT_MB,
+    wall_limit: float = WALL_SECONDS,
     poll: float = 0.02,
 ) -> Bounded:
-    """Run ``argv`` in its own process group; kill the group past ``timeout`` seconds or once
-    the child's RSS passes ``rss_limit_mb``. The peak RSS reported is ``ru_maxrss`` from
-    ``wait4`` (KiB on Linux), which counts the child and the children it waited for."""
+    """Run ``argv`` in its own process group; kill the group once the child has used
+    ``timeout`` CPU seconds, or past ``wall_limit`` wall seconds, or once its RSS passes
+    ``rss_limit_mb``. The peak RSS reported is ``ru_maxrss`` from ``wait4`` (KiB on Linux),
+    which counts the child and the children it waited for."""
     import subprocess
 
     out_path, err_path = cwd / ".bounded.stdout", cwd / ".bounded.stderr"
@@ -523,8 +541,10 @@ def run_bounded(
         if pid:
             break
         if killed is None:
-            if time.monotonic() - started > timeout:
-                killed = f"wall time over {timeout:g} s"
+            if _cpu_s(proc.pid) > timeout:
+                killed = f"CPU time over {timeout:g} s"
+            elif time.monotonic() - started > wall_limit:
+                killed = f"wall time over {wall_limit:g} s"
             elif _rss_mb(proc.pid) > rss_limit_mb:
                 killed = f"RSS over {rss_limit_mb:g} MB"
             if killed is not None:
@@ -537,7 +557,8 @@ def run_bounded(
     stderr = err_path.read_bytes().decode("utf-8", "replace")
     out_path.unlink()
     err_path.unlink()
-    return Bounded(proc.returncode, stdout, stderr, usage.ru_maxrss / 1024.0, wall, killed)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Bounded(proc.returncode, stdout, stderr, usage.ru_maxrss / 1024.0, wall, killed, cpu)
 
 
 def _kill_group(pid: int) -> None:

@@ -46,7 +46,7 @@ from hostile_corpus import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-FUZZ_EXAMPLES = int(os.environ.get("TWIN_FUZZ_EXAMPLES", "60"))
+FUZZ_EXAMPLES = int(os.environ.get("TWIN_FUZZ_EXAMPLES", "25"))
 """Examples per surface and strategy in the suite (raise it locally to fuzz longer)."""
 
 values = st.one_of(
@@ -67,11 +67,22 @@ raw = st.builds(Trial, raw=st.binary(max_size=2048))
 
 FUZZ = settings(
     max_examples=FUZZ_EXAMPLES,
-    deadline=timedelta(seconds=5),
+    deadline=timedelta(seconds=10),
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm() -> None:
+    """Call every surface once on its base document, so the libraries a surface imports on
+    first use are loaded before any example is timed against the deadline."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, surface in SURFACES.items():
+            folder = Path(tmp) / name
+            folder.mkdir()
+            run_trial(surface, render(surface, Trial()), folder)
 
 
 def _holds(surface: Surface, trial: Trial) -> None:
