@@ -1044,22 +1044,25 @@ def _document_cases() -> list[Case]:
             out="out",
         )
     )
-    for flag, name, settings in (
-        ("--mapping", "mapping", metric_map()),
-        ("--mask", "mask", mask_config()),
+    # the mapping is read with metrics, the masking patterns with traces
+    for flag, name, settings, inputs in (
+        ("--mapping", "mapping", metric_map(), "--metrics"),
+        ("--mask", "mask", mask_config(), "--traces"),
     ):
+        data: Content = (
+            (lambda: to_json(prometheus_dump()))
+            if inputs == "--metrics"
+            else (lambda: to_json(otlp_traces()))
+        )
         cases.append(
             Case(
                 f"yaml-alias-bomb-{name}",
                 bomb,
-                {
-                    f"{name}.yaml": _bomb_before(to_yaml(settings)),
-                    "traces.json": lambda: to_json(otlp_traces()),
-                },
+                {f"{name}.yaml": _bomb_before(to_yaml(settings)), "input.json": data},
                 (
                     "calibrate",
-                    "--traces",
-                    "{d}/traces.json",
+                    inputs,
+                    "{d}/input.json",
                     flag,
                     f"{{d}}/{name}.yaml",
                     "--out",
