@@ -54,23 +54,22 @@ def one_line_refusal(r: Bounded) -> str | None:
 
 
 def is_unstable_verdict(summary: dict[str, Any]) -> bool:
-    """Whether a ``summary.json`` carries the verdict that the modelled system is unstable at
-    this load: a ``verdict`` (or ``stability``) field that says "unstable", at the top level or
-    one level down."""
-    for key in ("verdict", "stability"):
-        value = summary.get(key)
-        if isinstance(value, str) and "unstable" in value.lower():
-            return True
-        if isinstance(value, dict) and any(
-            isinstance(v, str) and "unstable" in v.lower() for v in value.values()
-        ):
-            return True
-    return False
+    """Whether a ``summary.json`` carries the documented verdict (twin.results.Verdict): the
+    run stopped because the modelled system is unstable at this load (or its work ran away),
+    naming the service that saturated first."""
+    verdict = summary.get("verdict")
+    return (
+        isinstance(verdict, dict)
+        and verdict.get("verdict") in ("unstable", "work")
+        and isinstance(verdict.get("service"), str)
+        and bool(verdict["service"])
+    )
 
 
 def unstable_run(folder: Path, out: str | None, r: Bounded) -> str | None:
-    """None when the run ended (exit 0, no traceback) with the unstable verdict."""
-    if r.returncode != 0 or "Traceback" in r.stderr:
+    """None when the run stopped as documented: exit 3 (a refusal on the merits, not bad
+    input), no traceback, and the verdict in ``summary.json``."""
+    if r.returncode != 3 or "Traceback" in r.stderr:
         return f"exit {r.returncode}: {r.stderr.strip()[-300:]!r}"
     path = folder / (out or "out") / "summary.json"
     try:
@@ -78,7 +77,7 @@ def unstable_run(folder: Path, out: str | None, r: Bounded) -> str | None:
     except (OSError, json.JSONDecodeError) as exc:
         return f"no readable summary.json: {exc}"
     if not is_unstable_verdict(summary):
-        return "exit 0 without an unstable verdict in summary.json"
+        return "exit 3 without the verdict in summary.json"
     return None
 
 
