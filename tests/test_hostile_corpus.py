@@ -180,8 +180,9 @@ def test_the_corpus_assertions_can_fail() -> None:
     )
     accepted = Bounded(0, "ok", "", 80.0, 1.0, None)
     assert one_line_refusal(two) and one_line_refusal(crash) and one_line_refusal(accepted)
-    assert is_unstable_verdict({"verdict": "unstable: b saturated first"})
-    assert not is_unstable_verdict({"requests": 10, "verdict": "stable"})
+    assert is_unstable_verdict({"verdict": {"verdict": "unstable", "service": "b"}})
+    assert not is_unstable_verdict({"verdict": {"verdict": "unstable", "service": None}})
+    assert not is_unstable_verdict({"requests": 10, "verdict": "unstable"})
     with pytest.raises(ValueError):
         strict_json('{"timeout": Infinity}')
 
