@@ -194,9 +194,18 @@ def _yaml_error(exc: yaml.YAMLError, source: str) -> InputError:
     return InputError(f"invalid YAML: {problem}", source=src)
 
 
+def _open_loader(text: str, source: str) -> _Loader:
+    """The bounded loader over ``text``; a character YAML cannot hold (a NUL byte) is
+    refused here, since the reader checks the whole text on construction."""
+    try:
+        return _Loader(text, source)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, source) from None
+
+
 def compose_yaml(text: str, source: str) -> yaml.Node | None:
     """The node graph of one YAML document, refused past the limits (aliases not expanded)."""
-    loader = _Loader(text, source)
+    loader = _open_loader(text, source)
     try:
         root: yaml.Node | None = loader.get_single_node()
     except yaml.YAMLError as exc:
@@ -332,7 +341,7 @@ def load_yaml_all(text: str, source: str) -> list[Any]:
     name = "TWIN_MAX_DOCUMENT_BYTES"
     if len(text) > limit(name):
         raise _refuse(source, f"text is {len(text)} characters, larger than allowed", name)
-    loader = _Loader(text, source)
+    loader = _open_loader(text, source)
     roots: list[yaml.Node] = []
     try:
         while loader.check_node():
@@ -406,6 +415,10 @@ def loads_json(text: str | bytes, source: str, kind: Kind = "document") -> Any:
         data = json.loads(text)
     except RecursionError:
         raise _refuse(source, "nested too deeply", "TWIN_MAX_NESTING") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # a number past Python's digit limit; undecodable bytes
+        raise InputError(f"unreadable JSON: {exc}", source=source) from None
     _check_json_shape(data, source, kind)
     return data
 
