@@ -142,6 +142,10 @@ def left_behind(case: Case, folder: Path, before: dict[str, bytes], r: Bounded) 
     """None when a refusal left no output folder and every preserved file unchanged."""
     if r.returncode == 0:
         return None
+    if case.expect == "refused_or_unstable" and r.returncode == 3:
+        # the documented stop: summary.json with the verdict, and nothing else
+        found = sorted(p.name for p in (folder / (case.out or "out")).iterdir())
+        return None if found == ["summary.json"] else f"the stopped run left {found}"
     if case.out is not None and (folder / case.out).exists():
         found = sorted(p.name for p in (folder / case.out).iterdir())
         return f"refused, yet {case.out}/ was left behind with {found}"
