@@ -31,7 +31,9 @@ SETTINGS = (
 )
 
 
-def measure(replicas: int, surge: str, unavailable: str, rollouts: int, seed: int) -> dict[str, object]:
+def measure(
+    replicas: int, surge: str, unavailable: str, rollouts: int, seed: int
+) -> dict[str, object]:
     cmd = [
         sys.executable,
         "-m",

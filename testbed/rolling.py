@@ -137,6 +137,7 @@ async def _run(a: argparse.Namespace, bed: RollingBed, run: Run) -> None:
     t0 = time.perf_counter()
     view: list[int] = []  # the load balancer's endpoints (ports)
     pools: dict[int, Pool] = {}
+    probes: set[asyncio.Task[None]] = set()  # kept so they are not collected mid-run
 
     def now() -> float:
         return time.perf_counter() - t0
@@ -164,7 +165,7 @@ async def _run(a: argparse.Namespace, bed: RollingBed, run: Run) -> None:
                     return
                 await asyncio.sleep(0.05)
 
-        loop.create_task(probe())
+        probes.add(loop.create_task(probe()))
         return r
 
     # the initial replicas, all in the view before the load starts
@@ -285,7 +286,9 @@ def measure(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m testbed.rolling", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m testbed.rolling", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--replicas", type=int, default=3)
     ap.add_argument("--max-surge", default="0")
     ap.add_argument("--max-unavailable", default="1")
@@ -295,7 +298,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--work-mean", type=float, default=0.005)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--rollouts", type=int, default=3)
-    ap.add_argument("--spacing", type=float, default=6.0, help="seconds from one rollout to the next")
+    ap.add_argument(
+        "--spacing", type=float, default=6.0, help="seconds from one rollout to the next"
+    )
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--tail", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=1)

@@ -37,15 +37,19 @@ COLUMNS = ("resource", "field_class", "manager", "changes", "exposure_days")
 
 @dataclass(frozen=True)
 class DriftPriors:
-    """Priors of the drift-rate model (per day). The default: a resource changes outside its
-    desired state about once a month (median 1/30 per day, give or take e^2), and resources,
-    field classes and managers each differ by a factor of about e."""
+    """Priors of the drift-rate model (per day and cell). The default: a cell (one resource,
+    field class and manager) changes about once a year (median 1/365 per day, give or take
+    e^2), and resources, field classes and managers each differ by a factor of about e.
+    A group whose every level has at least ``centre_from`` changes is parameterised centred
+    (the data pin each level), otherwise non-centred (sparse levels would form a funnel with
+    their spread)."""
 
-    rate_median: float = 1.0 / 30.0
+    rate_median: float = 1.0 / 365.0
     rate_log_sd: float = 2.0
     resource_sd: float = 1.0
     class_sd: float = 1.0
     manager_sd: float = 1.0
+    centre_from: int = 20
 
 
 def _spread(name: str, scale: float) -> Any:
@@ -67,7 +71,9 @@ def check_tidy(df: pd.DataFrame) -> None:
 
 def drift_coords(df: pd.DataFrame) -> dict[str, list[str]]:
     """Named coords: resource, field_class, manager."""
-    return {c: list(dict.fromkeys(df[c].astype(str))) for c in ("resource", "field_class", "manager")}
+    return {
+        c: list(dict.fromkeys(df[c].astype(str))) for c in ("resource", "field_class", "manager")
+    }
 
 
 def _codes(values: pd.Series, levels: list[str]) -> np.ndarray:
@@ -87,7 +93,10 @@ def build_drift_model(df: pd.DataFrame, priors: DriftPriors | None = None) -> pm
     r = _codes(cells["resource"], coords["resource"])
     c = _codes(cells["field_class"], coords["field_class"])
     m = _codes(cells["manager"], coords["manager"])
-    coords["cell"] = [f"{a}|{b}|{d}" for a, b, d in zip(cells["resource"], cells["field_class"], cells["manager"], strict=True)]
+    coords["cell"] = [
+        f"{a}|{b}|{d}"
+        for a, b, d in zip(cells["resource"], cells["field_class"], cells["manager"], strict=True)
+    ]
     with pm.Model(coords=coords) as model:
         y = pm.Data("changes", cells["changes"].to_numpy(dtype="int64"), dims="cell")
         e = pm.Data("exposure", cells["exposure_days"].to_numpy(dtype="float64"), dims="cell")
@@ -102,9 +111,14 @@ def build_drift_model(df: pd.DataFrame, priors: DriftPriors | None = None) -> pm
             if n < 2:
                 continue  # one level: its effect is the mean itself
             sd = _spread(f"{name}_sd", scale)
-            z = pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=dim)
-            pm.Deterministic(f"{name}_effect", sd * z, dims=dim)
-            terms = terms + sd * z[idx]
+            per_level = np.bincount(idx, weights=cells["changes"].to_numpy(float), minlength=n)
+            if per_level.min() >= pr.centre_from:
+                # every level is pinned by its own changes: centred (no funnel to fear)
+                eff = pm.ZeroSumNormal(f"{name}_effect", sigma=sd, dims=dim)
+            else:
+                z = pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=dim)
+                eff = pm.Deterministic(f"{name}_effect", sd * z, dims=dim)
+            terms = terms + eff[idx]
         rate = pm.Deterministic("rate", pm.math.exp(terms), dims="cell")
         pm.Poisson("obs_changes", mu=rate * e, observed=y, dims="cell")
     return model
@@ -164,11 +178,12 @@ def synthetic_history(
     classes: tuple[str, ...] = ("replicas", "resources", "image", "env", "security", "metadata"),
     managers: tuple[str, ...] = ("kubectl-edit", "kubectl-scale", "helm", "operator"),
     days: float = 90.0,
+    resource_days: float = 40.0,
     priors: DriftPriors | None = None,
 ) -> SyntheticHistory:
-    """A change history drawn from the model: the level and spreads fixed at the priors'
-    scales (median rate, e^sd factors), effects drawn per resource, class and manager, and
-    each cell's changes a Poisson process over ``days``."""
+    """A change history drawn from the model: effects drawn per resource, class and manager
+    with the priors' spreads, the level set so that a typical resource changes about once in
+    ``resource_days`` days, and each cell's changes a Poisson process over ``days``."""
     pr = priors or DriftPriors()
     names = [f"Deployment/default/svc-{i:03d}" for i in range(resources)]
     er = rng.normal(0.0, pr.resource_sd, resources)
@@ -176,7 +191,8 @@ def synthetic_history(
     em = rng.normal(0.0, pr.manager_sd, len(managers))
     rows = []
     events = []
-    base = math.log(pr.rate_median) - 1.5  # per cell: about a change a month per resource
+    # per resource, summed over its cells: about one change in ``resource_days`` days
+    base = -math.log(resource_days * len(classes) * len(managers)) - 1.5
     for i, r in enumerate(names):
         for j, c in enumerate(classes):
             for k, m in enumerate(managers):
@@ -192,7 +208,9 @@ def synthetic_history(
     )
 
 
-def tidy_counts(events: pd.DataFrame, cells: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
+def tidy_counts(
+    events: pd.DataFrame, cells: pd.DataFrame, start: float, end: float
+) -> pd.DataFrame:
     """Changes per cell of ``cells`` (resource, field_class, manager) within [start, end),
     with that window as exposure: the model's input table."""
     window = events[(events["day"] >= start) & (events["day"] < end)]

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from twin.cli import calibrate, campaign, enforce, export, risk, simulate, train
+from twin.cli import calibrate, campaign, drift, enforce, export, risk, simulate, train
 from twin.cli.errors import request_traceback
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ app.command("evaluate")(train.evaluate)
 app.command("train")(train.train)
 app.command("enforce")(enforce.enforce)
 app.command("export")(export.export)
+app.command("drift")(drift.drift)
 
 
 def main() -> None:

@@ -30,7 +30,16 @@ from twin.drift.normalise import (
 )
 
 GENERATED_KINDS = frozenset(
-    {"Event", "Endpoints", "EndpointSlice", "ControllerRevision", "Lease", "PodMetrics", "ReplicaSet", "Pod"}
+    {
+        "Event",
+        "Endpoints",
+        "EndpointSlice",
+        "ControllerRevision",
+        "Lease",
+        "PodMetrics",
+        "ReplicaSet",
+        "Pod",
+    }
 )
 """Kinds the cluster makes for itself; an unowned one in the observed state is not drift
 unless the expected state names it (bare Pods and ReplicaSets in a manifest are compared)."""
@@ -114,7 +123,7 @@ def _depth(tree: Any, fields: tuple[Segment, ...]) -> int:
             )
         if nxt is None:
             return i
-        if nxt == {} or nxt == {".": {}}:  # owned as a leaf (atomic value): all below is its
+        if nxt in ({}, {".": {}}):  # owned as a leaf (atomic value): all below is its
             return len(fields)
         node = nxt
     return len(fields)
@@ -219,11 +228,19 @@ def diff_states(
         drifts.extend((e.group, d) for d in diff_objects(e, o))
     namespaces = {e.namespace for e in expected.values() if e.kind not in CLUSTER_SCOPED}
     for rid, o in observed.items():
-        if rid in expected or generated(o) or o.kind in CLUSTER_SCOPED or o.namespace not in namespaces:
+        if (
+            rid in expected
+            or generated(o)
+            or o.kind in CLUSTER_SCOPED
+            or o.namespace not in namespaces
+        ):
             continue
         manager, since = _creator((o.raw.get("metadata") or {}).get("managedFields"))
         drifts.append(
-            (o.group, Drift(resource=rid, path="", observed=clean(o.raw), manager=manager, since=since))
+            (
+                o.group,
+                Drift(resource=rid, path="", observed=clean(o.raw), manager=manager, since=since),
+            )
         )
     bounds = _hpa_bounds(observed, expected)
     out = []
@@ -238,4 +255,13 @@ def diff_states(
     return out
 
 
-__all__ = ["GENERATED_KINDS", "SYSTEM_OBJECTS", "clean", "diff_objects", "diff_states", "escape", "generated", "owner"]
+__all__ = [
+    "GENERATED_KINDS",
+    "SYSTEM_OBJECTS",
+    "clean",
+    "diff_objects",
+    "diff_states",
+    "escape",
+    "generated",
+    "owner",
+]

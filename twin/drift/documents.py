@@ -57,8 +57,8 @@ class IgnoreRule(_Doc):
     kind: str = Field(default="*", description='kind, or "*"')
     name: str | None = Field(default=None, description="resource name (all when left out)")
     namespace: str | None = Field(default=None, description="namespace (all when left out)")
-    jsonPointers: tuple[str, ...] = Field(default=(), description="ignored paths and below")
-    managedFieldsManagers: tuple[str, ...] = Field(
+    jsonPointers: tuple[str, ...] = Field(default=(), description="ignored paths and below")  # noqa: N815 (Argo CD field name)
+    managedFieldsManagers: tuple[str, ...] = Field(  # noqa: N815 (Argo CD field name)
         default=(), description="differences in fields these managers own are ignored"
     )
 
@@ -90,7 +90,7 @@ class IgnoreRules(_Doc):
     """An ignore-rules file: ``ignoreDifferences:`` (the list), as in an Argo CD Application's
     ``spec`` (an Application manifest itself is read too)."""
 
-    ignoreDifferences: tuple[IgnoreRule, ...] = ()
+    ignoreDifferences: tuple[IgnoreRule, ...] = ()  # noqa: N815 (Argo CD field name)
 
 
 class SecurityNote(_Doc):

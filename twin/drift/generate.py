@@ -81,7 +81,12 @@ class Case:
 
 
 def _probe(p: dict[str, Any]) -> None:
-    for k, v in (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1), ("failureThreshold", 3)):
+    for k, v in (
+        ("timeoutSeconds", 1),
+        ("periodSeconds", 10),
+        ("successThreshold", 1),
+        ("failureThreshold", 3),
+    ):
         p.setdefault(k, v)
     if "httpGet" in p:
         p["httpGet"].setdefault("scheme", "HTTP")
@@ -92,7 +97,10 @@ def _probe(p: dict[str, Any]) -> None:
 def _container(c: dict[str, Any]) -> None:
     image = str(c.get("image", ""))
     tag = image.rsplit("/", 1)[-1].partition(":")[2]
-    c.setdefault("imagePullPolicy", "Always" if tag in ("", "latest") and "@" not in image else "IfNotPresent")
+    c.setdefault(
+        "imagePullPolicy",
+        "Always" if tag in ("", "latest") and "@" not in image else "IfNotPresent",
+    )
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
     c.setdefault("resources", {})
@@ -130,8 +138,11 @@ def server_form(obj: dict[str, Any], rng: np.random.Generator, namespace: str) -
     if o["kind"] != "Namespace":
         meta.setdefault("namespace", namespace)
     applied = json.dumps(obj, separators=(",", ":"), sort_keys=True)
-    meta.setdefault("annotations", {})["kubectl.kubernetes.io/last-applied-configuration"] = applied + "\n"
-    meta["uid"] = "%08x-0000-4000-8000-%012x" % (int(rng.integers(0, 2**31)), int(rng.integers(0, 2**40)))
+    meta.setdefault("annotations", {})["kubectl.kubernetes.io/last-applied-configuration"] = (
+        applied + "\n"
+    )
+    a, b = int(rng.integers(0, 2**31)), int(rng.integers(0, 2**40))
+    meta["uid"] = f"{a:08x}-0000-4000-8000-{b:012x}"
     meta["resourceVersion"] = str(int(rng.integers(1000, 999999)))
     meta["creationTimestamp"] = CREATED
     kind = o["kind"]
@@ -142,7 +153,13 @@ def server_form(obj: dict[str, Any], rng: np.random.Generator, namespace: str) -
         spec.setdefault("replicas", 1)
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
-        spec.setdefault("strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+        spec.setdefault(
+            "strategy",
+            {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+            },
+        )
         spec["template"].setdefault("metadata", {})["creationTimestamp"] = None
         _pod_spec(spec["template"]["spec"])
         n = spec["replicas"]
@@ -153,8 +170,18 @@ def server_form(obj: dict[str, Any], rng: np.random.Generator, namespace: str) -
             "availableReplicas": n,
             "updatedReplicas": n,
             "conditions": [
-                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "lastUpdateTime": CREATED},
-                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "lastUpdateTime": CREATED},
+                {
+                    "type": "Available",
+                    "status": "True",
+                    "reason": "MinimumReplicasAvailable",
+                    "lastUpdateTime": CREATED,
+                },
+                {
+                    "type": "Progressing",
+                    "status": "True",
+                    "reason": "NewReplicaSetAvailable",
+                    "lastUpdateTime": CREATED,
+                },
             ],
         }
     elif kind == "Service":
@@ -203,7 +230,9 @@ _MERGE = {
 
 def _list_keys(name: str, items: list[Any]) -> tuple[str, ...] | None:
     if name == "ports" and items and all(isinstance(i, dict) for i in items):
-        return ("containerPort", "protocol") if "containerPort" in items[0] else ("port", "protocol")
+        return (
+            ("containerPort", "protocol") if "containerPort" in items[0] else ("port", "protocol")
+        )
     return _MERGE.get(name)
 
 
@@ -222,7 +251,10 @@ def fields_v1(value: Any, name: str = "") -> dict[str, Any]:
                 sub: dict[str, Any] = {".": {}}
                 for item in v:
                     ident = {f: _int(item.get(f)) for f in keys if item.get(f) is not None}
-                    sub[f"k:{json.dumps(ident, separators=(',', ':'), sort_keys=True)}"] = {".": {}, **fields_v1(item, k)}
+                    sub[f"k:{json.dumps(ident, separators=(',', ':'), sort_keys=True)}"] = {
+                        ".": {},
+                        **fields_v1(item, k),
+                    }
                 out[f"f:{k}"] = sub
             else:
                 out[f"f:{k}"] = {}
@@ -300,6 +332,13 @@ def _get(obj: Any, segs: list[Seg]) -> Any:
     return node
 
 
+def _find(lst: Any, sel: dict[str, Any]) -> int | None:
+    for i, item in enumerate(lst or []):
+        if _match(item, sel):
+            return i
+    return None
+
+
 def pointer(expected: dict[str, Any], observed: dict[str, Any], segs: list[Seg]) -> str:
     """The JSON pointer of ``segs`` (dict segments select a list entry by merge key): list
     positions from the expected object when it has the entry, else from the observed one."""
@@ -308,13 +347,7 @@ def pointer(expected: dict[str, Any], observed: dict[str, Any], segs: list[Seg])
     o: Any = observed
     for s in segs:
         if isinstance(s, dict):
-            def find(lst: Any) -> int | None:
-                for i, item in enumerate(lst or []):
-                    if _match(item, s):
-                        return i
-                return None
-
-            ie, io = find(e), find(o)
+            ie, io = _find(e, s), _find(o, s)
             idx = ie if ie is not None else io
             out += f"/{idx}"
             e = e[ie] if ie is not None else None
@@ -390,7 +423,13 @@ def make_case(
 ) -> Case:
     """One detection case from ``manifests`` (see the module docstring)."""
     expected = [copy.deepcopy(m) for m in manifests]
-    namespaces = sorted({(m.get("metadata") or {}).get("namespace") or namespace for m in expected if m["kind"] != "Namespace"})
+    namespaces = sorted(
+        {
+            (m.get("metadata") or {}).get("namespace") or namespace
+            for m in expected
+            if m["kind"] != "Namespace"
+        }
+    )
     for ns in namespaces:  # a NetworkPolicy per namespace, so one can be removed
         expected.append(
             {
@@ -430,8 +469,16 @@ def make_case(
 
     def edit_image(rid: str) -> None:
         c = _container0(observed[rid])
-        repo = str(c["image"]).rsplit(":", 1)[0] if ":" in str(c["image"]).rsplit("/", 1)[-1] else c["image"]
-        c["image"] = f"{repo}:latest" if rng.random() < 0.5 else f"{repo}:hotfix-{int(rng.integers(100, 999))}"
+        repo = (
+            str(c["image"]).rsplit(":", 1)[0]
+            if ":" in str(c["image"]).rsplit("/", 1)[-1]
+            else c["image"]
+        )
+        c["image"] = (
+            f"{repo}:latest"
+            if rng.random() < 0.5
+            else f"{repo}:hotfix-{int(rng.integers(100, 999))}"
+        )
         segs = _cpath(observed[rid], "image")
         edits.append(_Edit(rid, segs, "image", "kubectl-set", segs))
 
@@ -490,7 +537,11 @@ def make_case(
         elif how == "run-as-root":
             sc["runAsNonRoot"] = False
             sc["runAsUser"] = 0
-            leaf = ["securityContext", "runAsUser"] if sc_before and sc_before.get("runAsNonRoot") is False else ["securityContext"]
+            leaf = (
+                ["securityContext", "runAsUser"]
+                if sc_before and sc_before.get("runAsNonRoot") is False
+                else ["securityContext"]
+            )
         else:
             caps = sc.setdefault("capabilities", {})
             caps["add"] = [*caps.get("add", []), "SYS_ADMIN"]
@@ -522,7 +573,7 @@ def make_case(
         ("capability-added", lambda r: edit_security(r, "capability-added")),
         ("host-network", lambda r: edit_security(r, "host-network")),
     ]
-    for cls, step in steps:
+    for _cls, step in steps:
         tried = 0
         while order and tried < 4:
             rid = take()
@@ -534,7 +585,9 @@ def make_case(
     rid = take()
     if rid is not None:
         c = _container0(observed[rid])
-        c.setdefault("ports", []).append({"containerPort": 9464, "protocol": "TCP", "name": "metrics"})
+        c.setdefault("ports", []).append(
+            {"containerPort": 9464, "protocol": "TCP", "name": "metrics"}
+        )
         segs = _cpath(observed[rid], "ports", {"containerPort": 9464, "protocol": "TCP"})
         edits.append(_Edit(rid, segs, "container-port-added", "kubectl-edit", segs))
     rid = take()
@@ -545,14 +598,18 @@ def make_case(
     if services:
         sid = services.pop()
         port = observed[sid]["spec"]["ports"][0]
-        port["targetPort"] = int(str(port["targetPort"])) + 1 if str(port["targetPort"]).isdigit() else 8081
+        port["targetPort"] = (
+            int(str(port["targetPort"])) + 1 if str(port["targetPort"]).isdigit() else 8081
+        )
         segs = ["spec", "ports", {"port": port["port"], "protocol": port["protocol"]}, "targetPort"]
         edits.append(_Edit(sid, segs, "service-port", "kubectl-edit", segs))
     removed: list[tuple[str, str]] = []
     if services:
         removed.append((services.pop(), "resource-removed"))
-    removed += [(rid, "networkpolicy-removed") for rid in observed if rid.startswith("NetworkPolicy/")][:1]
-    for rid, cls in removed:
+    removed += [
+        (rid, "networkpolicy-removed") for rid in observed if rid.startswith("NetworkPolicy/")
+    ][:1]
+    for rid, _cls in removed:
         del observed[rid]
     extra_ns = namespaces[int(rng.integers(len(namespaces)))]
     extra = {
@@ -563,7 +620,14 @@ def make_case(
     }
     extra_obs = server_form(extra, rng, extra_ns)
     extra_obs["metadata"]["managedFields"] = [
-        {"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1", "time": EDITED, "fieldsType": "FieldsV1", "fieldsV1": fields_v1({"data": extra["data"]})}
+        {
+            "manager": "kubectl-create",
+            "operation": "Update",
+            "apiVersion": "v1",
+            "time": EDITED,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": fields_v1({"data": extra["data"]}),
+        }
     ]
     extra_obs["metadata"]["annotations"].pop("kubectl.kubernetes.io/last-applied-configuration")
     extra_id = resource_id(extra_obs)
@@ -571,7 +635,16 @@ def make_case(
     for rid, o in observed.items():
         applied = by_id[rid]
         tree = fields_v1({k: v for k, v in applied.items() if k in ("metadata", "spec", "data")})
-        _merge(tree, fields_v1({"metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x"}}}))
+        _merge(
+            tree,
+            fields_v1(
+                {
+                    "metadata": {
+                        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x"}
+                    }
+                }
+            ),
+        )
         mine = [e for e in edits if e.rid == rid]
         entries: dict[str, dict[str, Any]] = {}
         for e in mine:
@@ -580,7 +653,14 @@ def make_case(
             if e.owned is not None and e.manager is not None:
                 _merge(entries.setdefault(e.manager, {}), _nest(_fv1_path(o, e.owned)))
         managed = [
-            {"manager": APPLIER, "operation": "Update", "apiVersion": o.get("apiVersion"), "time": CREATED, "fieldsType": "FieldsV1", "fieldsV1": tree}
+            {
+                "manager": APPLIER,
+                "operation": "Update",
+                "apiVersion": o.get("apiVersion"),
+                "time": CREATED,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": tree,
+            }
         ]
         if o["kind"] == "Deployment":
             managed.append(
@@ -591,11 +671,25 @@ def make_case(
                     "time": CREATED,
                     "fieldsType": "FieldsV1",
                     "subresource": "status",
-                    "fieldsV1": {"f:metadata": {"f:annotations": {".": {}, "f:deployment.kubernetes.io/revision": {}}}, "f:status": {"f:replicas": {}}},
+                    "fieldsV1": {
+                        "f:metadata": {
+                            "f:annotations": {".": {}, "f:deployment.kubernetes.io/revision": {}}
+                        },
+                        "f:status": {"f:replicas": {}},
+                    },
                 }
             )
         for m, t in entries.items():
-            managed.append({"manager": m, "operation": "Update", "apiVersion": o.get("apiVersion"), "time": EDITED, "fieldsType": "FieldsV1", "fieldsV1": t})
+            managed.append(
+                {
+                    "manager": m,
+                    "operation": "Update",
+                    "apiVersion": o.get("apiVersion"),
+                    "time": EDITED,
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": t,
+                }
+            )
         o["metadata"]["managedFields"] = managed
     observed[extra_id] = extra_obs
     _noise(observed, expected, rng)
@@ -615,11 +709,17 @@ def _truth(e: _Edit, expected: dict[str, Any], observed: dict[str, Any]) -> Inje
     """The drift an edit makes: an added or changed value at its first ancestor absent from
     the expected object, a removed one at its first ancestor absent from the observed one."""
     if e.owned is not None:
-        return Injected(e.rid, pointer(expected, observed, _first_missing(expected, e.segs)), e.cls, e.manager)
-    return Injected(e.rid, pointer(expected, observed, _first_missing(observed, e.segs)), e.cls, None)
+        return Injected(
+            e.rid, pointer(expected, observed, _first_missing(expected, e.segs)), e.cls, e.manager
+        )
+    return Injected(
+        e.rid, pointer(expected, observed, _first_missing(observed, e.segs)), e.cls, None
+    )
 
 
-def _noise(observed: dict[str, dict[str, Any]], expected: list[dict[str, Any]], rng: np.random.Generator) -> None:
+def _noise(
+    observed: dict[str, dict[str, Any]], expected: list[dict[str, Any]], rng: np.random.Generator
+) -> None:
     """Configuration-preserving noise: reordered merge-key and set lists, respelt quantities,
     port numbers as strings in the manifests."""
 
@@ -657,26 +757,68 @@ def _noise(observed: dict[str, dict[str, Any]], expected: list[dict[str, Any]], 
                     p["containerPort"] = str(p["containerPort"])
 
 
-def _controller_objects(observed: dict[str, dict[str, Any]], namespaces: list[str], rng: np.random.Generator) -> dict[str, dict[str, Any]]:
+def _controller_objects(
+    observed: dict[str, dict[str, Any]], namespaces: list[str], rng: np.random.Generator
+) -> dict[str, dict[str, Any]]:
     """What controllers and the control plane add: ReplicaSets and Pods of each Deployment,
     Endpoints of each Service, the namespace's root CA ConfigMap and default ServiceAccount."""
     out: dict[str, dict[str, Any]] = {}
     for o in list(observed.values()):
         meta = o["metadata"]
         ns = meta.get("namespace", "default")
-        owner = [{"apiVersion": "apps/v1", "kind": o["kind"], "name": meta["name"], "uid": meta["uid"], "controller": True}]
+        owner = [
+            {
+                "apiVersion": "apps/v1",
+                "kind": o["kind"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "controller": True,
+            }
+        ]
         if o["kind"] == "Deployment":
             h = f"{int(rng.integers(16**9, 16**10)):x}"
-            rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": f"{meta['name']}-{h}", "namespace": ns, "ownerReferences": owner}, "spec": copy.deepcopy(o["spec"])}
-            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{meta['name']}-{h}-abcde", "namespace": ns, "ownerReferences": owner}, "spec": copy.deepcopy(o["spec"]["template"]["spec"])}
+            rs = {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": f"{meta['name']}-{h}",
+                    "namespace": ns,
+                    "ownerReferences": owner,
+                },
+                "spec": copy.deepcopy(o["spec"]),
+            }
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{meta['name']}-{h}-abcde",
+                    "namespace": ns,
+                    "ownerReferences": owner,
+                },
+                "spec": copy.deepcopy(o["spec"]["template"]["spec"]),
+            }
             out[resource_id(rs)] = rs
             out[resource_id(pod)] = pod
         if o["kind"] == "Service":
-            ep = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": meta["name"], "namespace": ns}, "subsets": []}
+            ep = {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {"name": meta["name"], "namespace": ns},
+                "subsets": [],
+            }
             out[resource_id(ep)] = ep
     for ns in namespaces:
-        ca = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt", "namespace": ns}, "data": {"ca.crt": "-----BEGIN CERTIFICATE-----"}}
-        sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}}
+        ca = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "kube-root-ca.crt", "namespace": ns},
+            "data": {"ca.crt": "-----BEGIN CERTIFICATE-----"},
+        }
+        sa = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": ns},
+        }
         out[resource_id(ca)] = ca
         out[resource_id(sa)] = sa
     return out

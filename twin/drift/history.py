@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,10 @@ _CLASSES = (
     (re.compile(r"/resources(/|$)"), "resources"),
     (re.compile(r"/image$|/imagePullPolicy$"), "image"),
     (re.compile(r"/env(From)?(/|$)"), "env"),
-    (re.compile(r"/securityContext(/|$)|/hostNetwork$|/hostPID$|/hostIPC$|/hostPath(/|$)"), "security"),
+    (
+        re.compile(r"/securityContext(/|$)|/hostNetwork$|/hostPID$|/hostIPC$|/hostPath(/|$)"),
+        "security",
+    ),
     (re.compile(r"[Pp]robe(/|$)"), "probes"),
     (re.compile(r"/ports(/|$)|/targetPort$"), "ports"),
     (re.compile(r"^/metadata/"), "metadata"),
@@ -54,7 +57,9 @@ def field_class(path: str) -> str:
     return "other"
 
 
-_STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}(?:[T_ ]\d{2}[:\-]?\d{2}(?:[:\-]?\d{2})?)?(?:Z|[+-]\d{2}:?\d{2})?)")
+_STAMP = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}(?:[T_ ]\d{2}[:\-]?\d{2}(?:[:\-]?\d{2})?)?(?:Z|[+-]\d{2}:?\d{2})?)"
+)
 
 
 def parse_time(text: str) -> datetime | None:
@@ -63,12 +68,16 @@ def parse_time(text: str) -> datetime | None:
     if m is None:
         return None
     raw = m.group(1).replace("_", "T")
-    raw = re.sub(r"T(\d{2})-(\d{2})(?:-(\d{2}))?", lambda g: f"T{g[1]}:{g[2]}" + (f":{g[3]}" if g[3] else ""), raw)
+    raw = re.sub(
+        r"T(\d{2})-(\d{2})(?:-(\d{2}))?",
+        lambda g: f"T{g[1]}:{g[2]}" + (f":{g[3]}" if g[3] else ""),
+        raw,
+    )
     try:
         t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _tidy(events: pd.DataFrame, resources: Iterable[str], span_days: float) -> pd.DataFrame:
@@ -137,7 +146,9 @@ def from_changelog(path: Path) -> pd.DataFrame:
     times = [parse_time(str(t)) for t in df["time"]]
     bad = [i for i, t in enumerate(times) if t is None]
     if bad:
-        raise InputError(f"row {bad[0] + 2}: time {df['time'].iloc[bad[0]]!r} is not ISO-8601", source=str(path))
+        raise InputError(
+            f"row {bad[0] + 2}: time {df['time'].iloc[bad[0]]!r} is not ISO-8601", source=str(path)
+        )
     df = df.assign(time=times).fillna({"manager": UNKNOWN_MANAGER, "field_class": "other"})
     span = (max(times) - min(times)).total_seconds() / 86400.0  # type: ignore[type-var,operator]
     return _tidy(df, df["resource"], max(span, 1e-6))
@@ -177,7 +188,14 @@ def from_managed_fields(objects: dict[str, K8sObject], now: datetime) -> pd.Data
             if t is None or (created is not None and t <= created):
                 continue
             for cls in _classes_of(entry.get("fieldsV1")) - {"metadata"}:
-                events.append({"time": t, "resource": obj.id, "field_class": cls, "manager": str(entry.get("manager") or UNKNOWN_MANAGER)})
+                events.append(
+                    {
+                        "time": t,
+                        "resource": obj.id,
+                        "field_class": cls,
+                        "manager": str(entry.get("manager") or UNKNOWN_MANAGER),
+                    }
+                )
     span = (now - start).total_seconds() / 86400.0
     frame = pd.DataFrame(events, columns=["time", "resource", "field_class", "manager"])
     return _tidy(frame, objects, max(span, 1e-6))
@@ -192,4 +210,11 @@ def read_history(path: Path, *, namespace: str = "default") -> pd.DataFrame:
     return from_changelog(path)
 
 
-__all__ = ["field_class", "from_changelog", "from_managed_fields", "from_snapshots", "parse_time", "read_history"]
+__all__ = [
+    "field_class",
+    "from_changelog",
+    "from_managed_fields",
+    "from_snapshots",
+    "parse_time",
+    "read_history",
+]

@@ -51,7 +51,9 @@ def _items(doc: Any, source: str) -> Iterable[tuple[dict[str, Any], str]]:
     if doc is None:
         return
     if not isinstance(doc, dict):
-        raise InputError(f"expected a Kubernetes object (a mapping), got {type(doc).__name__}", source=source)
+        raise InputError(
+            f"expected a Kubernetes object (a mapping), got {type(doc).__name__}", source=source
+        )
     kind = doc.get("kind")
     if isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list):
         for i, item in enumerate(doc["items"]):
@@ -98,7 +100,9 @@ def index(
     return out
 
 
-def read_objects(paths: Sequence[str | Path], *, namespace: str = "default") -> dict[str, K8sObject]:
+def read_objects(
+    paths: Sequence[str | Path], *, namespace: str = "default"
+) -> dict[str, K8sObject]:
     """Every object in the files and folders given, by ``kind/namespace/name`` (``namespace``
     for objects that name none, as ``kubectl apply -n`` would)."""
     found: list[tuple[dict[str, Any], str]] = []
@@ -140,7 +144,9 @@ def plural(kind: str) -> str:
     return k + "s"
 
 
-def read_cluster(url: str, expected: dict[str, K8sObject], timeout: float = 10.0) -> dict[str, K8sObject]:
+def read_cluster(
+    url: str, expected: dict[str, K8sObject], timeout: float = 10.0
+) -> dict[str, K8sObject]:
     """The objects of the kinds and namespaces ``expected`` names, listed from a cluster API
     at ``url`` with GETs only (one list per kind and namespace)."""
     base = url.rstrip("/")
@@ -150,18 +156,22 @@ def read_cluster(url: str, expected: dict[str, K8sObject], timeout: float = 10.0
     found: list[tuple[dict[str, Any], str]] = []
     cap = limit("TWIN_MAX_TELEMETRY_BYTES")
     for api_version, kind, ns in wanted:
-        root = f"{base}/api/{api_version}" if "/" not in api_version else f"{base}/apis/{api_version}"
+        root = (
+            f"{base}/api/{api_version}" if "/" not in api_version else f"{base}/apis/{api_version}"
+        )
         where = "" if kind in CLUSTER_SCOPED else f"/namespaces/{ns}"
         address = f"{root}{where}/{plural(kind)}"
         try:
-            with urllib.request.urlopen(address, timeout=timeout) as r:  # noqa: S310 (the user's URL)
+            with urllib.request.urlopen(address, timeout=timeout) as r:
                 body = r.read(cap + 1)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 continue  # the kind is not served: every object of it is missing
             raise InputError(f"cluster answered {exc.code} {exc.reason}", source=address) from None
         except (urllib.error.URLError, OSError) as exc:
-            raise InputError(f"cannot read the cluster: {getattr(exc, 'reason', exc)}", source=address) from None
+            raise InputError(
+                f"cannot read the cluster: {getattr(exc, 'reason', exc)}", source=address
+            ) from None
         if len(body) > cap:
             raise InputError("answer larger than TWIN_MAX_TELEMETRY_BYTES", source=address)
         try:
@@ -187,4 +197,12 @@ def read_observed(sources: Sequence[str], expected: dict[str, K8sObject]) -> dic
     return read_objects(sources)
 
 
-__all__ = ["K8sObject", "index", "plural", "read_cluster", "read_file", "read_objects", "read_observed"]
+__all__ = [
+    "K8sObject",
+    "index",
+    "plural",
+    "read_cluster",
+    "read_file",
+    "read_objects",
+    "read_observed",
+]

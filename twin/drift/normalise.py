@@ -40,7 +40,7 @@ from twin.drift.quantity import Quantity
 
 
 @dataclass(eq=False)
-class Keyed:
+class Keyed:  # noqa: PLW1641 (mutable, compared, never hashed)
     """A list with merge keys as a map: entry key (canonical JSON of the key fields) to the
     normalised entry, with each entry's position in the original list (for JSON pointers) and
     its key fields (for managedFields ``k:`` selectors)."""
@@ -55,7 +55,7 @@ class Keyed:
 
 
 @dataclass(eq=False)
-class Bag:
+class Bag:  # noqa: PLW1641 (mutable, compared, never hashed)
     """A list compared as a multiset (order does not matter), e.g. tolerations, NetworkPolicy
     rules, HPA metrics."""
 
@@ -131,7 +131,11 @@ SERVER_ANNOTATIONS = (
 """Annotations written by the server or by kubectl for its own bookkeeping (``restartedAt``
 is how ``kubectl rollout restart`` triggers a restart: an action, not configuration)."""
 
-SERVER_ANNOTATION_PREFIXES = ("pv.kubernetes.io/", "volume.beta.kubernetes.io/", "volume.kubernetes.io/")
+SERVER_ANNOTATION_PREFIXES = (
+    "pv.kubernetes.io/",
+    "volume.beta.kubernetes.io/",
+    "volume.kubernetes.io/",
+)
 
 SERVER_LABELS = (
     "kubernetes.io/metadata.name",
@@ -167,7 +171,17 @@ SET_LISTS = frozenset({"add", "drop", "policyTypes", "finalizers", "accessModes"
 """Lists of scalars the API treats as sets."""
 
 QUANTITY_MAPS = frozenset(
-    {"limits", "requests", "hard", "capacity", "allocatable", "default", "defaultRequest", "max", "min"}
+    {
+        "limits",
+        "requests",
+        "hard",
+        "capacity",
+        "allocatable",
+        "default",
+        "defaultRequest",
+        "max",
+        "min",
+    }
 )
 """Maps whose values are resource quantities (container resources, quotas, limit ranges)."""
 
@@ -237,7 +251,12 @@ def image_pull_policy(image: object) -> str:
 def _probe_defaults(probe: Any) -> None:
     if not isinstance(probe, dict):
         return
-    for k, v in (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1), ("failureThreshold", 3)):
+    for k, v in (
+        ("timeoutSeconds", 1),
+        ("periodSeconds", 10),
+        ("successThreshold", 1),
+        ("failureThreshold", 3),
+    ):
         _default(probe, k, v)
     if isinstance(probe.get("httpGet"), dict):
         _default(probe["httpGet"], "scheme", "HTTP")
@@ -436,7 +455,10 @@ def _hpa(o: dict[str, Any]) -> None:
         spec["metrics"] = [
             {
                 "type": "Resource",
-                "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80},
+                },
             }
         ]
     beh = spec.get("behavior")
@@ -446,11 +468,16 @@ def _hpa(o: dict[str, Any]) -> None:
         _default(
             beh,
             "scaleUp.policies",
-            [{"type": "Pods", "value": 4, "periodSeconds": 15}, {"type": "Percent", "value": 100, "periodSeconds": 15}],
+            [
+                {"type": "Pods", "value": 4, "periodSeconds": 15},
+                {"type": "Percent", "value": 100, "periodSeconds": 15},
+            ],
         )
         _default(beh, "scaleDown.stabilizationWindowSeconds", 300)
         _default(beh, "scaleDown.selectPolicy", "Max")
-        _default(beh, "scaleDown.policies", [{"type": "Percent", "value": 100, "periodSeconds": 15}])
+        _default(
+            beh, "scaleDown.policies", [{"type": "Percent", "value": 100, "periodSeconds": 15}]
+        )
 
 
 def _networkpolicy(o: dict[str, Any]) -> None:

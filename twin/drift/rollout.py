@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 
 def resolve(value: int | str | None, replicas: int, *, round_up: bool, default: str = "25%") -> int:
@@ -108,9 +109,11 @@ def error_seconds(pods: list[Pod] | tuple[Pod, ...], p: RolloutParams) -> tuple[
             marks.update({q.deleted + lag, q.deleted + drain})
     times = sorted(m for m in marks if m >= 0.0)
     downtime = 0.0
-    for a, b in zip(times, times[1:], strict=False):
+    for a, b in pairwise(times):
         mid = (a + b) / 2
-        view = [q for q in pods if q.ready + lag <= mid and (q.deleted is None or mid < q.deleted + lag)]
+        view = [
+            q for q in pods if q.ready + lag <= mid and (q.deleted is None or mid < q.deleted + lag)
+        ]
         dead = [q for q in view if q.deleted is not None and mid >= q.deleted + drain]
         if view:
             downtime += (b - a) * len(dead) / len(view)
@@ -120,7 +123,11 @@ def error_seconds(pods: list[Pod] | tuple[Pod, ...], p: RolloutParams) -> tuple[
         stop = q.deleted + drain
         if stop >= q.deleted + lag:
             continue  # out of the view before it stops: nothing in flight
-        view = [r for r in pods if r.ready + lag <= stop and (r.deleted is None or stop < r.deleted + lag)]
+        view = [
+            r
+            for r in pods
+            if r.ready + lag <= stop and (r.deleted is None or stop < r.deleted + lag)
+        ]
         downtime += p.response_seconds / max(1, len(view))
     return downtime, times
 
@@ -137,13 +144,15 @@ def simulate(p: RolloutParams) -> RolloutResult:
     pods = _schedule(p, surge, unavailable)
     downtime, times = error_seconds(pods, p)
     last = max((q.deleted for q in pods if q.deleted is not None), default=0.0)
-    duration = max(last, max(q.ready for q in pods))
+    duration = max(last, *(q.ready for q in pods))
     surge_s = 0.0
-    for a, b in zip(times, times[1:], strict=False):
+    for a, b in pairwise(times):
         mid = (a + b) / 2
         if mid > duration:
             break
-        running = sum(1 for q in pods if q.created <= mid and (q.deleted is None or mid < q.deleted))
+        running = sum(
+            1 for q in pods if q.created <= mid and (q.deleted is None or mid < q.deleted)
+        )
         surge_s += (b - a) * max(0, running - n)
     return RolloutResult(surge, unavailable, tuple(pods), duration, downtime, surge_s)
 
