@@ -28,6 +28,7 @@ from twin.bayes.fit import FitOptions, fit
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=6)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--resources", type=int, default=60)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument(
@@ -38,7 +39,7 @@ def main() -> None:
     rows = []
     covered = 0
     total = 0
-    for seed in range(a.seeds):
+    for seed in range(a.first_seed, a.first_seed + a.seeds):
         h = synthetic_history(
             np.random.default_rng(seed), resources=a.resources, resource_days=a.resource_days
         )

@@ -293,7 +293,7 @@ def _fv1_path(obj: dict[str, Any], segs: list[Seg]) -> list[str]:
             name = s
         elif isinstance(s, dict):
             keys = _list_keys(name, node or []) or tuple(s)
-            item = next((i for i in node or [] if _match(i, s)), {})
+            item: dict[str, Any] = next((i for i in node or [] if _match(i, s)), {})
             ident = {k: _int(item.get(k)) for k in keys if item.get(k) is not None}
             out.append(f"k:{json.dumps(ident, separators=(',', ':'), sort_keys=True)}")
             node = item
@@ -411,7 +411,8 @@ def _workloads(observed: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _container0(o: dict[str, Any]) -> dict[str, Any]:
-    return o["spec"]["template"]["spec"]["containers"][0]
+    c: dict[str, Any] = o["spec"]["template"]["spec"]["containers"][0]
+    return c
 
 
 def _cpath(o: dict[str, Any], *rest: Seg) -> list[Seg]:
@@ -700,8 +701,8 @@ def make_case(
     items = list(observed.values())
     items = [items[i] for i in rng.permutation(len(items))]
     classes: dict[str, int] = {}
-    for t in truth:
-        classes[t.drift_class] = classes.get(t.drift_class, 0) + 1
+    for inj in truth:
+        classes[inj.drift_class] = classes.get(inj.drift_class, 0) + 1
     return Case(expected, items, truth, classes)
 
 

@@ -149,7 +149,9 @@ def from_changelog(path: Path) -> pd.DataFrame:
         raise InputError(
             f"row {bad[0] + 2}: time {df['time'].iloc[bad[0]]!r} is not ISO-8601", source=str(path)
         )
-    df = df.assign(time=times).fillna({"manager": UNKNOWN_MANAGER, "field_class": "other"})
+    df = df.assign(time=pd.Series(times, index=df.index)).fillna(
+        {"manager": UNKNOWN_MANAGER, "field_class": "other"}
+    )
     span = (max(times) - min(times)).total_seconds() / 86400.0  # type: ignore[type-var,operator]
     return _tidy(df, df["resource"], max(span, 1e-6))
 

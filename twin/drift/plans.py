@@ -566,18 +566,18 @@ def make_plans(
         },
     ]
     plans = []
-    for i, d in enumerate(drafts, start=1):
-        ok, reasons = _judge(d, pol)
+    for i, draft in enumerate(drafts, start=1):
+        ok, reasons = _judge(draft, pol)
         plans.append(
             Plan(
                 id=i,
                 passes_policy=ok,
                 reasons=tuple(reasons),
                 **{
-                    **d,
-                    "actions": tuple(d["actions"]),
-                    "rollouts": tuple(d["rollouts"]),
-                    "security": tuple(d["security"]),
+                    **draft,
+                    "actions": tuple(draft["actions"]),
+                    "rollouts": tuple(draft["rollouts"]),
+                    "security": tuple(draft["security"]),
                 },
             )
         )

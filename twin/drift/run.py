@@ -112,22 +112,31 @@ def predict(
         )
         for r in table.itertuples()
     ]
-    alerts = [
+    alerts = alerts_from(table, threshold=threshold, horizon_days=horizon_days, interval=interval)
+    return Forecast(preds, alerts, source)
+
+
+def alerts_from(
+    table: pd.DataFrame, *, threshold: float, horizon_days: float, interval: float
+) -> list[DriftAlert]:
+    """A proactive alert for every resource of a prediction table (as
+    :func:`twin.bayes.drift.drift_probabilities` returns) whose P(drift) is at least
+    ``threshold``, most likely first."""
+    rows = table[table["probability"] >= threshold].sort_values("probability", ascending=False)
+    return [
         DriftAlert(
-            resource=r.resource,
-            probability=r.probability,
-            low=r.low,
-            high=r.high,
+            resource=str(r["resource"]),
+            probability=float(r["probability"]),
+            low=float(r["low"]),
+            high=float(r["high"]),
             interval=interval,
             horizon_days=horizon_days,
             threshold=threshold,
-            top_field_class=r.top_field_class,
-            top_manager=r.top_manager,
+            top_field_class=str(r["top_field_class"]),
+            top_manager=str(r["top_manager"]),
         )
-        for r in table.itertuples()
-        if r.probability >= threshold
+        for r in rows.to_dict("records")
     ]
-    return Forecast(preds, alerts, source)
 
 
 def history_table(
@@ -163,7 +172,7 @@ def read_traffic(path: Path | None, rate_now: float, now: datetime | None = None
         raise InputError("a rate is not a number", source=str(path))
     hours = pd.Series([t.hour for t in times if t is not None])
     by_hour = rates.groupby(hours.to_numpy()).mean()
-    hour = int(by_hour.idxmin())
+    hour = int(str(by_hour.idxmin()))
     t0 = now or datetime.now(UTC)
     wait = (hour - t0.hour - t0.minute / 60.0) % 24.0
     return Traffic(
@@ -377,14 +386,21 @@ def plans_document(
     if auto and plans:
         ov = load_model(Override, override) if override is not None else None
         chosen, by = choose(plans, ov)
-    return PlansDocument(
-        drifts=len(det.drifts), impact=imp, plans=tuple(plans), chosen=chosen, chosen_by=by
-    )  # type: ignore[arg-type]
+    return PlansDocument.model_validate(
+        {
+            "drifts": len(det.drifts),
+            "impact": imp,
+            "plans": plans,
+            "chosen": chosen,
+            "chosen_by": by,
+        }
+    )
 
 
 __all__ = [
     "Detection",
     "Forecast",
+    "alerts_from",
     "detect",
     "history_table",
     "load_ignore",
