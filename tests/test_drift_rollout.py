@@ -24,9 +24,8 @@ def test_rollout_stays_within_surge_and_unavailable_and_replaces_every_pod(
     new = [q for q in r.pods if q.deleted is None]
     old = [q for q in r.pods if q.deleted is not None]
     assert len(new) == replicas and len(old) == replicas
-    marks = sorted(
-        {q.created for q in r.pods} | {q.ready for q in r.pods} | {q.deleted for q in old}
-    )
+    stops = {q.deleted for q in old if q.deleted is not None}
+    marks = sorted({q.created for q in r.pods} | {q.ready for q in r.pods} | stops)
     for t in [m + 1e-9 for m in marks if m >= 0]:
         running = sum(1 for q in r.pods if q.created <= t and (q.deleted is None or t < q.deleted))
         ready = sum(1 for q in r.pods if q.ready <= t and (q.deleted is None or t < q.deleted))
