@@ -38,6 +38,7 @@ def bad_invocations(tmp: Path) -> dict[str, list[str]]:
         "train": ["train", "--out", str(tmp / "run"), "--algo", "guess"],
         "enforce": ["enforce", missing],
         "export": ["export", str(tmp / "no-policy"), "--out", str(tmp / "ex")],
+        "drift": ["drift", missing, "--observed", missing, "--out", str(tmp / "drift")],
     }
 
 

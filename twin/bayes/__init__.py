@@ -16,6 +16,7 @@ this package (and ``twin --help``) stays fast.
 
 from twin.bayes.analysis import Analysis, analyse, load_evidence
 from twin.bayes.checks import Diagnostics, DiagnosticsError, Thresholds, diagnose, require
+from twin.bayes.drift import build_drift_model
 from twin.bayes.evidence import History, history_from_counts, parse_horizon, read_history
 from twin.bayes.failure import (
     ImpactPriors,
@@ -65,6 +66,7 @@ __all__ = [
     "Thresholds",
     "analyse",
     "assess",
+    "build_drift_model",
     "build_impact",
     "build_impact_model",
     "build_occurrence_model",

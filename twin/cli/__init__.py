@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from twin.cli import calibrate, campaign, enforce, export, risk, serve, simulate, train
+from twin.cli import calibrate, campaign, drift, enforce, export, risk, serve, simulate, train
 from twin.cli.errors import request_traceback
 
 app = typer.Typer(
@@ -49,6 +49,7 @@ app.command("enforce")(enforce.enforce)
 app.command("export")(export.export)
 app.command("serve")(serve.serve)
 app.add_typer(serve.tokens_app, name="tokens")
+app.command("drift")(drift.drift)
 
 
 def main() -> None:
