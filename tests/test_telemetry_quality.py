@@ -518,3 +518,31 @@ def test_spans_without_a_service_name_are_kept_as_unknown_and_counted(tmp_path: 
     df, report = read_traces([path])
     assert report.problems["spans without a service name (kept as unknown-service)"] == 3
     assert (df["service"] == "unknown-service").sum() == 3 and len(df) == len(spans)
+
+
+_WRONG_SHAPES = {
+    "otlp-resource-spans-a-number": {"resourceSpans": 3.5},
+    "otlp-resource-a-list-scopes-a-number": {"resourceSpans": [{"resource": [1], "scopeSpans": 5}]},
+    "otlp-spans-a-number": {"resourceSpans": [{"scopeSpans": [{"spans": 7}]}]},
+    "otlp-scope-a-number": {"resourceSpans": [{"scopeSpans": [3]}]},
+    "jaeger-data-a-number": {"data": 2.0},
+    "jaeger-spans-a-number": {"data": [{"traceID": "1", "spans": -37854.76}]},
+    "jaeger-processes-a-list": {
+        "data": [{"traceID": "1", "spans": [{"spanID": "2"}], "processes": [1]}]
+    },
+}
+
+
+@pytest.mark.parametrize("doc", _WRONG_SHAPES.values(), ids=list(_WRONG_SHAPES))
+def test_a_trace_file_of_the_wrong_shape_is_refused_or_counted_never_a_crash(
+    doc: dict[str, Any], tmp_path: Path
+) -> None:
+    path = tmp_path / "traces.json"
+    path.write_text(json.dumps(doc))
+    try:
+        spans, report = read_traces([path])
+    except InputError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc)
+        return
+    assert spans.empty
+    assert sum(report.problems.values()) >= 1

@@ -124,12 +124,22 @@ def repair_truncated_json(text: str) -> Any | None:
 # -- helpers -----------------------------------------------------------------------------------
 
 
+def _items(value: Any, report: ReadReport) -> list[Any]:
+    """``value`` when it is a list, else nothing: a wrong shape is counted, not a crash."""
+    if isinstance(value, list):
+        return value
+    if value:
+        report.add("malformed spans (skipped)")
+    return []
+
+
 def _read_otlp(doc: Any, masker: Masker, report: ReadReport) -> Iterator[Row]:
-    for rs in doc.get("resourceSpans") or doc.get("resource_spans") or []:
+    for rs in _items(doc.get("resourceSpans") or doc.get("resource_spans"), report):
         if not isinstance(rs, dict):
             report.add("malformed spans (skipped)")
             continue
-        res = _otlp_attrs((rs.get("resource") or {}).get("attributes"))
+        resource = rs.get("resource")
+        res = _otlp_attrs(resource.get("attributes") if isinstance(resource, dict) else None)
         service = str(res.get("service.name") or "")
         instance = str(
             res.get("k8s.pod.name")
@@ -139,9 +149,9 @@ def _read_otlp(doc: Any, masker: Masker, report: ReadReport) -> Iterator[Row]:
         )
         if not service and res.get("k8s.pod.name"):
             service = service_from_pod(str(res["k8s.pod.name"]))
-        scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []
-        for ss in scopes:
-            for sp in (ss or {}).get("spans") or []:
+        scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans")
+        for ss in _items(scopes, report):
+            for sp in _items(ss.get("spans") if isinstance(ss, dict) else ss, report):
                 try:
                     attrs = _otlp_attrs(sp.get("attributes"))
                     status = sp.get("status") or {}
@@ -178,12 +188,18 @@ def _jaeger_tags(tags: Any) -> dict[str, Any]:
 
 def _read_jaeger(doc: Any, masker: Masker, report: ReadReport) -> Iterator[Row]:
     traces = doc.get("data") if "data" in doc else [doc]
-    for tr in traces or []:
-        if not isinstance(tr, dict):
+    if not isinstance(traces, list):
+        report.add("malformed traces (skipped)")
+        return
+    for tr in traces:
+        spans = tr.get("spans") if isinstance(tr, dict) else None
+        if not isinstance(spans, list):
             report.add("malformed traces (skipped)")
             continue
-        processes = tr.get("processes") or {}
-        for sp in tr.get("spans") or []:
+        processes = tr.get("processes")
+        if not isinstance(processes, dict):
+            processes = {}
+        for sp in spans:
             try:
                 proc = sp.get("process") or processes.get(sp.get("processID")) or {}
                 service = str(proc.get("serviceName") or "")
