@@ -1744,7 +1744,7 @@ def _call_override(path: Path, _: Path) -> object:
 def _call_snapshot(path: Path, _: Path) -> object:
     from agents.runtime import FileMetrics
 
-    return FileMetrics(path).read(0.0)
+    return FileMetrics(path).read(100.0)  # the enforcer's clock at the base snapshot's time
 
 
 def _call_policy_file(path: Path, _: Path) -> object:
