@@ -38,7 +38,7 @@ CHECKS: Any = (
     response_headers_conformance,
     response_schema_conformance,
 )
-EXAMPLES = int(os.environ.get("TWIN_FUZZ_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("TWIN_FUZZ_EXAMPLES", "5"))
 """Generated requests per operation (12 operations)."""
 
 
