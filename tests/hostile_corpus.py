@@ -496,11 +496,11 @@ def _cpu_s(pid: int) -> float:
         return 0.0
 
 
-def _rss_mb(pid: int) -> float:
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024.0
     except (OSError, ValueError):
         pass
@@ -519,8 +519,10 @@ def run_bounded(
 ) -> Bounded:
     """Run ``argv`` in its own process group; kill the group once the child has used
     ``timeout`` CPU seconds, or past ``wall_limit`` wall seconds, or once its RSS passes
-    ``rss_limit_mb``. The peak RSS reported is ``ru_maxrss`` from ``wait4`` (KiB on Linux),
-    which counts the child and the children it waited for."""
+    ``rss_limit_mb``. The peak RSS reported is the child's own high-water mark (``VmHWM``),
+    read while it runs: ``ru_maxrss`` from ``wait4`` cannot be used, since Linux keeps it
+    across ``exec`` and a child forked from a large test process would report its parent's
+    size."""
     import subprocess
 
     out_path, err_path = cwd / ".bounded.stdout", cwd / ".bounded.stderr"
@@ -536,10 +538,12 @@ def run_bounded(
         )
     started = time.monotonic()
     killed: str | None = None
+    peak = 0.0
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
+        peak = max(peak, _rss_mb(proc.pid, "VmHWM"))
         if killed is None:
             if _cpu_s(proc.pid) > timeout:
                 killed = f"CPU time over {timeout:g} s"
@@ -558,7 +562,7 @@ def run_bounded(
     out_path.unlink()
     err_path.unlink()
     cpu = usage.ru_utime + usage.ru_stime
-    return Bounded(proc.returncode, stdout, stderr, usage.ru_maxrss / 1024.0, wall, killed, cpu)
+    return Bounded(proc.returncode, stdout, stderr, peak, wall, killed, cpu)
 
 
 def _kill_group(pid: int) -> None:

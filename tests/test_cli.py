@@ -39,6 +39,7 @@ def bad_invocations(tmp: Path) -> dict[str, list[str]]:
         "enforce": ["enforce", missing],
         "export": ["export", str(tmp / "no-policy"), "--out", str(tmp / "ex")],
         "drift": ["drift", missing, "--observed", missing, "--out", str(tmp / "drift")],
+        "serve": ["serve", "--db", str(tmp / "t.db"), "--tokens", missing, "--port", "0"],
     }
 
 

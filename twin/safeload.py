@@ -418,7 +418,11 @@ def loads_json(text: str | bytes, source: str, kind: Kind = "document") -> Any:
     except json.JSONDecodeError:
         raise
     except ValueError as exc:  # a number past Python's digit limit; undecodable bytes
-        raise InputError(f"unreadable JSON: {exc}", source=source) from None
+        # a syntax error like any other, so every caller words it (with its line) as one
+        reason = str(exc).split(":")[0].split(" for ")[0]
+        raise json.JSONDecodeError(
+            f"unreadable value ({reason})", text if isinstance(text, str) else "", 0
+        ) from None
     _check_json_shape(data, source, kind)
     return data
 

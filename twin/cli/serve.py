@@ -48,7 +48,7 @@ def serve(
 ) -> None:
     """Serve the ingest and query API (FastAPI under uvicorn)."""
     from twin.serve import ServeConfig
-    from twin.serve.run import is_loopback
+    from twin.serve.run import check, is_loopback
     from twin.serve.run import serve as run
     from twin.store import resolve_url
 
@@ -63,6 +63,7 @@ def serve(
         burst=burst,
         max_batch=max_batch,
     )
+    check(config)  # a bad database or tokens file is one line, before any announcement
     typer.echo(f"twin serve: http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
     run(config, host=host, port=port, workers=workers, access_log=access_log)
 

@@ -352,7 +352,12 @@ def impact(
     if not modelled:
         return Impact(unmapped=tuple(unmapped), load_multiplier=load_multiplier)
     drifted = topology.model_copy(update={"services": services})
-    faults = [OutageFault(kind="outage", target=n, start=0.0, duration=duration) for n in down]
+    faults = [
+        OutageFault.model_validate(
+            {"kind": OutageFault.name, "target": n, "start": 0.0, "duration": duration}
+        )
+        for n in down
+    ]
     base = Scenario(
         duration=duration,
         warmup=min(10.0, duration / 10),
