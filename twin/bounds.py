@@ -140,62 +140,62 @@ def _as_index(value: Any) -> Any:
     return operator.index(value)
 
 
-Finite = Annotated[float, BeforeValidator(_finite), Field(allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_finite)]
 """Any finite number (an integer is read as one); never ``.inf``, ``.nan`` or a bool."""
 
 Int = Annotated[int, BeforeValidator(_as_index), Strict()]
 """An integer, strictly: ``true`` and ``2.0`` are refused."""
 
-Probability = Annotated[float, BeforeValidator(_finite), Field(allow_inf_nan=False, ge=0.0, le=1.0)]
+Probability = Annotated[float, Field(allow_inf_nan=False, ge=0.0, le=1.0), BeforeValidator(_finite)]
 """A probability or a share, in [0, 1]."""
 
 Seconds = Annotated[
-    float, BeforeValidator(_finite), Field(allow_inf_nan=False, ge=0.0, le=MAX_SECONDS)
+    float, Field(allow_inf_nan=False, ge=0.0, le=MAX_SECONDS), BeforeValidator(_finite)
 ]
 """A time or a delay in seconds, in [0, :data:`MAX_SECONDS`]."""
 
 PositiveSeconds = Annotated[
-    float, BeforeValidator(_finite), Field(allow_inf_nan=False, gt=0.0, le=MAX_SECONDS)
+    float, Field(allow_inf_nan=False, gt=0.0, le=MAX_SECONDS), BeforeValidator(_finite)
 ]
 """A length of time in seconds, in (0, :data:`MAX_SECONDS`]."""
 
 PeriodSeconds = Annotated[
     float,
-    BeforeValidator(_finite),
     Field(allow_inf_nan=False, ge=MIN_PERIOD_SECONDS, le=MAX_SECONDS),
+    BeforeValidator(_finite),
 ]
 """A repeating period in seconds, in [:data:`MIN_PERIOD_SECONDS`, :data:`MAX_SECONDS`]."""
 
-Rate = Annotated[float, BeforeValidator(_finite), Field(allow_inf_nan=False, gt=0.0, le=MAX_RATE)]
+Rate = Annotated[float, Field(allow_inf_nan=False, gt=0.0, le=MAX_RATE), BeforeValidator(_finite)]
 """Requests per second, in (0, :data:`MAX_RATE`]."""
 
 Multiplier = Annotated[
-    float, BeforeValidator(_finite), Field(allow_inf_nan=False, ge=0.0, le=MAX_MULTIPLIER)
+    float, Field(allow_inf_nan=False, ge=0.0, le=MAX_MULTIPLIER), BeforeValidator(_finite)
 ]
 """A load multiplier, in [0, :data:`MAX_MULTIPLIER`]."""
 
 Factor = Annotated[
-    float, BeforeValidator(_finite), Field(allow_inf_nan=False, ge=1.0, le=MAX_FACTOR)
+    float, Field(allow_inf_nan=False, ge=1.0, le=MAX_FACTOR), BeforeValidator(_finite)
 ]
 """A slow-down factor, in [1, :data:`MAX_FACTOR`]."""
 
 BytesPerSecond = Annotated[
-    float, BeforeValidator(_finite), Field(allow_inf_nan=False, gt=0.0, le=MAX_BYTES)
+    float, Field(allow_inf_nan=False, gt=0.0, le=MAX_BYTES), BeforeValidator(_finite)
 ]
 """A disk's or a link's bandwidth, in (0, :data:`MAX_BYTES`] bytes per second."""
 
 Megabytes = Annotated[
-    float, BeforeValidator(_finite), Field(allow_inf_nan=False, ge=0.0, le=MAX_MEGABYTES)
+    float, Field(allow_inf_nan=False, ge=0.0, le=MAX_MEGABYTES), BeforeValidator(_finite)
 ]
 """Memory in MB, in [0, :data:`MAX_MEGABYTES`]."""
 
 DistValue = Annotated[
-    float, BeforeValidator(_finite), Field(allow_inf_nan=False, ge=0.0, le=MAX_DIST_VALUE)
+    float, Field(allow_inf_nan=False, ge=0.0, le=MAX_DIST_VALUE), BeforeValidator(_finite)
 ]
 """A distribution's value (a bound, a sample, a quantile), in [0, :data:`MAX_DIST_VALUE`]."""
 
 DistMean = Annotated[
-    float, BeforeValidator(_finite), Field(allow_inf_nan=False, gt=0.0, le=MAX_DIST_VALUE)
+    float, Field(allow_inf_nan=False, gt=0.0, le=MAX_DIST_VALUE), BeforeValidator(_finite)
 ]
 """A distribution's positive mean, in (0, :data:`MAX_DIST_VALUE`]."""
 
