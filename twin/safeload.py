@@ -362,7 +362,11 @@ def load_yaml_all(text: str, source: str) -> list[Any]:
 
 def line_marks(text: str, source: str = "<document>") -> dict[Loc, int]:
     """Each path in a YAML document with its 1-based line (a key's own line), for error
-    messages; {} if the text does not parse within the limits."""
+    messages; {} if the text does not parse within the limits, or is larger than a
+    document may be (a telemetry file: its error names the path without a line, rather than
+    spend seconds re-reading megabytes to find one)."""
+    if len(text) > limit("TWIN_MAX_DOCUMENT_BYTES"):
+        return {}
     try:
         root = compose_yaml(text, source)
     except InputError:
