@@ -21,6 +21,7 @@ from twin.store.chaos import parse_chaos_file
 from twin.store.checks import check_json, text, utc_instant
 from twin.store.connect import WRITE, driver_problem, ensure_schema, open_engine, safe_url
 from twin.store.schema import (
+    CHAOS_FIELDS,
     FORMAT_CHARS,
     OUTCOME_CHARS,
     TEST_ID_CHARS,
@@ -389,21 +390,7 @@ def _inserted(result: Any) -> int:
     return len(result.all())
 
 
-_CHAOS_COLUMNS = (
-    "format",
-    "test_id",
-    "started_at",
-    "parameters",
-    "faults",
-    "fault_kinds",
-    "expected_outcome",
-    "actual_outcome",
-    "passed",
-    "details",
-    "content_hash",
-    "source",
-    "document",
-)
+_CHAOS_COLUMNS = (*CHAOS_FIELDS, "content_hash", "source", "document")
 
 
 def check_record(r: dict[str, Any]) -> dict[str, Any]:
