@@ -13,6 +13,10 @@ spends the error budget exactly as fast as the objective allows.
   until the burn is back below ``raise_below`` (then it resumes at one ``step``);
 - fewer than ``min_requests`` requests: no evidence, the level holds (0 stays 0).
 
+Between full evaluations, ``checks_per_interval - 1`` stop checks look at the trailing
+interval and may only stop (:meth:`Controller.check_stop`): a breach that begins just after
+an evaluation is caught a fraction of an interval later, not one whole interval later.
+
 The level scales every transformation (see :func:`twin.mirror.envoy.runtime_values`).
 """
 
@@ -105,6 +109,20 @@ class Controller:
             return self._decide(before, to, why, burn, requests, errors)
         why = f"burn {burn:.3g} between raise_below and shrink_above: hold"
         return self._decide(before, before, why, burn, requests, errors)
+
+    def check_stop(self, requests: int, errors: int) -> Decision | None:
+        """A stop check over the trailing interval: stops on a breach, else changes nothing
+        (the counts are not added to the totals; the full evaluations tile time)."""
+        b = self.budget
+        if self.stopped or requests < b.min_requests or requests <= 0:
+            return None
+        burn = (max(0, min(errors, requests)) / requests) / (1.0 - b.slo_target)
+        if burn < b.stop_at:
+            return None
+        self.last_burn = burn
+        self.stopped = True
+        why = f"burn {burn:.3g} >= stop_at {b.stop_at:g} (check between evaluations): stop"
+        return self._decide(self.level, 0.0, why, burn, requests, errors)
 
     def _decide(
         self,

@@ -35,7 +35,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from twin.bounds import MAX_NAME_LENGTH, Int, Name, PeriodSeconds, Probability, Seed
-from twin.io import DocProblem, load_model
+from twin.io import DocProblem, load_model, register_union_tags
 
 MAX_TRANSFORMATIONS = 50
 """Most transformations one set may hold."""
@@ -62,9 +62,9 @@ class _Transformation(_Doc):
 
 
 class PayloadNudge(_Transformation):
-    """Small value changes: every numeric value of the JSON body's top-level fields (or of
-    ``fields``) is multiplied by ``1 + u * intensity``, u uniform in [-1, 1], drawn from the
-    set's seeded generator."""
+    """Small value changes: every numeric value of the JSON body (of the fields named in
+    ``fields``, at any depth, when given) is multiplied by ``1 + u * intensity``, u uniform
+    in [-1, 1] from the set's seeded generator; integers stay integers."""
 
     kind: Literal["payload_nudge"]
     intensity: float = Field(
@@ -73,21 +73,21 @@ class PayloadNudge(_Transformation):
     fields: list[Name] = Field(
         default_factory=list,
         max_length=MAX_FIELDS,
-        description="top-level fields to change; empty: every numeric one",
+        description="fields to change (any depth); empty: every numeric one",
     )
 
 
 class PayloadSwap(_Transformation):
-    """Field swaps: the values of ``intensity`` pairs of top-level fields of the JSON body
-    (numbers and strings; among ``fields`` when given) trade places, chosen by the seeded
-    generator."""
+    """Field swaps: the values of ``intensity`` pairs of fields of the JSON body (numbers and
+    strings, at any depth; among ``fields`` when given) trade places, chosen by the set's
+    seeded generator."""
 
     kind: Literal["payload_swap"]
     intensity: Int = Field(ge=1, le=MAX_SWAPS, description="pairs swapped per request")
     fields: list[Name] = Field(
         default_factory=list,
         max_length=MAX_FIELDS,
-        description="top-level fields that may be swapped; empty: any scalar one",
+        description="fields that may be swapped (any depth); empty: any scalar one",
     )
 
 
@@ -132,6 +132,8 @@ Transformation = Annotated[
     PayloadNudge | PayloadSwap | SyntheticError | Delay | RateLimit | Bandwidth,
     Field(discriminator="kind"),
 ]
+
+register_union_tags("payload_nudge", "payload_swap", "error", "delay", "rate_limit", "bandwidth")
 
 
 class TransformSet(_Doc):
@@ -180,8 +182,9 @@ class Budget(_Doc):
     since the last evaluation, and computes the burn rate, ``error ratio / (1 -
     slo_target)``. Below ``raise_below`` the level rises by ``step``; at or above
     ``shrink_above`` it falls by ``step``; at or above ``stop_at`` it drops to 0 at once, and
-    it stays 0 while the burn stays at or above ``shrink_above``. The level (0..1) scales
-    every transformation's share (and a delay's duration)."""
+    it stays 0 until the burn is back below ``raise_below``. The stop condition is also
+    checked ``checks_per_interval`` times per interval over the trailing interval. The level
+    (0..1) scales every transformation's share (and a delay's duration)."""
 
     slo_target: float = Field(
         default=0.99,
@@ -203,6 +206,13 @@ class Budget(_Doc):
     step: Probability = Field(default=0.25, description="level change per evaluation (0..1)")
     start_level: Probability = Field(default=0.25, description="level at start (0..1)")
     max_level: Probability = Field(default=1.0, description="highest level (0..1)")
+    checks_per_interval: Int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="stop checks per interval, each over the trailing interval, so a breach "
+        "stops the transformations within one interval, not at the next full evaluation",
+    )
     min_requests: Int = Field(
         default=10,
         ge=1,

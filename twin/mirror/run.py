@@ -211,13 +211,16 @@ class Mirror:
         c = self.admin.counters(PRODUCTION_PREFIX)
         return c.get(PRODUCTION_PREFIX + "completed", 0), c.get(PRODUCTION_PREFIX + "5xx", 0)
 
-    def evaluate(self, prev: tuple[int, int]) -> tuple[Decision, tuple[int, int]]:
-        """One evaluation from the counters' change since ``prev``; applies a new level."""
+    def evaluate(self, requests: int, errors: int, *, full: bool = True) -> Decision | None:
+        """One evaluation (``full``) or stop check over the given counts; applies and logs a
+        new level."""
         assert self.controller is not None
-        now = self._production_counts()
-        d = self.controller.step(now[0] - prev[0], now[1] - prev[1])
-        self.evaluations += 1
-        if d.changed:
+        if full:
+            d: Decision | None = self.controller.step(requests, errors)
+            self.evaluations += 1
+        else:
+            d = self.controller.check_stop(requests, errors)
+        if d is not None and d.changed:
             self.set_level(d.level_to)
             self._log(
                 {
@@ -230,17 +233,26 @@ class Mirror:
                     "errors": d.errors,
                 }
             )
-        return d, now
+        return d
 
     def _control_loop(self) -> None:
+        """Sample the counters ``checks_per_interval`` times per interval; every sample is a
+        stop check over the trailing interval, every last one of an interval a full
+        evaluation."""
         assert self.budget is not None
-        interval = self.budget.interval_seconds
-        prev = self._production_counts()
-        next_at = time.monotonic() + interval
+        k = self.budget.checks_per_interval
+        tick = self.budget.interval_seconds / k
+        samples = [self._production_counts()]
+        n = 0
+        next_at = time.monotonic() + tick
         while not self.stop_event.wait(max(0.0, next_at - time.monotonic())):
-            next_at += interval
+            next_at += tick
+            n += 1
             try:
-                _, prev = self.evaluate(prev)
+                samples.append(self._production_counts())
+                samples = samples[-(k + 1) :]
+                first, last = samples[0], samples[-1]
+                self.evaluate(last[0] - first[0], last[1] - first[1], full=n % k == 0)
             except OSError as exc:  # Envoy's admin did not answer: hold, say so
                 self._log({"event": "error", "reason": f"admin unreachable: {exc}"})
 
