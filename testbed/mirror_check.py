@@ -53,6 +53,8 @@ class Recorder:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16  # one write per answer (flushed after each request)
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 self._answer()
