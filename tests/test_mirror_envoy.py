@@ -270,4 +270,6 @@ def test_twin_mirror_runs_until_sigterm_and_stops_envoy(tmp_path: Path) -> None:
                 proc.kill()
                 proc.wait()
     assert _wait(lambda: not Path(f"/proc/{pid}").exists(), 5.0)  # Envoy is gone too
+    # both configs were written (and validated: Envoy's and Istio's checks run before start)
     assert (tmp_path / "out" / "istio-virtualservice.yaml").is_file()
+    assert (tmp_path / "out" / "envoy.yaml").is_file()
