@@ -1,4 +1,9 @@
-"""``python -m testbed start|stop|status --dir DIR [--base-port N]``."""
+"""``python -m testbed start|stop|status --dir DIR [--base-port N] [--shadow]``.
+
+``--shadow`` runs a second, independent copy next to production: its own folder
+(``testbed-shadow``), ports (base port + 100: services, Redis and Prometheus), Redis, spans,
+access logs and Prometheus jobs (``shadow-<service>``, label ``role=shadow``).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,23 @@ import argparse
 import json
 import sys
 
-from testbed.config import TestbedConfig
+from testbed.config import SHADOW_PORT_OFFSET, TestbedConfig
 from testbed.run import Testbed
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m testbed", description=__doc__)
     ap.add_argument("action", choices=["start", "stop", "status"])
-    ap.add_argument("--dir", default="testbed-run")
-    ap.add_argument("--base-port", type=int, default=TestbedConfig().base_port)
+    ap.add_argument("--dir", default=None, help="testbed-run (testbed-shadow with --shadow)")
+    ap.add_argument("--base-port", type=int, default=None)
     ap.add_argument("--no-prometheus", action="store_true")
+    ap.add_argument("--shadow", action="store_true", help="the independent shadow copy")
     a = ap.parse_args()
-    tb = Testbed(a.dir, TestbedConfig(base_port=a.base_port), prometheus=not a.no_prometheus)
+    role = "shadow" if a.shadow else "production"
+    base = TestbedConfig().base_port + (SHADOW_PORT_OFFSET if a.shadow else 0)
+    run_dir = a.dir or ("testbed-shadow" if a.shadow else "testbed-run")
+    config = TestbedConfig(base_port=a.base_port or base, role=role)
+    tb = Testbed(run_dir, config, prometheus=not a.no_prometheus)
     if a.action == "start":
         try:
             tb.start()
@@ -25,8 +35,8 @@ def main() -> int:
             print(f"testbed: {exc}", file=sys.stderr)
             return 2
         print(
-            f"testbed up: gateway {tb.url()}, Prometheus {tb.prometheus_url}; "
-            f"stop with: python -m testbed stop --dir {a.dir}"
+            f"testbed ({role}) up: gateway {tb.url()}, Prometheus {tb.prometheus_url}; "
+            f"stop with: python -m testbed stop --dir {run_dir}"
         )
         return 0
     if a.action == "stop":

@@ -66,6 +66,10 @@ def default_services() -> list[ServiceDef]:
     ]
 
 
+SHADOW_PORT_OFFSET = 100
+"""The shadow copy's default base port is production's plus this (the testbed uses 22)."""
+
+
 @dataclass
 class TestbedConfig:
     __test__ = False  # not a pytest class, whatever its name
@@ -74,6 +78,7 @@ class TestbedConfig:
     scrape_interval: float = 1.0
     seed: int = 1
     nice: int = -10  # run above other work on a shared machine (needs root; ignored otherwise)
+    role: str = "production"  # "shadow": a second, independent copy (own ports, Redis, jobs)
 
     def port(self, name: str) -> int:
         for i, s in enumerate(self.services):
@@ -89,7 +94,14 @@ class TestbedConfig:
     def redis_port(self) -> int:
         return self.base_port + 21
 
-    def service_json(self, name: str, spans_dir: str) -> dict[str, Any]:
+    def job(self, name: str) -> str:
+        """Prometheus job of a service: its name in production, ``ROLE-name`` otherwise, so a
+        shadow's series never mix with production's."""
+        return name if self.role == "production" else f"{self.role}-{name}"
+
+    def service_json(
+        self, name: str, spans_dir: str, access_log: str | None = None
+    ) -> dict[str, Any]:
         svc = next(s for s in self.services if s.name == name)
         return {
             **asdict(svc),
@@ -98,4 +110,5 @@ class TestbedConfig:
             "redis_port": self.redis_port,
             "spans": f"{spans_dir}/{name}.jsonl",
             "seed": self.seed,
+            "access_log": access_log,
         }

@@ -126,7 +126,8 @@ class Testbed:
 
     def start_service(self, name: str) -> None:
         cfg = self.dir / "config" / f"{name}.json"
-        cfg.write_text(json.dumps(self.config.service_json(name, str(self.spans_dir))))
+        access = str(self.dir / "logs" / f"{name}.access.jsonl")
+        cfg.write_text(json.dumps(self.config.service_json(name, str(self.spans_dir), access)))
         self._spawn(name, [sys.executable, "-m", "testbed.service", str(cfg)])
 
     def start(self, timeout: float = 30.0) -> Testbed:
@@ -192,10 +193,12 @@ class Testbed:
         ]
         for s in c.services:
             lines += [
-                f"  - job_name: {s.name}",
+                f"  - job_name: {c.job(s.name)}",
                 "    static_configs:",
                 f"      - targets: ['127.0.0.1:{c.port(s.name)}']",
             ]
+            if c.role != "production":
+                lines.append(f"        labels: {{role: {c.role}}}")
         (self.dir / "prometheus.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def stop(self, timeout: float = 10.0) -> None:

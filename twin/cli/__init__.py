@@ -22,6 +22,7 @@ from twin.cli import (
     drift,
     enforce,
     export,
+    mirror,
     risk,
     schedule,
     serve,
@@ -62,6 +63,7 @@ app.command("export")(export.export)
 app.command("serve")(serve.serve)
 app.add_typer(serve.tokens_app, name="tokens")
 app.command("drift")(drift.drift)
+app.command("mirror")(mirror.mirror)
 
 
 def main() -> None:
