@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import child_env, run_twin
 from test_campaign import CHAIN
+
 from twin.campaign.schedule import (
     Schedule,
     ScheduledCampaign,
@@ -308,7 +308,9 @@ def test_a_scheduled_command_ingests_its_evidence_and_a_slow_one_is_stopped(
         "disagrees": True,
     }  # fmt: skip
     writer = tmp_path / "writer.py"
-    writer.write_text(f"import json, sys\njson.dump({{'evidence': [{ev!r}]}}, open(sys.argv[1], 'w'))\n")
+    writer.write_text(
+        f"import json, sys\njson.dump({{'evidence': [{ev!r}]}}, open(sys.argv[1], 'w'))\n"
+    )
     spec = tmp_path / "schedule.yaml"
     spec.write_text(
         json.dumps(
