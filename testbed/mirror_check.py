@@ -6,7 +6,8 @@ Three bounded phases, each with a real Envoy from ``twin mirror``'s library:
    500s with garbage (the shadow); ``--requests`` open-loop requests; the mirrored share is
    counted in the shadow's own access log, and every client answer must be production's.
 2. **untouched**: the testbed as production and its independent shadow copy; the shadow
-   path carries synthetic errors and delays; interleaved runs with mirroring on and off
+   path carries synthetic errors and delays, and the shadow's gateway fails half its
+   requests (an injected fault); interleaved runs with mirroring on and off
    (runtime ``mirror.share`` set between runs): production p50/p99 on vs off against the
    off-vs-off noise, production's error rate on vs off, and the transformed requests in
    production's gateway access log (must be 0).
@@ -53,6 +54,8 @@ class Recorder:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16  # one write per answer (flushed after each request)
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 self._answer()
@@ -243,6 +246,8 @@ def phase_untouched(
             share,
             SHADOW_FAULTS,
         )
+        # the shadow's own service fails too: half its answers are errors, after 50 ms
+        shadow_tb.inject("gateway", latency=0.05, error=0.5)
         with Mirror(plan, d) as m:
             url = f"http://127.0.0.1:{plan.listen}/api"
             run_load(url, rate, 3.0, 99, d / "warmup.json")
@@ -269,7 +274,9 @@ def phase_untouched(
     prod_log = d / "production" / "logs" / "gateway.access.jsonl"
     shadow_log = d / "shadow" / "logs" / "gateway.access.jsonl"
     prod_rows = [json.loads(x) for x in prod_log.read_text().splitlines() if x]
+    prod_rows = [r for r in prod_rows if r["path"] == "/api"]
     shadow_rows = [json.loads(x) for x in shadow_log.read_text().splitlines() if x]
+    shadow_api = [r for r in shadow_rows if r["path"] == "/api"]
     on_recs = [r for run in runs if run["mirroring"] for r in run["records"]]
     off_recs = [r for run in runs if not run["mirroring"] for r in run["records"]]
     on, off = _stats(on_recs), _stats(off_recs)
@@ -298,8 +305,11 @@ def phase_untouched(
         "within": {q: diff[q] <= max(0.05, noise[q]) for q in diff},
         "production_requests_logged": len(prod_rows),
         "production_transformed": sum(1 for r in prod_rows if r.get(MARK_HEADER)),
-        "shadow_requests_logged": len(shadow_rows),
-        "shadow_transformed": sum(1 for r in shadow_rows if r.get(MARK_HEADER)),
+        "shadow_requests_logged": len(shadow_api),
+        "shadow_transformed": sum(1 for r in shadow_api if r.get(MARK_HEADER)),
+        "shadow_error_rate": round(
+            sum(1 for r in shadow_api if r["status"] >= 500) / max(1, len(shadow_api)), 4
+        ),
         "shadow_faults": faults,
     }
 

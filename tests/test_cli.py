@@ -40,6 +40,11 @@ def bad_invocations(tmp: Path) -> dict[str, list[str]]:
         "export": ["export", str(tmp / "no-policy"), "--out", str(tmp / "ex")],
         "drift": ["drift", missing, "--observed", missing, "--out", str(tmp / "drift")],
         "serve": ["serve", "--db", str(tmp / "t.db"), "--tokens", missing, "--port", "0"],
+        "mirror": [
+            "mirror",
+            *("--production", "nowhere", "--shadow", "127.0.0.1:1", "--share", "0.1"),
+            *("--listen", "1", "--out", str(tmp / "m")),
+        ],
     }
 
 

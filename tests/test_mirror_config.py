@@ -222,27 +222,24 @@ def test_budget_holds_without_evidence_and_stop_checks_only_stop() -> None:
     assert c.spent == pytest.approx(5 / (5 * 0.01))  # stop checks do not count twice
 
 
-@needs_envoy
-def test_twin_mirror_check_writes_both_configs_and_bad_input_is_one_line(tmp_path: Path) -> None:
-    t = tmp_path / "t.yaml"
-    t.write_text(TRANSFORMS)
-    base = [sys.executable, "-m", "twin.cli", "mirror", "--shadow", "127.0.0.1:8002"]
-    args = ["--share", "0.3", "--listen", "18999", "--transform", str(t), "--check"]
-    ok = subprocess.run(
-        [*base, "--production", "127.0.0.1:8001", *args, "--out", str(tmp_path / "o")],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        cwd=ROOT,
-        timeout=60,
-    )
-    assert ok.returncode == 0, ok.stderr
-    assert (tmp_path / "o" / "envoy.yaml").is_file()
-    vs = yaml.safe_load((tmp_path / "o" / "istio-virtualservice.yaml").read_text())
-    assert vs["spec"]["http"][0]["mirrorPercentage"]["value"] == pytest.approx(30.0)
+def test_twin_mirror_bad_endpoint_is_one_line_before_anything_starts(tmp_path: Path) -> None:
     bad = subprocess.run(
-        [*base, "--production", "nowhere", *args, "--out", str(tmp_path / "b")],
+        [
+            sys.executable,
+            "-m",
+            "twin.cli",
+            "mirror",
+            "--production",
+            "nowhere",
+            "--shadow",
+            "127.0.0.1:8002",
+            "--share",
+            "0.3",
+            "--listen",
+            "18999",
+            "--out",
+            str(tmp_path / "b"),
+        ],
         check=False,
         capture_output=True,
         text=True,
@@ -252,3 +249,4 @@ def test_twin_mirror_check_writes_both_configs_and_bad_input_is_one_line(tmp_pat
     )
     assert bad.returncode == 2
     assert bad.stderr.strip() == "twin: error: --production: expected HOST:PORT, got 'nowhere'"
+    assert not (tmp_path / "b").exists()  # nothing written on failure

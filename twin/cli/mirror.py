@@ -60,7 +60,6 @@ def mirror(
     ] = False,
 ) -> None:
     """Mirror a share of production's traffic to a shadow through a real Envoy."""
-    from agents.export.crd import validate_resource
     from twin.io import dump_yaml, output_dir
     from twin.mirror.document import Budget, TransformSet
     from twin.mirror.envoy import Endpoint, MirrorPlan
@@ -82,6 +81,8 @@ def mirror(
         listen_address=listen_address,
         transforms=ts,
     )
+    from agents.export.crd import validate_resource  # after the cheap checks: it is slow
+
     vs = virtual_service(plan, namespace=namespace)
     problems = validate_resource(vs)
     if problems:
