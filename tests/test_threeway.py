@@ -201,3 +201,20 @@ def test_report_files_hold_no_nan(tmp_path: Path) -> None:
     page_ = (tmp_path / "threeway.html").read_text()
     tables = page_.split("<img")[0]  # the plots are base64 PNG
     assert "miss" in tables and "nan" not in tables.lower()
+
+
+def test_a_written_comparison_reads_back_into_the_same_rows(tmp_path: Path) -> None:
+    from twin.mirror.compare import render_markdown, rows_from_json
+
+    shadow, twin = Arm(100, 90, 0.100, 0.080, 0.200), Arm(100, 86, 0.090, 0.071, 0.250)
+    rows = [Row("slow", "delay", "latency", "n", PROD, shadow, twin, judge(PROD, shadow, twin)),
+            Row("dead", "error", "error_rate", "n", PROD, Arm(5, 0), twin,
+                judge(PROD, Arm(5, 0), twin))]  # fmt: skip
+    write(tmp_path, {"rows": [r.to_json() for r in rows], "summary": summarise(rows)}, rows,
+          Tolerance())  # fmt: skip
+    back = rows_from_json(json.loads((tmp_path / "threeway.json").read_text()))
+    assert back == rows
+    table = (tmp_path / "threeway.md").read_text()
+    assert table == render_markdown(rows)
+    assert "| slow | latency | 100 / 100 | 80.0 ms / 100.0 ms / 90.0 ms | 90.0% |" in table
+    assert "| dead |" in table and "miss *" in table

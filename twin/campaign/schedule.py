@@ -113,7 +113,7 @@ class ScheduledCampaign(_Doc):
         default="*.json", description="glob, relative to the run's folder, of the files ingested"
     )
     workers: Int = Field(default=1, ge=1, le=256, description="a twin campaign's processes")
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="false: kept in the file, never run")
 
     @field_validator("cron")
     @classmethod

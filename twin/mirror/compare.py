@@ -309,6 +309,27 @@ class Row:
         }
 
 
+def rows_from_json(result: dict[str, Any]) -> list[Row]:
+    """The rows of a written ``threeway.json`` (to render its report again)."""
+
+    def arm_of(d: dict[str, Any]) -> Arm:
+        return Arm(**{k: v for k, v in d.items() if k != "error_rate"})
+
+    return [
+        Row(
+            r["transformation"],
+            r["kind"],
+            r["twin_kind"],
+            r["note"],
+            arm_of(r["production"]),
+            arm_of(r["shadow"]),
+            arm_of(r["twin"]),
+            [Verdict(**v) for v in r["verdicts"]],
+        )
+        for r in result["rows"]
+    ]
+
+
 def summarise(rows: Sequence[Row]) -> dict[str, Any]:
     """Per metric: mean and minimum accuracy over the comparisons that are not misses, how
     many are misses, and how many disagree (misses included). Never nan: a metric whose
@@ -475,16 +496,42 @@ def _plots(rows: Sequence[Row], tol: Tolerance) -> list[tuple[str, Any]]:
     return out
 
 
+def render_markdown(rows: Sequence[Row]) -> str:
+    """The per-transformation table for documents: each metric as production / shadow /
+    twin, and the twin's accuracy against the shadow (``miss`` for a counted miss; the
+    error rate with its gap in percentage points; ``*`` beyond the tolerance)."""
+    head = "| transformation | twin equivalent | requests (prod / mirrored) | " + " | ".join(
+        f"{LABELS[m]}: prod / shadow / twin | accuracy" for m in METRICS
+    )
+    lines = [head + " |", "|---" * (3 + 2 * len(METRICS)) + "|"]
+    for r in rows:
+        cells = [r.transformation, r.twin_kind, f"{r.production.requests} / {r.shadow.requests}"]
+        for m in METRICS:
+            v = next(x for x in r.verdicts if x.metric == m)
+            cells.append(" / ".join(_cell(m, x) for x in (v.production, v.shadow, v.twin)))
+            acc = "miss" if v.accuracy is None else f"{v.accuracy:.1%}"
+            if v.diff_pp is not None:
+                acc += f" ({v.diff_pp:+.1f} pp)"
+            cells.append(acc + (" *" if v.disagrees else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write(out: str | Path, result: dict[str, Any], rows: Sequence[Row], tol: Tolerance) -> Path:
-    """``OUT/threeway.json`` (with the ``evidence`` list ``twin schedule`` ingests) and
-    ``OUT/threeway.html``; each written whole or not at all."""
+    """``OUT/threeway.json`` (with the ``evidence`` list ``twin schedule`` ingests),
+    ``OUT/threeway.html`` and ``OUT/threeway.md`` (the table); each written whole or not
+    at all."""
     from twin.results import write_json
 
     d = Path(out)
     write_json(d / "threeway.json", result)
-    tmp = d / "threeway.html.tmp"
-    tmp.write_text(render_html(result, rows, tol), encoding="utf-8")
-    tmp.replace(d / "threeway.html")
+    for name, text in (
+        ("threeway.html", render_html(result, rows, tol)),
+        ("threeway.md", render_markdown(rows)),
+    ):
+        tmp = d / (name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(d / name)
     return d / "threeway.json"
 
 
@@ -502,6 +549,8 @@ __all__ = [
     "judge",
     "predict",
     "render_html",
+    "render_markdown",
+    "rows_from_json",
     "summarise",
     "twin_equivalent",
     "write",
