@@ -24,10 +24,11 @@ def test_scheduled_section_lists_entries_and_runs_and_opens_a_run(tmp_path: Path
     at = page("campaigns")
     at.text_input(key="cp_sched_state").input(str(s.state_file)).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    entries = at.dataframe(key="cp_sched_entries").value
+    # no campaign folder is open yet, so the only tables are the scheduled section's
+    entries = at.dataframe[0].value
     assert list(entries["campaign"]) == ["chain", "never"]
     assert list(entries["last status"].fillna("-")) == ["done", "-"]
-    runs = at.dataframe(key="cp_sched_runs").value
+    runs = at.dataframe[1].value
     assert list(runs["occurrence"]) == ["2026-03-01T10:00:00.000000Z"]
     at.button(key="cp_sched_open").click().run()
     assert not at.exception
