@@ -20,6 +20,7 @@ from twin import policy as p
 from twin import results as r
 from twin import scenario as s
 from twin import topology as t
+from twin.campaign import schedule as sc
 from twin.campaign import spec as c
 from twin.faults import KINDS, FaultBase
 
@@ -58,6 +59,7 @@ SECTIONS: list[tuple[str, list[type[BaseModel]]]] = [
         "Campaign",
         [c.Campaign, c.ScenarioItem, c.Grid, c.FaultSweep, c.RandomSample, c.Range, c.History],
     ),
+    ("Schedule", [sc.Schedule, sc.ScheduledCampaign]),
     (
         "Results: summary.json",
         [

@@ -24,6 +24,11 @@ def _png(fig: Any) -> str:
     return '<img src="data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode() + '">'
 
 
+def image(fig: Any) -> str:
+    """A matplotlib figure as an inline ``<img>`` (the figure is closed), for any report."""
+    return _png(fig)
+
+
 def _fmt(v: Any, unit: str = "") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"

@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DIR_KEY = "cp_dir"
 EXPERIMENTS_ENV = "SHADOW_TWIN_EXPERIMENTS"
 """Folder of campaign documents offered for launch (default: the repository's experiments/)."""
+SCHEDULE_ENV = "SHADOW_TWIN_SCHEDULE_STATE"
+"""State file of ``twin schedule`` shown in the scheduled section (default:
+schedule-out/schedule-state.json, the command's default)."""
 
 
 def _launch(spec: str, out: str, workers: int, progress: Callable[[float, str], None]) -> str:
@@ -144,10 +147,73 @@ def _browse() -> None:
     )
 
 
+def _open(folder: str) -> None:
+    st.session_state[DIR_KEY] = folder  # a callback: it runs before the folder box is drawn
+
+
+def _scheduled() -> None:
+    """What ``twin schedule`` did: each entry's position and its latest runs; a finished
+    campaign run opens in the results above."""
+    st.subheader("Scheduled")
+    default = os.environ.get(SCHEDULE_ENV) or str(Path("schedule-out") / "schedule-state.json")
+    path = st.text_input(
+        "Schedule state file",
+        value=default,
+        key="cp_sched_state",
+        help="The state file of `twin schedule SPEC.yaml --out DIR` (DIR/schedule-state.json).",
+    )
+    if not path or not Path(path).is_file():
+        st.caption("No scheduler has written this state file yet: `twin schedule SPEC.yaml`.")
+        return
+    from twin.campaign.schedule import read_state
+
+    try:
+        state = read_state(path)
+    except TwinError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    entries = [
+        {
+            "campaign": name,
+            "handled up to": e["cursor"],
+            "running": e["running"],
+            "last status": (e["last"] or {}).get("status"),
+            "last occurrence": (e["last"] or {}).get("occurrence"),
+        }
+        for name, e in state["entries"].items()
+    ]
+    st.dataframe(entries, hide_index=True, key="cp_sched_entries")
+    runs = [
+        {
+            "campaign": r.get("entry"),
+            "occurrence": r.get("occurrence")
+            or f"{r.get('skipped_from')} .. {r.get('skipped_to')}",
+            "status": r.get("status"),
+            "finished": r.get("finished"),
+            "runs breaching an SLO": (r.get("summary") or {}).get("runs_breaching_slo"),
+            "failure modes": (r.get("summary") or {}).get("failure_modes"),
+            "error": r.get("error"),
+            "folder": r.get("out"),
+        }
+        for r in state["runs"]
+    ]
+    st.caption(f"Latest {len(runs)} records, newest first (skipped: missed occurrences not run).")
+    st.dataframe(runs, hide_index=True, key="cp_sched_runs")
+    done = [
+        r["out"]
+        for r in state["runs"]
+        if r.get("status") == "done" and (r.get("summary") or {}).get("kind") == "campaign"
+    ]
+    if done:
+        pick = st.selectbox("Scheduled campaign run", done, key="cp_sched_pick")
+        st.button("Show its results above", key="cp_sched_open", on_click=_open, args=(str(pick),))
+
+
 def render() -> None:
     st.title("Campaigns")
     _launcher()
     _browse()
+    _scheduled()
 
 
 render()

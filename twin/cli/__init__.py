@@ -1,9 +1,9 @@
 """``twin``: the command line, one typer app over thin command modules.
 
 Each command group has its module here (:mod:`.simulate`, :mod:`.calibrate`, :mod:`.campaign`,
-:mod:`.risk`, :mod:`.train`, :mod:`.export`, :mod:`.enforce`); each command calls a library
-function and prints what it returned. Heavy imports (the engine, PyMC, torch, onnxruntime)
-happen inside the commands, so ``twin --help`` is instant.
+:mod:`.schedule`, :mod:`.risk`, :mod:`.train`, :mod:`.export`, :mod:`.enforce`); each command
+calls a library function and prints what it returned. Heavy imports (the engine, PyMC, torch,
+onnxruntime) happen inside the commands, so ``twin --help`` is instant.
 
 Every command ends through the one handler in :mod:`.errors`: bad input of any kind prints one
 line, ``twin: error: file:line: path.in.doc: what was expected``, and exits 2; a refusal on
@@ -24,6 +24,7 @@ from twin.cli import (
     export,
     mirror,
     risk,
+    schedule,
     serve,
     simulate,
     train,
@@ -51,6 +52,7 @@ app.command("generate")(simulate.generate)
 app.command("risk")(risk.risk)
 app.command("calibrate")(calibrate.calibrate)
 app.command("campaign")(campaign.campaign)
+app.command("schedule")(schedule.schedule)
 app.command("ingest")(campaign.ingest)
 app.command("modes")(campaign.modes)
 app.command("availability")(campaign.availability)

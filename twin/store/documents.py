@@ -1,6 +1,7 @@
 """Documents received from outside, kept whole: the raw bodies of chaos results, external
-simulations, incidents, OTLP telemetry batches, alerts, change verdicts and the answers given
-to ``Idempotency-Key`` requests.
+simulations, incidents, OTLP telemetry batches, alerts, change verdicts, calibration evidence
+(where the twin and the real system disagreed) and the answers given to ``Idempotency-Key``
+requests.
 
 Why these rules:
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +29,7 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     Integer,
@@ -38,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from twin.errors import InputError
 from twin.store.database import Store
 from twin.store.schema import Base, ChaosResultRow, FailureModeRow, MitigationRow, _now
 
@@ -139,6 +143,31 @@ class ChangeRow(Base):
     document: Mapped[Any] = mapped_column(JSON)
 
 
+class CalibrationEvidenceRow(Base):
+    """One figure on which the twin was checked against the real system: what it predicted,
+    what was measured, the accuracy (PerfSim's form, in [-inf, 1]; empty when the comparison
+    is a counted miss) and whether they disagree beyond the comparison's tolerance. Rows with
+    ``disagrees`` are where the twin is wrong: read them back with :func:`page` (table
+    ``calibration_evidence``, filters such as ``("topology", name)`` or
+    ``("disagrees", True)``)."""
+
+    __tablename__ = "calibration_evidence"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    observed_at: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(100))
+    topology: Mapped[str] = mapped_column(String(200))
+    scenario: Mapped[str] = mapped_column(String(500))
+    fault_kind: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(500))
+    metric: Mapped[str] = mapped_column(String(100))
+    predicted: Mapped[float | None] = mapped_column(Float, nullable=True)
+    measured: Mapped[float | None] = mapped_column(Float, nullable=True)
+    accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    disagrees: Mapped[bool] = mapped_column(Boolean)
+    document: Mapped[Any] = mapped_column(JSON)
+
+
 class IdempotencyKeyRow(Base):
     """The answer given to a request that carried an ``Idempotency-Key``: a retry with the
     same key and body gets the same answer, a retry with another body is refused. Keys are
@@ -162,6 +191,7 @@ _TABLES: dict[str, Any] = {
     "telemetry_batches": TelemetryBatchRow,
     "alerts": AlertRow,
     "changes": ChangeRow,
+    "calibration_evidence": CalibrationEvidenceRow,
 }
 """The document tables written by :func:`write_batch`, by name."""
 
@@ -358,6 +388,51 @@ def add_changes(store: Store, changes: Sequence[dict[str, Any]]) -> list[Status]
     return w.statuses
 
 
+EVIDENCE_FIELDS = (
+    "observed_at",
+    "source",
+    "topology",
+    "scenario",
+    "fault_kind",
+    "target",
+    "metric",
+    "predicted",
+    "measured",
+    "accuracy",
+    "disagrees",
+)
+"""The columns of a calibration-evidence record; the whole dict is kept as its document."""
+
+
+def add_calibration_evidence(store: Store, evidence: Sequence[dict[str, Any]]) -> list[Status]:
+    """Store twin-vs-reality comparisons (:data:`EVIDENCE_FIELDS`, each figure a finite
+    number or None), one row per metric; the same record twice is one row. A record that is
+    not of this shape is refused whole (InputError naming the record and field), so a batch
+    stores all or nothing."""
+    rows = []
+    for i, e in enumerate(evidence):
+        missing = [k for k in EVIDENCE_FIELDS if k not in e]
+        if missing:
+            raise InputError(f"evidence[{i}]: missing {', '.join(missing)}")
+        for k in ("predicted", "measured", "accuracy"):
+            v = e[k]
+            ok = v is None or (
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            )
+            if not ok:
+                raise InputError(f"evidence[{i}].{k}: expected a finite number or null, got {v!r}")
+        if not isinstance(e["disagrees"], bool):
+            raise InputError(f"evidence[{i}].disagrees: expected true or false")
+        row = {k: e[k] if k in _EVIDENCE_NUMBERS else str(e[k]) for k in EVIDENCE_FIELDS}
+        rows.append({**row, "content_hash": content_hash(e), "document": dict(e)})
+    w = Write("calibration_evidence", rows)
+    write_batch(store, [w])
+    return w.statuses
+
+
+_EVIDENCE_NUMBERS = {"predicted", "measured", "accuracy", "disagrees"}
+
+
 _READABLE: dict[str, Any] = {
     **_TABLES,
     "chaos_results": ChaosResultRow,
@@ -366,7 +441,9 @@ _READABLE: dict[str, Any] = {
 
 
 __all__ = [
+    "EVIDENCE_FIELDS",
     "AlertRow",
+    "CalibrationEvidenceRow",
     "ChangeRow",
     "IdempotencyKeyRow",
     "IncidentRow",
@@ -376,6 +453,7 @@ __all__ = [
     "TelemetryBatchRow",
     "Write",
     "add_alerts",
+    "add_calibration_evidence",
     "add_changes",
     "content_hash",
     "counts",
