@@ -16,7 +16,18 @@ from typing import Annotated
 
 import typer
 
-from twin.cli import calibrate, campaign, drift, enforce, export, risk, serve, simulate, train
+from twin.cli import (
+    calibrate,
+    campaign,
+    drift,
+    enforce,
+    export,
+    risk,
+    serve,
+    simulate,
+    train,
+    watch,
+)
 from twin.cli.errors import request_traceback
 
 app = typer.Typer(
@@ -50,6 +61,7 @@ app.command("export")(export.export)
 app.command("serve")(serve.serve)
 app.add_typer(serve.tokens_app, name="tokens")
 app.command("drift")(drift.drift)
+app.command("watch")(watch.watch)
 
 
 def main() -> None:
