@@ -50,6 +50,10 @@ from twin.predict.robust import MAD_TO_SIGMA
 MIN_SEASON_ACF = 0.3
 """Autocorrelation a peak must reach to be taken as the season (below it: no season)."""
 
+MIN_SEASON_PROMINENCE = 0.2
+"""How far a season's peak must rise above the lowest autocorrelation at shorter lags: a
+persistent (random-walk-like) series has a slowly decaying autocorrelation with small bumps,
+not a season."""
 PEAK_TOLERANCE = 0.85
 """A peak at least this fraction of the highest one, at a shorter lag, is the season."""
 FIT_SEASONS = 4
@@ -370,7 +374,8 @@ def detect_period(xs: np.ndarray, max_period: int) -> int:
     """The season length of ``xs`` in points: the highest autocorrelation peak, or 0.
 
     The series is detrended (least-squares line) first; a lag counts as a peak when its
-    autocorrelation exceeds both neighbours' and :data:`MIN_SEASON_ACF`. Lags up to
+    autocorrelation exceeds both neighbours' and :data:`MIN_SEASON_ACF`, and rises at least
+    :data:`MIN_SEASON_PROMINENCE` above the lowest value at shorter lags. Lags up to
     ``min(max_period, len(xs) // 2)`` are searched, so at least two seasons are seen.
     """
     n = len(xs)
@@ -387,10 +392,14 @@ def detect_period(xs: np.ndarray, max_period: int) -> int:
     spec = np.fft.rfft(y, size)
     raw = np.fft.irfft((spec * np.conj(spec)).real, size)[: top + 2]
     acf = raw * n / (denom * (n - np.arange(top + 2)))  # unbiased: each lag's own pair count
+    trough = np.minimum.accumulate(acf[1 : top + 2])  # trough[lag - 1]: min over 1..lag
     peaks = [
         lag
         for lag in range(2, top + 1)
-        if acf[lag] > MIN_SEASON_ACF and acf[lag] > acf[lag - 1] and acf[lag] >= acf[lag + 1]
+        if acf[lag] > MIN_SEASON_ACF
+        and acf[lag] > acf[lag - 1]
+        and acf[lag] >= acf[lag + 1]
+        and acf[lag] - trough[lag - 1] >= MIN_SEASON_PROMINENCE
     ]
     if not peaks:
         return 0
