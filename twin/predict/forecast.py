@@ -24,7 +24,9 @@ Three choices make it fit for live telemetry:
 
 - **Robust updates** (Gelper, Fried and Croux, 2010): the error that enters the state is
   clipped at ``robust_k`` times the one-step scale, so a spike does not drag the level and the
-  season after it and the next points are not flagged as the spike's echo.
+  season after it and the next points are not flagged as the spike's echo. From the
+  :data:`SHIFT_RUN`-th consecutive clipped error on one side the clip is lifted: that is a
+  level shift, and the level follows it at once.
 - **Bounded memory**: the state is a level, a trend, one value per phase of the season and
   the last ``history`` points (for the refit), plus ``horizon`` pending forecasts.
 - **Season found, not assumed**: with ``period=None`` the season length is the lag of the
@@ -67,6 +69,11 @@ BETAS = (0.0, 0.1)
 """Trend smoothing (as a fraction of alpha) the refit chooses from; 0 keeps the trend flat."""
 GAMMAS = (0.05, 0.25)
 """Season smoothing constants the refit chooses from (seasonal series only)."""
+
+SHIFT_RUN = 3
+"""Consecutive errors beyond the clip, on one side, that are taken as a level shift: the
+error then enters the state unclipped, so the level follows the shift at once instead of
+``alpha x robust_k`` scales per point. A spike is one point; a shift persists."""
 
 _MIN_POINTS = 24
 """Fewest points in the window before the first fit: below it forecasts are the last value."""
@@ -177,6 +184,7 @@ class HoltWinters:
         self._varh = 0.0
         self._nh = 0
         self._since_fit = 0
+        self._run = 0  # signed count of consecutive errors beyond the clip, on one side
         self.points = 0
         """Points seen, skipped ones included."""
         self.skipped = 0
@@ -220,6 +228,13 @@ class HoltWinters:
             ready=self.params is not None,
             skipped=not finite,
         )
+
+    def predict(self, steps: int) -> float:
+        """Point forecast of the value ``steps`` after the last point (no band: the band is
+        tracked for ``horizon`` only)."""
+        if steps < 1:
+            raise ValueError(f"steps: at least 1 expected, got {steps}")
+        return self._ahead(steps)
 
     def deseasonalised(self, forecast: Forecast) -> float | None:
         """The point's value less its seasonal component (``None`` when it was skipped)."""
@@ -266,7 +281,10 @@ class HoltWinters:
         self._window.append(value)
         if self.params is not None:
             bound = self.robust_k * sigma if sigma > 0.0 else math.inf
-            self._step(max(-bound, min(bound, residual)))
+            self._run = _exceed_run(self._run, residual, bound)
+            if abs(self._run) < SHIFT_RUN:
+                residual = max(-bound, min(bound, residual))
+            self._step(residual)
 
     def _step(self, error: float | None) -> None:
         """Advance the state one point; ``error`` None: no observation (a skipped point)."""
@@ -355,6 +373,7 @@ def _run(xs: np.ndarray, m: int, p: Params, k: float) -> tuple[float, _State]:
     alpha, beta, gamma, phi = p.alpha, p.beta, p.gamma, p.phi
     loss = 0.0
     phase = 0
+    run = 0
     for i in range(start, n):
         s = season[phase] if m else 0.0
         e = values[i] - (level + phi * trend + s)
@@ -362,12 +381,24 @@ def _run(xs: np.ndarray, m: int, p: Params, k: float) -> tuple[float, _State]:
         c = bound if e > bound else (-bound if e < -bound else e)
         loss += c * c
         var = (1.0 - _SCALE_RATE) * var + _SCALE_RATE * c * c
+        run = _exceed_run(run, e, bound)
+        if abs(run) >= SHIFT_RUN:
+            c = e
         level = level + phi * trend + alpha * c
         trend = phi * trend + alpha * beta * c
         if m:
             season[phase] = s + gamma * c
             phase = phase + 1 if phase + 1 < m else 0
     return loss, _State(level, trend, season, phase, var)
+
+
+def _exceed_run(run: int, error: float, bound: float) -> int:
+    """The signed run of consecutive errors beyond ``bound`` after ``error``."""
+    if error > bound:
+        return run + 1 if run > 0 else 1
+    if error < -bound:
+        return run - 1 if run < 0 else -1
+    return 0
 
 
 def detect_period(xs: np.ndarray, max_period: int) -> int:
