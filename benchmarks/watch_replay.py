@@ -16,7 +16,9 @@ Runs the whole day through :func:`twin.predict.outputs.run_watch` (as ``twin wat
   end (plus 5 minutes), none of which overlaps a fault;
 - per fault whose window breaks the SLO (the entry's p99 or success, minute by minute):
   the first breaching minute, and the twin's, the burn-rate page's and ``predict_linear``'s
-  first alert in the fault window, with their lead (positive: before the breach).
+  first alert in the fault window, with their lead (positive: before the breach); for the
+  baselines the first window where they *start* firing (a rule still firing from the fault
+  before has not alerted on this one).
 """
 
 from __future__ import annotations
@@ -90,6 +92,18 @@ def main() -> int:
     return 0
 
 
+def _onset(windows: list[dict[str, Any]], start: float, key: str) -> float | None:
+    """The first window in the fault where the rule starts firing (a rising edge): a rule
+    still firing from an earlier fault has not alerted on this one."""
+    prev = False
+    for w in windows:
+        now = bool(w[key])
+        if start < w["time"] <= start + FAULT_S + 60.0 and now and not prev:
+            return float(w["time"])
+        prev = now
+    return None
+
+
 def evaluate(
     faults: list[Any], alerts: list[dict[str, Any]], windows: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -103,8 +117,8 @@ def evaluate(
         first = hits[0] if hits else None
         in_fault = [w for w in windows if f.timestamp < w["time"] <= f.timestamp + FAULT_S + step]
         breach = next((w["time"] for w in in_fault if w["breaching"]), None)
-        burn = next((w["time"] for w in in_fault if w["burn_rate"]), None)
-        linear = next((w["time"] for w in in_fault if w["linear"]), None)
+        burn = _onset(windows, f.timestamp, "burn_rate")
+        linear = _onset(windows, f.timestamp, "linear")
         twin = first["time"] if first else None
 
         def lead(t: float | None, b: float | None = breach) -> float | None:
