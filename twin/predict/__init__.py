@@ -16,6 +16,13 @@ or non-finite point rather than let a ``nan`` through.
 - :mod:`twin.predict.scoring`: the Numenta Anomaly Benchmark's scoring rules (scaled-sigmoid
   windows, profiles, corpus threshold, null-to-perfect normalisation) for labelled streams.
 - :mod:`twin.predict.robust`: median and MAD over a bounded sliding window.
+
+The watch beside production builds on them (imported by module, so importing this package
+stays light): :mod:`twin.predict.sources` (live and replayed telemetry in windows),
+:mod:`twin.predict.breach` (time to breach by Monte Carlo over the twin; the burn-rate and
+``predict_linear`` baselines), :mod:`twin.predict.alerts` (the alert document, grouping,
+Alertmanager webhook), :mod:`twin.predict.watch` (the loop) and :mod:`twin.predict.outputs`
+(one ``twin watch`` run and its files).
 """
 
 from twin.predict.anomaly import Anomaly, AnomalyDetector
