@@ -33,6 +33,9 @@ def main() -> None:
                     PAGES / "predictive.py", title="Predictive analysis", icon=":material/insights:"
                 ),
             ],
+            "Beside production": [
+                st.Page(PAGES / "watch.py", title="Watch", icon=":material/monitor_heart:"),
+            ],
             "Learned mitigation": [
                 st.Page(PAGES / "policies.py", title="Policies", icon=":material/shield:"),
             ],

@@ -28,6 +28,7 @@ from twin.cli import (
     serve,
     simulate,
     train,
+    watch,
 )
 from twin.cli.errors import request_traceback
 
@@ -64,6 +65,7 @@ app.command("serve")(serve.serve)
 app.add_typer(serve.tokens_app, name="tokens")
 app.command("drift")(drift.drift)
 app.command("mirror")(mirror.mirror)
+app.command("watch")(watch.watch)
 
 
 def main() -> None:

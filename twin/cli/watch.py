@@ -1,0 +1,171 @@
+"""``twin watch``: the shadow beside production, forecasting, recognising and alerting.
+
+The work is :func:`twin.predict.outputs.run_watch`; this module reads the options, shows
+progress on replays, and, with ``--act``, wires the enforcer's safety net (bounds, change
+rate limit, operator override) in front of the learned policy's decisions: the library
+never imports the agents.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from twin.cli.errors import handles_errors
+
+
+@handles_errors
+def watch(
+    topology: Annotated[Path, typer.Argument(help="The calibrated topology YAML.")],
+    out: Annotated[Path, typer.Option(help="Output folder (alerts.jsonl, report.html).")],
+    prometheus: Annotated[
+        str | None, typer.Option(help="Prometheus base URL (polls query_range).")
+    ] = None,
+    replay: Annotated[Path | None, typer.Option(help="Recorded telemetry folder.")] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", help="nezha, petshop, prometheus-dump or generic.")
+    ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option(help="Metric-name mapping YAML (as twin calibrate).")
+    ] = None,
+    window: Annotated[
+        float | None, typer.Option(help="Seconds per window (default: the data's own).")
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option(help="Failure-mode database URL (mitigations; alerts stored).")
+    ] = None,
+    horizon: Annotated[float, typer.Option(help="Look-ahead of P(breach), seconds.")] = 1800.0,
+    webhook: Annotated[
+        str | None, typer.Option(help="Alertmanager-compatible webhook URL.")
+    ] = None,
+    slo_p99: Annotated[
+        float | None, typer.Option(help="Entry p99 objective, seconds (default: topology's).")
+    ] = None,
+    slo_availability: Annotated[
+        float | None, typer.Option(help="Availability objective (default: topology's).")
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="Learned policy (policy.json from twin export): its decisions."),
+    ] = None,
+    act: Annotated[
+        bool,
+        typer.Option(help="Apply the policy's decisions through the enforcer's safety net."),
+    ] = False,
+    override: Annotated[
+        Path | None, typer.Option(help="Operator override file (with --act); it wins.")
+    ] = None,
+    polls: Annotated[
+        int | None, typer.Option(min=1, help="Stop a live watch after N windows.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the Monte Carlo look-ahead.")] = 1,
+) -> None:
+    """Watch production beside the twin: alerts with P(breach), root cause and mitigation."""
+    from twin.calibrate.metrics import MetricMap
+    from twin.errors import InputError
+    from twin.io import load_model
+    from twin.predict.outputs import WatchRun, run_watch
+    from twin.predict.sources import FORMATS
+    from twin.predict.watch import WatchConfig
+    from twin.topology import Topology
+
+    if format is not None and format not in FORMATS:
+        raise InputError(f"watch: --format {format!r}: expected one of {', '.join(FORMATS)}")
+    if not (math.isfinite(horizon) and horizon > 0):
+        raise InputError(f"watch: --horizon {horizon}: must be a positive number of seconds")
+    if window is not None and not (math.isfinite(window) and window > 0):
+        raise InputError(f"watch: --window {window}: must be a positive number of seconds")
+    if slo_p99 is not None and not (math.isfinite(slo_p99) and slo_p99 > 0):
+        raise InputError(f"watch: --slo-p99 {slo_p99}: must be a positive number of seconds")
+    if slo_availability is not None and not 0 < slo_availability < 1:
+        raise InputError(f"watch: --slo-availability {slo_availability}: must be in (0, 1)")
+    if act and policy is None:
+        raise InputError("watch: --act needs --policy (the enforcer's bounds come from it)")
+    if override is not None and not act:
+        raise InputError("watch: --override applies only with --act")
+    topo = load_model(Topology, topology)
+    config = WatchConfig(
+        horizon_s=horizon, seed=seed, slo_latency_p99=slo_p99, slo_availability=slo_availability
+    )
+    run = WatchRun(
+        topology=topo,
+        out=out,
+        prometheus=prometheus,
+        replay=replay,
+        format=format,
+        mapping=MetricMap.load(mapping) if mapping else None,
+        window_s=window,
+        db=db,
+        webhook=webhook,
+        config=config,
+        polls=polls,
+        title=f"twin watch {replay or prometheus}",
+    )
+    mitigation, on_alerts = (None, None)
+    if policy is not None:
+        mitigation, on_alerts = _policy_hooks(policy, override if act else None, act)
+    bar: Any = None
+
+    def progress(i: int, total: int | None) -> None:
+        nonlocal bar
+        if total is None:
+            return
+        if bar is None:
+            bar = typer.progressbar(length=total, label="replaying", file=None)
+            bar.__enter__()
+        bar.update(1)
+
+    try:
+        result = run_watch(run, progress=progress, mitigation=mitigation, on_alerts=on_alerts)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    typer.echo(
+        f"watch: {result.windows} windows in {result.wall_seconds:.1f} s; "
+        f"{result.alerts_firing} alert(s) fired, {result.alerts_resolved} resolved"
+    )
+    for p in result.problems[:10]:
+        typer.echo(f"watch: {p}", err=True)
+    typer.echo(f"watch: wrote {result.out / 'alerts.jsonl'} and {result.out / 'report.html'}")
+
+
+def _policy_hooks(policy: Path, override: Path | None, act: bool) -> tuple[Any, Any]:
+    """The learned policy as the mitigation source, and with ``act`` its decision sent
+    through the enforcer (bounds, change rate limit, operator override) for every firing
+    alert; the enforcer's record is printed, as ``twin enforce`` prints it."""
+    from agents.export.policy_file import PolicyFile
+    from agents.runtime import Enforcer, MetricsUnavailable, Snapshot, describe, rules_decider
+    from twin.predict.watch import Candidate
+
+    pf = PolicyFile.load(policy)
+    decide = rules_decider(pf) if pf.rules is not None else None
+    if decide is None:
+        from agents.runtime import onnx_decider
+
+        decide = onnx_decider(pf, policy)
+
+    class _Nothing:
+        def read(self, now: float) -> Snapshot:
+            raise MetricsUnavailable("no reading yet")
+
+    enforcer = Enforcer(pf, _Nothing(), decide, override_path=override)
+
+    def mitigation(kind: str, target: str) -> Candidate | None:
+        return Candidate(
+            name=f"learned policy {policy.name}",
+            source="policy",
+            policy=pf.fallback.model_dump(mode="json", exclude_none=True),
+        )
+
+    def on_alerts(alerts: list[Any]) -> None:
+        if not act:
+            return
+        for a in alerts:
+            if a.status == "firing":
+                rec = enforcer.step(a.time)
+                typer.echo(f"watch: act: {describe(rec)}")
+
+    return mitigation, on_alerts

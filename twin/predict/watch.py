@@ -1,0 +1,663 @@
+"""``twin watch``: the shadow beside production, one window at a time.
+
+For each window a source yields (:mod:`twin.predict.sources`) the watch
+
+1. reads what users saw at the entry (the SLI table's figures, else the topology's entry
+   services' own): requests, success share, p99;
+2. scores every service metric and the entry's against its forecast (a :class:`Forecaster`;
+   anomalous = beyond its adaptive band);
+3. keeps the twin in step (:class:`twin.calibrate.follow.Follower`) and its twin-vs-reality
+   error;
+4. runs the two baselines SREs use on the same stream (:mod:`twin.predict.breach`: the
+   workbook's multi-window burn-rate page and a ``predict_linear`` threshold rule), so their
+   alert times sit beside the twin's;
+5. when the entry or a service has been anomalous for ``persist`` windows in a row, the SLO
+   is broken now, or the twin stopped following: names the failure mode and ranks root-cause
+   services (a :class:`Recogniser`), steps the twin forward from the current state with that
+   fault applied to get P(breach) and the time to breach, looks up the mitigation (the
+   learned policy's, or the campaign's best for that failure mode) and re-simulates it from
+   the same state, and hands the condition to the :class:`~twin.predict.alerts.AlertBook`,
+   which groups, de-duplicates and resolves.
+
+Every window leaves one :class:`WindowRecord` (the timeline the report and the explorer
+draw); every message one :class:`~twin.predict.alerts.Alert`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from twin.calibrate.follow import FollowConfig, Follower, fluid_engine, scaled_topology
+from twin.faults import KINDS
+from twin.policy import Policy
+from twin.predict import sources as src
+from twin.predict.alerts import (
+    Alert,
+    AlertBook,
+    Condition,
+    Evidence,
+    Fingerprint,
+    MetricEvidence,
+    Mitigation,
+    SimulatedEffect,
+)
+from twin.predict.breach import (
+    BreachEstimate,
+    BurnRateAlert,
+    LinearAlert,
+    stretch_breaches,
+    time_to_breach,
+)
+from twin.results import Stretch
+from twin.scenario import Load, Scenario
+from twin.sim.stepped import SteppedTwin
+from twin.topology import Topology
+
+ENTRY = "entry"
+"""The key the entry's own figures are scored under."""
+
+WATCHED = (src.RATE, src.SUCCESS, src.P90, src.P95, src.P99, src.MEAN, src.CPU, "client_p99")
+"""Service metrics scored each window (others are read but not scored)."""
+
+
+# -- forecasting and anomaly scores ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A value against its forecast: ``expected`` with its band [``lo``, ``hi``], the
+    anomaly ``score`` (how far outside, in the detector's unit) and the verdict."""
+
+    expected: float | None
+    lo: float | None
+    hi: float | None
+    score: float
+    anomalous: bool
+
+
+class Forecaster(Protocol):
+    """Streaming forecast and anomaly score, one series per key."""
+
+    def update(self, key: str, t: float, value: float) -> Scored: ...
+
+
+@dataclass
+class _Ewm:
+    n: int = 0
+    mean: float = 0.0
+    dev: float = 0.0
+
+
+@dataclass
+class EwmDetector:
+    """A robust exponentially weighted baseline per series: the band is ``mean ± z x
+    1.25 x mean absolute deviation`` (1.25 MAD ~ one standard deviation for normal noise),
+    with a floor of ``rel_floor`` x |mean| so a series that never moves cannot page on a
+    rounding change. Anomalous values update the baseline at a tenth of the rate, so a fault
+    does not teach the detector that it is normal. The first ``warm`` values only learn."""
+
+    z: float = 6.0
+    alpha: float = 0.05
+    warm: int = 15
+    rel_floor: float = 0.1
+    state: dict[str, _Ewm] = field(default_factory=dict)
+
+    def update(self, key: str, t: float, value: float) -> Scored:
+        s = self.state.setdefault(key, _Ewm())
+        if s.n == 0:
+            s.n, s.mean = 1, value
+            return Scored(None, None, None, 0.0, False)
+        width = max(1.25 * s.dev, self.rel_floor * abs(s.mean), 1e-9)
+        score = (value - s.mean) / width
+        warm = s.n < self.warm
+        anomalous = not warm and abs(score) > self.z
+        lo, hi = s.mean - self.z * width, s.mean + self.z * width
+        expected = s.mean
+        a = self.alpha * (0.1 if anomalous else 1.0) if not warm else 1.0 / (s.n + 1)
+        s.dev += a * (abs(value - s.mean) - s.dev)
+        s.mean += a * (value - s.mean)
+        s.n += 1
+        return Scored(expected, lo, hi, float(score), anomalous)
+
+
+@dataclass
+class SeasonalDetector:
+    """:class:`twin.predict.detector.SeriesDetector` (seasonal Holt-Winters forecast with a
+    prediction band, robust residual score with its adaptive tail threshold, CUSUM level
+    shifts) behind the :class:`Forecaster` face: the score is the residual's robust z, the
+    band the forecaster's, the verdict the detector's combined one."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    series: dict[str, Any] = field(default_factory=dict)
+
+    def update(self, key: str, t: float, value: float) -> Scored:
+        from twin.predict.detector import SeriesDetector
+
+        d = self.series.get(key)
+        if d is None:
+            d = self.series[key] = SeriesDetector(**self.options)
+        r = d.update(t, value)
+        f = r.anomaly.forecast
+        ready = r.anomaly.ready
+        return Scored(
+            expected=f.expected if ready else None,
+            lo=f.expected - (f.upper - f.point) if ready else None,
+            hi=f.expected + (f.upper - f.point) if ready else None,
+            score=float(r.anomaly.z),
+            anomalous=bool(r.is_alert),
+        )
+
+
+@dataclass
+class Detectors:
+    """The entry's SLIs through the seasonal detector, every service metric through the
+    robust EWM band: the seasonal one costs about half a millisecond a point, a hundred
+    service series a minute for a day would take a minute of CPU, the EWM band a second."""
+
+    entry: Forecaster = field(default_factory=SeasonalDetector)
+    services: Forecaster = field(default_factory=EwmDetector)
+
+    def update(self, key: str, t: float, value: float) -> Scored:
+        which = self.entry if key.startswith(ENTRY + "/") else self.services
+        return which.update(key, t, value)
+
+
+# -- recognition -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """The failure mode named: fault ``kind``, root-cause services with probabilities (most
+    likely first) and the fingerprint matched."""
+
+    kind: str
+    root_cause: tuple[str, ...]
+    probabilities: tuple[float, ...]
+    fingerprint: str | None = None
+    similarity: float | None = None
+    intensity: float | None = None
+
+
+class Recogniser(Protocol):
+    """Names the failure mode from the recent windows against normal ones."""
+
+    def recognise(
+        self, recent: Sequence[src.Window], normal: Sequence[src.Window]
+    ) -> Recognition: ...
+
+
+KIND_OF_METRIC = {
+    src.CPU: "cpu_exhaustion",
+    src.SUCCESS: "error_rate",
+    src.RATE: "outage",
+    src.MEAN: "latency",
+    src.P50: "latency",
+    src.P90: "latency",
+    src.P95: "latency",
+    src.P99: "latency",
+    "client_p99": "latency",
+}
+
+
+@dataclass
+class LargestChange:
+    """The statistical localiser (BARO / N-sigma style): each service's score is its largest
+    standardised change (recent mean against the normal windows' median, over their
+    interquartile spread); services rank by score; the kind is the one the moving metric
+    stands for (CPU -> cpu_exhaustion, success -> error_rate, latency -> latency, a rate drop
+    -> outage). Probabilities are the scores' softmax over a temperature of 1."""
+
+    metrics: tuple[str, ...] = WATCHED
+
+    def recognise(self, recent: Sequence[src.Window], normal: Sequence[src.Window]) -> Recognition:
+        best: dict[str, tuple[float, str]] = {}
+        services = {s for w in recent for s in w.services}
+        for svc in sorted(services):
+            for m in self.metrics:
+                now = [w.services[svc][m] for w in recent if m in w.services.get(svc, {})]
+                ref = [w.services[svc][m] for w in normal if m in w.services.get(svc, {})]
+                if not now or len(ref) < 4:
+                    continue
+                q1, med, q3 = np.percentile(ref, [25, 50, 75])
+                spread = max(float(q3 - q1) / 1.349, 0.05 * abs(float(med)), 1e-9)
+                z = (float(np.mean(now)) - float(med)) / spread
+                if m in (src.SUCCESS, src.RATE):
+                    z = -z  # only a drop is a symptom
+                if z > best.get(svc, (-math.inf, ""))[0]:
+                    best[svc] = (z, m)
+        if not best:
+            return Recognition("unknown", (), ())
+        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
+        zs = np.array([max(z, 0.0) for _, (z, _) in ranked])
+        p = np.exp(np.log1p(zs) - np.log1p(zs).max())
+        p = p / p.sum()
+        top_metric = ranked[0][1][1]
+        return Recognition(
+            KIND_OF_METRIC.get(top_metric, "latency"),
+            tuple(s for s, _ in ranked),
+            tuple(float(x) for x in p),
+            fingerprint=f"largest change: {ranked[0][0]} {top_metric}",
+            similarity=None,
+        )
+
+
+# -- mitigation --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A mitigation to try: its name, origin and twin Policy document."""
+
+    name: str
+    source: str
+    policy: dict[str, Any]
+
+
+MitigationLookup = Callable[[str, str], Candidate | None]
+"""(fault kind, target service) -> the best known mitigation, or None."""
+
+
+# -- the watch ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """How the watch decides. Times in seconds; ``persist``: consecutive anomalous windows
+    of the entry before a condition is raised, ``persist_service`` of a service alone (a
+    service's own metrics are many and noisier than what users see); ``replications``,
+    ``step_s``: the Monte Carlo's size;
+    ``spread``: the log-normal sigma of the fault intensity and load each replication draws;
+    ``reuse_windows``: an estimate for the same failure mode is reused this many windows;
+    ``slo_*`` override the topology's SLO."""
+
+    horizon_s: float = 1800.0
+    persist: int = 2
+    persist_service: int = 3
+    resolve_after: int = 2
+    normal_windows: int = 120
+    replications: int = 4
+    step_s: float = 60.0
+    spread: float = 0.3
+    seed: int = 1
+    slo_latency_p99: float | None = None
+    slo_availability: float | None = None
+    follow: FollowConfig = field(default_factory=FollowConfig)
+    linear_range_s: float = 1800.0
+    reuse_windows: int = 5
+
+
+@dataclass
+class WindowRecord:
+    """One window of the timeline: what was observed, forecast, predicted and raised."""
+
+    time: float
+    requests: float
+    success: float | None
+    p99: float | None
+    p99_expected: float | None
+    p99_lo: float | None
+    p99_hi: float | None
+    score: float
+    anomalous: list[str]
+    breaching: bool
+    twin_p99: float | None
+    twin_error: float | None
+    following: bool
+    load_multiplier: float
+    time_scale: float
+    burn_rate: list[str]
+    linear: bool
+    probability: float | None
+    time_to_breach_s: float | None
+    alerts: int
+    baseline: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Watch:
+    """The loop's state for one production system (see the module's docstring)."""
+
+    topology: Topology
+    config: WatchConfig = field(default_factory=WatchConfig)
+    forecaster: Forecaster = field(default_factory=Detectors)
+    recogniser: Recogniser = field(default_factory=LargestChange)
+    mitigation: MitigationLookup | None = None
+    engine: Callable[[Topology, Scenario], SteppedTwin] = fluid_engine
+    records: list[WindowRecord] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    mc_runs: int = 0
+
+    def __post_init__(self) -> None:
+        c = self.config
+        slo = self.topology.slo
+        self.slo_p99 = c.slo_latency_p99 if c.slo_latency_p99 is not None else slo.latency_p99
+        self.slo_avail = c.slo_availability if c.slo_availability is not None else slo.availability
+        self.follower = Follower(self.topology, c.follow, engine=self.engine)
+        self.book = AlertBook(c.horizon_s, resolve_after=c.resolve_after)
+        self.burn_avail = BurnRateAlert(self.slo_avail) if self.slo_avail else None
+        self.burn_latency = BurnRateAlert(0.99) if self.slo_p99 else None
+        self.linear = (
+            LinearAlert(c.linear_range_s, c.horizon_s, self.slo_p99) if self.slo_p99 else None
+        )
+        self.rng = np.random.default_rng(c.seed)
+        self.streak: dict[str, int] = {}
+        self.normal: deque[src.Window] = deque(maxlen=c.normal_windows)
+        self.recent: deque[src.Window] = deque(maxlen=max(c.persist, 1))
+        self.entries = {self.topology.resolve(w.entry)[0] for w in self.topology.workload}
+        self._estimates: dict[tuple[str, str | None], tuple[float, BreachEstimate, Mitigation]] = {}
+
+    # -- per window ----------------------------------------------------------------------------
+
+    def entry_sli(self, w: src.Window) -> src.EntrySli:
+        """The window's entry figures: the SLI table's, else the entry services' own."""
+        figs = [w.services[s] for s in self.entries if s in w.services]
+        if w.entry is not None:
+            rates = [f[src.RATE] for f in figs if src.RATE in f]
+            if rates:  # the topology's entries say which service's rate is the entry's
+                return replace(w.entry, requests=sum(rates) * w.seconds)
+            return w.entry
+        if not figs:
+            return src.EntrySli(0.0, None, None, None)
+        reqs = sum(f.get(src.RATE, 0.0) for f in figs) * w.seconds
+        succ = [f[src.SUCCESS] for f in figs if src.SUCCESS in f]
+        p99s = [f[src.P99] for f in figs if src.P99 in f]
+        p50s = [f[src.P50] for f in figs if src.P50 in f]
+        return src.EntrySli(
+            requests=reqs,
+            success=min(succ) if succ else None,
+            p50=max(p50s) if p50s else None,
+            p99=max(p99s) if p99s else None,
+        )
+
+    def step(self, w: src.Window) -> tuple[WindowRecord, list[Alert]]:
+        """Take one window; answer its timeline record and the alert messages it sends."""
+        c = self.config
+        sli = self.entry_sli(w)
+        scores: dict[str, Scored] = {}
+        for key, v in ((f"{ENTRY}/{src.P99}", sli.p99), (f"{ENTRY}/{src.SUCCESS}", sli.success)):
+            if v is not None:
+                scores[key] = self.forecaster.update(key, w.time, v)
+        for svc, ms in w.services.items():
+            for m in WATCHED:
+                if m in ms:
+                    scores[f"{svc}/{m}"] = self.forecaster.update(f"{svc}/{m}", w.time, ms[m])
+        for key, s in scores.items():
+            symptom = s.anomalous and _is_symptom(key, s)
+            self.streak[key] = self.streak.get(key, 0) + 1 if symptom else 0
+        persistent = sorted(
+            k
+            for k, n in self.streak.items()
+            if n >= (c.persist if k.startswith(ENTRY + "/") else c.persist_service)
+        )
+        rate = sli.requests / w.seconds if w.seconds > 0 else None
+        follow = self.follower.update(w.time, rate, sli.p99)
+        breaching = self._breaching(sli)
+        burn = self._burn(w, sli)
+        linear = self.linear.update(w.time, sli.p99) if self.linear else False
+        self.recent.append(w)
+        estimate: BreachEstimate | None = None
+        messages: list[Alert] = []
+        conditions: list[Condition] = []
+        if not w.baseline and (persistent or breaching or not follow.following):
+            cond, estimate = self._condition(w, sli, scores, persistent, breaching, follow)
+            conditions.append(cond)
+        if not persistent and not breaching:
+            self.normal.append(w)
+        if not w.baseline:
+            messages = self.book.update(w.time, conditions)
+        self.alerts += messages
+        p99s = scores.get(f"{ENTRY}/{src.P99}")
+        rec = WindowRecord(
+            time=w.time,
+            requests=sli.requests,
+            success=sli.success,
+            p99=sli.p99,
+            p99_expected=p99s.expected if p99s else None,
+            p99_lo=p99s.lo if p99s else None,
+            p99_hi=p99s.hi if p99s else None,
+            score=max((abs(s.score) for s in scores.values()), default=0.0),
+            anomalous=persistent,
+            breaching=breaching,
+            twin_p99=follow.predicted,
+            twin_error=follow.error,
+            following=follow.following,
+            load_multiplier=follow.load_multiplier,
+            time_scale=follow.time_scale,
+            burn_rate=burn,
+            linear=linear,
+            probability=estimate.probability if estimate else None,
+            time_to_breach_s=estimate.time_to_breach_s if estimate else None,
+            alerts=sum(1 for a in messages if a.status == "firing"),
+            baseline=w.baseline,
+        )
+        self.records.append(rec)
+        return rec, messages
+
+    def _breaching(self, sli: src.EntrySli) -> bool:
+        if self.slo_p99 is not None and sli.p99 is not None and sli.p99 > self.slo_p99:
+            return True
+        return (
+            self.slo_avail is not None and sli.success is not None and sli.success < self.slo_avail
+        )
+
+    def _burn(self, w: src.Window, sli: src.EntrySli) -> list[str]:
+        out: list[str] = []
+        n = max(sli.requests, 0.0)
+        if self.burn_avail is not None and sli.success is not None:
+            out += [
+                f"availability {r}"
+                for r in self.burn_avail.update(w.time, w.seconds, n * (1 - sli.success), n)
+            ]
+        if self.burn_latency is not None and sli.p99 is not None and self.slo_p99 is not None:
+            bad = n if sli.p99 > self.slo_p99 else 0.0
+            out += [f"latency {r}" for r in self.burn_latency.update(w.time, w.seconds, bad, n)]
+        return out
+
+    def _condition(
+        self,
+        w: src.Window,
+        sli: src.EntrySli,
+        scores: Mapping[str, Scored],
+        persistent: list[str],
+        breaching: bool,
+        follow: Any,
+    ) -> tuple[Condition, BreachEstimate | None]:
+        rec = self.recogniser.recognise(list(self.recent), list(self.normal))
+        target = next((s for s in rec.root_cause if s in self.topology.services), None)
+        key = (rec.kind, target)
+        cached = self._estimates.get(key)
+        if cached is not None and w.time - cached[0] < self.config.reuse_windows * w.seconds:
+            estimate, mitigation = cached[1], cached[2]
+        else:
+            estimate = self._mc(rec.kind, target, rec.intensity, None)
+            mitigation = self._mitigation(rec.kind, target, rec.intensity, estimate)
+            self._estimates[key] = (w.time, estimate, mitigation)
+        ttb = 0.0 if breaching else estimate.time_to_breach_s
+        prob = 1.0 if breaching else estimate.probability
+        moved = sorted(
+            ((k, scores[k]) for k in persistent if k in scores), key=lambda kv: -abs(kv[1].score)
+        )
+        evidence = Evidence(
+            reason="slo" if breaching else ("anomaly" if persistent else "twin-diverged"),
+            metrics=[
+                MetricEvidence(
+                    service=k.split("/", 1)[0],
+                    metric=k.split("/", 1)[1],
+                    value=_value(w, sli, k),
+                    expected=s.expected,
+                    score=s.score,
+                )
+                for k, s in moved[:10]
+            ],
+            fingerprint=Fingerprint(name=rec.fingerprint, similarity=rec.similarity)
+            if rec.fingerprint
+            else None,
+            twin_error=follow.error,
+            entry_p99_s=sli.p99,
+            entry_success=sli.success,
+        )
+        where = ", ".join(rec.root_cause[:3]) or "unknown service"
+        when = (
+            "SLO broken now"
+            if breaching
+            else f"P(breach in {self.config.horizon_s:g} s) = {prob:.2f}"
+            + (f", in ~{ttb:.0f} s" if ttb is not None else "")
+        )
+        name = "TwinDiverged" if evidence.reason == "twin-diverged" else "FailureMode"
+        note = "; the twin no longer follows production" if not follow.following else ""
+        cond = Condition(
+            name=name,
+            kind=rec.kind,
+            root_cause=rec.root_cause,
+            root_cause_probability=rec.probabilities,
+            probability=prob,
+            time_to_breach_s=ttb,
+            mitigation=mitigation,
+            evidence=evidence,
+            summary=f"{rec.kind} at {where}: {when}{note}",
+        )
+        return cond, estimate
+
+    # -- the twin forward ----------------------------------------------------------------------
+
+    def _make_twin(
+        self, kind: str, target: str | None, intensity: float | None, policy: Policy | None
+    ) -> Callable[[np.random.Generator], SteppedTwin]:
+        c = self.config
+        topo = scaled_topology(self.topology, self.follower.time_scale)
+        fault_cls = KINDS.get(kind)
+        base = (
+            intensity
+            if intensity is not None
+            else (fault_cls.intensity.typical if fault_cls else None)
+        )
+
+        def make(rng: np.random.Generator) -> SteppedTwin:
+            load = self.follower.load_multiplier * float(rng.lognormal(0.0, c.spread))
+            faults: list[dict[str, Any]] = []
+            if fault_cls is not None and target is not None and base is not None:
+                x = fault_cls.intensity.clamp(base * float(rng.lognormal(0.0, c.spread)))
+                doc = fault_cls.document(target, x, topo)
+                faults.append({**doc, "start": 0.0, "duration": c.horizon_s + c.step_s})
+            scenario = Scenario.model_validate(
+                {
+                    "duration": c.horizon_s + c.step_s,
+                    "load": Load(multiplier=max(load, 1e-6)).model_dump(),
+                    "faults": faults,
+                }
+            )
+            twin = self.engine(topo, scenario)
+            if policy is not None:
+                twin.apply(policy)
+            return twin
+
+        return make
+
+    def _mc(
+        self, kind: str, target: str | None, intensity: float | None, policy: Policy | None
+    ) -> BreachEstimate:
+        c = self.config
+        self.mc_runs += 1
+        return time_to_breach(
+            self._make_twin(kind, target, intensity, policy),
+            stretch_breaches(self.slo_p99, self.slo_avail),
+            horizon_s=c.horizon_s,
+            step_s=c.step_s,
+            replications=c.replications,
+            rng=self.rng,
+        )
+
+    def _mitigation(
+        self, kind: str, target: str | None, intensity: float | None, without: BreachEstimate
+    ) -> Mitigation:
+        cand = self.mitigation(kind, target or "") if self.mitigation else None
+        if cand is None:
+            return Mitigation(
+                source="none", description="no mitigation known for this failure mode"
+            )
+        try:
+            policy = Policy.model_validate(cand.policy)
+        except ValueError as e:
+            return Mitigation(source="none", description=f"{cand.name}: not a valid policy ({e})")
+        with_it = self._mc(kind, target, intensity, policy)
+        effect = SimulatedEffect(
+            breach_without=without.probability, breach_with=with_it.probability
+        )
+        return Mitigation(
+            source="policy" if cand.source == "policy" else "campaign",
+            description=(
+                f"{cand.name} ({cand.source}): P(breach) {without.probability:.2f} -> "
+                f"{with_it.probability:.2f} in the twin from now"
+            ),
+            policy=cand.policy,
+            effect=effect,
+        )
+
+    # -- whole runs ----------------------------------------------------------------------------
+
+    def run(
+        self,
+        windows: Iterable[src.Window],
+        *,
+        on_alerts: Callable[[list[Alert]], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Alert]:
+        """Every window of ``windows``; ``on_alerts`` gets each window's messages as they
+        are raised (to write, post or store them), ``progress`` the window count."""
+        for i, w in enumerate(windows, 1):
+            _, msgs = self.step(w)
+            if msgs and on_alerts is not None:
+                on_alerts(msgs)
+            if progress is not None:
+                progress(i)
+        return self.alerts
+
+
+def _is_symptom(key: str, s: Scored) -> bool:
+    """Only the harmful direction is a symptom: latency and CPU up, success and rate down."""
+    metric = key.split("/", 1)[1]
+    if metric in (src.SUCCESS, src.RATE):
+        return s.score < 0
+    return s.score > 0
+
+
+def _value(w: src.Window, sli: src.EntrySli, key: str) -> float | None:
+    svc, metric = key.split("/", 1)
+    if svc == ENTRY:
+        return sli.p99 if metric == src.P99 else sli.success
+    v = w.services.get(svc, {}).get(metric)
+    return v if v is not None and math.isfinite(v) else None
+
+
+def stretch_entry(s: Stretch) -> tuple[float | None, float | None]:
+    """A twin stretch's entry p99 (seconds) and success share."""
+    p99s = [float(e.latency.p99) for e in s.entries.values() if e.latency.p99 is not None]
+    done = sum(float(e.succeeded) + float(e.failed) for e in s.entries.values())
+    ok = sum(float(e.succeeded) for e in s.entries.values())
+    return (max(p99s) if p99s else None, ok / done if done > 0 else None)
+
+
+__all__ = [
+    "Candidate",
+    "Detectors",
+    "EwmDetector",
+    "Forecaster",
+    "LargestChange",
+    "MitigationLookup",
+    "Recogniser",
+    "Recognition",
+    "Scored",
+    "SeasonalDetector",
+    "Watch",
+    "WatchConfig",
+    "WindowRecord",
+]
