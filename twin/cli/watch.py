@@ -104,9 +104,11 @@ def watch(
         polls=polls,
         title=f"twin watch {replay or prometheus}",
     )
-    mitigation, on_alerts = (None, None)
+    mitigation, on_alerts, on_window = (None, None, None)
     if policy is not None:
-        mitigation, on_alerts = _policy_hooks(policy, override if act else None, act)
+        mitigation, on_alerts, on_window = _policy_hooks(
+            policy, override if act else None, act, topo
+        )
     bar: Any = None
 
     def progress(i: int, total: int | None) -> None:
@@ -119,7 +121,13 @@ def watch(
         bar.update(1)
 
     try:
-        result = run_watch(run, progress=progress, mitigation=mitigation, on_alerts=on_alerts)
+        result = run_watch(
+            run,
+            progress=progress,
+            mitigation=mitigation,
+            on_alerts=on_alerts,
+            on_window=on_window,
+        )
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -132,12 +140,21 @@ def watch(
     typer.echo(f"watch: wrote {result.out / 'alerts.jsonl'} and {result.out / 'report.html'}")
 
 
-def _policy_hooks(policy: Path, override: Path | None, act: bool) -> tuple[Any, Any]:
+def _policy_hooks(
+    policy: Path, override: Path | None, act: bool, topology: Any
+) -> tuple[Any, Any, Any]:
     """The learned policy as the mitigation source, and with ``act`` its decision sent
     through the enforcer (bounds, change rate limit, operator override) for every firing
-    alert; the enforcer's record is printed, as ``twin enforce`` prints it."""
+    alert; the enforcer's record is printed, as ``twin enforce`` prints it.
+
+    The enforcer reads the window the alert was raised on as its snapshot (per service:
+    p99 latency, error rate from the success ratio, CPU as utilisation, replicas from the
+    topology). A window that lacks one of them is a missing reading, so the enforcer holds
+    and says which (as it does for a missing Prometheus series)."""
     from agents.export.policy_file import PolicyFile
     from agents.runtime import Enforcer, MetricsUnavailable, Snapshot, describe, rules_decider
+    from agents.spaces import ServiceReading
+    from twin.predict import sources as src
     from twin.predict.watch import Candidate
 
     pf = PolicyFile.load(policy)
@@ -147,11 +164,43 @@ def _policy_hooks(policy: Path, override: Path | None, act: bool) -> tuple[Any, 
 
         decide = onnx_decider(pf, policy)
 
-    class _Nothing:
-        def read(self, now: float) -> Snapshot:
-            raise MetricsUnavailable("no reading yet")
+    class _LatestWindow:
+        """The enforcer's metric source: the window being judged."""
 
-    enforcer = Enforcer(pf, _Nothing(), decide, override_path=override)
+        def __init__(self) -> None:
+            self.window: src.Window | None = None
+
+        def see(self, w: src.Window) -> None:
+            self.window = w
+
+        def read(self, now: float) -> Snapshot:
+            w = self.window
+            if w is None:
+                raise MetricsUnavailable("no window read yet")
+            readings = {}
+            for name in pf.observation.services:
+                got = w.services.get(name, {})
+                need = {
+                    "p99": got.get(src.P99),
+                    "success": got.get(src.SUCCESS),
+                    "cpu": got.get(src.CPU),
+                }
+                missing = [k for k, v in need.items() if v is None or not math.isfinite(v)]
+                if missing:
+                    raise MetricsUnavailable(
+                        f"window at {w.time:.0f}: {name} has no {', '.join(missing)} reading"
+                    )
+                svc = topology.services.get(name)
+                readings[name] = ServiceReading(
+                    p99_seconds=max(0.0, float(need["p99"] or 0.0)),
+                    error_rate=min(1.0, max(0.0, 1.0 - float(need["success"] or 0.0))),
+                    utilization=max(0.0, float(need["cpu"] or 0.0)),
+                    replicas=svc.replicas if svc is not None else 1,
+                )
+            return Snapshot(w.time, readings)
+
+    source = _LatestWindow()
+    enforcer = Enforcer(pf, source, decide, override_path=override)
 
     def mitigation(kind: str, target: str) -> Candidate | None:
         return Candidate(
@@ -168,4 +217,4 @@ def _policy_hooks(policy: Path, override: Path | None, act: bool) -> tuple[Any, 
                 rec = enforcer.step(a.time)
                 typer.echo(f"watch: act: {describe(rec)}")
 
-    return mitigation, on_alerts
+    return mitigation, on_alerts, source.see

@@ -19,7 +19,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,14 +127,26 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def _seen(
+    windows: Iterable[src.Window], hook: Callable[[src.Window], None] | None
+) -> Iterator[src.Window]:
+    for w in windows:
+        if hook is not None:
+            hook(w)
+        yield w
+
+
 def run_watch(
     run: WatchRun,
     *,
     progress: Callable[[int, int | None], None] | None = None,
     on_alerts: Callable[[list[Alert]], None] | None = None,
+    on_window: Callable[[src.Window], None] | None = None,
     mitigation: MitigationLookup | None = None,
 ) -> RunResult:
-    """Run the watch over the run's source and write its outputs (see the module)."""
+    """Run the watch over the run's source and write its outputs (see the module).
+    ``on_window`` sees each window before it is judged (the enforcer reads it as its
+    snapshot), ``on_alerts`` each window's alert messages after."""
     t0 = time.perf_counter()
     if run.webhook is not None:
         http_url(run.webhook, "watch: --webhook")
@@ -175,7 +187,7 @@ def run_watch(
         total = source.total
         with jsonl:
             watch.run(
-                source.windows(),
+                _seen(source.windows(), on_window),
                 on_alerts=emit,
                 progress=(lambda i: progress(i, total)) if progress else None,
             )
