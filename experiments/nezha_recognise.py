@@ -16,8 +16,9 @@
 5. Report AS@1, AS@3 and kind accuracy for both (the baseline names no kind), the kinds'
    confusion, and false alarms over the fault-free windows after the last fault.
 
-Nezha's fault types -> the twin's fault kinds (the one table; anything else is reported as
-unmapped and left out of the kind accuracy, never a crash):
+Nezha's fault types -> the twin's fault kinds (the one table, ``NEZHA_FAULT_KINDS`` in
+twin/predict/windows.py; anything else is reported as unmapped and left out of the kind
+accuracy, never a crash):
 
 ====================  ==============  =====================================================
 Nezha type            twin kind       why
@@ -42,13 +43,6 @@ from typing import Any
 
 import numpy as np
 
-TYPE_TO_KIND: dict[str, str] = {
-    "cpu_contention": "cpu_exhaustion",
-    "cpu_consumed": "cpu_exhaustion",
-    "network_delay": "latency",
-    "exception": "error_rate",
-    "return": "error_rate",
-}
 FAULT_SECONDS = 180.0
 BEFORE_SECONDS = 300.0
 
@@ -70,7 +64,7 @@ def main() -> int:
     ap.add_argument("--kinds", nargs="*", default=["latency", "error_rate", "cpu_exhaustion"])
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--loads", type=float, nargs="*", default=[0.8, 1.25])
-    ap.add_argument("--none-runs", type=int, default=10)
+    ap.add_argument("--none-runs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
 
@@ -80,7 +74,7 @@ def main() -> int:
     from twin.predict.fingerprints import FingerprintSpec, fingerprints
     from twin.predict.localise import changes, rank_services
     from twin.predict.recognise import fit
-    from twin.predict.windows import read_nezha, uninformative
+    from twin.predict.windows import nezha_kind, read_nezha, uninformative
     from twin.topology import Topology
 
     out: Path = a.out.resolve()
@@ -90,9 +84,12 @@ def main() -> int:
     for n in tel.notes:
         print("note:", n, flush=True)
     drop = uninformative(tel)
-    print(f"read {len(tel.times)} windows, {len(tel.services)} services, {len(tel.edges)} edges, "
-          f"{len(faults)} labelled faults; unmapped: {len(tel.unmapped)}; "
-          f"uninformative: {sorted(drop)}", flush=True)
+    print(
+        f"read {len(tel.times)} windows, {len(tel.services)} services, {len(tel.edges)} edges, "
+        f"{len(faults)} labelled faults; unmapped: {len(tel.unmapped)}; "
+        f"uninformative: {sorted(drop)}",
+        flush=True,
+    )
 
     traces = a.traces if a.traces else find_traces(a.data)
     if not traces:
@@ -124,7 +121,9 @@ def main() -> int:
     )
     t1 = time.time()
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
         TimeRemainingColumn(),
     ) as bar:
         task = bar.add_task("simulating fingerprints", total=None)
@@ -142,7 +141,7 @@ def main() -> int:
         ch = changes(tel, f.time, FAULT_SECONDS, BEFORE_SECONDS, drop)
         rec = model.recognise(ch)
         base = rank_services(ch)
-        truth_kind = TYPE_TO_KIND.get(f.type)
+        truth_kind = nezha_kind(f.type)
         ranked = [c.service for c in rec.root_cause]
         branked = [r.service for r in base]
         rows.append(
@@ -167,12 +166,16 @@ def main() -> int:
         return sum(1 for r in rows if r[key] is not None and r[key] <= k) / len(rows)
 
     mapped = [r for r in rows if r["kind_truth"] is not None]
-    kind_acc = sum(r["kind"] == r["kind_truth"] for r in mapped) / len(mapped) if mapped else math.nan
+    kind_acc = (
+        sum(r["kind"] == r["kind_truth"] for r in mapped) / len(mapped) if mapped else math.nan
+    )
     confusion = Counter((r["kind_truth"], r["kind"]) for r in mapped)
 
     # false alarms: every window after the last fault's end (fault-free), as a suspected start
     last_end = max(f.time for f in faults) + FAULT_SECONDS + tel.window if faults else -math.inf
-    starts = [t for t in tel.times if t - BEFORE_SECONDS > last_end and t + FAULT_SECONDS <= tel.times[-1]]
+    starts = [
+        t for t in tel.times if t - BEFORE_SECONDS > last_end and t + FAULT_SECONDS <= tel.times[-1]
+    ]
     recs = model.recognise_many(
         [changes(tel, float(t), FAULT_SECONDS, BEFORE_SECONDS, drop) for t in starts]
     )
@@ -228,7 +231,8 @@ def table(rows: list[dict[str, Any]], s: dict[str, Any]) -> str:
         f"only): AS@1 {c['AS@1']:.1%}, AS@3 {c['AS@3']:.1%}, kind right "
         f"{c['kind_accuracy']:.1%} of {s['kinds_mapped']} mapped. Baseline (largest "
         f"standardised change): AS@1 {b['AS@1']:.1%}, AS@3 {b['AS@3']:.1%}. Kind confusion "
-        f"(truth -> said): " + ", ".join(f"{k}: {v}" for k, v in s["kind_confusion"].items())
+        f"(truth -> said): "
+        + ", ".join(f"{k}: {v}" for k, v in s["kind_confusion"].items())
         + f". Fault-free after the last fault: {fa['windows']} windows ({fa['hours']:.1f} h), "
         f"{fa['windows_firing']} recognised as a fault, {fa['alarms']} alarms "
         f"({fa['alarms_per_hour']:.2f} per hour)."

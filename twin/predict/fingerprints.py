@@ -9,9 +9,11 @@ those changes and the truth (kind, target).
 
 Targets. Service-level kinds target each service. ``latency`` and ``packet_loss`` hit the
 network: their target is a service and the fault sits on every call *into* it (a delayed or
-lossy pod: what chaos tools inject on a pod's interface), or on the service itself when
-nothing calls it. Intensities span each kind's own sampling range
-(:attr:`~twin.faults.FaultBase.intensity`), geometric where the kind says so.
+lossy pod: what chaos tools inject on a pod's interface); a service nothing calls has no
+such calls and gets none (a delay *inside* it, the twin's service-level latency, holds a
+worker just as a CPU slow-down does and would teach the models two names for one picture).
+Intensities span each kind's own sampling range (:attr:`~twin.faults.FaultBase.intensity`),
+geometric where the kind says so.
 
 Noise. The twin's one-minute figures are smoother than production's: production adds
 scrape jitter, other tenants and drift. For every metric the live spread in fault-free
@@ -72,7 +74,7 @@ class FingerprintSpec(BaseModel):
         default=(0.8, 1.25), description="load multipliers of the calibrated workload"
     )
     seeds: int = Field(default=1, ge=1, le=20, description="runs per combination")
-    none_runs: int = Field(default=10, ge=0, le=200, description="fault-free runs")
+    none_runs: int = Field(default=30, ge=0, le=200, description="fault-free runs")
     window_s: float = Field(default=60.0, gt=0, description="seconds per window")
     warmup_s: float = Field(default=60.0, ge=0, description="simulated seconds discarded first")
     before_s: float = Field(default=300.0, gt=0, description="baseline seconds before a fault")
@@ -195,6 +197,11 @@ def levels(kind: str, n: int) -> list[float]:
     return [float(x) for x in np.linspace(lo, hi, n)]
 
 
+def placeable(topology: Topology, kind: str, target: str) -> bool:
+    """Whether ``kind`` can sit at service ``target`` (network kinds need calls into it)."""
+    return kind not in NETWORK_KINDS or bool(list(topology.service_graph().in_edges(target)))
+
+
 def fault_documents(
     topology: Topology, kind: str, target: str, intensity: float, start: float, seconds: float
 ) -> list[dict[str, Any]]:
@@ -203,10 +210,9 @@ def fault_documents(
     where = [target]
     if kind in NETWORK_KINDS:
         into = [f"{a}->{b}" for a, b in topology.service_graph().in_edges(target)]
-        if into:
-            where = into
-        elif not cls.targets.service:
+        if not into:
             return []
+        where = into
     docs = []
     for w in where:
         d = cls.document(w, intensity, topology)
@@ -215,7 +221,9 @@ def fault_documents(
     return docs
 
 
-def _edge_delay(docs: list[dict[str, Any]], times: np.ndarray, window: float) -> dict[str, np.ndarray]:
+def _edge_delay(
+    docs: list[dict[str, Any]], times: np.ndarray, window: float
+) -> dict[str, np.ndarray]:
     """Per edge, the injected network delay each window carries (mean delay x the share of
     the window the fault covers)."""
     out: dict[str, np.ndarray] = {}
@@ -290,7 +298,9 @@ def _restrict(tel: Telemetry, like: Telemetry) -> Telemetry:
     return Telemetry(tel.times, tel.window, services, edges, entry, tel.calls)
 
 
-def cache_key(topology: Topology, spec: FingerprintSpec, noise: NoiseModel, seed: int, live: Telemetry) -> str:
+def cache_key(
+    topology: Topology, spec: FingerprintSpec, noise: NoiseModel, seed: int, live: Telemetry
+) -> str:
     shape = {
         "services": {n: sorted(s) for n, s in sorted(live.services.items())},
         "edges": {n: sorted(s) for n, s in sorted(live.edges.items())},
@@ -358,6 +368,8 @@ def plan(topology: Topology, spec: FingerprintSpec) -> list[tuple[str, str, floa
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {list(KINDS)}")
         for target in targets:
+            if not placeable(topology, kind, target):
+                continue
             for x in levels(kind, spec.levels):
                 for load in spec.loads:
                     for r in range(spec.seeds):
@@ -394,7 +406,7 @@ def fingerprints(
     runs = plan(topology, spec)
     rng = generator(seed, "fingerprints")
     cases: list[Case] = []
-    for n, (kind, target, x, load, r) in enumerate(runs):
+    for n, (kind, target, x, load, _r) in enumerate(runs):
         offset = float(rng.uniform(0.0, spec.window_s))
         start = spec.warmup_s + spec.before_s + offset
         docs = (

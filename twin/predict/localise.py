@@ -30,16 +30,25 @@ REL_FLOOR = 0.05
 happened to be flat for five minutes is not infinitely sensitive."""
 
 
-def standardised_change(before: np.ndarray, during: np.ndarray, floor: float = 1e-9) -> float:
+SHARE_FLOOR = 1e-3
+"""For shares (success): the spread is never below one request in a thousand. A share has
+no relative floor: 95% after 100% is a large change, not 5% of the level."""
+
+SHARES = frozenset({"success"})
+
+
+def standardised_change(
+    before: np.ndarray, during: np.ndarray, floor: float = 1e-9, relative: float = REL_FLOOR
+) -> float:
     """(median during - median before) / robust spread before; NaN when either side has no
-    finite value. Spread = max(IQR / 1.349, ``REL_FLOOR`` x |median before|, ``floor``)."""
+    finite value. Spread = max(IQR / 1.349, ``relative`` x |median before|, ``floor``)."""
     b = before[np.isfinite(before)]
     d = during[np.isfinite(during)]
     if not b.size or not d.size:
         return math.nan
     med = float(np.median(b))
     q75, q25 = np.percentile(b, [75, 25])
-    scale = max(float(q75 - q25) / 1.349, REL_FLOOR * abs(med), floor)
+    scale = max(float(q75 - q25) / 1.349, relative * abs(med), floor)
     z = (float(np.median(d)) - med) / scale
     return float(np.clip(z, -Z_CAP, Z_CAP))
 
@@ -55,7 +64,10 @@ class Changes:
     calls: tuple[tuple[str, str], ...]
 
     def service_names(self) -> list[str]:
-        return sorted(set(self.services) | {s for e in self.calls for s in e})
+        """The candidates: services with a measured metric of their own or on a call into
+        them (a name only seen at the end of a call edge, a database's address say, has
+        nothing to rank it by)."""
+        return sorted(set(self.services) | {e.split("->", 1)[1] for e in self.edges})
 
 
 def changes(
@@ -73,7 +85,13 @@ def changes(
 
     def z(series: dict[str, np.ndarray], scope: str) -> dict[str, float]:
         return {
-            m: standardised_change(v[b], v[d]) for m, v in series.items() if (scope, m) not in drop
+            m: (
+                standardised_change(v[b], v[d], SHARE_FLOOR, 0.0)
+                if m in SHARES
+                else standardised_change(v[b], v[d])
+            )
+            for m, v in series.items()
+            if (scope, m) not in drop
         }
 
     return Changes(

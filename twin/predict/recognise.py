@@ -98,16 +98,18 @@ def candidate_matrix(ch: Changes) -> tuple[list[str], np.ndarray]:
     out_client: dict[str, float] = {}
     for key, m in ch.edges.items():
         a, b = key.split("->", 1)
-        c, s = squash(m.get("client_p50", math.nan)), squash(m.get("server_p50", math.nan))
+        cz, sz = squash(m.get("client_p50", math.nan)), squash(m.get("server_p50", math.nan))
         if b in sq:
-            gap[b] = _max([gap.get(b, math.nan), _sub(c, s)])
+            gap[b] = _max([gap.get(b, math.nan), _sub(cz, sz)])
         if a in sq:
-            out_server[a] = _max([out_server.get(a, math.nan), s])
-            out_client[a] = _max([out_client.get(a, math.nan), c])
+            out_server[a] = _max([out_server.get(a, math.nan), sz])
+            out_client[a] = _max([out_client.get(a, math.nan), cz])
     strength = {s: _max([abs(v) for v in sq[s].values()]) for s in names}
     top = _max(list(strength.values()))
     order = sorted(names, key=lambda s: -strength[s] if math.isfinite(strength[s]) else 0.0)
-    entry = {m: squash(ch.entry.get(m, math.nan)) for m in ("success", "latency_p50", "latency_p99")}
+    entry = {
+        m: squash(ch.entry.get(m, math.nan)) for m in ("success", "latency_p50", "latency_p99")
+    }
     rows = []
     for s in names:
         own = sq[s]
@@ -122,10 +124,15 @@ def candidate_matrix(ch: Changes) -> tuple[list[str], np.ndarray]:
             _max([sq[c].get("latency_p95", math.nan) for c in callees[s]]),
             _max([sq[c].get("cpu", math.nan) for c in callees[s]]),
             _max([sq[c].get("in_server_p50", math.nan) for c in callees[s]]),
-            _sub(g("latency_p95", math.nan), _max([sq[c].get("latency_p95", math.nan) for c in callees[s]])),
+            _sub(
+                g("latency_p95", math.nan),
+                _max([sq[c].get("latency_p95", math.nan) for c in callees[s]]),
+            ),
             _sub(g("in_server_p50", math.nan), out_server.get(s, math.nan)),
             strength[s],
-            strength[s] / top if math.isfinite(strength[s]) and top and math.isfinite(top) else math.nan,
+            strength[s] / top
+            if math.isfinite(strength[s]) and top and math.isfinite(top)
+            else math.nan,
             order.index(s) / max(len(names) - 1, 1),
             float(not callers[s]),
             float(len(callers[s])),
@@ -190,7 +197,7 @@ class Recogniser:
         if not many:
             return []
         kv = np.stack([kind_vector(ch) for ch in many])[:, self.kind_columns]
-        pk = self.kind_model.predict_proba(kv)
+        pk = self.kind_model.predict_proba(_filled(kv))
         labels = [str(c) for c in self.kind_model.classes_]
         mats = [candidate_matrix(ch) for ch in many]
         sizes = [len(n) for n, _ in mats]
@@ -198,7 +205,7 @@ class Recogniser:
         if sum(sizes):
             x = np.vstack([m for _, m in mats])[:, self.root_columns]
             pos = list(self.root_model.classes_).index(1)
-            p_all = self.root_model.predict_proba(x)[:, pos]
+            p_all = self.root_model.predict_proba(_filled(x))[:, pos]
         out: list[Recognition] = []
         at = 0
         for i, (names, _) in enumerate(mats):
@@ -221,17 +228,34 @@ class Recogniser:
         return out
 
 
-def _model(seed: int) -> HistGradientBoostingClassifier:
+MISSING = -50.0
+"""What a missing feature becomes before the models see it: below every squashed change
+(|sign(z) log(1 + z)| <= 9.3 at the cap), so a tree can still split on "measured or not".
+(``HistGradientBoostingClassifier`` takes NaN itself, but not a column that one
+calibration fold happens to have empty.)"""
+
+
+def _filled(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(x), x, MISSING)
+
+
+def _model(seed: int, rows: int) -> HistGradientBoostingClassifier:
+    """Boosted trees sized to the training set: a leaf needs about a twentieth of the rows
+    (at least 3, at most scikit-learn's default 20), so a few dozen cases still split."""
     return HistGradientBoostingClassifier(
-        max_iter=200, learning_rate=0.08, max_leaf_nodes=15, l2_regularization=1.0,
+        max_iter=150,
+        learning_rate=0.08,
+        max_leaf_nodes=15,
+        min_samples_leaf=max(3, min(20, rows // 20)),
+        l2_regularization=1.0,
         random_state=seed,
     )
 
 
 def fit(cases: Sequence[Case], seed: int = 0) -> Recogniser:
     """Both models from simulated cases (at least two kinds, and faults at two or more
-    services). Probabilities are calibrated by Platt scaling over 3 folds (isotonic needs more cases than a
-    training set of minutes holds)."""
+    services). Probabilities are calibrated by Platt scaling over 3 folds (isotonic
+    regression needs more cases than a training set made in minutes holds)."""
     if not cases:
         raise ValueError("no simulated cases to learn from")
     kx = np.stack([kind_vector(c.changes) for c in cases])
@@ -247,12 +271,12 @@ def fit(cases: Sequence[Case], seed: int = 0) -> Recogniser:
     if len(set(ky)) < 2 or not rows or len(set(labels)) < 2:
         raise ValueError("the cases need two or more kinds and faults at known services")
     cv = min(3, *np.unique(ky, return_counts=True)[1])
-    kind_model = CalibratedClassifierCV(_model(seed), method="sigmoid", cv=max(2, int(cv)))
+    kind_model = CalibratedClassifierCV(_model(seed, len(ky)), method="sigmoid", cv=max(2, int(cv)))
     kcols = np.isfinite(kx).any(axis=0)
-    kind_model.fit(kx[:, kcols], ky)
+    kind_model.fit(_filled(kx[:, kcols]), ky)
     rx = np.vstack(rows)
     ry = np.array(labels)
     rcols = np.isfinite(rx).any(axis=0)
-    root_model = CalibratedClassifierCV(_model(seed), method="sigmoid", cv=3)
-    root_model.fit(rx[:, rcols], ry)
+    root_model = CalibratedClassifierCV(_model(seed, len(ry)), method="sigmoid", cv=3)
+    root_model.fit(_filled(rx[:, rcols]), ry)
     return Recogniser(kind_model, root_model, kcols, rcols, tuple(sorted(set(ky.tolist()))))

@@ -93,7 +93,9 @@ class Telemetry:
 
     def before(self, t: float, seconds: float) -> np.ndarray:
         """Windows lying wholly in the ``seconds`` before ``t``."""
-        return np.asarray((self.times <= t + 1e-9) & (self.times - self.window >= t - seconds - 1e-9))
+        return np.asarray(
+            (self.times <= t + 1e-9) & (self.times - self.window >= t - seconds - 1e-9)
+        )
 
 
 def uninformative(tel: Telemetry) -> set[tuple[str, str]]:
@@ -214,6 +216,25 @@ NEZHA_ENTRY_METRICS: dict[str, str] = {
     "p95": "latency_p95",
     "p99": "latency_p99",
 }
+NEZHA_FAULT_KINDS: dict[str, str] = {
+    "cpu_contention": "cpu_exhaustion",
+    "cpu_consumed": "cpu_exhaustion",
+    "network_delay": "latency",
+    "exception": "error_rate",
+    "return": "error_rate",
+}
+"""Nezha's fault types -> the twin's fault kinds: a CPU hog beside the pod or the pod's own
+CPU burnt slow its processing (``cpu_exhaustion``); ``tc`` delay on the pod's interface
+delays every call into it (``latency`` on those calls); a thrown exception or an early error
+return fails a share of requests (``error_rate``). Any other type is unmapped
+(:func:`nezha_kind` says None)."""
+
+
+def nezha_kind(fault_type: str) -> str | None:
+    """The twin's fault kind for a Nezha fault type, or None when it has none."""
+    return NEZHA_FAULT_KINDS.get(fault_type)
+
+
 _NEZHA_IDS = frozenset({"Time", "TimeStamp", "PodName", "time", "timestamp"})
 
 
@@ -242,9 +263,11 @@ class _Grid:
             best = None
             for j in (pos[i] - 1, pos[i]):
                 if 0 <= j < len(self.times) and abs(self.times[j] - ti) <= self.step / 2:
-                    best = j if best is None or abs(self.times[j] - ti) < abs(
-                        self.times[best] - ti
-                    ) else best
+                    best = (
+                        j
+                        if best is None or abs(self.times[j] - ti) < abs(self.times[best] - ti)
+                        else best
+                    )
             if best is not None:
                 out[best] = vi
         return out
@@ -268,7 +291,9 @@ def _one(folder: Path, pattern: str, what: str) -> Path | None:
     return found[0] if found else None
 
 
-def _aligned(t: np.ndarray, ref: np.ndarray, step: float, name: str, notes: list[str]) -> np.ndarray:
+def _aligned(
+    t: np.ndarray, ref: np.ndarray, step: float, name: str, notes: list[str]
+) -> np.ndarray:
     """Times of one file put on the reference clock. A file whose times do not overlap the
     reference's but cover the same span with the same number of rows is the same capture
     under a clock set off by a constant: it is shifted by that constant, and said so.
@@ -278,7 +303,9 @@ def _aligned(t: np.ndarray, ref: np.ndarray, step: float, name: str, notes: list
     same_span = abs((t.max() - t.min()) - (ref.max() - ref.min())) <= step
     if same_span and abs(len(t) - len(ref)) <= max(1, len(ref) // 100):
         shift = float(ref.min() - t.min())
-        notes.append(f"{name}: clock {-shift:+.0f} s off the front end's, same span and rows: shifted")
+        notes.append(
+            f"{name}: clock {-shift:+.0f} s off the front end's, same span and rows: shifted"
+        )
         return t + shift
     notes.append(f"{name}: times do not overlap the front end's: left out")
     return np.array([])
