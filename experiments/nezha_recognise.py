@@ -9,7 +9,8 @@
    folder beside it whose file names contain the data folder's name), ``--network full``
    as docs/calibration.md does.
 3. Simulate the training set (:mod:`twin.predict.fingerprints`): each kind at every service,
-   three intensities, two loads, with the day's fault-free noise; cached under ``DIR``.
+   three intensities, the calibrated load (``--loads``), 20 fault-free runs, with the
+   day's fault-free noise; cached under ``DIR``.
 4. Fit the classifier (:mod:`twin.predict.recognise`) and, for each labelled fault, build
    the windows (5 minutes before, the fault's minutes) and rank services with it and with the
    statistical baseline (:mod:`twin.predict.localise`).
@@ -63,8 +64,8 @@ def main() -> int:
     ap.add_argument("--traces", type=Path, nargs="*", default=None)
     ap.add_argument("--kinds", nargs="*", default=["latency", "error_rate", "cpu_exhaustion"])
     ap.add_argument("--levels", type=int, default=3)
-    ap.add_argument("--loads", type=float, nargs="*", default=[0.8, 1.25])
-    ap.add_argument("--none-runs", type=int, default=30)
+    ap.add_argument("--loads", type=float, nargs="*", default=[1.0])
+    ap.add_argument("--none-runs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
 
