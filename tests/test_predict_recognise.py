@@ -206,7 +206,9 @@ def test_fingerprints_are_deterministic_by_seed_and_cached(
     topo: Topology, live: Telemetry, cases: list, tmp_path: Path
 ) -> None:
     quiet = np.ones(len(live.times), dtype=bool)
-    spec = SPEC.model_copy(update={"kinds": ("error_rate",), "levels": 1, "none_runs": 1})
+    spec = SPEC.model_copy(
+        update={"kinds": ("error_rate",), "levels": 1, "none_runs": 1, "targets": ("a",)}
+    )
     a = fingerprints(topo, live, quiet, spec, 5)
     b = fingerprints(topo, live, quiet, spec, 5, tmp_path)
     assert [c.changes for c in a] == [c.changes for c in b]
