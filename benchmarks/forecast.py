@@ -44,7 +44,7 @@ def series_files(data: Path) -> list[Path]:
 
 def evaluate(values: np.ndarray, every: int) -> dict[str, object]:
     """Absolute errors per model and horizon at each origin, and CPU seconds per model."""
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing  # type: ignore[import-untyped]
 
     hw = HoltWinters(history=HISTORY)
     errors: dict[str, dict[int, list[float]]] = {

@@ -136,7 +136,8 @@ def _gaussian_tail(x: float, mean: float, std: float) -> float:
 
 def run_random(seed: int) -> Callable[[Loaded], list[float]]:
     def run(s: Loaded) -> list[float]:
-        return generator(seed, s.name).uniform(0.0, 1.0, len(s.values)).tolist()
+        draws: list[float] = generator(seed, s.name).uniform(0.0, 1.0, len(s.values)).tolist()
+        return draws
 
     return run
 
