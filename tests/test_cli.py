@@ -45,6 +45,11 @@ def bad_invocations(tmp: Path) -> dict[str, list[str]]:
             *("--production", "nowhere", "--shadow", "127.0.0.1:1", "--share", "0.1"),
             *("--listen", "1", "--out", str(tmp / "m")),
         ],
+        "schedule": ["schedule", missing, "--once", "--out", str(tmp / "sched")],
+        "watch": [
+            "watch",
+            *(missing, "--replay", str(tmp), "--format", "nezha", "--out", str(tmp / "w")),
+        ],
     }
 
 
