@@ -61,6 +61,10 @@ def check_change(
     ] = None,
     replications: Annotated[int, typer.Option(min=1, help="Paired runs under a fault.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed.")] = 1,
+    requests_per_run: Annotated[
+        float,
+        typer.Option(min=1.0, help="Work budget of one run: requests, calls included."),
+    ] = 40_000.0,
     db: Annotated[
         str | None, typer.Option(help="Failure-mode database URL: store the check there.")
     ] = None,
@@ -82,7 +86,13 @@ def check_change(
     pol = Policy.load_file(policy) if policy is not None else None
     changes = ChangeFile.load(change)
     risk_doc = load_risk(risk) if risk is not None else None
-    options = CheckOptions(load=load, replications=replications, seed=seed, risk=risk_doc)
+    options = CheckOptions(
+        load=load,
+        replications=replications,
+        seed=seed,
+        risk=risk_doc,
+        requests_per_run=requests_per_run,
+    )
     with typer.progressbar(length=2 * (replications + 1), label="paired runs", file=None) as bar:
         last = [0]
 
