@@ -267,3 +267,12 @@ def test_document_kinds_are_exported_with_the_change_set():
     v = one({"id": "v", "kind": "version", "service": "api"}).changes[0]
     assert isinstance(v, VersionChange)
     assert json.loads(v.model_dump_json())["kind"] == "version"
+
+
+def test_the_rollback_schema_is_declared_package_data():
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = data["tool"]["setuptools"]["package-data"]["twin"]
+    assert "change/rollback.schema.json" in declared
+    assert (ROOT / "twin" / "change" / "rollback.schema.json").is_file()
