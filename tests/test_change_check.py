@@ -276,3 +276,22 @@ def test_the_rollback_schema_is_declared_package_data():
     declared = data["tool"]["setuptools"]["package-data"]["twin"]
     assert "change/rollback.schema.json" in declared
     assert (ROOT / "twin" / "change" / "rollback.schema.json").is_file()
+
+
+def test_with_a_risk_file_a_breaker_may_go_from_an_edge_the_risk_model_calls_safe():
+    cb = {"circuit_breaker": {"failure_rate": 0.5}}
+    before = Policy.from_dict({"clients": {"api->mid": cb}})
+    drop = one({"id": "d", "target": "policy", "patch": {"clients": {"api->mid": None}}})
+    risk = {
+        "failure_modes": [
+            {"service": "db", "fault_kind": "latency", "rate_per_day": {"mean": 2.0},
+             "p_fault": {"mean": 0.99}},
+        ]
+    }  # fmt: skip
+    options = CheckOptions(replications=1, seed=3, requests_per_run=1000.0, risk=risk)
+    v = check_change(tiny(), drop, before, options).verdict
+    assert v.method.faults_from == "risk"
+    assert not any(r.startswith("breaker-removed") for r in v.reasons)
+    without = CheckOptions(replications=1, seed=3, requests_per_run=1000.0)
+    v = check_change(tiny(), drop, before, without).verdict
+    assert any(r.startswith("breaker-removed: api->mid") for r in v.reasons)
