@@ -17,7 +17,13 @@ from twin.change.check import (
     plan_runs,
 )
 from twin.change.document import Change, ChangeSet, VersionChange, reduce_changes
-from twin.change.history import accuracy, history, record_check, record_rollout
+from twin.change.history import (
+    accuracy,
+    accuracy_by_month,
+    history,
+    record_check,
+    record_rollout,
+)
 from twin.change.rollback import build_rollback, json_schema, shipped_schema
 from twin.change.statics import (
     MAX_AMPLIFICATION,
@@ -260,6 +266,8 @@ def test_rollouts_join_their_checks_and_accuracy_counts_outcomes(tmp_path: Path)
     acc = accuracy(entries)
     assert (acc["tp"], acc["fn"], acc["judged"], acc["accuracy"]) == (1, 1, 2, 0.5)
     assert (acc["rollbacks"], acc["median_time_to_rollback"]) == (1, 42.0)
+    (month,) = accuracy_by_month(entries)
+    assert (month["judged"], month["accuracy"]) == (2, 0.5)
 
 
 def test_document_kinds_are_exported_with_the_change_set():

@@ -129,16 +129,16 @@ def changes(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Checks and rollouts in the database, with how well the checks predicted."""
-    from twin.change.history import accuracy, history
+    from twin.change.history import accuracy, accuracy_by_month, history
     from twin.store import Store
 
     with Store(db) as store:
         entries = history(store)
     acc = accuracy(entries)
+    monthly = accuracy_by_month(entries)
     if as_json:
-        typer.echo(
-            json.dumps({"entries": [e.to_json() for e in entries], "accuracy": acc}, indent=2)
-        )
+        doc = {"entries": [e.to_json() for e in entries], "accuracy": acc, "by_month": monthly}
+        typer.echo(json.dumps(doc, indent=2))
         return
     typer.echo(f"{'submitted':25} {'name':32} {'decision':8} {'risk':>8} outcome")
     for e in entries:
@@ -159,3 +159,6 @@ def changes(
         f"(no-go and bad {acc['tp']}, no-go and fine {acc['fp']}, go and bad {acc['fn']}, "
         f"go and fine {acc['tn']})"
     )
+    for m in monthly:
+        if m["judged"]:
+            typer.echo(f"  {m['month']}: accuracy {m['accuracy']:.0%} over {m['judged']}")
