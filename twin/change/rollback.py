@@ -26,7 +26,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from twin.calibrate.metrics import MetricMap
-from twin.change.document import ChangeSet, Reduced, Step, Target, VersionChange
+from twin.change.document import (
+    ChangeSet,
+    DependencyChange,
+    Reduced,
+    Step,
+    Target,
+    VersionChange,
+)
 from twin.policy import Policy
 from twin.topology import Topology
 
@@ -158,8 +165,8 @@ def _topology_commands(step: Step) -> tuple[list[str], list[str]]:
             if key == "replicas":
                 body = {"spec": {"replicas": old.replicas}}
                 cmds.append(_kubectl_patch("deployment", svc, body))
-            elif key == "operations" and isinstance(step.change, VersionChange):
-                continue  # the version's undo below covers it
+            elif key == "operations" and isinstance(step.change, (VersionChange, DependencyChange)):
+                continue  # the rollout undo below covers it
             else:
                 notes.append(
                     f"{svc}.{key}: no Kubernetes object holds it; revert it where the service "
@@ -167,6 +174,9 @@ def _topology_commands(step: Step) -> tuple[list[str], list[str]]:
                 )
     if isinstance(step.change, VersionChange):
         cmds.append(f"kubectl rollout undo deployment/{step.change.service}")
+    if isinstance(step.change, DependencyChange):  # the new call shipped in the caller's code
+        caller = step.change.caller.partition(":")[0]
+        cmds.append(f"kubectl rollout undo deployment/{caller}")
     for key in sorted(other):
         notes.append(f"{key}: not a Kubernetes object; the twin's patch reverts it")
     return cmds, notes
