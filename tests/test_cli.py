@@ -50,6 +50,8 @@ def bad_invocations(tmp: Path) -> dict[str, list[str]]:
             "watch",
             *(missing, "--replay", str(tmp), "--format", "nezha", "--out", str(tmp / "w")),
         ],
+        "check-change": ["check-change", missing, missing, "--out", str(tmp / "cc")],
+        "changes": ["changes", "--db", "nosuchdialect://nowhere"],
     }
 
 

@@ -19,6 +19,7 @@ import typer
 from twin.cli import (
     calibrate,
     campaign,
+    change,
     drift,
     enforce,
     export,
@@ -66,6 +67,8 @@ app.add_typer(serve.tokens_app, name="tokens")
 app.command("drift")(drift.drift)
 app.command("mirror")(mirror.mirror)
 app.command("watch")(watch.watch)
+app.command("check-change")(change.check_change)
+app.command("changes")(change.changes)
 
 
 def main() -> None:
