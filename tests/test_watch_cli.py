@@ -131,3 +131,70 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], messa
     assert message in res.output
     assert "Traceback" not in res.output
     assert not (out / "alerts.jsonl").exists()
+
+
+BOUTIQUE = [
+    "adservice",
+    "cartservice",
+    "checkoutservice",
+    "currencyservice",
+    "emailservice",
+    "frontend",
+    "paymentservice",
+    "productcatalogservice",
+    "recommendationservice",
+    "redis-cart",
+    "shippingservice",
+]
+
+
+def _boutique_replay(folder: Path, services: list[str]) -> None:
+    """An hour of Online Boutique's services; cartservice slows down in minutes 40-45."""
+    folder.mkdir(parents=True)
+    t0 = 1_700_000_000
+    sli = [
+        "Time,TimeStamp,ServiceName,SuccessRate(%),LatencyP50(s),LatencyP90(s),LatencyP95(s),LatencyP99(s)"
+    ]
+    rows = {s: [HEADER] for s in services}
+    for i in range(60):
+        t, bad, wiggle = t0 + 60 * i, 40 <= i < 46, 0.01 * ((i * 7) % 5)
+        sli.append(f"x,{t},Frontend,100,0.05,0.1,0.15,{(2.5 if bad else 0.3) + wiggle}")
+        for s in services:
+            hit = bad and s == "cartservice"
+            cpu, p99 = (95, 2.0) if hit else (30, 0.05)
+            rows[s].append(f"x,{t},{s}-6b7c8d9f5-aaaaa,{cpu + wiggle * 100},{p99 + wiggle},10,100")
+    (folder / "sli.csv").write_text("\n".join(sli) + "\n")
+    for s in services:
+        (folder / f"{s}-6b7c8d9f5-aaaaa_metric.csv").write_text("\n".join(rows[s]) + "\n")
+
+
+def _act(tmp_path: Path, services: list[str]) -> list[str]:
+    root = Path(__file__).resolve().parents[1]
+    _boutique_replay(tmp_path / "rec", services)
+    res = CliRunner().invoke(
+        app,
+        [
+            "watch",
+            str(root / "topologies" / "online-boutique.yaml"),
+            *("--replay", str(tmp_path / "rec"), "--format", "nezha"),
+            *("--out", str(tmp_path / "out"), "--horizon", "600"),
+            *("--policy", str(root / "agents/policies/online-boutique/export/policy.json")),
+            "--act",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    return [ln for ln in res.output.splitlines() if ln.startswith("watch: act: ")]
+
+
+def test_act_sends_each_firing_alert_through_the_enforcer_reading_that_window(
+    tmp_path: Path,
+) -> None:
+    acts = _act(tmp_path, BOUTIQUE)
+    assert acts, "a firing alert must reach the enforcer"
+    assert all("HOLD" not in a and "[model]" in a for a in acts), acts
+
+
+def test_act_holds_naming_the_reading_a_window_lacks(tmp_path: Path) -> None:
+    acts = _act(tmp_path, [s for s in BOUTIQUE if s != "emailservice"])
+    assert acts
+    assert all("HOLD" in a and "emailservice has no" in a for a in acts), acts
