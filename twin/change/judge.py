@@ -92,6 +92,11 @@ class MetricRule(_Doc):
     allowed_spread_increase: Finite = Field(
         default=2.0, ge=1.0, le=1e6, description="IQR ratio canary/baseline tolerated"
     )
+    variance_check: bool = Field(
+        default=True,
+        description="off for per-step aggregates of unequal traffic: a step's mean over fewer "
+        "requests spreads more whatever the version does",
+    )
     min_samples: Int = Field(default=5, ge=2, le=1_000_000)
 
 
@@ -247,6 +252,7 @@ def judge_metric(
             reason = f"lower: shift {effect:.4g} ({lo:.4g}..{hi:.4g}), {ratio:.3g}x, p={p:.2g}"
     if (
         cls == "Pass"
+        and rule.variance_check
         and up_bad
         and math.isfinite(var_p)
         and var_p < s.variance_alpha
