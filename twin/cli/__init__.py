@@ -16,7 +16,18 @@ from typing import Annotated
 
 import typer
 
-from twin.cli import calibrate, campaign, drift, enforce, export, risk, serve, simulate, train
+from twin.cli import (
+    calibrate,
+    campaign,
+    change,
+    drift,
+    enforce,
+    export,
+    risk,
+    serve,
+    simulate,
+    train,
+)
 from twin.cli.errors import request_traceback
 
 app = typer.Typer(
@@ -50,6 +61,8 @@ app.command("export")(export.export)
 app.command("serve")(serve.serve)
 app.add_typer(serve.tokens_app, name="tokens")
 app.command("drift")(drift.drift)
+app.command("check-change")(change.check_change)
+app.command("changes")(change.changes)
 
 
 def main() -> None:
