@@ -16,8 +16,9 @@ canary as ``cart-canary``: the guard compares the two concurrently.
 **The SLO and its breach.** The entry's SLO: 99% of gateway requests succeed within 1 s
 (``latency_p99: 1.0`` with ``availability: 0.99``), over a trailing 5-minute window. A run
 breaches it at the first second at which, among the requests that completed by then within
-the last 5 minutes (at least 100 of them), more than 1% failed or took longer than 1 s. That truth comes from the load generator's own records (client side), not from
-Prometheus, which is what the guard reads.
+the last 5 minutes (at least 100 of them), more than 1% failed or took longer than 1 s.
+That truth comes from the load generator's own records (client side), not from Prometheus,
+which is what the guard reads.
 
 The guard acts through its generic command executor: the rollback plan is one command
 (``curl`` setting the canary's weight to 0), and its verification checks are PromQL
@@ -210,9 +211,8 @@ def guard_spec(c: CanaryConfig, *, interval: float = 2.0, threshold: float = 0.5
     rate = "[4s]"
 
     def mean(job: str) -> str:
-        return (
-            f'sum(rate({HIST}_sum{{job="{job}"}}{rate})) / sum(rate({HIST}_count{{job="{job}"}}{rate}))'
-        )
+        sel = f'{{job="{job}"}}'
+        return f"sum(rate({HIST}_sum{sel}{rate})) / sum(rate({HIST}_count{sel}{rate}))"
 
     def errors(job: str) -> str:
         return (
@@ -404,7 +404,7 @@ def one_run(
             with decisions:
                 summary = guard.run(
                     CommandExecutor(timeout=10) if act else EmitOnly(),
-                    on_decision=lambda d: decisions.write(d.model_dump_json() + "\n"),
+                    on_decision=lambda d: print(d.model_dump_json(), file=decisions),
                     until=canary_at + canary_seconds,
                 )
             (out / "metrics.json").write_text(
@@ -429,8 +429,7 @@ def one_run(
         "verified": summary["verified"],
         "checks": {c["name"]: [c["value"], c["passed"]] for c in summary["checks"]},
         "slo": truth,
-        "rolled_back_before_breach": summary["rolled_back"]
-        and not truth["breached"]
+        "rolled_back_before_breach": (summary["rolled_back"] and not truth["breached"])
         or (
             summary["rolled_back"]
             and truth["breach_after_canary_seconds"] is not None
@@ -444,7 +443,9 @@ def one_run(
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    head = "| run | profile | rolled back | s to rollback | max P | SLO breached | checks | load avg |"
+    head = (
+        "| run | profile | rolled back | s to rollback | max P | SLO breached | checks | load avg |"
+    )
     lines = [head, "|" + "---|" * 8]
     for i, r in enumerate(rows):
         s = r["slo"]
@@ -465,7 +466,9 @@ def main(argv: list[str] | None = None) -> int:
         port, stable, canary = (int(x) for x in args[1:4])
         asyncio.run(_splitter(port, stable, canary))
         return 0
-    ap = argparse.ArgumentParser(prog="python -m testbed.canary", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m testbed.canary", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--runs", type=int, default=5, help="bad rollouts, and as many good ones")
     ap.add_argument("--rate", type=float, default=8.0, help="gateway requests per second")
     ap.add_argument("--warmup", type=float, default=60.0)

@@ -20,7 +20,6 @@ against a threshold). Decisions are JSON lines; the run ends with a summary.
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import threading
@@ -58,6 +57,11 @@ class GuardMetric(MetricRule):
         max_length=10_000,
         description="PromQL for a concurrent baseline; `before`: the canary query over the "
         "`lookback` before the rollout began; `twin`: the twin's prediction",
+    )
+    twin_stat: str | None = Field(
+        default=None,
+        description="with `baseline: twin`, the twin's figure this metric is (latency_mean, "
+        "latency_p50/p95/p99, error_ratio); default: the metric's name",
     )
 
 
@@ -107,8 +111,11 @@ class GuardSpec(_Doc):
         description="the forecast reads the canary's behaviour since it began, at most this long",
     )
     recent_min_seconds: Finite = Field(
-        default=10.0, gt=0.0, le=86_400.0, description="and at least this long (so a few "
-        "requests in the first seconds are not the whole evidence)"
+        default=10.0,
+        gt=0.0,
+        le=86_400.0,
+        description="and at least this long (so a few "
+        "requests in the first seconds are not the whole evidence)",
     )
     horizon_seconds: Finite = Field(default=60.0, gt=0.0, le=86_400.0)
     threshold: Probability = Field(default=0.5, description="roll back at this P(breach)")
@@ -167,7 +174,9 @@ class MetricSource(Protocol):
 
     def now(self) -> float: ...
 
-    def series(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
+    def series(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[tuple[float, float]]:
         """``(t, value)`` points in ``[start, end]`` (NaN for missing values)."""
         ...
 
@@ -208,7 +217,9 @@ class PrometheusSource:
         if delay > 0:
             time.sleep(delay)
 
-    def series(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
+    def series(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[tuple[float, float]]:
         pts = _one_series(query, self.client.query_range(query, start, end, step))
         with self._lock:
             self.seen.setdefault(query, {}).update(pts)
@@ -227,7 +238,9 @@ class RecordedSource:
     def __init__(self, data: Mapping[str, Any], source: str = "<metrics>") -> None:
         series = data.get("series")
         if not isinstance(series, dict):
-            raise InputError("expected a mapping `series: {query: [[t, value], ...]}`", source=source)
+            raise InputError(
+                "expected a mapping `series: {query: [[t, value], ...]}`", source=source
+            )
         self.data: dict[str, np.ndarray] = {}
         for q, pts in series.items():
             try:
@@ -256,7 +269,9 @@ class RecordedSource:
     def wait_until(self, t: float) -> None:
         self.clock = max(self.clock, t)
 
-    def series(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
+    def series(
+        self, query: str, start: float, end: float, step: float
+    ) -> list[tuple[float, float]]:
         arr = self.data.get(query)
         if arr is None:
             return []
@@ -292,7 +307,9 @@ class CommandExecutor:
                 p = subprocess.run(
                     argv, capture_output=True, text=True, timeout=self.timeout, check=False
                 )
-                steps.append({"command": argv, "exit_code": p.returncode, "stderr": p.stderr[-500:]})
+                steps.append(
+                    {"command": argv, "exit_code": p.returncode, "stderr": p.stderr[-500:]}
+                )
                 if p.returncode != 0:
                     break
             except (OSError, subprocess.TimeoutExpired) as exc:
@@ -408,7 +425,7 @@ class Guard:
         p = breach_probability(
             known_bad=kb,
             known_total=kt,
-            offsets=offsets,
+            offsets=offsets.tolist(),
             recent_bad=b_rec,
             recent_total=n_rec,
             recent_seconds=span,
@@ -434,9 +451,8 @@ class Guard:
             decision, reason = "rollback", f"SLO breached: bad share {now_ratio:.4f} > {budget:g}"
         elif p >= self.threshold:
             decision = "rollback"
-            reason = (
-                f"P(breach within {s.horizon_seconds:g} s) = {p:.2f} >= {self.threshold:g}"
-                + (f"; recent bad share {rec_ratio:.4f}" if rec_ratio is not None else "")
+            reason = f"P(breach within {s.horizon_seconds:g} s) = {p:.2f} >= {self.threshold:g}" + (
+                f"; recent bad share {rec_ratio:.4f}" if rec_ratio is not None else ""
             )
         elif judgement is not None and cls == "fail":
             decision, reason = "no-go", f"judge: {judgement.reason}"
@@ -479,7 +495,13 @@ class Guard:
             ok = value is not None and _OPS[c.op](value, c.threshold)
             out.append(
                 CheckResult(
-                    name=c.name, query=q, value=value, op=c.op, threshold=c.threshold, passed=ok, at=at
+                    name=c.name,
+                    query=q,
+                    value=value,
+                    op=c.op,
+                    threshold=c.threshold,
+                    passed=ok,
+                    at=at,
                 )
             )
         return out
@@ -534,7 +556,10 @@ class Guard:
             "final_decision": final.decision if final else None,
             "final_score": final.score if final else None,
             "final_classification": final.classification if final else None,
-            "decisions": {k: sum(d.decision == k for d in decisions) for k in ("go", "hold", "no-go", "rollback")},
+            "decisions": {
+                k: sum(d.decision == k for d in decisions)
+                for k in ("go", "hold", "no-go", "rollback")
+            },
             "execution": execution.model_dump() if execution else None,
             "checks": [c.model_dump() for c in checks],
             "verified": bool(checks) and all(c.passed for c in checks),

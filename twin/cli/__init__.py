@@ -24,6 +24,7 @@ from twin.cli import (
     enforce,
     export,
     risk,
+    rollout,
     serve,
     simulate,
     train,
@@ -63,6 +64,7 @@ app.add_typer(serve.tokens_app, name="tokens")
 app.command("drift")(drift.drift)
 app.command("check-change")(change.check_change)
 app.command("changes")(change.changes)
+app.command("rollout")(rollout.rollout)
 
 
 def main() -> None:
