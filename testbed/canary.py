@@ -236,7 +236,7 @@ def guard_spec(c: CanaryConfig, *, interval: float = 2.0, threshold: float = 0.5
         "lookback_seconds": 30.0,
         "warmup_seconds": 10.0,
         "recent_seconds": 60.0,
-        "recent_min_seconds": 10.0,
+        "recent_min_seconds": 20.0,
         "horizon_seconds": 60.0,
         "threshold": threshold,
         "metrics": [
@@ -447,14 +447,15 @@ def _table(rows: list[dict[str, Any]]) -> str:
         "| run | profile | rolled back | s to rollback | max P | SLO breached | checks | load avg |"
     )
     lines = [head, "|" + "---|" * 8]
-    for i, r in enumerate(rows):
+    for r in rows:
         s = r["slo"]
-        br = "no" if not s["breached"] else f"yes (+{s['breach_after_canary_seconds']} s)"
+        after = s["breach_after_canary_seconds"]
+        br = "no" if not s["breached"] else f"yes (+{after:.0f} s)" if after else "yes"
         ttr = f"{r['seconds_to_rollback']:.1f}" if r["seconds_to_rollback"] is not None else "-"
         checks = "pass" if r["verified"] else ("-" if not r["checks"] else "FAIL")
         la = "/".join(f"{x:.2f}" for x in r["load_average"])
         lines.append(
-            f"| {i + 1} | {r['profile']} | {'yes' if r['rolled_back'] else 'no'} | {ttr} | "
+            f"| {r['run']} | {r['profile']} | {'yes' if r['rolled_back'] else 'no'} | {ttr} | "
             f"{r['max_p_breach']:.2f} | {br} | {checks} | {la} |"
         )
     return "\n".join(lines)
@@ -478,6 +479,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, default=0.5, help="roll back at this P(breach)")
     ap.add_argument("--no-act", action="store_true", help="emit only (a control run)")
     ap.add_argument("--only", choices=["bad", "good", "both"], default="both")
+    ap.add_argument(
+        "--controls",
+        type=int,
+        default=0,
+        help="then this many bad rollouts the guard only watches: when would the SLO break?",
+    )
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(args)
     out = a.out or Path(tempfile.mkdtemp(prefix="canary-"))
@@ -489,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
             plan.append((f"bad-{i + 1}", bad, i))
         if a.only in ("good", "both"):
             plan.append((f"good-{i + 1}", good, i))
+    for i in range(a.controls):
+        plan.append((f"control-{i + 1}", profiles(i)[0], i))
     for name, prof, i in plan:
         row = one_run(
             prof,
@@ -498,12 +507,13 @@ def main(argv: list[str] | None = None) -> int:
             canary_seconds=a.canary_seconds,
             tail=a.tail,
             weight=a.weight,
-            act=not a.no_act,
+            act=not a.no_act and not name.startswith("control"),
             seed=i + 1,
             threshold=a.threshold,
         )
+        row = {"run": name, **row}
         rows.append(row)
-        print(json.dumps({"run": name, **row}), flush=True)
+        print(json.dumps(row), flush=True)
     table = _table(rows)
     (out / "runs.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
