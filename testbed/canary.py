@@ -485,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="then this many bad rollouts the guard only watches: when would the SLO break?",
     )
+    ap.add_argument("--db", default=None, help="failure-mode database URL: record each rollout")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(args)
     out = a.out or Path(tempfile.mkdtemp(prefix="canary-"))
@@ -513,6 +514,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         row = {"run": name, **row}
         rows.append(row)
+        if a.db is not None:
+            from twin.change.rollout import record
+
+            summary = json.loads((out / name / "summary.json").read_text())
+            summary["name"] = f"testbed-canary-{prof.name}"
+            record(a.db, summary, observed_breach=row["slo"]["breached"])
         print(json.dumps(row), flush=True)
     table = _table(rows)
     (out / "runs.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")

@@ -191,7 +191,7 @@ def test_the_cli_replays_a_recording_writes_its_outputs_and_exits_3_on_rollback(
         [sys.executable, "-m", "twin.cli", "rollout", str(tmp_path / "change.yaml"),
          "--metrics", str(tmp_path / "metrics.json"), "--guard", str(tmp_path / "guard.json"),
          "--out", str(out)],
-        capture_output=True, text=True, env=child_env(), timeout=120, cwd=ROOT,
+        check=False, capture_output=True, text=True, env=child_env(), timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert p.returncode == 3, p.stderr
     lines = [json.loads(x) for x in (out / "decisions.jsonl").read_text().splitlines()]
@@ -203,12 +203,13 @@ def test_the_cli_replays_a_recording_writes_its_outputs_and_exits_3_on_rollback(
 
 def test_the_cli_refuses_both_or_neither_source_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "change.yaml").write_text(
-        "name: x\nchanges:\n  - {id: a, target: topology, patch: {services: {cart: {replicas: 2}}}}\n"
+        "name: x\nchanges:\n"
+        "  - {id: a, target: topology, patch: {services: {cart: {replicas: 2}}}}\n"
     )
     p = subprocess.run(
         [sys.executable, "-m", "twin.cli", "rollout", str(tmp_path / "change.yaml"),
          "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, env=child_env(), timeout=60, cwd=ROOT,
+        check=False, capture_output=True, text=True, env=child_env(), timeout=60, cwd=ROOT,
     )  # fmt: skip
     assert p.returncode == 2 and "exactly one of" in p.stderr
     assert "Traceback" not in p.stderr
@@ -300,3 +301,18 @@ def test_the_plan_takes_the_signatures_commands_in_order_and_its_checks() -> Non
     assert len(plan.checks) == len(sig.verification)
     assert plan.checks[0].window_seconds == duration_seconds(sig.verification[0].window)
     assert duration_seconds("5m") == 300.0 and duration_seconds("250ms") == 0.25
+
+
+def test_a_rollout_is_recorded_with_its_time_to_rollback(tmp_path: Path) -> None:
+    from twin.change.history import history
+    from twin.change.rollout import record
+    from twin.store import Store
+
+    s = Guard(_spec(), RecordedSource(_recording(0.05))).run(EmitOnly())
+    url = f"sqlite:///{tmp_path / 'twin.db'}"
+    record(url, {"name": "cart-v2", **s}, observed_breach=False)
+    with Store(url) as store:
+        entries = history(store)
+    rollouts = [r for e in entries for r in e.rollouts]
+    assert len(rollouts) == 1 and rollouts[0]["rolled_back"]
+    assert rollouts[0]["time_to_rollback"] == pytest.approx(s["seconds_to_rollback"])

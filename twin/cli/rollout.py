@@ -54,8 +54,8 @@ def rollout(
         int | None,
         typer.Option(min=1, max=65535, help="Serve the decision on 127.0.0.1:PORT."),
     ] = None,
-    store: Annotated[
-        str | None, typer.Option(help="Failure-mode database URL: record the rollout.")
+    db: Annotated[
+        str | None, typer.Option(help="Failure-mode database URL: record the rollout there.")
     ] = None,
 ) -> None:
     """Judge the canary, forecast P(breach), roll back in time, verify the rollback."""
@@ -91,8 +91,8 @@ def rollout(
             )
         ),
     )
-    if store is not None:
-        record(store, summary)
+    if db is not None:
+        record(db, summary)
     done = "rolled back" if summary["rolled_back"] else "not rolled back"
     checks = summary["checks"]
     passed = sum(c["passed"] for c in checks)
