@@ -292,12 +292,14 @@ def guard_spec(c: CanaryConfig, *, interval: float = 2.0, threshold: float = 0.5
                 },
                 {
                     "name": "entry-within-slo",
+                    # the 20 s after a 10 s drain: requests the canary already held
+                    # finish (slowly) just after the rollback, and are not the recovery
                     "query": f'1 - sum(increase({HIST}_bucket{{job="gateway",'
-                    f'http_response_status_code="200",le="{LATENCY_OBJECTIVE}"}}[{w}])) / '
-                    f'sum(increase({HIST}_count{{job="gateway"}}[{w}]))',
+                    f'http_response_status_code="200",le="{LATENCY_OBJECTIVE}"}}[20s])) / '
+                    f'sum(increase({HIST}_count{{job="gateway"}}[20s]))',
                     "op": "<=",
                     "threshold": 1 - OBJECTIVE,
-                    "window_seconds": 20.0,
+                    "window_seconds": 30.0,
                 },
                 {
                     "name": "stable-no-errors",

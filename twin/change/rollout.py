@@ -21,6 +21,7 @@ import json
 import re
 import shlex
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -323,6 +324,10 @@ def run_rollout(
     try:
         with lines:
             summary = g.run(ex, on_decision=emit, stop=threading.Event())
+        if server is not None and isinstance(source, PrometheusSource):
+            # the final decision stays readable for two intervals: a tool polling every
+            # interval sees the rollback before the endpoint goes away
+            time.sleep(min(2 * spec.interval_seconds, 120.0))
     finally:
         if server is not None:
             server.shutdown()
