@@ -424,6 +424,7 @@ def one_run(
         "profile": profile.name,
         "bad": profile.bad,
         "rolled_back": summary["rolled_back"],
+        "acted": summary["acted"],
         "seconds_to_rollback": summary["seconds_to_rollback"],
         "max_p_breach": summary["max_p_breach"],
         "final_decision": summary["final_decision"],
@@ -455,9 +456,10 @@ def _table(rows: list[dict[str, Any]]) -> str:
         br = "no" if not s["breached"] else f"yes (+{after:.0f} s)" if after else "yes"
         ttr = f"{r['seconds_to_rollback']:.1f}" if r["seconds_to_rollback"] is not None else "-"
         checks = "pass" if r["verified"] else ("-" if not r["checks"] else "FAIL")
+        done = "no" if not r["rolled_back"] else "yes" if r.get("acted", True) else "decided only"
         la = "/".join(f"{x:.2f}" for x in r["load_average"])
         lines.append(
-            f"| {r['run']} | {r['profile']} | {'yes' if r['rolled_back'] else 'no'} | {ttr} | "
+            f"| {r['run']} | {r['profile']} | {done} | {ttr} | "
             f"{r['max_p_breach']:.2f} | {br} | {checks} | {la} |"
         )
     return "\n".join(lines)

@@ -316,3 +316,22 @@ def test_a_rollout_is_recorded_with_its_time_to_rollback(tmp_path: Path) -> None
     rollouts = [r for e in entries for r in e.rollouts]
     assert len(rollouts) == 1 and rollouts[0]["rolled_back"]
     assert rollouts[0]["time_to_rollback"] == pytest.approx(s["seconds_to_rollback"])
+
+
+def test_a_recording_holds_the_point_prometheus_stamped_half_a_millisecond_late() -> None:
+    src = RecordedSource({"started_at": 0.0, "series": {"q": [[9.9996, 1.0], [10.0004, 2.0]]}})
+    assert [v for _, v in src.series("q", 9.0, 10.0, 1.0)] == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("run", ["bad-1", "good-1"])
+def test_a_recorded_testbed_rollout_replays_decision_for_decision(run: str) -> None:
+    here = ROOT / "experiments" / "rollout" / "recorded" / run
+    spec = GuardSpec.model_validate_json((here / "guard.json").read_text())
+    src = RecordedSource.load(here / "metrics.json")
+    live = [json.loads(x) for x in (here / "decisions.jsonl").read_text().splitlines()]
+    seen: list[DecisionRecord] = []
+    g = Guard(spec, src, started_at=src.started_at)
+    g.run(EmitOnly(), on_decision=seen.append, until=src.started_at + live[-1]["elapsed_seconds"])
+    assert [(d.decision, d.p_breach) for d in seen] == [
+        (x["decision"], x["p_breach"]) for x in live
+    ]

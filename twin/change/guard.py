@@ -275,7 +275,8 @@ class RecordedSource:
         arr = self.data.get(query)
         if arr is None:
             return []
-        sel = arr[(arr[:, 0] >= start - 1e-9) & (arr[:, 0] <= end + 1e-9)]
+        # Prometheus stamps points in whole milliseconds: a point "at end" may be 0.5 ms after
+        sel = arr[(arr[:, 0] >= start - 1e-3) & (arr[:, 0] <= end + 1e-3)]
         return [(float(t), float(v)) for t, v in sel]
 
     @property
