@@ -94,7 +94,9 @@ def test_counter_increments_treat_a_drop_as_a_reset() -> None:
 # -- the loop on recorded metrics ---------------------------------------------------------
 
 
-def _recording(bad_share_after: float, *, start: float = 1000.0, rate: float = 20.0) -> dict:
+def _recording(
+    bad_share_after: float, *, start: float = 1000.0, rate: float = 20.0
+) -> dict[str, Any]:
     """A canary starting at ``start`` after 300 s of clean traffic; from ``start + 10`` the
     entry's bad share is ``bad_share_after``; the canary's latency is 3x the baseline's when
     the share is bad."""
@@ -141,7 +143,7 @@ def _spec(**kw: Any) -> GuardSpec:
     )
 
 
-def _first_breach(rec: dict, window: float = 300.0) -> float:
+def _first_breach(rec: dict[str, Any], window: float = 300.0) -> float:
     tot = np.array(rec["series"][TOTAL])
     good = np.array(rec["series"][GOOD])
     for i in range(len(tot)):
@@ -149,7 +151,7 @@ def _first_breach(rec: dict, window: float = 300.0) -> float:
         n = tot[i, 1] - tot[j, 1]
         b = n - (good[i, 1] - good[j, 1])
         if n >= 100 and b / n > 0.01:
-            return float(tot[i, 0]) - rec["started_at"]
+            return float(tot[i, 0]) - float(rec["started_at"])
     return float("inf")
 
 
@@ -224,13 +226,13 @@ class _Fake:
 
 def _rec(decision: str) -> DecisionRecord:
     return DecisionRecord(
-        t=0.0, elapsed_seconds=4.0, decision=decision, reason="r", p_breach=0.9,  # type: ignore[arg-type]
+        t=0.0, elapsed_seconds=4.0, decision=decision, reason="r", p_breach=0.9,
         window_bad_ratio=0.0, recent_bad_ratio=0.0, budget=0.01, score=50.0,
         classification="fail",
     )  # fmt: skip
 
 
-def _get(port: int, path: str, method: str = "GET") -> tuple[int, dict]:
+def _get(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, Any]]:
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}", method=method, data=b"{}" if method == "POST" else None
     )

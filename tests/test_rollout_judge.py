@@ -144,3 +144,11 @@ def test_rare_errors_are_not_outliers_when_most_steps_have_none() -> None:
     canary = np.r_[np.zeros(12), [0.5, 1.0] * 4]
     v = judge_metric(canary, np.zeros(20), MetricRule(name="errors", min_shift=0.01))
     assert v.canary_count == 20 and v.classification == "High"
+
+
+def test_a_pass_with_a_metric_without_data_is_only_marginal() -> None:
+    base = _rng(11).normal(10.0, 1.0, 50)
+    rules = [MetricRule(name="errors"), MetricRule(name="latency")]
+    j = judge({"errors": base, "latency": base[:2]}, {"errors": base, "latency": base}, rules)
+    assert j.score == 100.0 and j.classification == "marginal"
+    assert "latency NoData" in j.reason

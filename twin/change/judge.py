@@ -29,7 +29,10 @@ A metric with fewer than ``min_samples`` values on either side is *NoData*. The 
 ``100 x weight(Pass) / weight(Pass + High + Low)``; a critical metric classified High (or
 Low, for ``either``) at or beyond ``critical_increase`` forces the score to 0. The whole
 judgement is ``pass`` at or above ``pass_score``, ``marginal`` at or above
-``marginal_score``, else ``fail``; ``nodata`` when no metric could be judged.
+``marginal_score``, else ``fail``; ``nodata`` when no metric could be judged. Unlike Kayenta,
+a judgement with a NoData metric cannot pass: it is at best ``marginal`` (the metrics with
+data may be the uninformative ones, such as errors of a canary whose slow requests have not
+completed yet).
 """
 
 from __future__ import annotations
@@ -326,6 +329,11 @@ def judge(
         reason = f"critical metric failed: {', '.join(crit)}"
     else:
         cls = "pass" if sc >= s.pass_score else "marginal" if sc >= s.marginal_score else "fail"
+        if cls == "pass" and any(v.classification == "NoData" for v in verdicts):
+            # a pass on the metrics that happen to have data says nothing of the others
+            # (a slow canary's latency has no value until its first requests complete)
+            cls = "marginal"
+            failed = [v for v in verdicts if v.classification == "NoData"]
         reason = f"score {sc:.0f}: " + (
             "; ".join(f"{v.name} {v.classification} ({v.reason})" for v in failed)
             if failed
