@@ -32,6 +32,9 @@ def main() -> None:
                 st.Page(
                     PAGES / "predictive.py", title="Predictive analysis", icon=":material/insights:"
                 ),
+                st.Page(
+                    PAGES / "changes.py", title="Changes", icon=":material/published_with_changes:"
+                ),
             ],
             "Learned mitigation": [
                 st.Page(PAGES / "policies.py", title="Policies", icon=":material/shield:"),

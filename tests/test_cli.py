@@ -40,6 +40,8 @@ def bad_invocations(tmp: Path) -> dict[str, list[str]]:
         "export": ["export", str(tmp / "no-policy"), "--out", str(tmp / "ex")],
         "drift": ["drift", missing, "--observed", missing, "--out", str(tmp / "drift")],
         "serve": ["serve", "--db", str(tmp / "t.db"), "--tokens", missing, "--port", "0"],
+        "check-change": ["check-change", missing, missing, "--out", str(tmp / "cc")],
+        "changes": ["changes", "--db", "nosuchdialect://nowhere"],
     }
 
 

@@ -49,7 +49,6 @@ from twin.campaign.generate import make_fault
 from twin.change.document import ChangeFile, ChangeSet, Reduced, reduce_changes
 from twin.change.statics import (
     AT_RISK,
-    Finding,
     breakers_removed,
     new_findings,
     static_findings,
@@ -172,6 +171,12 @@ def at_risk_services(risk: Mapping[str, Any], topology: Topology) -> set[str]:
     return {s for s, q in survive.items() if 1.0 - q >= AT_RISK}
 
 
+def _runs_on(kind: str, topology: Topology) -> bool:
+    """Whether a fault of ``kind`` can target a service of this topology."""
+    cls = KINDS[kind]
+    return bool(cls.targets.service) and (not cls.needs_disk or topology.has_disk())
+
+
 def _candidates(
     topology: Topology, services: Sequence[str], risk: Mapping[str, Any] | None
 ) -> tuple[list[tuple[str, str]], np.ndarray | None, str]:
@@ -180,14 +185,14 @@ def _candidates(
         for m in risk.get("failure_modes", []):
             kind, svc = m.get("fault_kind"), m.get("service")
             w = (m.get("rate_per_day") or {}).get("mean")
-            usable = kind in KINDS and KINDS[kind].targets.service and svc in services
+            usable = kind in KINDS and _runs_on(str(kind), topology) and svc in services
             if usable and isinstance(w, (int, float)) and math.isfinite(w) and w > 0:
                 modes.append((str(kind), str(svc)))
                 weights.append(float(w))
         if modes:
             p = np.asarray(weights) / sum(weights)
             return modes, p, "risk"
-    kinds = [k for k, c in KINDS.items() if c.in_default_sample and c.targets.service]
+    kinds = [k for k, c in KINDS.items() if c.in_default_sample and _runs_on(k, topology)]
     return [(k, s) for k in kinds for s in services], None, "catalogue"
 
 
@@ -483,11 +488,6 @@ def check_change(
     return CheckResult(verdict, reduced, before, after, plan, (calm[0], calm[1]), p99_before)
 
 
-def findings_of(verdict: Verdict) -> list[Finding]:
-    """The verdict's new findings as :class:`Finding` objects."""
-    return [Finding(f.check, f.subject, f.reason) for f in verdict.findings if f.new]
-
-
 __all__ = [
     "BREACH_SHARE_THRESHOLD",
     "INTERVAL",
@@ -501,7 +501,6 @@ __all__ = [
     "RunScore",
     "at_risk_services",
     "check_change",
-    "findings_of",
     "load_risk",
     "paired_bootstrap",
     "plan_runs",

@@ -211,6 +211,16 @@ def accuracy(entries: Sequence[Entry]) -> dict[str, Any]:
     }
 
 
+def accuracy_by_month(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """:func:`accuracy` of the checks of each calendar month (by ``submitted_at``), oldest
+    first: how the prediction's accuracy moves over time."""
+    months: dict[str, list[Entry]] = {}
+    for e in entries:
+        if e.decision is not None:
+            months.setdefault(e.submitted_at[:7], []).append(e)
+    return [{"month": m, **accuracy(group)} for m, group in sorted(months.items())]
+
+
 __all__ = [
     "CHECK",
     "KEPT",
@@ -218,6 +228,7 @@ __all__ = [
     "ROLLOUT",
     "Entry",
     "accuracy",
+    "accuracy_by_month",
     "check_document",
     "history",
     "record_check",

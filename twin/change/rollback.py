@@ -26,7 +26,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from twin.calibrate.metrics import MetricMap
-from twin.change.document import ChangeSet, Reduced, Step, Target, VersionChange
+from twin.change.document import (
+    ChangeSet,
+    DependencyChange,
+    Reduced,
+    Step,
+    Target,
+    VersionChange,
+)
 from twin.policy import Policy
 from twin.topology import Topology
 
@@ -124,20 +131,42 @@ def _kubectl_patch(kind: str, name: str, body: Mapping[str, Any]) -> str:
     return f"kubectl patch {kind} {name} --type merge -p '{text}'"
 
 
-def _topology_commands(step: Step, patch: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+def _touched(step: Step, target: Target) -> tuple[dict[str, set[str]], set[str], set[str]]:
+    """What the step's forward patches on ``target`` touch: fields per service, client keys,
+    other top-level keys."""
+    services: dict[str, set[str]] = {}
+    clients: set[str] = set()
+    other: set[str] = set()
+    for t, forward in step.patches:
+        if t != target:
+            continue
+        for key, value in forward.items():
+            if key == "services":
+                for svc, sp in (value or {}).items():
+                    services.setdefault(svc, set()).update(sp or {"(all)"})
+            elif key == "clients":
+                clients.update(value or {})
+            else:
+                other.add(key)
+    return services, clients, other
+
+
+def _topology_commands(step: Step) -> tuple[list[str], list[str]]:
     cmds: list[str] = []
     notes: list[str] = []
-    for svc, sp in (patch.get("services") or {}).items():
-        if sp is None:
-            notes.append(f"{svc}: the change added this service; delete its Deployment")
+    before = step.topology_before
+    services, _, other = _touched(step, "topology")
+    for svc, keys in services.items():
+        old = before.services.get(svc)
+        if old is None:
             cmds.append(f"kubectl delete deployment {svc}")
             continue
-        for key, value in sp.items():
+        for key in sorted(keys):
             if key == "replicas":
-                n = value if value is not None else 1
-                cmds.append(_kubectl_patch("deployment", svc, {"spec": {"replicas": n}}))
-            elif key == "operations" and isinstance(step.change, VersionChange):
-                continue  # the version's undo below covers it
+                body = {"spec": {"replicas": old.replicas}}
+                cmds.append(_kubectl_patch("deployment", svc, body))
+            elif key == "operations" and isinstance(step.change, (VersionChange, DependencyChange)):
+                continue  # the rollout undo below covers it
             else:
                 notes.append(
                     f"{svc}.{key}: no Kubernetes object holds it; revert it where the service "
@@ -145,58 +174,52 @@ def _topology_commands(step: Step, patch: Mapping[str, Any]) -> tuple[list[str],
                 )
     if isinstance(step.change, VersionChange):
         cmds.append(f"kubectl rollout undo deployment/{step.change.service}")
-    for key in patch:
-        if key != "services":
-            notes.append(f"{key}: not a Kubernetes object; the twin's patch reverts it")
+    if isinstance(step.change, DependencyChange):  # the new call shipped in the caller's code
+        caller = step.change.caller.partition(":")[0]
+        cmds.append(f"kubectl rollout undo deployment/{caller}")
+    for key in sorted(other):
+        notes.append(f"{key}: not a Kubernetes object; the twin's patch reverts it")
     return cmds, notes
 
 
-def _policy_commands(
-    step: Step, patch: Mapping[str, Any]
-) -> tuple[list[str], list[str], list[str]]:
+def _hpa_body(auto: Any) -> dict[str, Any]:
+    target = round(auto.target_utilization * 100)
+    metric = {"type": "Utilization", "averageUtilization": target}
+    return {
+        "spec": {
+            "minReplicas": auto.min,
+            "maxReplicas": auto.max,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": metric}}],
+        }
+    }
+
+
+def _policy_commands(step: Step) -> tuple[list[str], list[str], list[str]]:
     """Commands, notes, and the callees whose client policy changes back."""
     cmds: list[str] = []
     notes: list[str] = []
     before = step.policy_before
-    for svc, sp in (patch.get("services") or {}).items():
-        keys = list(before.services) if sp is None else list(sp)
-        for key in keys:
+    services, clients, _ = _touched(step, "policy")
+    for svc, keys in services.items():
+        old = before.services.get(svc)
+        if "(all)" in keys:
+            keys = {"autoscale"} if old is not None and old.autoscale is not None else set()
+            keys |= {"(service policy)"}
+        for key in sorted(keys):
             if key == "autoscale":
-                a = before.services.get(svc)
-                auto = a.autoscale if a is not None else None
+                auto = old.autoscale if old is not None else None
                 if auto is None:
                     cmds.append(f"kubectl delete hpa {svc}")
                 else:
-                    body = {
-                        "spec": {
-                            "minReplicas": auto.min,
-                            "maxReplicas": auto.max,
-                            "metrics": [
-                                {
-                                    "type": "Resource",
-                                    "resource": {
-                                        "name": "cpu",
-                                        "target": {
-                                            "type": "Utilization",
-                                            "averageUtilization": round(
-                                                auto.target_utilization * 100
-                                            ),
-                                        },
-                                    },
-                                }
-                            ],
-                        }
-                    }
-                    cmds.append(_kubectl_patch("hpa", svc, body))
+                    cmds.append(_kubectl_patch("hpa", svc, _hpa_body(auto)))
             else:
                 notes.append(
                     f"{svc}.{key}: server-side protection; revert it in the service's own "
                     "configuration (the twin's patch says to what)"
                 )
+    edges = step.topology_before.service_graph().edges
     callees: set[str] = set()
-    topo = step.topology_before
-    edges = topo.service_graph().edges
-    for key in patch.get("clients") or {}:
+    for key in clients:
         if key == "*":
             callees.update(b for _, b in edges)
         else:
@@ -225,13 +248,17 @@ def build_rollback(
         notes: list[str] = []
         config: list[ConfigFile] = []
         callees: list[str] = []
-        for target, patch in step.inverses:
-            if target == "topology":
-                more, n = _topology_commands(step, patch)
-            else:
-                more, n, callees = _policy_commands(step, patch)
+        targets = {t for t, _ in step.patches}
+        if "topology" in targets:
+            more, n = _topology_commands(step)
             cmds += more
             notes += n
+        if "policy" in targets:
+            more, n, callees = _policy_commands(step)
+            cmds += more
+            notes += n
+        if isinstance(step.change, VersionChange) and "topology" not in targets:
+            cmds.append(f"kubectl rollout undo deployment/{step.change.service}")
         if callees:
             if render_clients is not None:
                 config = render_clients(step.policy_before, step.topology_before, callees)

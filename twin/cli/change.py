@@ -61,6 +61,10 @@ def check_change(
     ] = None,
     replications: Annotated[int, typer.Option(min=1, help="Paired runs under a fault.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed.")] = 1,
+    requests_per_run: Annotated[
+        float,
+        typer.Option(min=1.0, help="Work budget of one run: requests, calls included."),
+    ] = 40_000.0,
     db: Annotated[
         str | None, typer.Option(help="Failure-mode database URL: store the check there.")
     ] = None,
@@ -82,7 +86,13 @@ def check_change(
     pol = Policy.load_file(policy) if policy is not None else None
     changes = ChangeFile.load(change)
     risk_doc = load_risk(risk) if risk is not None else None
-    options = CheckOptions(load=load, replications=replications, seed=seed, risk=risk_doc)
+    options = CheckOptions(
+        load=load,
+        replications=replications,
+        seed=seed,
+        risk=risk_doc,
+        requests_per_run=requests_per_run,
+    )
     with typer.progressbar(length=2 * (replications + 1), label="paired runs", file=None) as bar:
         last = [0]
 
@@ -119,16 +129,16 @@ def changes(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Checks and rollouts in the database, with how well the checks predicted."""
-    from twin.change.history import accuracy, history
+    from twin.change.history import accuracy, accuracy_by_month, history
     from twin.store import Store
 
     with Store(db) as store:
         entries = history(store)
     acc = accuracy(entries)
+    monthly = accuracy_by_month(entries)
     if as_json:
-        typer.echo(
-            json.dumps({"entries": [e.to_json() for e in entries], "accuracy": acc}, indent=2)
-        )
+        doc = {"entries": [e.to_json() for e in entries], "accuracy": acc, "by_month": monthly}
+        typer.echo(json.dumps(doc, indent=2))
         return
     typer.echo(f"{'submitted':25} {'name':32} {'decision':8} {'risk':>8} outcome")
     for e in entries:
@@ -149,3 +159,6 @@ def changes(
         f"(no-go and bad {acc['tp']}, no-go and fine {acc['fp']}, go and bad {acc['fn']}, "
         f"go and fine {acc['tn']})"
     )
+    for m in monthly:
+        if m["judged"]:
+            typer.echo(f"  {m['month']}: accuracy {m['accuracy']:.0%} over {m['judged']}")
