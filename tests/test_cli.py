@@ -42,6 +42,7 @@ def bad_invocations(tmp: Path) -> dict[str, list[str]]:
         "serve": ["serve", "--db", str(tmp / "t.db"), "--tokens", missing, "--port", "0"],
         "check-change": ["check-change", missing, missing, "--out", str(tmp / "cc")],
         "changes": ["changes", "--db", "nosuchdialect://nowhere"],
+        "rollout": ["rollout", missing, "--metrics", missing, "--out", str(tmp / "ro")],
     }
 
 
