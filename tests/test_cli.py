@@ -52,6 +52,7 @@ def bad_invocations(tmp: Path) -> dict[str, list[str]]:
         ],
         "check-change": ["check-change", missing, missing, "--out", str(tmp / "cc")],
         "changes": ["changes", "--db", "nosuchdialect://nowhere"],
+        "rollout": ["rollout", missing, "--metrics", missing, "--out", str(tmp / "ro")],
     }
 
 

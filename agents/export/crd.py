@@ -89,6 +89,8 @@ def _cel_errors(schema: Any, value: Any, where: str) -> list[str]:
     if not isinstance(schema, dict):
         return errors
     for rule in schema.get("x-kubernetes-validations", []) or []:
+        if "oldSelf" in rule["rule"]:
+            continue  # a transition rule: the API server evaluates it on update only
         env = celpy.Environment()
         detail = ""
         try:

@@ -25,6 +25,7 @@ from twin.cli import (
     export,
     mirror,
     risk,
+    rollout,
     schedule,
     serve,
     simulate,
@@ -69,6 +70,7 @@ app.command("mirror")(mirror.mirror)
 app.command("watch")(watch.watch)
 app.command("check-change")(change.check_change)
 app.command("changes")(change.changes)
+app.command("rollout")(rollout.rollout)
 
 
 def main() -> None:
