@@ -72,8 +72,10 @@ class CanaryConfig(TestbedConfig):
     def canary_port(self) -> int:
         return self.base_port + 11
 
-    def service_json(self, name: str, spans_dir: str) -> dict[str, Any]:
-        cfg = super().service_json(name, spans_dir)
+    def service_json(
+        self, name: str, spans_dir: str, access_log: str | None = None
+    ) -> dict[str, Any]:
+        cfg = super().service_json(name, spans_dir, access_log)
         cfg["ports"] = {**cfg["ports"], self.target: self.splitter_port}
         return cfg
 
