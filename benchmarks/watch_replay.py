@@ -2,7 +2,7 @@
 
     python benchmarks/watch_replay.py [--data ../shared/data/nezha-ob]
         [--topology topologies/online-boutique.yaml] [--slo-p99 3.0]
-        [--slo-availability 0.99] [--out DIR]
+        [--slo-availability 0.99] [--recogniser DIR|auto] [--out DIR]
 
 Runs the whole day through :func:`twin.predict.outputs.run_watch` (as ``twin watch
 --replay DATA --format nezha`` does) and prints:
@@ -11,7 +11,10 @@ Runs the whole day through :func:`twin.predict.outputs.run_watch` (as ``twin wat
   ratio below 1 meets it); the machine is shared, so CPU time is printed too;
 - alerts fired; per injected fault (the day's fault list, found by pattern), whether an
   alert fired within [start - 1 window, start + 3 min + 2 windows] and with which kind and
-  root cause (AS@1, AS@3: the faulted service first / in the first three);
+  root cause (AS@1, AS@3: the faulted service first / in the first three; kind: the first
+  alert's kind against the fault type's twin kind, over the detected faults of a mapped
+  type); with ``--recogniser`` the classifier trained on the twin's failures names them,
+  without it the statistical ranking;
 - false alarms per hour: firing alerts over the fault-free hours after the last fault's
   end (plus 5 minutes), none of which overlaps a fault;
 - per fault whose window breaks the SLO (the entry's p99 or success, minute by minute):
@@ -35,6 +38,7 @@ from twin.calibrate import nezha
 from twin.io import load_model
 from twin.predict.outputs import WatchRun, run_watch
 from twin.predict.watch import WatchConfig
+from twin.predict.windows import nezha_kind
 from twin.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +53,7 @@ def main() -> int:
     ap.add_argument("--slo-availability", type=float, default=0.99)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write the figures here too")
+    ap.add_argument("--recogniser", default=None, help="a recogniser's folder, or auto")
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="watch-replay-"))
     topo = load_model(Topology, args.topology)
@@ -59,6 +64,7 @@ def main() -> int:
         format="nezha",
         config=WatchConfig(slo_latency_p99=args.slo_p99, slo_availability=args.slo_availability),
         title="Nezha replay",
+        recogniser=args.recogniser,
     )
     w0, c0 = time.perf_counter(), time.process_time()
     result = run_watch(run)
@@ -71,6 +77,7 @@ def main() -> int:
     hours = (timeline["windows"][-1]["time"] - timeline["windows"][0]["time"]) / 3600
     print(f"replay: {result.windows} one-minute windows ({hours:.1f} h of telemetry)")
     print(f"wall {wall:.1f} s, CPU {cpu:.1f} s; ratio to the 2-minute target: {wall / 120:.2f}")
+    print(f"recogniser: {result.recogniser}")
     print(f"alerts fired: {result.alerts_firing}, resolved: {result.alerts_resolved}")
     for k, v in figures.items():
         if k != "faults":
@@ -133,6 +140,7 @@ def evaluate(
                 "root_cause": first["root_cause"] if first else [],
                 "as1": bool(first and first["root_cause"][:1] == [f.service]),
                 "as3": bool(first and f.service in first["root_cause"][:3]),
+                "kind_truth": nezha_kind(f.type),
                 "breach": breach,
                 "lead_twin": lead(twin),
                 "lead_burn": lead(burn),
@@ -146,11 +154,13 @@ def evaluate(
     n = len(rows)
     breaching = [r for r in rows if r["breach"] is not None]
     ahead = [r for r in breaching if r["lead_twin"] is not None and r["lead_twin"] >= 0]
+    kinded = [r for r in rows if r["detected"] and r["kind_truth"] is not None]
     return {
         "faults": rows,
         "faults_detected": f"{sum(r['detected'] for r in rows)}/{n}",
         "AS@1": f"{sum(r['as1'] for r in rows)}/{n}",
         "AS@3": f"{sum(r['as3'] for r in rows)}/{n}",
+        "kind_right": f"{sum(r['kind'] == r['kind_truth'] for r in kinded)}/{len(kinded)}",
         "false_alarms_quiet": len(quiet),
         "quiet_hours": round(quiet_h, 2),
         "false_alarms_per_hour": round(len(quiet) / quiet_h, 3) if quiet_h > 0 else None,

@@ -61,7 +61,16 @@ def watch(
     polls: Annotated[
         int | None, typer.Option(min=1, help="Stop a live watch after N windows.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the Monte Carlo look-ahead.")] = 1,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the Monte Carlo look-ahead and of training.")
+    ] = 1,
+    recogniser: Annotated[
+        str | None,
+        typer.Option(
+            help="Name kind and root cause with the classifier trained on the twin's "
+            "failures: a folder holding one, or 'auto' (trained once on the replay, cached)."
+        ),
+    ] = None,
 ) -> None:
     """Watch production beside the twin: alerts with P(breach), root cause and mitigation."""
     from twin.calibrate.metrics import MetricMap
@@ -103,6 +112,8 @@ def watch(
         config=config,
         polls=polls,
         title=f"twin watch {replay or prometheus}",
+        recogniser=recogniser,
+        seed=seed,
     )
     mitigation, on_alerts, on_window = (None, None, None)
     if policy is not None:
@@ -110,6 +121,16 @@ def watch(
             policy, override if act else None, act, topo
         )
     bar: Any = None
+    trainbar: Any = None
+
+    def training(done: int, total: int) -> None:
+        nonlocal trainbar
+        if trainbar is None:
+            trainbar = typer.progressbar(length=total, label="training the recogniser", file=None)
+            trainbar.__enter__()
+        trainbar.update(1)
+        if done == total:
+            trainbar.__exit__(None, None, None)
 
     def progress(i: int, total: int | None) -> None:
         nonlocal bar
@@ -127,6 +148,7 @@ def watch(
             mitigation=mitigation,
             on_alerts=on_alerts,
             on_window=on_window,
+            training=training,
         )
     finally:
         if bar is not None:
@@ -135,6 +157,7 @@ def watch(
         f"watch: {result.windows} windows in {result.wall_seconds:.1f} s; "
         f"{result.alerts_firing} alert(s) fired, {result.alerts_resolved} resolved"
     )
+    typer.echo(f"watch: {result.recogniser}")
     for p in result.problems[:10]:
         typer.echo(f"watch: {p}", err=True)
     typer.echo(f"watch: wrote {result.out / 'alerts.jsonl'} and {result.out / 'report.html'}")

@@ -377,6 +377,26 @@ def plan(topology: Topology, spec: FingerprintSpec) -> list[tuple[str, str, floa
     return runs
 
 
+def cache_file(
+    topology: Topology, live: Telemetry, quiet: np.ndarray, spec: FingerprintSpec, seed: int
+) -> str:
+    """The name :func:`fingerprints` keeps this training set under in its cache folder."""
+    noise = NoiseModel.from_quiet(live, quiet)
+    return f"fingerprints-{cache_key(topology, spec, noise, seed, live)}.json"
+
+
+def read_cases(path: Path) -> list[Case]:
+    """A training set :func:`fingerprints` cached (a file it wrote)."""
+    from twin.errors import InputError
+    from twin.safeload import loads_json, read_text
+
+    try:
+        doc = loads_json(read_text(path, "telemetry"), str(path), "telemetry")
+        return [_case_from(d) for d in doc]
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"not a cached training set ({e})", source=str(path)) from e
+
+
 def fingerprints(
     topology: Topology,
     live: Telemetry,
@@ -390,10 +410,13 @@ def fingerprints(
     noise of ``live``'s ``quiet`` windows added), as standardised changes. With
     ``cache_dir``, a finished set is kept there under its content hash and reused."""
     noise = NoiseModel.from_quiet(live, quiet)
-    key = cache_key(topology, spec, noise, seed, live)
-    path = None if cache_dir is None else Path(cache_dir) / f"fingerprints-{key}.json"
+    path = (
+        None
+        if cache_dir is None
+        else Path(cache_dir) / cache_file(topology, live, quiet, spec, seed)
+    )
     if path is not None and path.exists():
-        return [_case_from(d) for d in json.loads(path.read_text(encoding="utf-8"))]
+        return read_cases(path)
     drop = uninformative(live)
     duration = spec.warmup_s + spec.before_s + spec.during_s + 2 * spec.window_s
     # the twin's own spread, from one long fault-free run at the calibrated load

@@ -14,8 +14,10 @@ hidden folder beside the outputs and moved into place at the end.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -24,12 +26,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from twin.calibrate.metrics import MetricMap
 from twin.errors import InputError
 from twin.io import http_url, output_dir
 from twin.predict import sources as src
 from twin.predict.alerts import Alert, alertmanager_payload, database_rows, post_webhook
-from twin.predict.watch import Candidate, MitigationLookup, Watch, WatchConfig
+from twin.predict.watch import (
+    Candidate,
+    Classifier,
+    LargestChange,
+    MitigationLookup,
+    Recogniser,
+    Watch,
+    WatchConfig,
+)
 from twin.topology import Topology
 
 
@@ -49,6 +61,8 @@ class WatchRun:
     config: WatchConfig = field(default_factory=WatchConfig)
     polls: int | None = None
     title: str = "twin watch"
+    recogniser: str | None = None
+    seed: int = 1
 
 
 @dataclass
@@ -62,6 +76,7 @@ class RunResult:
     source: dict[str, Any]
     problems: list[str]
     out: Path
+    recogniser: str = ""
 
 
 def make_source(run: WatchRun) -> src.Source:
@@ -77,6 +92,65 @@ def make_source(run: WatchRun) -> src.Source:
     return src.PrometheusSource(
         run.prometheus, run.mapping or MetricMap(), window=run.window_s or 60.0, polls=run.polls
     )
+
+
+def recogniser_cache(topology: Topology) -> Path:
+    """Where ``--recogniser auto`` keeps the recogniser trained for ``topology``:
+    ``$XDG_CACHE_HOME/twin/recogniser/<hash of the topology>`` (``~/.cache`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    blob = json.dumps(topology.model_dump(mode="json"), sort_keys=True, default=str)
+    return Path(base) / "twin" / "recogniser" / hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def make_recogniser(
+    run: WatchRun, source: src.Source, progress: Callable[[int, int], None] | None = None
+) -> tuple[Recogniser, str]:
+    """The run's recogniser and a line saying which it is. ``--recogniser DIR`` loads the
+    one kept in DIR; ``auto`` trains one for the topology on the replayed telemetry (its
+    noise and metric set; the simulated training set is cached under its content hash, so
+    the same inputs simulate once) and keeps it in :func:`recogniser_cache`, or, live, loads
+    the one kept there. Without one, the statistical ranking answers, and the line says so."""
+    from twin.predict import recognise as rc
+    from twin.predict.fingerprints import FingerprintSpec
+    from twin.predict.windows import from_windows
+
+    statistical = "root cause and kind from the statistical ranking (largest change)"
+    calls = tuple(run.topology.service_graph().edges) + tuple(getattr(source, "calls", ()))
+    calls = tuple(dict.fromkeys((str(a), str(b)) for a, b in calls))
+    if run.recogniser is None:
+        return LargestChange(), f"{statistical}: no --recogniser given"
+    items: list[src.Window] | None = getattr(source, "items", None)
+    if run.recogniser != "auto":
+        folder = Path(run.recogniser)
+        trained = rc.load(folder)
+        if trained is None:
+            return LargestChange(), f"{statistical}: no recogniser kept in {folder}"
+    else:
+        folder = recogniser_cache(run.topology)
+        if items:
+            live = from_windows(items, calls)
+            base = np.array([w.baseline for w in items], dtype=bool)
+            quiet = base if base.any() else np.ones(len(items), dtype=bool)
+            w = live.window
+            spec = FingerprintSpec(
+                loads=(1.0,), none_runs=20, window_s=w, before_s=5 * w, during_s=3 * w
+            )
+            try:
+                trained = rc.train(run.topology, live, quiet, spec, run.seed, folder, progress)
+            except ValueError as e:
+                return LargestChange(), f"{statistical}: the recogniser cannot be trained ({e})"
+        else:
+            trained = rc.load(folder)
+            if trained is None:
+                return LargestChange(), (
+                    f"{statistical}: no recogniser kept for this topology and no recorded "
+                    "telemetry to train one on (run once with --replay and --recogniser auto)"
+                )
+    note = (
+        f"root cause and kind from the classifier trained on {trained.cases} simulated "
+        f"failures (kept in {trained.folder})"
+    )
+    return Classifier(trained, calls), note
 
 
 def campaign_mitigations(db: str) -> MitigationLookup:
@@ -143,14 +217,17 @@ def run_watch(
     on_alerts: Callable[[list[Alert]], None] | None = None,
     on_window: Callable[[src.Window], None] | None = None,
     mitigation: MitigationLookup | None = None,
+    training: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Run the watch over the run's source and write its outputs (see the module).
     ``on_window`` sees each window before it is judged (the enforcer reads it as its
-    snapshot), ``on_alerts`` each window's alert messages after."""
+    snapshot), ``on_alerts`` each window's alert messages after, ``training`` the progress
+    of training a recogniser (runs done, runs in all)."""
     t0 = time.perf_counter()
     if run.webhook is not None:
         http_url(run.webhook, "watch: --webhook")
     source = make_source(run)
+    recogniser, which = make_recogniser(run, source, training)
     store = None
     if run.db is not None:
         from twin.store import Store
@@ -162,7 +239,7 @@ def run_watch(
     stage = Path(tempfile.mkdtemp(prefix=".watch-", dir=out))
     problems: list[str] = []
     try:
-        watch = Watch(run.topology, run.config, mitigation=mitigation)
+        watch = Watch(run.topology, run.config, recogniser=recogniser, mitigation=mitigation)
         jsonl = (stage / "alerts.jsonl").open("w", encoding="utf-8")
 
         def emit(msgs: list[Alert]) -> None:
@@ -201,6 +278,7 @@ def run_watch(
             source=source.report.to_dict(),
             problems=problems + source.report.problems,
             out=out,
+            recogniser=which,
         )
         timeline = {
             "title": run.title,
@@ -209,6 +287,7 @@ def run_watch(
             "horizon_s": run.config.horizon_s,
             "windows": [r.to_dict() for r in watch.records],
             "source": result.source,
+            "recogniser": which,
             "figures": {
                 "windows": result.windows,
                 "alerts_firing": firing,
@@ -233,4 +312,12 @@ def run_watch(
     return result
 
 
-__all__ = ["RunResult", "WatchRun", "campaign_mitigations", "make_source", "run_watch"]
+__all__ = [
+    "RunResult",
+    "WatchRun",
+    "campaign_mitigations",
+    "make_recogniser",
+    "make_source",
+    "recogniser_cache",
+    "run_watch",
+]

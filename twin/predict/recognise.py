@@ -22,17 +22,23 @@ jumps a thousand spreads), and a difference of compressed values compares shapes
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from twin.predict.fingerprints import Case
+from twin.errors import InputError
+from twin.predict.fingerprints import Case, FingerprintSpec, cache_file, fingerprints, read_cases
 from twin.predict.localise import Changes, rank_services, service_evidence
+from twin.predict.windows import Telemetry, uninformative
+from twin.safeload import loads_json, read_text
+from twin.topology import Topology
 
 OWN = (
     "cpu",
@@ -280,3 +286,80 @@ def fit(cases: Sequence[Case], seed: int = 0) -> Recogniser:
     root_model = CalibratedClassifierCV(_model(seed, len(ry)), method="sigmoid", cv=3)
     root_model.fit(_filled(rx[:, rcols]), ry)
     return Recogniser(kind_model, root_model, kcols, rcols, tuple(sorted(set(ky.tolist()))))
+
+
+# -- a fitted recogniser kept on disk ----------------------------------------------------------
+
+MANIFEST = "recogniser.json"
+"""The file in a recogniser's folder that names its training set and how it was made."""
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A fitted :class:`Recogniser` with what it needs to be applied as it was trained: the
+    (scope, metric) pairs left out on both sides (:func:`twin.predict.windows.uninformative`)
+    and the spec (window, baseline and fault lengths)."""
+
+    model: Recogniser
+    drop: frozenset[tuple[str, str]]
+    spec: FingerprintSpec
+    cases: int
+    folder: Path
+
+
+def _write_manifest(
+    folder: Path, name: str, spec: FingerprintSpec, seed: int, drop: set[tuple[str, str]], n: int
+) -> None:
+    doc = {
+        "version": 1,
+        "fingerprints": name,
+        "seed": seed,
+        "spec": spec.model_dump(mode="json"),
+        "drop": sorted([list(d) for d in drop]),
+        "cases": n,
+    }
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    tmp.replace(folder / MANIFEST)
+
+
+def train(
+    topology: Topology,
+    live: Telemetry,
+    quiet: np.ndarray,
+    spec: FingerprintSpec,
+    seed: int,
+    folder: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> Trained:
+    """Simulate the training set for ``topology`` read like ``live`` (cached in ``folder``
+    under its content hash: the same inputs train once), fit both models and write the
+    folder's :data:`MANIFEST`, so :func:`load` can rebuild the recogniser without data."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cases = fingerprints(topology, live, quiet, spec, seed, folder, progress)
+    drop = uninformative(live)
+    model = fit(cases, seed)
+    _write_manifest(
+        folder, cache_file(topology, live, quiet, spec, seed), spec, seed, drop, len(cases)
+    )
+    return Trained(model, frozenset(drop), spec, len(cases), folder)
+
+
+def load(folder: Path) -> Trained | None:
+    """The recogniser a :func:`train` left in ``folder`` (refitted from its cached training
+    set, deterministic by its seed), or None when the folder holds none."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        doc = loads_json(read_text(path), str(path))
+        spec = FingerprintSpec.model_validate(doc["spec"])
+        seed = int(doc["seed"])
+        drop = frozenset((str(a), str(b)) for a, b in doc["drop"])
+        cases_path = folder / str(doc["fingerprints"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"not a recogniser manifest ({e})", source=str(path)) from e
+    if cases_path.name != Path(str(doc["fingerprints"])).name or not cases_path.is_file():
+        raise InputError("the training set it names is missing", source=str(path))
+    cases = read_cases(cases_path)
+    return Trained(fit(cases, seed), drop, spec, len(cases), folder)

@@ -71,6 +71,7 @@ class EntrySli:
     success: float | None
     p50: float | None
     p99: float | None
+    p95: float | None = None
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,16 @@ class Window:
     """One window of production: ``time`` is its end (unix seconds), ``seconds`` its
     length; ``services`` maps service -> metric -> value; ``entry`` is filled when the
     telemetry has an SLI table (else the watch derives it from the entry services);
-    ``baseline`` marks normal-operation telemetry replayed first to learn what normal is."""
+    ``baseline`` marks normal-operation telemetry replayed first to learn what normal is;
+    ``edges`` maps a call edge ``"caller->callee"`` to its latency medians where the
+    telemetry has them (``client_p50``: the caller's view, ``server_p50``: the callee's)."""
 
     time: float
     seconds: float
     services: Mapping[str, Mapping[str, float]]
     entry: EntrySli | None = None
     baseline: bool = False
+    edges: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -125,10 +129,12 @@ class Source(Protocol):
 
 @dataclass
 class Recorded:
-    """A replay: every window read up front, yielded on a simulated clock."""
+    """A replay: every window read up front, yielded on a simulated clock; ``calls`` the
+    call edges the telemetry names (empty when it names none)."""
 
     items: list[Window]
     report: SourceReport
+    calls: tuple[tuple[str, str], ...] = ()
 
     @property
     def total(self) -> int | None:
@@ -153,100 +159,53 @@ def _only(folder: Path, pattern: str, what: str) -> list[Path]:
     return found
 
 
-def _headers(path: Path) -> list[str]:
-    try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            return [c.strip() for c in fh.readline().strip().split(",")]
-    except OSError as e:
-        raise InputError(f"cannot read ({e})", source=str(path)) from e
-
-
 # -- nezha -------------------------------------------------------------------------------------
 
-NEZHA_POD_COLUMNS: dict[str, tuple[str, float]] = {
-    "CpuUsageRate(%)": (CPU, 0.01),
-    "MemoryUsageRate(%)": ("memory", 0.01),
-    "NetworkReceiveBytes": ("net_rx_bytes", 1.0),
-    "NetworkTransmitBytes": ("net_tx_bytes", 1.0),
-    "PodClientLatencyP90(s)": ("client_p90", 1.0),
-    "PodClientLatencyP95(s)": ("client_p95", 1.0),
-    "PodClientLatencyP99(s)": ("client_p99", 1.0),
-    "PodServerLatencyP90(s)": (P90, 1.0),
-    "PodServerLatencyP95(s)": (P95, 1.0),
-    "PodServerLatencyP99(s)": (P99, 1.0),
-    "PodWorkload(Ops)": (RATE, 1.0),
-    "PodSuccessRate(%)": (SUCCESS, 0.01),
-}
-"""Nezha's per-pod columns -> metric names and the factor to their unit (percent -> share)."""
-_NEZHA_IDENTITY = {"Time", "TimeStamp", "PodName", "t"}
+NEZHA_POD_COLUMNS = nezha.POD_COLUMNS
+"""Nezha's per-pod columns -> metric names and the factor to their unit (percent -> share);
+the one table lives with the reader (:data:`twin.calibrate.nezha.POD_COLUMNS`)."""
 
 
-def _is_sli_table(path: Path) -> bool:
-    cols = set(_headers(path))
-    return {"TimeStamp", "SuccessRate(%)", "LatencyP99(s)"} <= cols and "PodName" not in cols
-
-
-def read_nezha(folder: Path) -> Recorded:
-    """A Nezha day folder: per-pod ``*_metric.csv`` tables and the SLI table (the CSV whose
-    header holds ``SuccessRate(%)`` and ``LatencyP99(s)`` and no pod column), on the SLI
-    table's minutes. A pod row joins the SLI minute nearest its timestamp within half a
-    minute; a pod file whose times do not overlap the SLI table's is left out and said."""
-    rep = SourceReport()
-    slis = [p for p in _only(folder, "*.csv", "CSV tables") if _is_sli_table(p)]
-    if not slis:
-        raise InputError(
-            "no SLI table (a CSV with TimeStamp, SuccessRate(%), LatencyP99(s))",
-            source=str(folder),
-        )
-    sli = pd.concat([nezha.read_front_sli(p) for p in slis]).sort_values("t")
-    sli = sli.drop_duplicates("t").reset_index(drop=True)
-    rep.files += [str(p) for p in slis]
-    if sli.empty:
-        raise InputError("the SLI table has no row with a timestamp", source=str(slis[0]))
-    span = (float(sli["t"].min()), float(sli["t"].max()))
-    _only(folder, "*_metric.csv", "per-pod metric tables (*_metric.csv)")
-    pods, problems = nezha.read_pod_metrics(folder, span)
-    rep.problems += problems
-    rep.files += [str(p) for p in sorted(folder.glob("*_metric.csv"))]
-    times = sli["t"].to_numpy(dtype=float)
-    step = float(np.median(np.diff(times))) if len(times) > 1 else 60.0
-    cols: dict[str, dict[str, np.ndarray]] = {}
-    base = pd.DataFrame({"t": times})
-    for svc, df in pods.items():
-        for c in df.columns:
-            if c not in NEZHA_POD_COLUMNS and c not in _NEZHA_IDENTITY:
-                rep.unmapped_metric(c)
-        keep = ["t", *[c for c in NEZHA_POD_COLUMNS if c in df.columns]]
-        right = df[keep].astype({"t": float}).sort_values("t")
-        joined = pd.merge_asof(base, right, on="t", direction="nearest", tolerance=int(step // 2))
-        cols[svc] = {
-            NEZHA_POD_COLUMNS[c][0]: pd.to_numeric(joined[c], errors="coerce").to_numpy(float)
-            * NEZHA_POD_COLUMNS[c][1]
-            for c in keep[1:]
-        }
-    front_rate = _entry_rate(cols)
+def nezha_windows(day: nezha.NezhaDay) -> Recorded:
+    """A day read by :func:`twin.calibrate.nezha.read_day` as windows: per service its pod
+    metrics, per call edge its two medians, the SLI table's figures as the entry's (the
+    busiest service's rate stands for the entry's request count)."""
+    rep = SourceReport(files=list(day.files), problems=list(day.notes))
+    for name, n in day.unmapped.items():
+        rep.unmapped_metric(name.split(":", 1)[1] if name.startswith("pod:") else name, n)
+    step = day.step
+    front_rate = _entry_rate(day.services)
+    e = day.entry
     items = []
-    succ = sli["success"].to_numpy(float)
-    p50 = sli["p50"].to_numpy(float)
-    p99 = sli["p99"].to_numpy(float)
-    for i, t in enumerate(times):
+    for i, t in enumerate(day.times):
         services = {
             s: {m: float(a[i]) for m, a in ms.items() if math.isfinite(a[i])}
-            for s, ms in cols.items()
+            for s, ms in day.services.items()
+        }
+        edges = {
+            k: {m: float(a[i]) for m, a in ms.items() if math.isfinite(a[i])}
+            for k, ms in day.edges.items()
         }
         rate = front_rate[i] if front_rate is not None else float("nan")
         entry = EntrySli(
             requests=float(rate * step) if math.isfinite(rate) else 0.0,
-            success=_finite(succ[i]),
-            p50=_finite(p50[i]),
-            p99=_finite(p99[i]),
+            success=_finite(e["success"][i]),
+            p50=_finite(e["p50"][i]),
+            p99=_finite(e["p99"][i]),
+            p95=_finite(e["p95"][i]),
         )
-        items.append(Window(float(t), step, services, entry))
+        items.append(Window(float(t), step, services, entry, edges=edges))
     rep.windows = len(items)
-    return Recorded(items, rep)
+    return Recorded(items, rep, calls=day.calls)
 
 
-def _entry_rate(cols: dict[str, dict[str, np.ndarray]]) -> np.ndarray | None:
+def read_nezha(folder: Path) -> Recorded:
+    """A Nezha day folder (:func:`twin.calibrate.nezha.read_day`: files by pattern and
+    header, clocks aligned) as windows on the SLI table's minutes."""
+    return nezha_windows(nezha.read_day(folder))
+
+
+def _entry_rate(cols: Mapping[str, Mapping[str, np.ndarray]]) -> np.ndarray | None:
     """The busiest service's rate stands for the entry's when the SLI table has none."""
     rates = {s: m[RATE] for s, m in cols.items() if RATE in m}
     if not rates:

@@ -13,8 +13,10 @@ For each window a source yields (:mod:`twin.predict.sources`) the watch
    alert times sit beside the twin's;
 5. when the entry or a service has been anomalous for ``persist`` windows in a row, the SLO
    is broken now, or the twin stopped following: names the failure mode and ranks root-cause
-   services (a :class:`Recogniser`), steps the twin forward from the current state with that
-   fault applied to get P(breach) and the time to breach, looks up the mitigation (the
+   services (a :class:`Recogniser`: the :class:`Classifier` trained on the twin's own
+   failures when one is given, else the statistical :class:`LargestChange`), steps the twin
+   forward from the current state with that fault applied to get P(breach) and the time to
+   breach, looks up the mitigation (the
    learned policy's, or the campaign's best for that failure mode) and re-simulates it from
    the same state, and hands the condition to the :class:`~twin.predict.alerts.AlertBook`,
    which groups, de-duplicates and resolves.
@@ -29,7 +31,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -58,6 +60,9 @@ from twin.results import Stretch
 from twin.scenario import Load, Scenario
 from twin.sim.stepped import SteppedTwin
 from twin.topology import Topology
+
+if TYPE_CHECKING:
+    from twin.predict.recognise import Trained
 
 ENTRY = "entry"
 """The key the entry's own figures are scored under."""
@@ -185,7 +190,8 @@ class Recognition:
 
 
 class Recogniser(Protocol):
-    """Names the failure mode from the recent windows against normal ones."""
+    """Names the failure mode from the recent windows (the suspect ones: since the symptoms
+    began) against normal ones (before them)."""
 
     def recognise(
         self, recent: Sequence[src.Window], normal: Sequence[src.Window]
@@ -247,6 +253,60 @@ class LargestChange:
         )
 
 
+@dataclass
+class Classifier:
+    """The correlation engine trained on the twin's own failures
+    (:class:`twin.predict.recognise.Trained`) behind the :class:`Recogniser` face.
+
+    The windows are read as the engine was trained: the suspect windows (``recent``) are the
+    fault's, the last normal windows before them (as many as the training baseline held) its
+    baseline, laid end to end on one clock, turned into standardised changes with the
+    training's uninformative metrics left out, and recognised. The kind is the most likely
+    fault kind (when the engine's best guess is ``none``, the next one, and the fingerprint
+    says so); root causes and probabilities are the engine's. With fewer than
+    ``min_before`` normal windows there is no baseline to compare with, and ``fallback``
+    (the statistical ranking) answers."""
+
+    trained: Trained
+    calls: tuple[tuple[str, str], ...] = ()
+    min_before: int = 3
+    fallback: Recogniser = field(default_factory=LargestChange)
+
+    def recognise(self, recent: Sequence[src.Window], normal: Sequence[src.Window]) -> Recognition:
+        from twin.predict.localise import changes
+        from twin.predict.windows import from_windows
+
+        if not recent:
+            return self.fallback.recognise(recent, normal)
+        spec = self.trained.spec
+        step = recent[-1].seconds
+        first = recent[0].time - recent[0].seconds
+        n_before = max(round(spec.before_s / step), 1)
+        before = [w for w in normal if w.time <= first + 1e-9][-n_before:]
+        if len(before) < self.min_before:
+            rec = self.fallback.recognise(recent, normal)
+            name = f"{rec.fingerprint} (too few normal windows for the classifier)"
+            return replace(rec, fingerprint=name)
+        ws = [*before, *recent]
+        end = recent[-1].time
+        laid = [replace(w, time=end - (len(ws) - 1 - i) * step) for i, w in enumerate(ws)]
+        tel = from_windows(laid, self.calls)
+        start = end - len(recent) * step
+        ch = changes(tel, start, len(recent) * step, len(before) * step, self.trained.drop)
+        r = self.trained.model.recognise(ch)
+        kinds = {k: p for k, p in r.kinds.items() if k != "none"}
+        kind = max(kinds, key=lambda k: kinds[k]) if kinds else r.kind
+        none = r.kinds.get("none")
+        note = f"; none {none:.2f}" if none is not None and r.kind == "none" else ""
+        return Recognition(
+            kind,
+            tuple(c.service for c in r.root_cause),
+            tuple(c.probability for c in r.root_cause),
+            fingerprint=f"classifier: {kind} p={r.kinds.get(kind, 0.0):.2f}{note}",
+            similarity=r.kinds.get(kind),
+        )
+
+
 # -- mitigation --------------------------------------------------------------------------------
 
 
@@ -274,6 +334,8 @@ class WatchConfig:
     ``step_s``: the Monte Carlo's size;
     ``spread``: the log-normal sigma of the fault intensity and load each replication draws;
     ``reuse_windows``: an estimate for the same failure mode is reused this many windows;
+    ``suspect_windows``: at most this many of the latest windows in a row where something
+    moved the harmful way are what the recogniser reads as the fault's;
     ``slo_*`` override the topology's SLO."""
 
     horizon_s: float = 1800.0
@@ -290,6 +352,7 @@ class WatchConfig:
     follow: FollowConfig = field(default_factory=FollowConfig)
     linear_range_s: float = 1800.0
     reuse_windows: int = 5
+    suspect_windows: int = 3
 
 
 @dataclass
@@ -351,7 +414,7 @@ class Watch:
         self.rng = np.random.default_rng(c.seed)
         self.streak: dict[str, int] = {}
         self.normal: deque[src.Window] = deque(maxlen=c.normal_windows)
-        self.recent: deque[src.Window] = deque(maxlen=max(c.persist, 1))
+        self.recent: deque[src.Window] = deque(maxlen=max(c.suspect_windows, 1))
         self.entries = {self.topology.resolve(w.entry)[0] for w in self.topology.workload}
         self._estimates: dict[tuple[str, str | None], tuple[float, BreachEstimate, Mitigation]] = {}
 
@@ -403,7 +466,10 @@ class Watch:
         breaching = self._breaching(sli)
         burn = self._burn(w, sli)
         linear = self.linear.update(w.time, sli.p99) if self.linear else False
-        self.recent.append(w)
+        if breaching or any(self.streak.get(k, 0) > 0 for k in scores):
+            self.recent.append(w)  # a suspect window: something moved the harmful way
+        else:
+            self.recent.clear()
         estimate: BreachEstimate | None = None
         messages: list[Alert] = []
         conditions: list[Condition] = []
@@ -471,7 +537,7 @@ class Watch:
         breaching: bool,
         follow: Any,
     ) -> tuple[Condition, BreachEstimate | None]:
-        rec = self.recogniser.recognise(list(self.recent), list(self.normal))
+        rec = self.recogniser.recognise(list(self.recent) or [w], list(self.normal))
         target = next((s for s in rec.root_cause if s in self.topology.services), None)
         key = (rec.kind, target)
         cached = self._estimates.get(key)
@@ -648,6 +714,7 @@ def stretch_entry(s: Stretch) -> tuple[float | None, float | None]:
 
 __all__ = [
     "Candidate",
+    "Classifier",
     "Detectors",
     "EwmDetector",
     "Forecaster",

@@ -19,26 +19,26 @@ edge          ``client_p50``: median latency of the call seen by the caller (s);
 entry         ``success`` (0-1); ``latency_p50``, ``latency_p95``, ``latency_p99`` (s)
 ============  ====================================================================
 
-:func:`from_series` reads a simulation's time series; :func:`read_nezha` reads Nezha's
-published layout (per-pod minute tables, front-end SLIs, per-edge medians, the call edges and
-the fault list), finding files by pattern. Dataset readers say which of their metrics map and
+:func:`from_series` reads a simulation's time series; :func:`from_windows` the watch's
+windows (:class:`twin.predict.sources.Window`; :func:`to_windows` the other way), so the
+watch and the recogniser read production through one reader per format; :func:`read_nezha`
+is Nezha's published layout through that path (the one reading,
+:func:`twin.calibrate.nezha.read_day`). Dataset readers say which of their metrics map and
 which do not.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from twin.calibrate.nezha import read_fault_list, read_front_sli
-from twin.calibrate.spans import service_from_pod
-from twin.errors import InputError
-from twin.safeload import check_size
+from twin.calibrate.nezha import POD_COLUMNS, read_day
+from twin.predict.sources import EntrySli, Window, nezha_windows
 from twin.topology import Topology
 
 SERVICE_METRICS: tuple[str, ...] = ("cpu", "latency_p95", "latency_p99", "rate", "success")
@@ -197,25 +197,91 @@ def from_series(
     return Telemetry(times, window, services, edges, entry, calls)
 
 
-# -- Nezha's published layout -----------------------------------------------------------------
+# -- the watch's windows ---------------------------------------------------------------------
 
-NEZHA_POD_METRICS: dict[str, tuple[str, float]] = {
-    "CpuUsageRate(%)": ("cpu", 0.01),
-    "PodServerLatencyP95(s)": ("latency_p95", 1.0),
-    "PodServerLatencyP99(s)": ("latency_p99", 1.0),
-    "PodWorkload(Ops)": ("rate", 1.0),
-    "PodSuccessRate(%)": ("success", 0.01),
-}
-"""Nezha pod column -> (metric, factor to the metric's unit). Every other column is unmapped:
-memory, syscalls, network bytes and node figures have no counterpart in the twin; the
-client-side pod latency is the edge table's business; P90s have no twin quantile."""
-
-NEZHA_ENTRY_METRICS: dict[str, str] = {
+ENTRY_OF_SLI: dict[str, str] = {
     "success": "success",
     "p50": "latency_p50",
     "p95": "latency_p95",
     "p99": "latency_p99",
 }
+"""A window's entry figures (:class:`~twin.predict.sources.EntrySli` fields) -> entry metrics."""
+
+
+def from_windows(windows: Sequence[Window], calls: Iterable[tuple[str, str]] = ()) -> Telemetry:
+    """The watch's windows (oldest first) as :class:`Telemetry`: each service's, edge's and
+    the entry's metrics of this vocabulary, NaN where a window lacks one; a service metric
+    outside it is listed in ``unmapped`` (``service:NAME``). ``calls`` are the call edges
+    known besides those the windows measure."""
+    n = len(windows)
+    times = np.array([w.time for w in windows], dtype=float)
+    window = float(np.median([w.seconds for w in windows])) if n else 60.0
+    services: dict[str, Series] = {}
+    edges: dict[str, Series] = {}
+    entry: Series = {}
+    unmapped: set[str] = set()
+    for i, w in enumerate(windows):
+        for s, ms in w.services.items():
+            row = services.setdefault(s, {})
+            for m, v in ms.items():
+                if m in SERVICE_METRICS:
+                    row.setdefault(m, np.full(n, math.nan))[i] = v
+                else:
+                    unmapped.add(f"service:{m}")
+        for e, ms in w.edges.items():
+            row = edges.setdefault(e, {})
+            for m, v in ms.items():
+                if m in EDGE_METRICS:
+                    row.setdefault(m, np.full(n, math.nan))[i] = v
+        if w.entry is not None:
+            for f, m in ENTRY_OF_SLI.items():
+                v = getattr(w.entry, f)
+                if v is not None:
+                    entry.setdefault(m, np.full(n, math.nan))[i] = v
+    known = list(dict.fromkeys(calls))
+    for e in edges:
+        pair = tuple(e.split("->", 1))
+        if len(pair) == 2 and pair not in known:
+            known.append((pair[0], pair[1]))
+    return Telemetry(times, window, services, edges, entry, tuple(known), tuple(sorted(unmapped)))
+
+
+def to_windows(tel: Telemetry) -> list[Window]:
+    """:class:`Telemetry` as the watch's windows (the inverse of :func:`from_windows` on this
+    vocabulary): what a replay of the twin's own telemetry looks like."""
+    out: list[Window] = []
+    sli = {m: f for f, m in ENTRY_OF_SLI.items()}
+
+    def at(series: Series, i: int) -> dict[str, float]:
+        return {m: float(v[i]) for m, v in series.items() if math.isfinite(v[i])}
+
+    for i, t in enumerate(tel.times):
+        e = at(tel.entry, i)
+        entry = (
+            EntrySli(
+                requests=0.0,
+                success=e.get("success"),
+                p50=e.get("latency_p50"),
+                p99=e.get("latency_p99"),
+                p95=e.get("latency_p95"),
+            )
+            if any(m in e for m in sli)
+            else None
+        )
+        out.append(
+            Window(
+                float(t),
+                tel.window,
+                {s: at(v, i) for s, v in tel.services.items()},
+                entry,
+                edges={k: at(v, i) for k, v in tel.edges.items()},
+            )
+        )
+    return out
+
+
+# -- Nezha's published layout -----------------------------------------------------------------
+
 NEZHA_FAULT_KINDS: dict[str, str] = {
     "cpu_contention": "cpu_exhaustion",
     "cpu_consumed": "cpu_exhaustion",
@@ -235,9 +301,6 @@ def nezha_kind(fault_type: str) -> str | None:
     return NEZHA_FAULT_KINDS.get(fault_type)
 
 
-_NEZHA_IDS = frozenset({"Time", "TimeStamp", "PodName", "time", "timestamp"})
-
-
 @dataclass(frozen=True)
 class LabelledFault:
     """A fault the dataset says was injected: when (Unix s), into which service, of which
@@ -249,165 +312,23 @@ class LabelledFault:
     label: str = ""
 
 
-@dataclass
-class _Grid:
-    times: np.ndarray
-    step: float
-    notes: list[str] = field(default_factory=list)
-
-    def place(self, t: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Values at times ``t`` on the grid (nearest slot within half a step)."""
-        out = np.full(len(self.times), math.nan)
-        pos = np.searchsorted(self.times, t)
-        for i, (ti, vi) in enumerate(zip(t, v, strict=True)):
-            best = None
-            for j in (pos[i] - 1, pos[i]):
-                if 0 <= j < len(self.times) and abs(self.times[j] - ti) <= self.step / 2:
-                    best = (
-                        j
-                        if best is None or abs(self.times[j] - ti) < abs(self.times[best] - ti)
-                        else best
-                    )
-            if best is not None:
-                out[best] = vi
-        return out
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    check_size(path, "telemetry")
-    try:
-        return pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-        raise InputError(f"cannot read CSV ({e})", source=str(path)) from e
-
-
-def _one(folder: Path, pattern: str, what: str) -> Path | None:
-    found = sorted(folder.glob(pattern))
-    if len(found) > 1:
-        raise InputError(
-            f"more than one {what} ({', '.join(p.name for p in found)}): expected one",
-            source=str(folder),
-        )
-    return found[0] if found else None
-
-
-def _aligned(
-    t: np.ndarray, ref: np.ndarray, step: float, name: str, notes: list[str]
-) -> np.ndarray:
-    """Times of one file put on the reference clock. A file whose times do not overlap the
-    reference's but cover the same span with the same number of rows is the same capture
-    under a clock set off by a constant: it is shifted by that constant, and said so.
-    Anything else that does not overlap is left out (returned empty)."""
-    if not len(t) or (t.max() >= ref.min() and t.min() <= ref.max()):
-        return t
-    same_span = abs((t.max() - t.min()) - (ref.max() - ref.min())) <= step
-    if same_span and abs(len(t) - len(ref)) <= max(1, len(ref) // 100):
-        shift = float(ref.min() - t.min())
-        notes.append(
-            f"{name}: clock {-shift:+.0f} s off the front end's, same span and rows: shifted"
-        )
-        return t + shift
-    notes.append(f"{name}: times do not overlap the front end's: left out")
-    return np.array([])
-
-
-def _split_edge(col: str, services: set[str]) -> tuple[str, str] | None:
-    for i, ch in enumerate(col):
-        if ch == "_" and col[:i] in services and col[i + 1 :] in services:
-            return col[:i], col[i + 1 :]
-    return None
-
-
 def read_nezha(folder: str | Path) -> tuple[Telemetry, list[LabelledFault]]:
-    """One day of Nezha's layout (``rca_data/DAY/``) as :class:`Telemetry` and its labelled
-    faults. Files are found by pattern: ``*_metric.csv`` (one per pod; the pod name reduced
-    to its service), ``front_service*.csv`` (front-end SLIs, the grid's clock),
-    ``source_*.csv`` / ``destination_*.csv`` (per-edge medians at the caller and the callee),
-    ``dependency*.csv`` (call edges) and ``*fault_list*.json`` (ground truth; optional)."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError("expected a folder of Nezha telemetry", source=str(root))
-    front = _one(root, "front_service*.csv", "front-end SLI table")
-    if front is None:
-        raise InputError("no front_service*.csv (the front end's SLIs)", source=str(root))
-    sli = read_front_sli(front)
-    ref = sli["t"].to_numpy(dtype=float)
-    step = float(np.median(np.diff(ref))) if len(ref) > 1 else 60.0
-    grid = _Grid(ref, step)
-    notes: list[str] = []
-    entry = {
-        NEZHA_ENTRY_METRICS[k]: grid.place(ref, sli[k].to_numpy(dtype=float))
-        for k in NEZHA_ENTRY_METRICS
+    """One day of Nezha's layout as :class:`Telemetry` and its labelled faults: the one
+    reading (:func:`twin.calibrate.nezha.read_day`: files by pattern and header, pod names
+    reduced to services, clocks aligned) through the watch's windows
+    (:func:`twin.predict.sources.nezha_windows`), so the recogniser sees what the watch sees.
+    Pod columns outside this vocabulary are listed in ``unmapped``."""
+    day = read_day(folder)
+    rec = nezha_windows(day)
+    tel = from_windows(rec.items, day.calls)
+    outside = {
+        f"pod:{col}"
+        for col, (metric, _) in POD_COLUMNS.items()
+        if metric not in SERVICE_METRICS and any(metric in s for s in day.services.values())
     }
-    services: dict[str, Series] = {}
-    unmapped: set[str] = set()
-    for path in sorted(root.glob("*_metric.csv")):
-        df = _read_csv(path)
-        if "TimeStamp" not in df.columns:
-            raise InputError("missing column TimeStamp", source=str(path))
-        service = service_from_pod(path.name[: -len("_metric.csv")])
-        t = pd.to_numeric(df["TimeStamp"], errors="coerce").to_numpy(dtype=float)
-        keep = np.isfinite(t)
-        df, t = df[keep], t[keep]
-        t = _aligned(t, ref, step, path.name, notes)
-        if not len(t):
-            continue
-        series: Series = {}
-        for col in df.columns:
-            if col in NEZHA_POD_METRICS:
-                metric, k = NEZHA_POD_METRICS[col]
-                v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float) * k
-                series[metric] = grid.place(t, v)
-            elif col not in _NEZHA_IDS:
-                unmapped.add(f"pod:{col}")
-        services[service] = series
-    calls: list[tuple[str, str]] = []
-    dep = _one(root, "dependency*.csv", "call-edge table")
-    if dep is not None:
-        d = _read_csv(dep)
-        if {"Source", "Target"} <= set(d.columns):
-            calls = [(str(a), str(b)) for a, b in zip(d["Source"], d["Target"], strict=True)]
-        else:
-            notes.append(f"{dep.name}: no Source/Target columns: call edges from the edge tables")
-    known = set(services) | {s for e in calls for s in e}
-    edges: dict[str, Series] = {}
-    for pattern, metric in (("source_*.csv", "client_p50"), ("destination_*.csv", "server_p50")):
-        for path in sorted(root.glob(pattern)):
-            df = _read_csv(path)
-            tcol = "timestamp" if "timestamp" in df.columns else "TimeStamp"
-            if tcol not in df.columns:
-                raise InputError("missing column timestamp", source=str(path))
-            t = pd.to_numeric(df[tcol], errors="coerce").to_numpy(dtype=float)
-            t = _aligned(t, ref, step, path.name, notes)
-            if not len(t):
-                continue
-            for col in df.columns:
-                if col in _NEZHA_IDS:
-                    continue
-                pair = _split_edge(col, known)
-                if pair is None:
-                    unmapped.add(f"edge:{col}")
-                    continue
-                key = f"{pair[0]}->{pair[1]}"
-                v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
-                edges.setdefault(key, {})[metric] = grid.place(t, v)
-                if pair not in calls:
-                    calls.append(pair)
-    faults: list[LabelledFault] = []
-    fl = _one(root, "*fault_list*.json", "fault list")
-    if fl is not None:
-        faults = [
-            LabelledFault(f.timestamp, f.service, f.type, f"{f.time[11:16]} {f.service} {f.type}")
-            for f in read_fault_list(fl)
-        ]
-    tel = Telemetry(
-        times=ref,
-        window=step,
-        services=services,
-        edges=edges,
-        entry=entry,
-        calls=tuple(calls),
-        unmapped=tuple(sorted(unmapped)),
-        notes=tuple(notes),
-    )
-    return tel, faults
+    faults = [
+        LabelledFault(f.timestamp, f.service, f.type, f"{f.time[11:16]} {f.service} {f.type}")
+        for f in day.faults
+    ]
+    unmapped = tuple(sorted(set(day.unmapped) | outside))
+    return replace(tel, unmapped=unmapped, notes=tuple(day.notes)), faults
