@@ -48,6 +48,7 @@ from urllib.parse import parse_qs, urlparse
 
 from testbed.config import TestbedConfig
 from testbed.http import Pool, serve
+from testbed.load import command, environment
 from testbed.run import ROOT, Testbed, _wait_port, free_base_port
 
 HIST = "http_server_request_duration_seconds"
@@ -380,22 +381,9 @@ def one_run(
     with bed:
         load_start = time.time()
         load = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "testbed.load",
-                bed.url(),
-                "--rate",
-                str(rate),
-                "--duration",
-                str(duration),
-                "--seed",
-                str(seed),
-                "--out",
-                str(load_out),
-            ],
+            command(bed.url(), rate, duration, seed, load_out),
             cwd=ROOT,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            env=environment(),
             start_new_session=True,
         )
         try:

@@ -11,9 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from testbed.http import Pool
@@ -55,6 +59,44 @@ async def run(
             records.append((0.0, grace, -1))
     pool.close()
     return records
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command(url: str, rate: float, duration: float, seed: int, out: Path) -> list[str]:
+    """The generator as a command line, for a process of its own (so its CPU is not the
+    system's): callers that run it beside other work start it with this."""
+    return [
+        sys.executable,
+        "-m",
+        "testbed.load",
+        url,
+        *("--rate", str(rate), "--duration", str(duration), "--seed", str(seed)),
+        *("--out", str(out)),
+    ]
+
+
+def environment() -> dict[str, str]:
+    """The environment a generator process needs: this checkout on the path."""
+    return dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+def run_load(
+    url: str, rate: float, duration: float, seed: int, out: Path, *, nice: int = 0
+) -> dict[str, Any]:
+    """Run the generator in its own process to the end (bounded: ``duration`` + 60 s) and
+    return what it wrote (``records``: send time, latency, status per request)."""
+    prefix = ["nice", "-n", str(nice)] if nice else []
+    subprocess.run(
+        [*prefix, *command(url, rate, duration, seed, out)],
+        check=True,
+        timeout=duration + 60,
+        cwd=ROOT,
+        env=environment(),
+    )
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
 
 
 def main() -> None:

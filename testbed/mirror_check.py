@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -32,8 +31,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from testbed import load
 from testbed.config import SHADOW_PORT_OFFSET, TestbedConfig
-from testbed.run import ROOT, Testbed, free_base_port
+from testbed.run import Testbed, free_base_port
 from twin.mirror.document import Budget, TransformSet
 from twin.mirror.envoy import MARK_HEADER, MIRROR_KEY, Endpoint, MirrorPlan, fraction
 from twin.mirror.run import Mirror, free_port
@@ -114,27 +114,7 @@ def loadavg() -> list[float]:
 
 def run_load(url: str, rate: float, duration: float, seed: int, out: Path) -> list[list[float]]:
     """testbed.load (open-loop Poisson) in its own process; its records."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "testbed.load",
-            url,
-            "--rate",
-            str(rate),
-            "--duration",
-            str(duration),
-            "--seed",
-            str(seed),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        timeout=duration + 60,
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
-    recs: list[list[float]] = json.loads(out.read_text())["records"]
+    recs: list[list[float]] = load.run_load(url, rate, duration, seed, out)["records"]
     return recs
 
 

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from testbed.config import TestbedConfig
+from testbed.load import run_load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -251,29 +252,7 @@ class Testbed:
     ) -> dict[str, Any]:
         """Run the open-loop generator (its own process) and return its records."""
         out = out or self.dir / f"load-{rate:g}-{seed}.json"
-        prefix = ["nice", "-n", str(self.config.nice)] if self.config.nice else []
-        subprocess.run(
-            [
-                *prefix,
-                sys.executable,
-                "-m",
-                "testbed.load",
-                self.url(),
-                "--rate",
-                str(rate),
-                "--duration",
-                str(duration),
-                "--seed",
-                str(seed),
-                "--out",
-                str(out),
-            ],
-            check=True,
-            timeout=duration + 60,
-            cwd=ROOT,
-        )
-        data: dict[str, Any] = json.loads(out.read_text())
-        return data
+        return run_load(self.url(), rate, duration, seed, out, nice=self.config.nice)
 
     # -- faults ---------------------------------------------------------------------------------
 
