@@ -173,8 +173,6 @@ def main() -> int:
     out: Path = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     from testbed.config import TestbedConfig
-    from twin.calibrate import CalibrationConfig, run_calibration
-    from twin.topology import Topology
 
     secs = a.seconds
     rows: list[dict[str, Any]] = []
@@ -182,30 +180,9 @@ def main() -> int:
 
     base = a.base_port or free_base_port()
     with Testbed(out / "run", TestbedConfig(base_port=base)) as tb:
-        tb.load(5, 5, seed=99)  # warm connections and caches
-        t0 = time.time()
-        cal = tb.load(CAL_RATE, a.cal_seconds, seed=1)
-        t1 = time.time()
-        time.sleep(2.5)  # let spans flush and Prometheus scrape the end of the window
-        spans = sorted(tb.spans_dir.glob("*.jsonl"))
-        mapping = out / "mapping.yaml"
-        mapping.write_text("cpu_seconds: worker_busy_seconds_total\n", encoding="utf-8")
-        run_calibration(
-            CalibrationConfig(
-                traces=tuple(spans),
-                out=out / "calibration",
-                prometheus=tb.prometheus_url,
-                start=str(t0),
-                end=str(t1),
-                step_seconds=1.0,
-                name="testbed",
-                workers={s.name: s.workers for s in tb.config.services},
-                mapping=mapping,
-                demand=a.demand,
-                predict_seconds=120.0,
-            )
+        topo, cal, t0, t1 = tb.calibrate(
+            out, CAL_RATE, a.cal_seconds, demand=a.demand, predict_seconds=120.0
         )
-        topo = Topology.load(out / "calibration" / "topology.yaml")
         calib = {
             **measured(cal["records"]),
             "loadavg_1m": os.getloadavg()[0],

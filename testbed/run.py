@@ -254,6 +254,46 @@ class Testbed:
         out = out or self.dir / f"load-{rate:g}-{seed}.json"
         return run_load(self.url(), rate, duration, seed, out, nice=self.config.nice)
 
+    def calibrate(
+        self,
+        out: Path,
+        rate: float,
+        seconds: float,
+        *,
+        demand: str = "cpu",
+        predict_seconds: float = 60.0,
+    ) -> tuple[Any, dict[str, Any], float, float]:
+        """The twin calibrated from this system: warm up, run ``rate`` requests/s for
+        ``seconds``, then calibrate from the spans and Prometheus with worker-busy time as the
+        CPU demand (``out/calibration``). Returns the topology, the load's records and the
+        window's start and end (unix seconds)."""
+        from twin.calibrate import CalibrationConfig, run_calibration
+        from twin.topology import Topology
+
+        self.load(5, 5, seed=99)  # warm connections and caches
+        t0 = time.time()
+        records = self.load(rate, seconds, seed=1)
+        t1 = time.time()
+        time.sleep(2.5)  # let spans flush and Prometheus scrape the end of the window
+        mapping = out / "mapping.yaml"
+        mapping.write_text("cpu_seconds: worker_busy_seconds_total\n", encoding="utf-8")
+        run_calibration(
+            CalibrationConfig(
+                traces=tuple(sorted(self.spans_dir.glob("*.jsonl"))),
+                out=out / "calibration",
+                prometheus=self.prometheus_url,
+                start=str(t0),
+                end=str(t1),
+                step_seconds=1.0,
+                name="testbed",
+                workers={s.name: s.workers for s in self.config.services},
+                mapping=mapping,
+                demand=demand,
+                predict_seconds=predict_seconds,
+            )
+        )
+        return Topology.load(out / "calibration" / "topology.yaml"), records, t0, t1
+
     # -- faults ---------------------------------------------------------------------------------
 
     def inject(self, service: str, *, latency: float = 0.0, error: float = 0.0) -> None:

@@ -108,32 +108,8 @@ def design_topology(config: TestbedConfig, rate: float) -> Any:
 def calibrate(tb: Testbed, out: Path, seconds: float) -> Any:
     """The twin calibrated from production at 4 requests/s (experiments/validate_testbed.py's
     method: traces, Prometheus, worker-busy time as the demand)."""
-    from twin.calibrate import CalibrationConfig, run_calibration
-    from twin.topology import Topology
-
-    tb.load(5, 5, seed=99)  # warm connections and caches
-    t0 = time.time()
-    tb.load(CAL_RATE, seconds, seed=1)
-    t1 = time.time()
-    time.sleep(2.5)  # let spans flush and Prometheus scrape the end of the window
-    mapping = out / "mapping.yaml"
-    mapping.write_text("cpu_seconds: worker_busy_seconds_total\n", encoding="utf-8")
-    run_calibration(
-        CalibrationConfig(
-            traces=tuple(sorted(tb.spans_dir.glob("*.jsonl"))),
-            out=out / "calibration",
-            prometheus=tb.prometheus_url,
-            start=str(t0),
-            end=str(t1),
-            step_seconds=1.0,
-            name="testbed",
-            workers={s.name: s.workers for s in tb.config.services},
-            mapping=mapping,
-            demand="cpu",
-            predict_seconds=60.0,
-        )
-    )
-    return Topology.load(out / "calibration" / "topology.yaml")
+    topology, _, _, _ = tb.calibrate(out, CAL_RATE, seconds, demand="cpu", predict_seconds=60.0)
+    return topology
 
 
 def with_access_log(bootstrap: dict[str, Any], folder: Path) -> dict[str, Any]:
