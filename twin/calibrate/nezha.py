@@ -8,7 +8,7 @@ Why a reader of its own: the fault ground truth (``DAY-fault_list.json``: per ho
 (``POD_metric.csv``, ``front_service.csv``) are what a fault replay compares with, and they
 have quirks a replay must not trip on silently: times are read from ``TimeStamp`` (Unix
 seconds; ``Time`` is a Go time string), and a pod file whose timestamps do not overlap the
-front end's (the adservice file of 2022-08-22 is 200,000,000 s ahead) is reported, not
+front end's (in one published day a pod's file is 200,000,000 s ahead) is reported, not
 joined by accident. Each row of a minute table summarises the minute that *ends* at its
 timestamp.
 """
