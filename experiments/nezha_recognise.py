@@ -62,7 +62,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, required=True, help="one day of Nezha's layout")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--traces", type=Path, nargs="*", default=None)
-    ap.add_argument("--kinds", nargs="*", default=["latency", "error_rate", "cpu_exhaustion"])
+    ap.add_argument("--kinds", nargs="*", default=None, help="default: the training set's")
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--loads", type=float, nargs="*", default=[1.0])
     ap.add_argument("--none-runs", type=int, default=20)
@@ -112,7 +112,7 @@ def main() -> int:
         busy |= tel.mask(f.time, f.time + FAULT_SECONDS + tel.window, min_overlap=1.0)
     quiet = ~busy
     spec = FingerprintSpec(
-        kinds=tuple(a.kinds),
+        kinds=tuple(a.kinds) if a.kinds else FingerprintSpec().kinds,
         levels=a.levels,
         loads=tuple(a.loads),
         none_runs=a.none_runs,

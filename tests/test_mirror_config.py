@@ -39,7 +39,7 @@ transformations:
   - {id: errors, kind: error, share: 0.05, status: 503}
   - {id: slow, kind: delay, share: 0.1, intensity: 0.2}
   - {id: throttle, kind: rate_limit, share: 1.0, intensity: 20}
-  - {id: narrow, kind: bandwidth, intensity: 64}
+  - {id: narrow, kind: bandwidth_limit, intensity: 64}
 """
 
 
@@ -170,7 +170,7 @@ def test_istio_virtual_service_validates_against_the_vendored_crd() -> None:
             TRANSFORMS.replace("share: 0.1, intensity: 1}", "share: 0.9, intensity: 1}"),
             ":5: transformations[1].share",
         ),
-        (TRANSFORMS.replace("kind: bandwidth", "kind: teleport"), ":9: transformations[5]"),
+        (TRANSFORMS.replace("kind: bandwidth_limit", "kind: teleport"), ":9: transformations[5]"),
         (TRANSFORMS.replace("seed: 7", "seed: 7\ncolour: red"), ":3: colour"),
     ],
 )

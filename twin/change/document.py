@@ -49,6 +49,7 @@ from twin.bounds import (
     Reference,
 )
 from twin.errors import InputError
+from twin.faults import ErrorRateFault
 from twin.io import DocProblem, load_model, parse_model, register_union_tags
 from twin.policy import Policy
 from twin.safeload import Loc, format_loc, line_marks, read_yaml
@@ -138,9 +139,8 @@ class VersionChange(_ChangeBase):
             patches = (("topology", {"services": {self.service: {"operations": patch_ops}}}),)
         faults: tuple[dict[str, Any], ...] = ()
         if self.error_rate > 0.0:
-            faults = (
-                {"kind": "error_rate", "target": self.service, "probability": self.error_rate},
-            )
+            fault = {"target": self.service, "probability": self.error_rate}
+            faults = ({"kind": ErrorRateFault.name, **fault},)
         return Reduction(patches=patches, faults=faults)
 
 

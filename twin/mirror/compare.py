@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from twin.calibrate.accuracy import accuracy
+from twin.faults import ErrorRateFault, LatencyFault
 from twin.mirror.document import (
     Bandwidth,
     Delay,
@@ -209,15 +210,21 @@ def twin_equivalent(t: Transformation, entry: str) -> Equivalent:
     shadow's ``entry`` service."""
     if isinstance(t, Delay):
         return Equivalent(
-            "latency",
-            [{"kind": "latency", "target": entry, "delay": _share_samples(t.intensity, t.share)}],
+            LatencyFault.name,
+            [
+                {
+                    "kind": LatencyFault.name,
+                    "target": entry,
+                    "delay": _share_samples(t.intensity, t.share),
+                }
+            ],
             note=f"Envoy holds {t.share:.0%} of requests {t.intensity:g} s before the shadow: "
             f"a latency fault at {entry}",
         )
     if isinstance(t, SyntheticError):
         return Equivalent(
-            "error_rate",
-            [{"kind": "error_rate", "target": entry, "probability": t.share}],
+            ErrorRateFault.name,
+            [{"kind": ErrorRateFault.name, "target": entry, "probability": t.share}],
             note=f"Envoy answers {t.status} to {t.share:.0%} of requests: an error-rate fault "
             f"at {entry}",
         )

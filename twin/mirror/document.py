@@ -14,7 +14,7 @@ a ``share`` (the fraction of mirrored requests it applies to, at full budget lev
       - {id: errors, kind: error, share: 0.05, status: 503}
       - {id: slow, kind: delay, share: 0.1, intensity: 0.2}
       - {id: throttle, kind: rate_limit, share: 1.0, intensity: 20}
-      - {id: narrow, kind: bandwidth, intensity: 64}
+      - {id: narrow, kind: bandwidth_limit, intensity: 64}
 
 A budget (``--budget FILE``) declares production's SLO and the burn-rate thresholds at which
 the transformations rise, shrink and stop::
@@ -123,7 +123,7 @@ class Bandwidth(_Transformation):
     Envoy can only switch it on or off at run time: it is on while the budget level is
     above 0 and ``share`` is above 0."""
 
-    kind: Literal["bandwidth"]
+    kind: Literal["bandwidth_limit"]
     share: Probability = Field(default=1.0, description="0 switches it off; otherwise on")
     intensity: Int = Field(ge=1, le=10_000_000, description="KiB per second")
 
@@ -133,7 +133,9 @@ Transformation = Annotated[
     Field(discriminator="kind"),
 ]
 
-register_union_tags("payload_nudge", "payload_swap", "error", "delay", "rate_limit", "bandwidth")
+register_union_tags(
+    "payload_nudge", "payload_swap", "error", "delay", "rate_limit", "bandwidth_limit"
+)
 
 
 class TransformSet(_Doc):

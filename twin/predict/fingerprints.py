@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from twin.faults import KINDS
+from twin.faults import KINDS, CpuExhaustionFault, ErrorRateFault, LatencyFault, PacketLossFault
 from twin.io import parse_model
 from twin.predict.localise import Changes, changes
 from twin.predict.windows import Telemetry, from_series, uninformative
@@ -48,7 +48,7 @@ from twin.scenario import Scenario
 from twin.sim import Simulation
 from twin.topology import Topology
 
-NETWORK_KINDS = frozenset({"latency", "packet_loss"})
+NETWORK_KINDS = frozenset({LatencyFault.name, PacketLossFault.name})
 """Kinds placed on the calls into the target service (on the service when nothing calls it)."""
 
 ADDITIVE = frozenset({"success"})
@@ -63,7 +63,7 @@ class FingerprintSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kinds: tuple[str, ...] = Field(
-        default=("latency", "error_rate", "cpu_exhaustion"),
+        default=(LatencyFault.name, ErrorRateFault.name, CpuExhaustionFault.name),
         description="fault kinds to simulate (tags of the catalogue)",
     )
     targets: tuple[str, ...] | None = Field(
@@ -228,7 +228,7 @@ def _edge_delay(
     the window the fault covers)."""
     out: dict[str, np.ndarray] = {}
     for d in docs:
-        if d.get("kind") != "latency" or "->" not in d["target"]:
+        if d.get("kind") != LatencyFault.name or "->" not in d["target"]:
             continue
         delay = d["delay"]
         mean = float(delay["mean"]) if isinstance(delay, dict) else float(delay)
