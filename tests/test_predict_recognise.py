@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from small_system import SPEC, small_topology
 
-from twin.io import parse_model
 from twin.predict.fingerprints import (
-    FingerprintSpec,
     NoiseModel,
     fault_documents,
     fingerprints,
@@ -22,51 +21,10 @@ from twin.predict.recognise import fit
 from twin.predict.windows import Telemetry, nezha_kind, read_nezha, uninformative
 from twin.topology import Topology
 
-SPEC = FingerprintSpec(
-    kinds=("latency", "error_rate", "cpu_exhaustion"),
-    levels=2,
-    loads=(1.0,),
-    none_runs=2,
-    window_s=30.0,
-    warmup_s=30.0,
-    before_s=150.0,
-    during_s=90.0,
-)
-
-
-def _topology() -> Topology:
-    """front calls a and b; a calls c: four services, distinct places in the graph."""
-
-    def svc(mean: float, calls: list[str]) -> dict[str, object]:
-        return {
-            "workers": 4,
-            "operations": {
-                "default": {
-                    "service_time": {"dist": "exponential", "mean": mean},
-                    "calls": [{"to": c} for c in calls],
-                }
-            },
-        }
-
-    return parse_model(
-        Topology,
-        {
-            "name": "small",
-            "services": {
-                "front": svc(0.004, ["a", "b"]),
-                "a": svc(0.006, ["c"]),
-                "b": svc(0.005, []),
-                "c": svc(0.008, []),
-            },
-            "network": {"latency": {"dist": "constant", "mean": 0.001}},
-            "workload": [{"entry": "front", "rate": 10.0}],
-        },
-    )
-
 
 @pytest.fixture(scope="module")
 def topo() -> Topology:
-    return _topology()
+    return small_topology()
 
 
 @pytest.fixture(scope="module")

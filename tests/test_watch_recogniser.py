@@ -9,64 +9,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from small_system import SPEC, WINDOW, small_topology
 
-from twin.io import parse_model
 from twin.predict import recognise as rc
 from twin.predict.alerts import Alert
-from twin.predict.fingerprints import FingerprintSpec, fault_documents, simulate_window
+from twin.predict.fingerprints import fault_documents, simulate_window
 from twin.predict.outputs import WatchRun, make_recogniser
 from twin.predict.sources import Recorded, SourceReport, Window
 from twin.predict.watch import Classifier, LargestChange, Recogniser, Watch, WatchConfig
 from twin.predict.windows import Telemetry, to_windows
 from twin.topology import Topology
 
-WINDOW = 30.0
-SPEC = FingerprintSpec(
-    kinds=("latency", "error_rate", "cpu_exhaustion"),
-    levels=2,
-    loads=(1.0,),
-    none_runs=2,
-    window_s=WINDOW,
-    warmup_s=WINDOW,
-    before_s=5 * WINDOW,
-    during_s=3 * WINDOW,
-)
 BEFORE = 30  # windows of normal operation the watch learns from before the fault
-
-
-def _topology() -> Topology:
-    """front calls a and b; a calls c: four services, distinct places in the graph."""
-
-    def svc(mean: float, calls: list[str]) -> dict[str, object]:
-        return {
-            "workers": 4,
-            "operations": {
-                "default": {
-                    "service_time": {"dist": "exponential", "mean": mean},
-                    "calls": [{"to": c} for c in calls],
-                }
-            },
-        }
-
-    return parse_model(
-        Topology,
-        {
-            "name": "small",
-            "services": {
-                "front": svc(0.004, ["a", "b"]),
-                "a": svc(0.006, ["c"]),
-                "b": svc(0.005, []),
-                "c": svc(0.008, []),
-            },
-            "network": {"latency": {"dist": "constant", "mean": 0.001}},
-            "workload": [{"entry": "front", "rate": 10.0}],
-        },
-    )
 
 
 @pytest.fixture(scope="module")
 def topo() -> Topology:
-    return _topology()
+    return small_topology()
 
 
 @pytest.fixture(scope="module")
