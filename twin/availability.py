@@ -98,7 +98,7 @@ def _entry_success(topology: Topology, up: Mapping[str, np.ndarray | float]) -> 
     by_op = success_by_operation(topology, up)
     entries: dict[str, Any] = {}
     for w in topology.workload:
-        entries[w.entry] = by_op[":".join(topology.resolve(w.entry))]
+        entries[w.entry] = sum(by_op[node] * share for node, share in topology.entry_classes(w))
     return entries
 
 

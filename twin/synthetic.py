@@ -153,7 +153,7 @@ def depth_profile(topology: Topology) -> dict[str, float]:
     import networkx as nx
 
     g = topology.service_graph()
-    entries = {topology.resolve(w.entry)[0] for w in topology.workload}
+    entries = {w.service for w in topology.workload}
     depths = []
     for e in entries:
         lengths = nx.single_source_shortest_path_length(g, e)

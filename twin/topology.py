@@ -29,6 +29,9 @@ from twin.io import DocProblem, dump_yaml, load_model, parse_model
 
 Fraction = Probability
 
+MIX_TOLERANCE = 0.01
+"""How far a mix's shares may sum from 1 (rounded shares); they are normalised when used."""
+
 
 class _Doc(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -64,6 +67,11 @@ class Call(_Doc):
     )
     size_bytes: Int = Field(
         default=2048, ge=0, le=int(MAX_BYTES), description="response size, for bandwidth faults"
+    )
+    latency: Dist | None = Field(
+        default=None,
+        description="network seconds of this call, over the edge's link latency (default: the "
+        "link's): request classes calling the same edge can wait differently on it",
     )
 
 
@@ -122,10 +130,21 @@ class Network(_Doc):
 
 
 class WorkloadEntry(_Doc):
-    """Open-loop Poisson arrivals at an entry point."""
+    """Open-loop Poisson arrivals at an entry point, optionally split into request classes."""
 
     entry: Reference = Field(description='"service" or "service:operation"')
     rate: Rate = Field(description="requests per second")
+    mix: dict[Name, Fraction] = Field(
+        default_factory=dict,
+        description="request classes: operation of the entry's service -> its share of the "
+        "entry's arrivals (shares sum to 1; each arrival draws its class). `entry` then names "
+        "the service only, and the entry's statistics cover every class, as its SLI does",
+    )
+
+    @property
+    def service(self) -> str:
+        """The entry's service (``entry`` without its operation)."""
+        return self.entry.partition(":")[0]
 
 
 class SLO(_Doc):
@@ -164,6 +183,13 @@ class Topology(_Doc):
         if "default" in service.operations:
             return svc, "default"
         raise ValueError(f"service {svc!r} has several operations: name one as {svc}:<operation>")
+
+    def entry_classes(self, w: WorkloadEntry) -> list[tuple[str, float]]:
+        """The ``svc:op`` nodes an entry's arrivals go to, with their shares (summing to 1)."""
+        if not w.mix:
+            return [(":".join(self.resolve(w.entry)), 1.0)]
+        total = sum(w.mix.values())
+        return [(f"{w.entry}:{op}", share / total) for op, share in w.mix.items()]
 
     def link(self, caller: str, callee: str) -> Link:
         """The effective network behaviour of an edge (per-edge values over the defaults)."""
@@ -212,10 +238,7 @@ class Topology(_Doc):
                         loc = ("services", name, "operations", op_name, "calls", i, "to")
                         raise DocProblem(loc, str(exc)) from None
         for i, w in enumerate(self.workload):
-            try:
-                self.resolve(w.entry)
-            except ValueError as exc:
-                raise DocProblem(("workload", i, "entry"), str(exc)) from None
+            self._check_entry(i, w)
         edges = self.service_graph().edges
         for key in self.network.links:
             caller, sep, callee = key.partition("->")
@@ -235,6 +258,29 @@ class Topology(_Doc):
             ("services", svc, "operations", op, "calls"),
             f"calls form a cycle that would recurse forever: {path}",
         )
+
+    def _check_entry(self, i: int, w: WorkloadEntry) -> None:
+        if not w.mix:
+            try:
+                self.resolve(w.entry)
+            except ValueError as exc:
+                raise DocProblem(("workload", i, "entry"), str(exc)) from None
+            return
+        if ":" in w.entry:
+            raise DocProblem(("workload", i, "entry"), "with a mix, name the service only")
+        svc = self.services.get(w.entry)
+        if svc is None:
+            raise DocProblem(("workload", i, "entry"), f"unknown service {w.entry!r}")
+        for op in w.mix:
+            if op not in svc.operations:
+                raise DocProblem(
+                    ("workload", i, "mix", op), f"service {w.entry!r} has no operation {op!r}"
+                )
+        total = sum(w.mix.values())
+        if abs(total - 1.0) > MIX_TOLERANCE:
+            raise DocProblem(
+                ("workload", i, "mix"), f"shares sum to {total:.6g}, expected 1 (within 1%)"
+            )
 
     def _check_offered_load(self) -> None:
         """Every operation's offered rate and work are finite: rates and call counts within
@@ -276,7 +322,8 @@ class Topology(_Doc):
         g = self.operation_graph()
         rate = dict.fromkeys(g.nodes, 0.0)
         for w in self.workload:
-            rate[":".join(self.resolve(w.entry))] += w.rate
+            for node, share in self.entry_classes(w):
+                rate[node] += w.rate * share
         for node in nx.topological_sort(g):
             for _, dst, data in g.out_edges(node, data=True):
                 rate[dst] += rate[node] * data["calls"]
@@ -323,6 +370,8 @@ class Topology(_Doc):
                         g[name][callee]["rate"] += src_rate * mult
                     else:
                         link = self.link(name, callee) if callee in self.services else Link()
+                        if call.latency is not None:
+                            link = Link(latency=call.latency, loss=link.loss)
                         g.add_edge(
                             name,
                             callee,

@@ -255,7 +255,7 @@ def _history(b: _Builder, h: History, base: Path) -> dict[str, Any]:
     incidents = read_incidents(path)
     topo = b.topology
     graph = topo.service_graph()
-    entries = {topo.resolve(w.entry)[0]: w.entry for w in topo.workload}
+    entries = {w.service: w.entry for w in topo.workload}
     groups: dict[tuple[str, str], list[float]] = {}
     skipped = 0
     for r in incidents:

@@ -306,7 +306,7 @@ def verification(
     """SLO checks per entry service, and per service a reverted change touched."""
     topo = reduced.before_topology
     out: list[Verification] = []
-    entries = list(dict.fromkeys(topo.resolve(w.entry)[0] for w in topo.workload))
+    entries = list(dict.fromkeys(w.service for w in topo.workload))
     fail = f'{m.status_label}=~"{m.error_status}.."'
     for svc in entries:
         if topo.slo.availability is not None:

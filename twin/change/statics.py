@@ -118,9 +118,9 @@ def amplification(topology: Topology, policy: Policy) -> list[Finding]:
     graph = CallGraph(topology, policy)
     best: dict[str, tuple[float, list[str]]] = {}
     for w in topology.workload:
-        node = graph.node(w.entry)
-        if node not in best or best[node][0] < 1.0:
-            best[node] = (1.0, [graph.service_of[node]])
+        for node, _ in graph.classes(w.entry):
+            if node not in best or best[node][0] < 1.0:
+                best[node] = (1.0, [graph.service_of[node]])
     for node in graph.order:
         if node not in best:
             continue
@@ -149,10 +149,7 @@ def utilisation(topology: Topology, policy: Policy, load: float) -> dict[str, fl
     """Offered utilisation of every service at ``load`` times the workload, an autoscaled
     service counted at its ``max`` replicas (:meth:`twin.sim.budget.CallGraph.utilisation`)."""
     graph = CallGraph(topology, policy)
-    rates: dict[str, float] = {}
-    for w in topology.workload:
-        node = graph.node(w.entry)
-        rates[node] = rates.get(node, 0.0) + w.rate * load
+    rates = graph.at_entries({w.entry: w.rate * load for w in topology.workload})
     rho = graph.utilisation(rates)
     for name, sp in policy.services.items():
         if sp.autoscale is not None and name in rho:
@@ -182,10 +179,7 @@ def capacity(topology: Topology, policy: Policy, load: float) -> list[Finding]:
 def hpa_max(topology: Topology, policy: Policy, load: float) -> list[Finding]:
     """Autoscaled services whose ``max`` is below the replicas the load needs."""
     graph = CallGraph(topology, policy)
-    rates: dict[str, float] = {}
-    for w in topology.workload:
-        node = graph.node(w.entry)
-        rates[node] = rates.get(node, 0.0) + w.rate * load
+    rates = graph.at_entries({w.entry: w.rate * load for w in topology.workload})
     rho = graph.utilisation(rates)
     out = []
     for name, sp in policy.services.items():

@@ -415,7 +415,7 @@ class Watch:
         self.streak: dict[str, int] = {}
         self.normal: deque[src.Window] = deque(maxlen=c.normal_windows)
         self.recent: deque[src.Window] = deque(maxlen=max(c.suspect_windows, 1))
-        self.entries = {self.topology.resolve(w.entry)[0] for w in self.topology.workload}
+        self.entries = {w.service for w in self.topology.workload}
         self._estimates: dict[tuple[str, str | None], tuple[float, BreachEstimate, Mitigation]] = {}
 
     # -- per window ----------------------------------------------------------------------------

@@ -141,8 +141,24 @@ class CallGraph:
         self.order: list[str] = list(nx.topological_sort(graph))
 
     def node(self, entry: str) -> str:
-        """The ``svc:op`` node of an entry written ``svc`` or ``svc:op``."""
-        return ":".join(self.topology.resolve(entry))
+        """The ``svc:op`` node of an entry written ``svc`` or ``svc:op`` (an entry with
+        request classes: its first class; :meth:`at_entries` spreads by the mix)."""
+        return self.classes(entry)[0][0]
+
+    def classes(self, entry: str) -> list[tuple[str, float]]:
+        """The ``svc:op`` nodes an entry's requests go to, with their shares."""
+        for w in self.topology.workload:
+            if w.entry == entry:
+                return self.topology.entry_classes(w)
+        return [(":".join(self.topology.resolve(entry)), 1.0)]
+
+    def at_entries(self, rates: Mapping[str, float]) -> dict[str, float]:
+        """Amounts arriving at entries (by entry name) as amounts at nodes, by the mixes."""
+        out: dict[str, float] = {}
+        for entry, x in rates.items():
+            for node, share in self.classes(entry):
+                out[node] = out.get(node, 0.0) + _mul(x, share)
+        return out
 
     def spread(self, at_entries: Mapping[str, float], *, worst: bool = False) -> dict[str, float]:
         """Amounts (rates or counts) entering at nodes, carried through every call: what
@@ -341,18 +357,16 @@ def peaks(graph: CallGraph, scenario: Scenario) -> list[Peak]:
         rate, cost = _traffic(f)
         lo, hi = _span(f, end)
         if rate > 0 and hi > lo:
-            traffic.append((lo, hi, graph.node(f.target), _mul(rate, cost)))
+            traffic.append((lo, hi, f.target, _mul(rate, cost)))
             moments.add(lo)
     out = []
     for t in sorted(moments):
         mult = next(m for at, m in reversed(steps) if at <= t)
-        work: dict[str, float] = {}
-        for w in graph.topology.workload:
-            node = graph.node(w.entry)
-            work[node] = work.get(node, 0.0) + _mul(w.rate, mult)
-        for lo, hi, node, rate in traffic:
+        work = graph.at_entries(_by_entry(graph.topology, mult))
+        for lo, hi, entry, rate in traffic:
             if lo <= t < hi:
-                work[node] = work.get(node, 0.0) + rate
+                for node, x in graph.at_entries({entry: rate}).items():
+                    work[node] = work.get(node, 0.0) + x
         out.append(Peak(t, graph.utilisation(work)))
     return out
 
@@ -372,10 +386,7 @@ def estimate(
     graph = graph or CallGraph(topology, policy)
     end = scenario.duration
     load, _ = _load_integral(scenario)
-    entries: dict[str, float] = {}
-    for w in topology.workload:
-        node = graph.node(w.entry)
-        entries[node] = entries.get(node, 0.0) + _mul(w.rate, load)
+    entries = graph.at_entries(_by_entry(topology, load))
     scopes = {w.entry for w in topology.workload}
     occurrences = 0.0
     for f in scenario.faults:
@@ -384,8 +395,9 @@ def estimate(
         rate, _ = _traffic(f)
         if rate > 0 and n > 0:
             lo, hi = _span(f, end)
-            node = graph.node(f.target)
-            entries[node] = entries.get(node, 0.0) + _mul(_mul(rate, hi - lo), share)
+            extra = graph.at_entries({f.target: _mul(_mul(rate, hi - lo), share)})
+            for node, x in extra.items():
+                entries[node] = entries.get(node, 0.0) + x
             scopes.add(f.target)
     entry_requests = _finite_or_inf(sum(entries.values()))
     requests = _finite_or_inf(sum(graph.spread(entries).values()))
@@ -407,14 +419,9 @@ def estimate(
         if rho >= 1.0:
             saturates = (p.time, name, rho)
             break
-    rates: dict[str, float] = {}
     mult = max((m for _, m in _load_integral(scenario)[1]), default=1.0)
-    for w in topology.workload:  # the in-flight set at the peak multiplier
-        node = graph.node(w.entry)
-        rates[node] = rates.get(node, 0.0) + _mul(w.rate, mult)
-    base = {graph.node(w.entry): 0.0 for w in topology.workload}
-    for w in topology.workload:
-        base[graph.node(w.entry)] += w.rate
+    rates = graph.at_entries(_by_entry(topology, mult))  # the in-flight set at the peak
+    base = graph.at_entries(_by_entry(topology, 1.0))
     fan_out = _finite_or_inf(sum(graph.spread(base).values()) / sum(base.values()))
     return WorkEstimate(
         fan_out=fan_out,
@@ -590,3 +597,11 @@ __all__ = [
     "peaks",
     "size",
 ]
+
+
+def _by_entry(topology: Topology, multiplier: float) -> dict[str, float]:
+    """The workload's rates by entry, times ``multiplier``."""
+    out: dict[str, float] = {}
+    for w in topology.workload:
+        out[w.entry] = out.get(w.entry, 0.0) + _mul(w.rate, multiplier)
+    return out

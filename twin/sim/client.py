@@ -29,7 +29,7 @@ from twin.outcomes import (
 )
 from twin.policy import ClientPolicy
 from twin.sim.events import NORMAL, Bare
-from twin.sim.service import CallSpec, Job, Operation, Service
+from twin.sim.service import CallSpec, Job, Service
 
 if TYPE_CHECKING:
     from twin.sim.engine import Context
@@ -96,7 +96,6 @@ class Client:
         ctx: Context,
         caller: Service,
         callee: Service,
-        op: Operation,
         latency: Callable[[], float] | None,
         loss: float,
     ) -> None:
@@ -104,7 +103,6 @@ class Client:
         self.env = ctx.env
         self.caller = caller
         self.callee = callee
-        self.op = op
         self.name = f"{caller.name}->{callee.name}"
         self.latency = latency
         self.base_loss = loss
@@ -172,7 +170,11 @@ class Client:
         timeout = self.timeout
         if timeout is not None:
             self._arm(att, self.env._now + timeout)
-        delay = self.latency() if self.latency is not None else 0.0
+        own = call.spec.latency
+        if own is not None:
+            delay = own()
+        else:
+            delay = self.latency() if self.latency is not None else 0.0
         for d in self.delays:
             delay += d()
         if self.loss and self.uniform() < self.loss:
@@ -188,7 +190,7 @@ class Client:
     def _deliver(self, att: Attempt) -> None:
         """The request reaches the callee (even if the caller has given up meanwhile)."""
         svc = self.callee
-        op = self.op
+        op = att.call.spec.op
         if svc.failover_active and svc.failover_to is not None:
             svc = svc.failover_to
             op = svc.operations.get(op.name) or next(iter(svc.operations.values()))

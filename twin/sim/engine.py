@@ -185,13 +185,24 @@ class Simulation:
             for op_name, op in spec.operations.items():
                 stages: list[list[CallSpec]] = []
                 group: list[CallSpec] = []
-                for call in op.calls:
+                for k, call in enumerate(op.calls):
                     callee_name, callee_op = topo.resolve(call.to)
-                    client = self._client(name, callee_name, callee_op)
+                    client = self._client(name, callee_name)
+                    target = self.services[callee_name].operations[callee_op]
+                    own = None
+                    if call.latency is not None:  # its own stream: other calls draw as before
+                        key = f"net:{name}:{op_name}:{k}"
+                        own = call.latency.sampler(generator(ctx.seed, key))
                     if call.parallel:
                         group.append(
                             CallSpec(
-                                client, call.probability, call.count, call.optional, call.size_bytes
+                                client,
+                                call.probability,
+                                call.count,
+                                call.optional,
+                                call.size_bytes,
+                                target,
+                                own,
                             )
                         )
                         continue
@@ -200,21 +211,35 @@ class Simulation:
                         group = []
                     for _ in range(call.count):
                         stages.append(
-                            [CallSpec(client, call.probability, 1, call.optional, call.size_bytes)]
+                            [
+                                CallSpec(
+                                    client,
+                                    call.probability,
+                                    1,
+                                    call.optional,
+                                    call.size_bytes,
+                                    target,
+                                    own,
+                                )
+                            ]
                         )
                 if group:
                     stages.append(group)
                 svc.operations[op_name].stages = stages
-        for w in topo.workload:
-            svc_name, op_name = topo.resolve(w.entry)
+        for i, w in enumerate(topo.workload):
             key = w.entry
             if key not in self.entries:
-                self.entries[key] = Entry(ctx, key, self.services[svc_name].operations[op_name])
+                ops = self.services[w.service].operations
+                classes = [
+                    (ops[node.partition(":")[2]], share) for node, share in topo.entry_classes(w)
+                ]
+                pick = ctx.uniform(f"classes:{i}:{key}") if len(classes) > 1 else None
+                self.entries[key] = Entry(ctx, key, classes, pick)
         for i, w in enumerate(topo.workload):
             gap = Exponential(mean=1.0).sampler(generator(ctx.seed, f"arrivals:{i}:{w.entry}"))
             self.sources.append(Source(ctx, self.entries[w.entry], w.rate, gap))
 
-    def _client(self, caller: str, callee: str, op_name: str) -> Client:
+    def _client(self, caller: str, callee: str) -> Client:
         key = f"{caller}->{callee}"
         client = self.clients.get(key)
         if client is None:
@@ -228,7 +253,6 @@ class Simulation:
                 self.ctx,
                 self.services[caller],
                 callee_svc,
-                callee_svc.operations[op_name],
                 sampler,
                 link.loss,
             )
@@ -260,10 +284,13 @@ class Simulation:
         """The entry a traffic fault hits (created if the workload has no such entry)."""
         if target not in self.entries:
             svc, op = self.topology.resolve(target)
-            match = [e for e in self.entries.values() if e.op is self.services[svc].operations[op]]
+            target_op = self.services[svc].operations[op]
+            match = [e for e in self.entries.values() if any(o is target_op for o, _ in e.classes)]
             if match:
                 return match[0]
-            self.entries[target] = Entry(self.ctx, target, self.services[svc].operations[op])
+            self.entries[target] = Entry(
+                self.ctx, target, [(self.services[svc].operations[op], 1.0)], None
+            )
         return self.entries[target]
 
     # -- policy -------------------------------------------------------------------------------
@@ -352,9 +379,11 @@ class Simulation:
         sources += [h for _, h in self.faults.active if isinstance(h, Source)]
         for src in sources:
             if src.active:
-                op = src.entry.op
-                node = f"{op.service.name}:{op.name}"
-                work[node] = work.get(node, 0.0) + src.rate * src.multiplier * src.cost
+                rate = src.rate * src.multiplier * src.cost
+                total = sum(share for _, share in src.entry.classes)
+                for op, share in src.entry.classes:
+                    node = f"{op.service.name}:{op.name}"
+                    work[node] = work.get(node, 0.0) + rate * share / total
         rates = self.graph.spread(work)
         load: dict[str, float] = dict.fromkeys(self.services, 0.0)
         for node, rate in rates.items():

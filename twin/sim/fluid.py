@@ -47,7 +47,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from scipy.special import gammaincinv
+from scipy.special import gammaincc, gammaincinv
 
 from twin.faults import FaultWindow, fault_windows
 from twin.mitigations import CLOSED, HALF_OPEN, OPEN, CircuitState
@@ -99,6 +99,7 @@ class _Call:
     prob: float
     optional: bool
     parallel: bool
+    net: float  # mean network seconds of the call (its own latency, else its edge's)
 
 
 @dataclass
@@ -166,6 +167,7 @@ class FluidSimulation:
                 calls = []
                 for c in op.calls:
                     s, o = topology.resolve(c.to)
+                    net = c.latency or topology.link(name, s).latency
                     calls.append(
                         _Call(
                             s,
@@ -174,6 +176,7 @@ class FluidSimulation:
                             c.probability,
                             c.optional,
                             c.parallel,
+                            net.expected() if net is not None else 0.0,
                         )
                     )
                 d = op.service_time
@@ -192,8 +195,9 @@ class FluidSimulation:
         )
         self.breakers = {f"{a}->{b}": _Breaker() for a, b in self.edges}
         self.ops = {n: [k for k, nd in self.nodes.items() if nd.service == n] for n in self.svcs}
-        self.entry_nodes = {w.entry: ":".join(topology.resolve(w.entry)) for w in topology.workload}
-        self.entry_services = {self.nodes[n].service for n in self.entry_nodes.values()}
+        # entry -> its request classes' nodes and shares
+        self.entry_nodes = {w.entry: topology.entry_classes(w) for w in topology.workload}
+        self.entry_services = {w.service for w in topology.workload}
         self.callers = {n: [f"{a}->{b}" for a, b in self.edges if b == n] for n in self.svcs}
         self.edge_set = {f"{a}->{b}" for a, b in self.edges}
         # disk I/O: node -> (seconds per request at full bandwidth, cv^2, disk, service); a
@@ -216,8 +220,10 @@ class FluidSimulation:
         self._disk: dict[str, float] = {}
         self._extra: dict[str, list[tuple[float, float, bool]]] = {}
         self._leaking: set[str] = set()
-        net = topology.network.latency
-        self.net_mean = net.expected()
+        self.edge_net = {}  # mean network seconds per edge (its link's latency)
+        for a, b in self.edges:
+            link = topology.link(a, b).latency
+            self.edge_net[f"{a}->{b}"] = link.expected() if link is not None else 0.0
         # last step's per-node figures, used by callers (one-step lag breaks the cycle
         # between rates, which flow down, and latencies, which flow up)
         self.resp = {n: (nd.mean_s, nd.var_s) for n, nd in self.nodes.items()}
@@ -289,9 +295,9 @@ class FluidSimulation:
         s.leak_since = until
 
     def extra_traffic(self, entry: str, rate: float, cost: float, attack: bool) -> None:
-        svc = self.topology.resolve(entry)[0]
-        for e in self.entries:
-            if self.topology.resolve(e)[0] == svc:
+        svc = entry.partition(":")[0]
+        for e, wl in self.entries.items():
+            if wl.service == svc:
                 self._extra[e].append((rate, cost, attack))
                 break
 
@@ -364,20 +370,20 @@ class FluidSimulation:
         )
         rate_limited: dict[str, float] = {}
         for e, wl in self.entries.items():
-            node = self.entry_nodes[e]
             base = wl.rate * load
             users = base + sum(r for r, _, att in extra[e] if not att)
             attack = sum(r for r, _, att in extra[e] if att)
             attack_cost = sum(r * c for r, c, att in extra[e] if att)
             total = users + attack
-            sp = self._service_policy(self.nodes[node].service)
+            sp = self._service_policy(wl.service)
             admit = 1.0
             if sp is not None and sp.rate_limit is not None and total > sp.rate_limit.rps:
                 admit = sp.rate_limit.rps / total
             rate_limited[e] = 1 - admit
-            lam[node] += total * admit
-            user[node] += users * admit
-            cost[node] += (users + attack_cost) * admit
+            for node, share in self.entry_nodes[e]:
+                lam[node] += total * admit * share
+                user[node] += users * admit * share
+                cost[node] += (users + attack_cost) * admit * share
         shed: dict[str, float] = {}
         for node in self.order:
             nd = self.nodes[node]
@@ -515,7 +521,7 @@ class FluidSimulation:
                 cp = self.client[key]
                 br = self.breakers[key]
                 m, v = resp.get(c.node, self.resp[c.node])
-                m += self.net_mean
+                m += c.net
                 f_attempt = self._attempt_fail(cp, m, fail.get(c.node, self.fail[c.node]))
                 if br.state == OPEN:
                     f_call = 1.0
@@ -553,7 +559,8 @@ class FluidSimulation:
                 continue
             calls = sum(lam[n] for n in self.ops[src]) * dt
             f_att = max(
-                self._attempt_fail(cp, resp[n][0] + self.net_mean, fail[n]) for n in self.ops[dst]
+                self._attempt_fail(cp, resp[n][0] + self.edge_net[key], fail[n])
+                for n in self.ops[dst]
             )
             if br.state == OPEN and t >= br.until:
                 br.state = HALF_OPEN
@@ -566,15 +573,18 @@ class FluidSimulation:
 
         # entries and per-service outcome counts
         for e, wl in self.entries.items():
-            node = self.entry_nodes[e]
-            n_users = (wl.rate * load + sum(r for r, _, att in extra[e] if not att)) * dt
-            fe = either(fail[node], rate_limited[e])
+            n_all = (wl.rate * load + sum(r for r, _, att in extra[e] if not att)) * dt
             st = self._entry_stats[e]
-            st[0] += n_users * (1 - fe)
-            st[1] += n_users * fe
-            m, v = resp[node]
-            st[2] = max(st[2], self._p99(m, v, retried_share[node], node))
-            st[3] += n_users * (1 - fe) * m
+            parts = []
+            for node, share in self.entry_nodes[e]:
+                n_users = n_all * share
+                fe = either(fail[node], rate_limited[e])
+                st[0] += n_users * (1 - fe)
+                st[1] += n_users * fe
+                m, v = resp[node]
+                parts.append((n_users * (1 - fe), m, v, self._p99(m, v, retried_share[node], node)))
+                st[3] += n_users * (1 - fe) * m
+            st[2] = max(st[2], _mixture_p99(parts))
         for name, s in self.svcs.items():
             for n in self.ops[name]:
                 s.ok += user[n] * (1 - fail[n]) * dt
@@ -595,7 +605,7 @@ class FluidSimulation:
 
     def _call_fail(self, key: str, node: str) -> float:
         m, _ = self.resp[node]
-        return self._attempt_fail(self.client[key], m + self.net_mean, self.fail[node])
+        return self._attempt_fail(self.client[key], m + self.edge_net[key], self.fail[node])
 
     @staticmethod
     def _attempt_fail(cp: ClientPolicy, mean: float, f_node: float) -> float:
@@ -607,7 +617,7 @@ class FluidSimulation:
         nd = self.nodes[node]
         seq = par = 0.0
         for c in nd.calls:
-            m = self.resp[c.node][0] + self.net_mean
+            m = self.resp[c.node][0] + c.net
             tmo = self.client[f"{nd.service}->{c.callee}"].timeout
             if tmo is not None:
                 m = min(m, tmo)
@@ -717,3 +727,37 @@ class FluidSimulation:
                 k: b.state for k, b in self.breakers.items() if self.client[k].circuit_breaker
             },
         )
+
+
+def _mixture_p99(parts: list[tuple[float, float, float, float]]) -> float:
+    """The 99th percentile of request classes mixed by weight: ``parts`` are (weight, mean,
+    variance, the class's own p99), each class a gamma of that mean and variance as in
+    :meth:`FluidSimulation._p99`. The mixture's quantile lies between the classes' smallest
+    and largest; it is found by bisection on the mixture's tail share."""
+    live = [p for p in parts if p[0] > 0 and p[1] > 0]
+    if not live:
+        return max((p[3] for p in parts), default=0.0)
+    if len(live) == 1:
+        return live[0][3]
+    total = sum(w for w, *_ in live)
+    target = 1.0 - P99_Z
+
+    def tail(x: float) -> float:
+        out = 0.0
+        for w, m, v, _ in live:
+            if v <= 0:
+                out += w if x < m else 0.0
+            else:
+                out += w * float(gammaincc(m * m / v, x * m / v))
+        return out / total
+
+    lo, hi = min(p[3] for p in live), max(p[3] for p in live)
+    if tail(hi) > target:  # a class's own p99 is raised by retries: keep the largest
+        return hi
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if tail(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi

@@ -79,16 +79,25 @@ class Job(Bare):
 class CallSpec:
     """A call of an operation, resolved to the client (edge) that carries it."""
 
-    __slots__ = ("client", "count", "optional", "probability", "size")
+    __slots__ = ("client", "count", "latency", "op", "optional", "probability", "size")
 
     def __init__(
-        self, client: Client, probability: float, count: int, optional: bool, size: int
+        self,
+        client: Client,
+        probability: float,
+        count: int,
+        optional: bool,
+        size: int,
+        op: Operation,
+        latency: Callable[[], float] | None = None,
     ) -> None:
         self.client = client
         self.probability = probability
         self.count = count
         self.optional = optional
         self.size = size
+        self.op = op  # the callee's operation (one edge can carry calls to several)
+        self.latency = latency  # this call's own network delay, over the edge's
 
 
 class Operation:

@@ -1,5 +1,8 @@
 """Open-loop arrivals at the entries, and the entries' own counters.
 
+An entry with request classes draws each arrival's class (operation) by the mix's shares,
+from its own stream, so entries without classes draw as before.
+
 Arrivals are Poisson with a piecewise-constant rate (the scenario's load profile times the
 entry's rate). At a step the pending arrival is dropped and a fresh gap is drawn at the new
 rate, which is exact for a Poisson process (memoryless gaps).
@@ -22,11 +25,25 @@ if TYPE_CHECKING:
 class Entry:
     """A workload entry point: the parent of every request that enters there."""
 
-    def __init__(self, ctx: Context, name: str, op: Operation) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        name: str,
+        classes: list[tuple[Operation, float]],
+        pick: Callable[[], float] | None,
+    ) -> None:
         self.ctx = ctx
         self.env = ctx.env
         self.name = name
-        self.op = op
+        self.classes = classes  # (operation, share): the request classes arriving here
+        self.op = classes[0][0]
+        total = sum(share for _, share in classes)
+        acc = 0.0
+        self.cumulative: list[float] = []
+        for _, share in classes:
+            acc += share / total
+            self.cumulative.append(acc)
+        self.pick = pick  # uniform draws choosing each arrival's class (None: one class)
         self.stats = Counters()
         self.attack = Counters()
         self.corrupted = 0  # measured successes that carried an undetected corruption
@@ -38,7 +55,8 @@ class Entry:
     def admit(self, klass: int, cost: float) -> None:
         ctx = self.ctx
         now = self.env._now
-        job = Job(self.op, self, now, now >= ctx.warmup, klass, cost)
+        op = self.op if self.pick is None else self._draw(self.pick())
+        job = Job(op, self, now, now >= ctx.warmup, klass, cost)
         stats = self.stats if klass == 0 else self.attack
         stats.w_arrivals += 1
         self.inflight += 1
@@ -46,7 +64,13 @@ class Entry:
             stats.arrivals += 1
             if klass == 0:
                 self.inflight_measured += 1
-        self.op.service.arrive(job)
+        op.service.arrive(job)
+
+    def _draw(self, u: float) -> Operation:
+        for (op, _), edge in zip(self.classes, self.cumulative, strict=True):
+            if u < edge:
+                return op
+        return self.classes[-1][0]
 
     def done(self, job: Job, code: int) -> None:
         """A request answered (success or failure): entry-level accounting."""
