@@ -30,6 +30,7 @@ import networkx as nx
 import numpy as np
 
 from twin.bounds import safe_name
+from twin.calibrate.asynchrony import apply_call_forms
 from twin.calibrate.callgraph import CallGraph
 from twin.calibrate.service_time import Fit, fit_service_time
 from twin.distributions import Constant
@@ -160,6 +161,7 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
             }
         )
         notes.append(f"{a}->{b}: seen only in partial traces; modelled at its raw frequency")
+    notes += apply_call_forms(ops_by_service, graph.forms, _safe)
     services: dict[str, Any] = {}
     for svc, ops in ops_by_service.items():
         stats = graph.services[svc]

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from twin.calibrate.asynchrony import CallForm, find_call_forms
 from twin.calibrate.timeline import observed_window
 
 OpKey = tuple[str, str]
@@ -100,6 +101,7 @@ class CallGraph:
     window: float  # seconds observed: first start to last end, long silences left out
     traces: int
     stretches: int = 1  # stretches of activity the window is made of (see .timeline)
+    forms: dict[tuple[OpKey, OpKey], CallForm] = field(default_factory=dict)  # .asynchrony
 
     def entry_rates(self, sampling: float = 1.0) -> dict[OpKey, float]:
         """Requests per second arriving at each root operation (traced / sampling)."""
@@ -219,6 +221,7 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
     is_entry[stuck] = True
     entry[stuck] = idx[stuck]
     children = Counter(parent[ok].tolist())
+    forms = find_call_forms(df, parent, entry, is_entry & ok)
     # calls: entries whose parent exists (in another service)
     calls_of: dict[int, list[tuple[OpKey, float, float, bool]]] = defaultdict(list)
     edges: set[tuple[str, str]] = set()
@@ -348,4 +351,5 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
         window=window.seconds,
         traces=int(df["trace_id"].nunique()),
         stretches=window.stretches,
+        forms=forms,
     )
