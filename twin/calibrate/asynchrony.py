@@ -21,17 +21,18 @@ both). ``X`` is made
 
 - only when ``Y`` failed: ``when: previous_failed``, ``probability`` = the share of the
   instances where ``Y`` failed that make ``X`` (a fallback; ``Y`` becomes ``optional``);
-- only when ``Y`` was made and succeeded, while ``Y`` is absent or failed in other
-  instances: ``when: previous_ok``, ``probability`` = the share of ``Y``'s successes that
-  make ``X``.
+- only when ``Y`` succeeded: ``when: previous_ok``, ``probability`` = the share of ``Y``'s
+  successes that make ``X``. The evidence is instances where ``Y`` failed and the caller
+  went on (a call started after ``Y`` ended) without making ``X``. That ``X`` is seen only
+  beside ``Y`` is no evidence: request classes (pages that make both calls) do the same.
 
 Each needs :data:`MIN_SUPPORT` instances on both sides (``X`` seen, and the instances the
 condition excludes), so a subset that happened by chance among few instances is not taken
-for a rule. What traces cannot tell: a cache miss going to the database when the cache call
-is made in every instance and never fails looks like an independent call with the miss
-ratio as its probability, which is what calibration then writes; the two differ only once
-the cache fails. The condition is written only when ``Y`` is the call just before ``X`` in
-the calibrated operation and neither is parallel; otherwise a note says why not.
+for a rule. What traces cannot tell: a cache miss going to the database, where the cache
+never failed, looks like an independent call with the miss ratio as its probability, which
+is what calibration then writes; the two differ only once the cache fails. The condition is
+written only when ``Y`` is the call just before ``X`` in the calibrated operation and
+neither is parallel; otherwise a note says why not.
 """
 
 from __future__ import annotations
@@ -182,7 +183,12 @@ def _condition(
         return CallForm(
             when="previous_failed", previous=y, probability=len(with_x) / len(failed), share=share
         )
-    excluded = len(per_instance) - len(ok)
+    went_on = [
+        d
+        for d in failed
+        if any(m.start >= d[y].end - SKEW_TOLERANCE for k, m in d.items() if k != y)
+    ]
+    excluded = sum(x not in d for d in went_on)
     if all(y in d and not d[y].failed for d in with_x) and excluded >= MIN_SUPPORT:
         return CallForm(
             when="previous_ok", previous=y, probability=len(with_x) / len(ok), share=share
