@@ -228,8 +228,11 @@ def apply_call_forms(
             )
             continue
         d["when"] = form.when
+        # the written probability holds the count's rounding (probability x count = mean
+        # calls): scale it from all instances to those meeting the condition (5 decimals:
+        # the written one was rounded to 6)
         scale = form.probability / form.share if form.share > 0 else 1.0
-        d["probability"] = round(min(1.0, float(d.get("probability", 1.0)) * scale), 6)
+        d["probability"] = round(min(1.0, float(d.get("probability", 1.0)) * scale), 5)
         if form.when == "previous_failed":
             prev["optional"] = True
         notes.append(
