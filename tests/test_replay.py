@@ -129,7 +129,7 @@ def delayed_dataset(tmp: Path, magnitudes: list[float | None]) -> tuple[Path, fl
 
 
 def test_data_the_twin_produced_itself_replays_at_about_full_accuracy(tmp_path: Path) -> None:
-    data, delay = delayed_dataset(tmp_path, [0.2, 0.2])
+    data, _ = delayed_dataset(tmp_path, [0.2, 0.2])
     res = replay(small(), data, "generic", tmp_path / "out", ReplayConfig(**FAST))
     assert res["n_held_out"] == 2 and res["unmapped"] == [] and res["misses"] == 0
     for k in ("p50", "p99"):
@@ -148,7 +148,13 @@ def test_data_the_twin_produced_itself_replays_at_about_full_accuracy(tmp_path: 
 
 def test_fit_first_fits_the_first_fault_of_a_type_and_never_scores_it(tmp_path: Path) -> None:
     data, delay = delayed_dataset(tmp_path, [None, None, None])
-    res = replay(small(), data, "generic", tmp_path / "out", ReplayConfig(fit="first", **{**FAST, "seeds": 1}))
+    res = replay(
+        small(),
+        data,
+        "generic",
+        tmp_path / "out",
+        ReplayConfig(fit="first", **{**FAST, "seeds": 1}),
+    )
     roles = [r["role"] for r in res["faults"]]
     assert roles == ["fit", "held out", "held out"]
     assert res["n_held_out"] == 2 and res["n_fitted"] == 1

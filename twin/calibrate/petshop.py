@@ -234,3 +234,17 @@ def intrinsic_faults(info: dict[str, Any]) -> list[dict[str, Any]]:
         for n, i in info.items()
         if not n.startswith("_") and i["intrinsic_failure"] > 0
     ]
+
+
+def calibrate_level(
+    folder: Path, *, workers: int = 64
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """One traffic level of the dataset (``graph.csv`` and ``noissue/metrics.csv`` in
+    ``folder``) -> the topology document, its intrinsic failures as always-on faults, and
+    what was derived per node (:func:`build_topology`)."""
+    tidy = read_node_metrics(folder / "noissue" / "metrics.csv")
+    _, edges = read_adjacency(folder / "graph.csv")
+    doc, info = build_topology(
+        node_table(tidy), edges, period=period_seconds(tidy), workers=workers
+    )
+    return doc, intrinsic_faults(info), info

@@ -76,8 +76,8 @@ def _windows(path: Path) -> list[Window]:
     if extra:
         raise InputError(f"unknown column(s) {', '.join(map(str, extra))}", source=str(path))
     num = {c: pd.to_numeric(df[c], errors="coerce") for c in df.columns if c != "segment"}
-    for c in num:
-        bad = df[c].notna() & num[c].isna()
+    for c, values in num.items():
+        bad = df[c].notna() & values.isna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
             raise InputError(f"{c}: not a number", source=f"{path}:{row}")

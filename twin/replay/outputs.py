@@ -78,14 +78,15 @@ def markdown(res: dict[str, Any]) -> str:
             "Unmapped: " + "; ".join(f"{u['fault']} ({u['reason']})" for u in res["unmapped"]),
         ]
     for seg, s in ff["segments"].items():
-        sv = s["services"]
+        sv = {k: s["services"].get(k, {}) for k in ("mean", "p50", "p99", "success_pp")}
         lines += [
             "",
-            f"Fault-free capture {seg or '(one)'}, per service: mean-latency accuracy average "
-            f"{_pct(sv.get('mean', {}).get('mean'))} (median {_pct(sv.get('mean', {}).get('median'))}, "
-            f"{sv.get('mean', {}).get('n', 0)} services); p50 {_pct(sv.get('p50', {}).get('mean'))}; "
-            f"p99 {_pct(sv.get('p99', {}).get('mean'))}; success within "
-            f"{_pp(sv.get('success_pp', {}).get('mean'))} pp on average.",
+            f"Fault-free capture {seg or '(one)'}, per service ({sv['mean'].get('n', 0)}): "
+            f"mean-latency accuracy average {_pct(sv['mean'].get('mean'))} (median "
+            f"{_pct(sv['mean'].get('median'))}); p50 {_pct(sv['p50'].get('mean'))} (median "
+            f"{_pct(sv['p50'].get('median'))}); p99 {_pct(sv['p99'].get('mean'))} (median "
+            f"{_pct(sv['p99'].get('median'))}); success within "
+            f"{_pp(sv['success_pp'].get('mean'))} pp on average.",
         ]
     return "\n".join(lines) + "\n"
 

@@ -34,6 +34,9 @@ from twin.stats import LogHistogram
 from twin.topology import Topology
 
 Fit = Literal["none", "first"]
+MIN_REQUESTS = 10.0
+"""A service expected to see fewer requests than this in a block's run is not scored there
+(its figures would be a handful of draws)."""
 LATENCY = ("p50", "p99", "mean")
 Planner = Callable[[Fault, Topology], "Plan | str"]
 
@@ -329,15 +332,27 @@ def _fit_error(pred: Prediction, windows: Sequence[Window], on: str) -> float:
     return float(np.mean(errs)) if errs else math.inf
 
 
-def _summarise(w: Sequence[Window]) -> Figures:
-    """A block's figures: medians of its windows' (rate: the mean)."""
+def _summarise(w: Sequence[Figures], seconds: Sequence[float]) -> Figures:
+    """A block's figures: the mean latency and success weighted by each window's requests
+    (exact for the block as a whole), the medians of the windows' quantiles, the mean rate."""
+    weights = [(x.rate or 0.0) * s for x, s in zip(w, seconds, strict=True)]
 
-    def med(k: str, ws: Sequence[Figures]) -> float | None:
-        return _median([getattr(x, k) for x in ws])
+    def weighted(k: str) -> float | None:
+        pairs = [(getattr(x, k), q) for x, q in zip(w, weights, strict=True)]
+        pairs = [(v, q) for v, q in pairs if v is not None]
+        if not pairs:
+            return None
+        total = sum(q for _, q in pairs)
+        if total <= 0:
+            return float(np.mean([v for v, _ in pairs]))
+        return float(sum(v * q for v, q in pairs) / total)
 
     return Figures(
         rate=_mean([x.rate for x in w]),
-        **{k: med(k, w) for k in ("mean", "p50", "p99", "success")},
+        mean=weighted("mean"),
+        success=weighted("success"),
+        p50=_median([x.p50 for x in w]),
+        p99=_median([x.p99 for x in w]),
     )
 
 
@@ -497,7 +512,7 @@ def _blocks(
                 services=with_services,
             )
         pred = cache[key]
-        meas = _summarise(b)
+        meas = _summarise(b, [w.seconds for w in b])
         row: dict[str, Any] = {
             "segment": b[0].segment,
             "start": b[0].time - b[0].seconds,
@@ -512,9 +527,10 @@ def _blocks(
             names = sorted({n for w in b for n in w.services})
             svc_rows = {}
             for n in names:
-                m = _summarise([w.services[n] for w in b if n in w.services])
+                ws = [w for w in b if n in w.services]
+                m = _summarise([w.services[n] for w in ws], [w.seconds for w in ws])
                 t = pred.services.get(n)
-                if t is None or not m.rate:
+                if t is None or (m.rate or 0.0) * seconds < MIN_REQUESTS:
                     continue
                 tw = Figures(**{k: v for k, v in t.items() if k in Figures.model_fields})
                 svc_rows[n] = {
