@@ -155,8 +155,8 @@ def build_topology(
 
     def spread(n: str) -> float:
         """cv of a lognormal with the node's own p50 and p99 (0.5 when unknown)."""
-        p50 = float(nodes.loc[n].get("latency_p50", np.nan))
-        p99 = float(nodes.loc[n].get("latency_p99", np.nan))
+        row: Any = nodes.loc[n]
+        p50, p99 = float(row.get("latency_p50", np.nan)), float(row.get("latency_p99", np.nan))
         if np.isfinite(p50) and np.isfinite(p99) and p50 > 0 and p99 > p50:
             sigma = math.log(p99 / p50) / 2.326
             return float(math.sqrt(math.expm1(sigma * sigma)))

@@ -54,6 +54,7 @@ def _windows(path: Path, segment: str) -> list[Window]:
     tidy = read_node_metrics(path)
     period = period_seconds(tidy)
     figs: dict[float, dict[str, dict[str, float]]] = {}
+    r: Any
     for r in tidy.itertuples(index=False):
         node = service_name(str(r.node))
         slot = figs.setdefault(float(r.t), {}).setdefault(node, {})

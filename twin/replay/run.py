@@ -439,15 +439,15 @@ def run_replay(
         tried: dict[float, Prediction] = {}
         if fit_on.get(f.type) is f:
             trials = {}
-            for x in p.grid:
-                tried[x] = run(x)
-                trials[x] = _fit_error(tried[x], ws, p.fit_on)
+            for g in p.grid:
+                tried[g] = run(g)
+                trials[g] = _fit_error(tried[g], ws, p.fit_on)
                 tick()
-            best = min(trials, key=lambda x: trials[x])
+            best = min(trials, key=lambda g: trials[g])
             magnitudes[f.type] = best
             fitted[f.type] = {"magnitude": best, "on": f.label, "grid": trials}
             role = "fit"
-        x = magnitudes.get(f.type, p.value) if not p.fixed else p.value
+        x: float | None = p.value if p.fixed else magnitudes.get(f.type, p.value)
         if x is None:
             rows.append(
                 {
