@@ -18,8 +18,8 @@ import numpy as np
 from twin.faults import KINDS, ErrorRateFault
 from twin.topology import Topology
 
-FitOn = Literal["latency", "success"]
-"""What a fitted magnitude is chosen to match: latency figures (log ratio of p50, p99 and the
+FitOn = Literal["response_time", "success"]
+"""What a fitted magnitude is chosen to match: response times (log ratio of p50, p99 and the
 mean) or the success ratio."""
 
 
@@ -54,7 +54,7 @@ def kind_grid(kind: str, points: int = 12) -> tuple[float, ...]:
 
 def fit_on_for(kind: str) -> FitOn:
     """Probability kinds that fail requests are fitted on success; the rest on latency."""
-    return "success" if kind == ErrorRateFault.name else "latency"
+    return "success" if kind == ErrorRateFault.name else "response_time"
 
 
 def by_kind(

@@ -93,7 +93,7 @@ def plan(fault: Fault, topology: Topology) -> Plan | str:
             build=cpu,
             value=None,
             grid=kind_grid(latency),
-            fit_on="latency",
+            fit_on="response_time",
         )
     if fault.type in NETWORK_TYPES:
         edges = edges_into(svc, topology)
@@ -109,7 +109,7 @@ def plan(fault: Fault, topology: Topology) -> Plan | str:
             build=net,
             value=None,
             grid=kind_grid(latency),
-            fit_on="latency",
+            fit_on="response_time",
         )
     if fault.type in ERROR_TYPES:
         if svc in entry_services(topology):

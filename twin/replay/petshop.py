@@ -201,7 +201,7 @@ def plan(fault: Fault, topology: Topology) -> Plan | str:
             build=delay,
             value=1.0,
             grid=SHARES,
-            fit_on="latency",
+            fit_on="response_time",
         )
     if "error" in words:
         err = ErrorRateFault.name
