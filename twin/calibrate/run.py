@@ -71,7 +71,7 @@ class CalibrationConfig(BaseModel):
     )
     seed: int = Field(default=1, description="Seed of the check run.")
     network: Literal["floor", "full"] = Field(
-        default="floor",
+        default="full",
         description="Link latency from client-minus-server time: floor (10th percentile; the "
         "rest is queueing at the callee) or full (the whole fitted gap).",
     )

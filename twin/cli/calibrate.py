@@ -90,9 +90,9 @@ def calibrate(
         str,
         typer.Option(
             help="Link latency from client-minus-server time: floor (10th percentile; the "
-            "rest is queueing at the callee) or full (the whole fitted gap)."
+            "rest is queueing at the callee) or full (the whole fitted gap, the default)."
         ),
-    ] = "floor",
+    ] = "full",
 ) -> None:
     """Calibrate a twin from traces and/or Prometheus metrics; compare it with what was seen."""
     from twin.calibrate.run import CalibrationConfig, format_figure, run_calibration
