@@ -105,9 +105,11 @@ class RecalibrateConfig:
     """Give the engine each empirical service time as a lognormal of the same mean and
     variance: the fluid engine reads a distribution's mean and cv, and an empirical one has no
     cv there (its spread would be lost). The followed topology keeps the empirical ones."""
-    cpu_anchor: int = 10
-    """Windows of CPU per request read before it is used: CPU and service time have different
-    units, so CPU says how a service's demand moved since then, not its level."""
+    anchor: int = 10
+    """Windows a service's own figure (server P99, CPU per request) is read before it is
+    used, to learn its bias against the twin's (see :meth:`Recalibrator._rows`)."""
+    bias_window: int = 60
+    """Windows a service's own figure's bias is the median over (the last hour of minutes)."""
     scale_limits: tuple[float, float] = (0.01, 100.0)
     warm_s: float = 30.0
     """Seconds each prediction runs before it is read (the fluid queues settle in a few
@@ -160,7 +162,9 @@ def gamma_median(mean: float, p99: float) -> float | None:
         k = math.exp(log_k)
         return float(gammaincinv(k, 0.99)) / k - ratio
 
-    lo, hi = math.log(1e-3), math.log(1e6)
+    # P99 / mean of a gamma rises as its shape falls to about 0.0158 (a ratio of about
+    # 28.3), then falls again: the ratio is one-to-one on shapes above that
+    lo, hi = math.log(0.0158), math.log(1e6)
     if f(lo) < 0 or f(hi) > 0:
         return None
     k = math.exp(brentq(f, lo, hi, xtol=1e-6))
@@ -279,8 +283,7 @@ class Recalibrator:
         self.mix: dict[str, dict[str, float]] = {}
         self.mix_var: dict[str, dict[str, float]] = {}
         self.noise: dict[str, _Noise] = {}
-        self.cpu_seen: dict[str, list[float]] = {}
-        self.cpu_offset: dict[str, float] = {}
+        self.bias: dict[str, deque[float]] = {}
         self.unknown: set[str] = set()
         self.windows = self.used = self.skipped = self.off_for = self.runs = 0
         self._anchor: _Anchor | None = None
@@ -452,41 +455,49 @@ class Recalibrator:
     def _rows(
         self, w: Window, figs: dict[str, float], jac: dict[str, np.ndarray]
     ) -> tuple[list[float], list[np.ndarray], list[float]]:
-        """Innovations, Jacobian rows and measurement variances of the window's figures."""
+        """Innovations, Jacobian rows and measurement variances of the window's figures.
+
+        The entry's P50 and P99 are what the twin must match, so they are read as they are.
+        A service's own figures (its server P99 as the telemetry measures it, its CPU per
+        request) are not defined as the twin's are (a pod's latency seen by a mesh, CPU in
+        the limit's share), so each is read against a bias of its own: the median of
+        observed - predicted (log) over its last ``bias_window`` windows (used once it has
+        ``anchor`` of them). They then say how a service moved lately, and the entry says
+        where the whole twin stands; where the twin is right the bias is 0 and stays so."""
         nu: list[float] = []
         rows: list[np.ndarray] = []
         var: list[float] = []
-        observed: dict[str, float | None] = {"entry:p99": w.p99, "entry:p50": w.p50}
-        for name, f in w.services.items():
-            if name not in self.index:
-                self.unknown.add(name)
-                continue
-            observed[f"svc:{name}"] = f.latency_p99
-        for key, y in observed.items():
-            if y is None or y <= 0 or key not in figs or key not in jac:
-                continue
-            r = self._var(key, math.log(y))
-            nu.append(math.log(y) - figs[key])
-            rows.append(jac[key])
-            var.append(r)
-        c = self.config
+        n = len(self.services)
+        found: list[tuple[str, float, float, np.ndarray]] = []  # key, observed, predicted, row
+        for key in ("entry:p99", "entry:p50"):
+            y = w.p99 if key == "entry:p99" else w.p50
+            if y is not None and y > 0 and key in figs and key in jac:
+                found.append((key, math.log(y), figs[key], jac[key]))
         for name, f in w.services.items():
             i = self.index.get(name)
-            if i is None or f.cpu is None or f.cpu <= 0 or f.rate is None or f.rate <= 0:
+            if i is None:
+                self.unknown.add(name)
                 continue
-            d = math.log(f.cpu / f.rate)  # utilisation law: demand = U / X
-            if name not in self.cpu_offset:
-                seen = self.cpu_seen.setdefault(name, [])
-                seen.append(d - float(self.theta[i]))
-                if len(seen) >= c.cpu_anchor:
-                    self.cpu_offset[name] = float(np.median(seen))
-                continue
-            r = self._var("cpu:" + name, d)
-            nu.append(d - self.cpu_offset[name] - float(self.theta[i]))
-            e = np.zeros(len(self.services))
-            e[i] = 1.0
-            rows.append(e)
-            var.append(r)
+            key = f"svc:{name}"
+            if f.latency_p99 is not None and f.latency_p99 > 0 and key in figs and key in jac:
+                found.append((key, math.log(f.latency_p99), figs[key], jac[key]))
+            if f.cpu is not None and f.cpu > 0 and f.rate is not None and f.rate > 0:
+                row = np.zeros(n)
+                row[i] = 1.0  # utilisation law: demand = U / X moves with the scale
+                found.append((f"cpu:{name}", math.log(f.cpu / f.rate), float(self.theta[i]), row))
+        c = self.config
+        for key, y, h, row in found:
+            if not key.startswith("entry:"):
+                past = self.bias.setdefault(key, deque(maxlen=c.bias_window))
+                ready = len(past) >= c.anchor
+                bias = float(np.median(np.asarray(past))) if ready else 0.0
+                past.append(y - h)
+                if not ready:
+                    continue
+                y -= bias
+            var.append(self._var(key, y))
+            nu.append(y - h)
+            rows.append(row)
         return nu, rows, var
 
     def _update_scales(self, nu: list[float], rows: list[np.ndarray], var: list[float]) -> None:
