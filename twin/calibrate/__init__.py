@@ -15,8 +15,8 @@ from twin.calibrate.accuracy import accuracy, accuracy_or_none
 from twin.calibrate.build import BuildOptions, Calibration, build_topology
 from twin.calibrate.callgraph import CallGraph, build_callgraph
 from twin.calibrate.mask import Masker
-from twin.calibrate.recalibrate import FollowError, RecalibrateConfig, Recalibrator, follow
 from twin.calibrate.metrics import MetricMap, PrometheusClient, load_dump, summarize
+from twin.calibrate.recalibrate import FollowError, RecalibrateConfig, Recalibrator, follow
 from twin.calibrate.run import CalibrationConfig, CalibrationRecord, run_calibration
 from twin.calibrate.service_time import Fit, fit_service_time
 from twin.calibrate.traces import ReadReport, read_traces

@@ -74,7 +74,7 @@ class RecalibrateConfig:
     k: int = 5
     """Windows beyond ``bound`` in a row before the twin is said not to follow (and windows of
     warm-up before the rule applies)."""
-    scale_q: float = 0.05
+    scale_q: float = 0.03
     """Random-walk step of a log service-time scale per window (process noise)."""
     load_q: float = 0.3
     """Random-walk step of the log arrival rate per window: arrivals move fast and are
@@ -88,7 +88,7 @@ class RecalibrateConfig:
     noise_floor: float = 0.05
     """Least measurement noise of a latency figure (log): none is trusted beyond 5%."""
     noise_default: float = 0.3
-    """Measurement noise of a figure before it has 3 values to estimate its own."""
+    """Measurement noise of a figure before it has 5 values to estimate its own."""
     noise_window: int = 30
     """Values of a figure its measurement noise is estimated over."""
     huber: float = 2.5
@@ -105,11 +105,12 @@ class RecalibrateConfig:
     """Give the engine each empirical service time as a lognormal of the same mean and
     variance: the fluid engine reads a distribution's mean and cv, and an empirical one has no
     cv there (its spread would be lost). The followed topology keeps the empirical ones."""
-    anchor: int = 10
-    """Windows a service's own figure (server P99, CPU per request) is read before it is
-    used, to learn its bias against the twin's (see :meth:`Recalibrator._rows`)."""
-    bias_window: int = 60
-    """Windows a service's own figure's bias is the median over (the last hour of minutes)."""
+    bias_sd: float = 0.1
+    """Spread of a service figure's bias when it is first taken (log; see
+    :meth:`Recalibrator._rows`): one window's gap, so about one window's noise."""
+    bias_q: float = 0.005
+    """Random-walk step of a bias per window: a tenth of a scale's, so a lasting change in a
+    service is read as its service time moving, not its telemetry."""
     scale_limits: tuple[float, float] = (0.01, 100.0)
     warm_s: float = 30.0
     """Seconds each prediction runs before it is read (the fluid queues settle in a few
@@ -251,7 +252,7 @@ class _Noise:
         self.values.append(x)
 
     def var(self, default: float, floor: float) -> float:
-        if len(self.values) < 3:
+        if len(self.values) < 5:
             return default**2
         d = np.diff(np.asarray(self.values))
         mad = 1.4826 * float(np.median(np.abs(d - np.median(d))))
@@ -283,7 +284,8 @@ class Recalibrator:
         self.mix: dict[str, dict[str, float]] = {}
         self.mix_var: dict[str, dict[str, float]] = {}
         self.noise: dict[str, _Noise] = {}
-        self.bias: dict[str, deque[float]] = {}
+        self.bias: dict[str, int] = {}  # a service figure -> its bias's place in the state
+        self.b = np.zeros(0)
         self.unknown: set[str] = set()
         self.windows = self.used = self.skipped = self.off_for = self.runs = 0
         self._anchor: _Anchor | None = None
@@ -324,8 +326,7 @@ class Recalibrator:
             services[name] = svc.model_copy(update={"operations": ops})
         m = math.exp(load)
         workload = [
-            w.model_copy(update={"rate": min(max(w.rate * m, 1e-9), MAX_RATE)})
-            for w in t.workload
+            w.model_copy(update={"rate": min(max(w.rate * m, 1e-9), MAX_RATE)}) for w in t.workload
         ]
         links = dict(t.network.links)
         for edge, seconds in net.items():
@@ -338,9 +339,7 @@ class Recalibrator:
                 latency=new if new is not None else Constant(mean=seconds), loss=old.loss
             )
         network = t.network.model_copy(update={"links": links})
-        out = t.model_copy(
-            update={"services": services, "workload": workload, "network": network}
-        )
+        out = t.model_copy(update={"services": services, "workload": workload, "network": network})
         return self._with_mix(out, mix)
 
     def _with_mix(self, t: Topology, mix: dict[str, dict[str, float]]) -> Topology:
@@ -460,10 +459,11 @@ class Recalibrator:
         The entry's P50 and P99 are what the twin must match, so they are read as they are.
         A service's own figures (its server P99 as the telemetry measures it, its CPU per
         request) are not defined as the twin's are (a pod's latency seen by a mesh, CPU in
-        the limit's share), so each is read against a bias of its own: the median of
-        observed - predicted (log) over its last ``bias_window`` windows (used once it has
-        ``anchor`` of them). They then say how a service moved lately, and the entry says
-        where the whole twin stands; where the twin is right the bias is 0 and stays so."""
+        the limit's share), so each carries a bias of its own, a state of the filter beside the
+        scales (started at the figure's first gap, with spread ``bias_sd``, drifting ten times
+        slower than a scale).
+        The entry pins where the whole twin stands; a service's figure then says how that
+        service moved. Where the twin is right the biases stay at 0."""
         nu: list[float] = []
         rows: list[np.ndarray] = []
         var: list[float] = []
@@ -485,20 +485,34 @@ class Recalibrator:
                 row = np.zeros(n)
                 row[i] = 1.0  # utilisation law: demand = U / X moves with the scale
                 found.append((f"cpu:{name}", math.log(f.cpu / f.rate), float(self.theta[i]), row))
-        c = self.config
         for key, y, h, row in found:
-            if not key.startswith("entry:"):
-                past = self.bias.setdefault(key, deque(maxlen=c.bias_window))
-                ready = len(past) >= c.anchor
-                bias = float(np.median(np.asarray(past))) if ready else 0.0
-                past.append(y - h)
-                if not ready:
-                    continue
-                y -= bias
+            if not key.startswith("entry:") and key not in self.bias:
+                self._add_bias(key, y - h)
+            full = np.zeros(n + len(self.b))
+            full[:n] = row
+            if key in self.bias:
+                j = self.bias[key]
+                full[n + j] = 1.0
+                h += float(self.b[j])
             var.append(self._var(key, y))
             nu.append(y - h)
-            rows.append(row)
+            rows.append(full)
+        if rows:  # rows made before a bias was added are shorter
+            size = n + len(self.b)
+            rows = [np.pad(r, (0, size - len(r))) for r in rows]
         return nu, rows, var
+
+    def _add_bias(self, key: str, gap: float) -> None:
+        """A new service figure: its bias joins the state at its first gap (the twin taken
+        as right where a figure is first seen), with the prior spread."""
+        c = self.config
+        self.bias[key] = len(self.b)
+        self.b = np.append(self.b, gap)
+        size = len(self.cov)
+        cov = np.zeros((size + 1, size + 1))
+        cov[:size, :size] = self.cov
+        cov[size, size] = c.bias_sd**2
+        self.cov = cov
 
     def _update_scales(self, nu: list[float], rows: list[np.ndarray], var: list[float]) -> None:
         if not nu:
@@ -508,13 +522,15 @@ class Recalibrator:
         v = np.asarray(nu)
         r = np.asarray(var)
         p = self.cov
+        n = len(self.services)
         s_diag = np.einsum("ij,jk,ik->i", h, p, h) + r
         z = np.abs(v) / np.sqrt(s_diag)
         r = np.where(z > c.huber, r * z / c.huber, r)  # Huber: far-off figures weigh less
         s = h @ p @ h.T + np.diag(r)
         gain = np.linalg.solve(s, h @ p).T
-        self.theta = self.theta + gain @ v
-        ikh = np.eye(len(self.services)) - gain @ h
+        x = np.concatenate([self.theta, self.b]) + gain @ v
+        self.theta, self.b = x[:n], x[n:]
+        ikh = np.eye(len(x)) - gain @ h
         self.cov = ikh @ p @ ikh.T + gain @ np.diag(r) @ gain.T  # Joseph form: stays PSD
         lo, hi = (math.log(x) for x in c.scale_limits)
         self.theta = np.clip(self.theta, lo, hi)
@@ -540,7 +556,10 @@ class Recalibrator:
             )
         self._update_load(w)
         self._update_mix(w)
-        self.cov = self.cov + np.eye(len(self.services)) * c.scale_q**2
+        q = np.concatenate(
+            [np.full(len(self.services), c.scale_q**2), np.full(len(self.b), c.bias_q**2)]
+        )
+        self.cov = self.cov + np.diag(q)
         pred, figs, jac = self.predict()
         p99_now = math.exp(figs["entry:p99"]) if "entry:p99" in figs else None
         p50_now = math.exp(figs["entry:p50"]) if "entry:p50" in figs else None
