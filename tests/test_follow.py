@@ -241,3 +241,62 @@ def test_nezha_minutes_become_windows_with_each_pods_figures() -> None:
     for f in w.services.values():
         assert f.rate is not None and f.latency_p99 is not None and f.cpu is not None
     assert any(e.client_p50 is not None and e.server_p50 is not None for e in w.edges.values())
+
+
+def _classes() -> Topology:
+    """An entry with two request classes: ``browse`` calls a, ``buy`` calls a and b."""
+    from twin.io import parse_model
+
+    def op(mean: float, calls: list[str]) -> dict[str, object]:
+        return {
+            "service_time": {"dist": "exponential", "mean": mean},
+            "calls": [{"to": c} for c in calls],
+        }
+
+    return parse_model(
+        Topology,
+        {
+            "name": "classes",
+            "services": {
+                "front": {
+                    "workers": 4,
+                    "operations": {"browse": op(0.004, ["a"]), "buy": op(0.004, ["a", "b"])},
+                },
+                "a": {"workers": 4, "operations": {"default": op(0.005, [])}},
+                "b": {"workers": 4, "operations": {"default": op(0.050, [])}},
+            },
+            "workload": [{"entry": "front", "rate": 10.0, "mix": {"browse": 0.5, "buy": 0.5}}],
+        },
+    )
+
+
+def test_the_class_mix_follows_the_observed_shares() -> None:
+    topo = _classes()
+    shifted = topo.model_copy(
+        update={
+            "workload": [topo.workload[0].model_copy(update={"mix": {"browse": 0.8, "buy": 0.2}})]
+        }
+    )
+    sim = fluid_engine(shifted, Scenario(duration=120.0))
+    sim.step(60.0)
+    p = read_prediction(sim.step(60.0))
+    assert p.p99 is not None
+    windows = [
+        Window(
+            time=60.0 * i,
+            rate=10.0,
+            p99=p.p99,
+            p50=p.p50,
+            mix={"front": {"browse": 0.8, "buy": 0.2, "refund": 0.01}},
+        )
+        for i in range(15)
+    ]
+    r = Recalibrator(topo)
+    for w in windows:
+        followed, err = r.update(w)
+    assert followed.workload[0].mix["browse"] == pytest.approx(0.8, abs=0.02)
+    assert sum(followed.workload[0].mix.values()) == pytest.approx(1.0)
+    assert "front:refund" in r.unknown
+    # the twin with the followed mix predicts what the shifted system shows
+    assert err.value is not None and err.value < 0.05
+    Topology.model_validate(followed.model_dump())

@@ -5,8 +5,9 @@ yields, per window, the topology as re-estimated so far and the twin-vs-reality 
 prediction made *before* the window was read (one step ahead). What drifts is re-estimated:
 
 - the **arrival rate** (each entry's rate times one load factor) and the **class mix** of
-  each entry (``WorkloadEntry.mix``): measured, not inferred, so each is a scalar Kalman
-  filter whose measurement noise is the counting noise of the window's arrivals;
+  each entry (``WorkloadEntry.mix``, where the topology has classes and the window their
+  shares): measured, not inferred, so each is a scalar Kalman filter whose measurement
+  noise is the counting noise of the window's arrivals;
 - the **service-time scale of every service** (log scale, one state vector): an extended
   Kalman filter whose measurements are the entry's P99 and P50 and, where the telemetry has
   them, each service's server-side P99 and its CPU per request;
@@ -233,6 +234,19 @@ def moment_matched(topology: Topology) -> Topology:
     return topology.model_copy(update={"services": services})
 
 
+def _edge_seconds(topology: Topology) -> dict[str, float]:
+    """Mean network seconds of each call edge as calibrated: over its calls, each its own
+    latency or else its link's."""
+    seen: dict[str, list[float]] = {}
+    for name, svc in topology.services.items():
+        for op in svc.operations.values():
+            for c in op.calls:
+                callee = topology.resolve(c.to)[0]
+                lat = c.latency or topology.link(name, callee).latency
+                seen.setdefault(f"{name}->{callee}", []).append(lat.expected() if lat else 0.0)
+    return {e: float(np.mean(v)) for e, v in seen.items()}
+
+
 def _edges(topology: Topology) -> list[str]:
     out = set()
     for name, svc in topology.services.items():
@@ -281,8 +295,9 @@ class Recalibrator:
         self.edges = _edges(topology)
         self.net: dict[str, float] = {}  # only edges observed; the rest keep their calibration
         self.net_var: dict[str, float] = {}
-        self.mix: dict[str, dict[str, float]] = {}
-        self.mix_var: dict[str, dict[str, float]] = {}
+        self.edge_base = _edge_seconds(topology)
+        self.mix = {w.service: dict(w.mix) for w in topology.workload if w.mix}
+        self.mix_var = {s: dict.fromkeys(m, c.mix_q**2) for s, m in self.mix.items()}
         self.noise: dict[str, _Noise] = {}
         self.bias: dict[str, int] = {}  # a service figure -> its bias's place in the state
         self.b = np.zeros(0)
@@ -310,40 +325,53 @@ class Recalibrator:
         mix: dict[str, dict[str, float]],
         engine_view: bool = False,
     ) -> Topology:
-        """The calibrated topology with these parameters in place; ``engine_view``: as the
-        engine is given it (:attr:`RecalibrateConfig.moment_match`)."""
+        """The calibrated topology with these parameters in place: service times scaled,
+        entry rates times the load, the observed edges' network times (their link's latency,
+        and the calls' own latencies on them, scaled to the edge's estimate; a constant where
+        the calibration had none) and the entries' class mixes. ``engine_view``: as the engine
+        is given it (:attr:`RecalibrateConfig.moment_match`)."""
         t = self.engine_base if engine_view else self.base
+        factor: dict[str, float | None] = {}  # edge -> times its calibrated network seconds
+        for edge, seconds in net.items():
+            base = self.edge_base.get(edge, 0.0)
+            factor[edge] = seconds / base if base > 0 else None
         services = {}
         for name, svc in t.services.items():
             k = math.exp(float(theta[self.index[name]]))
-            if k == 1.0:
-                services[name] = svc
-                continue
-            ops = {
-                o: op.model_copy(update={"service_time": op.service_time.scaled(k)})
-                for o, op in svc.operations.items()
-            }
+            ops = {}
+            for o, op in svc.operations.items():
+                update: dict[str, object] = {}
+                if k != 1.0:
+                    update["service_time"] = op.service_time.scaled(k)
+                calls = list(op.calls)
+                for j, call in enumerate(calls):
+                    edge = f"{name}->{t.resolve(call.to)[0]}"
+                    if call.latency is None or edge not in net:
+                        continue
+                    f = factor[edge]
+                    lat = call.latency.scaled(f) if f is not None else Constant(mean=net[edge])
+                    calls[j] = call.model_copy(update={"latency": lat})
+                if calls != list(op.calls):
+                    update["calls"] = calls
+                ops[o] = op.model_copy(update=update) if update else op
             services[name] = svc.model_copy(update={"operations": ops})
         m = math.exp(load)
-        workload = [
-            w.model_copy(update={"rate": min(max(w.rate * m, 1e-9), MAX_RATE)}) for w in t.workload
-        ]
+        workload = []
+        for w in t.workload:
+            entry: dict[str, object] = {"rate": min(max(w.rate * m, 1e-9), MAX_RATE)}
+            if w.service in mix and w.mix:
+                entry["mix"] = dict(mix[w.service])
+            workload.append(w.model_copy(update=entry))
         links = dict(t.network.links)
         for edge, seconds in net.items():
             a, _, b = edge.partition("->")
             old = t.link(a, b)
-            lat = old.latency
-            base = lat.expected() if lat is not None else 0.0
-            new = lat.scaled(seconds / base) if lat is not None and base > 0 else None
-            links[edge] = Link(
-                latency=new if new is not None else Constant(mean=seconds), loss=old.loss
-            )
+            f = factor[edge]
+            was = old.latency
+            new = was.scaled(f) if was is not None and f is not None else Constant(mean=seconds)
+            links[edge] = Link(latency=new, loss=old.loss)
         network = t.network.model_copy(update={"links": links})
-        out = t.model_copy(update={"services": services, "workload": workload, "network": network})
-        return self._with_mix(out, mix)
-
-    def _with_mix(self, t: Topology, mix: dict[str, dict[str, float]]) -> Topology:
-        return t
+        return t.model_copy(update={"services": services, "workload": workload, "network": network})
 
     def run(self, theta: np.ndarray, load: float) -> Prediction:
         """The twin's figures at these scales and load (the current network and mix): one
@@ -368,6 +396,10 @@ class Recalibrator:
             dnet = sum(abs(v - net.get(e, v)) for e, v in self.net.items())
             p50 = a.pred.p50 or a.pred.p99
             moved = max(moved, dnet / p50 if p50 else 0.0)
+        if not jac:  # the share of arrivals that changed class
+            for svc, shares in self.mix.items():
+                old = a.mix.get(svc, {})
+                moved = max(moved, sum(abs(v - old.get(o, v)) for o, v in shares.items()))
         return moved
 
     def predict(self) -> tuple[Prediction, dict[str, float], dict[str, np.ndarray]]:
@@ -386,7 +418,16 @@ class Recalibrator:
             else:
                 jac, jt, jl, jn = a.jac, a.jac_theta, a.jac_load, a.jac_net
             a = self._anchor = _Anchor(
-                self.theta.copy(), self.load, dict(self.net), pred, _figures(pred), jac, jt, jl, jn
+                self.theta.copy(),
+                self.load,
+                dict(self.net),
+                {k: dict(v) for k, v in self.mix.items()},
+                pred,
+                _figures(pred),
+                jac,
+                jt,
+                jl,
+                jn,
             )
         d = np.append(self.theta - a.theta, self.load - a.load)
         now = {k: v + float(a.jac[k] @ d) if k in a.jac else v for k, v in a.figures.items()}
@@ -431,7 +472,34 @@ class Recalibrator:
         self.load_var = (1 - k) * p
 
     def _update_mix(self, w: Window) -> None:
-        pass
+        """Each class share a scalar Kalman filter (random walk ``mix_q``), its measurement
+        noise the binomial counting noise of the window's arrivals; then renormalised.
+        Classes the topology lacks are counted in :attr:`unknown`."""
+        c = self.config
+        arrivals = max((w.rate or self.nominal * math.exp(self.load)) * w.seconds, 1.0)
+        for svc, observed in w.mix.items():
+            shares = self.mix.get(svc)
+            if shares is None:
+                self.unknown.add(svc)
+                continue
+            for op in observed:
+                if op not in shares:
+                    self.unknown.add(f"{svc}:{op}")
+            total = sum(v for o, v in observed.items() if o in shares)
+            if total <= 0:
+                continue
+            n = arrivals * len(self.mix) / max(len(self.base.workload), 1)
+            for op, x in shares.items():
+                y = observed.get(op, 0.0) / total
+                r = max(y * (1 - y), 1.0 / n) / n
+                p = self.mix_var[svc][op] + c.mix_q**2
+                k = p / (p + r)
+                shares[op] = min(max(x + k * (y - x), 0.0), 1.0)
+                self.mix_var[svc][op] = (1 - k) * p
+            s = sum(shares.values())
+            if s > 0:
+                for op in shares:
+                    shares[op] /= s
 
     def _update_net(self, w: Window) -> None:
         c = self.config
@@ -627,6 +695,7 @@ class _Anchor:
     theta: np.ndarray
     load: float
     net: dict[str, float]
+    mix: dict[str, dict[str, float]]
     pred: Prediction
     figures: dict[str, float]
     jac: dict[str, np.ndarray]
