@@ -1,7 +1,7 @@
 """The shadow following a recorded Nezha day: error per window with and without following.
 
     python experiments/follow_nezha.py --data ../shared/data/nezha-ob \\
-        --topology out/cal/topology.yaml [--out docs/results/follow-nezha.json]
+        --topology out/cal/topology.yaml [--k 5] [--out docs/results/follow-nezha.json]
 
 The topology is the twin calibrated from the day's traced minute (``twin calibrate
 --traces ...``). The day (read with :func:`twin.calibrate.nezha.read_day`, files found by
@@ -52,6 +52,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--topology", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--k", type=int, default=RecalibrateConfig().k, help="windows off before not following"
+    )
     a = ap.parse_args()
     day = read_day(a.data)
     topo = Topology.load(a.topology)
@@ -70,7 +73,7 @@ def main() -> None:
     figures: dict[str, dict[str, float]] = {}
 
     t0 = time.process_time()
-    k = Recalibrator(topo)
+    k = Recalibrator(topo, RecalibrateConfig(k=a.k))
     out = [k.update(w)[1] for w in windows]
     figures["kalman"] = {"runs": k.runs, "cpu_s": time.process_time() - t0, "skipped": k.skipped}
     rows["kalman"] = {
@@ -81,7 +84,7 @@ def main() -> None:
     scales = {s: round(v, 3) for s, v in k.scales().items()}
 
     t0 = time.process_time()
-    still = Recalibrator(topo, RecalibrateConfig(scale_q=0.0, initial_sd=1e-9))
+    still = Recalibrator(topo, RecalibrateConfig(scale_q=0.0, initial_sd=1e-9, k=a.k))
     bare = [w.model_copy(update={"services": {}, "edges": {}}) for w in windows]
     out = [still.update(w)[1] for w in bare]
     figures["static"] = {"runs": still.runs, "cpu_s": time.process_time() - t0}
@@ -92,7 +95,7 @@ def main() -> None:
     }
 
     t0 = time.process_time()
-    g = Follower(topo, FollowConfig(bound=RecalibrateConfig().bound))
+    g = Follower(topo, FollowConfig(bound=RecalibrateConfig().bound, k=a.k))
     steps = [g.update(w.time, w.rate, w.p99) for w in windows]
     figures["gma"] = {"runs": g.runs, "cpu_s": time.process_time() - t0}
     rows["gma"] = {
