@@ -58,7 +58,7 @@ def main() -> None:
     a = ap.parse_args()
     day = read_day(a.data)
     topo = Topology.load(a.topology)
-    windows = list(windows_from_nezha(day))
+    windows = list(windows_from_nezha(day, topo.workload[0].service))
     starts = [f.timestamp for f in day.faults]
     last_end = max(starts) + FAULT_SECONDS if starts else -1e18
 

@@ -231,7 +231,7 @@ def test_nezha_minutes_become_windows_with_each_pods_figures() -> None:
     from twin.calibrate.window import windows_from_nezha
 
     day = read_day(NEZHA)
-    windows = list(windows_from_nezha(day))
+    windows = list(windows_from_nezha(day, "frontend"))
     assert len(windows) == len(day.times)
     w = windows[len(windows) // 2]
     assert w.rate == pytest.approx(day.services["frontend"]["rate"][len(windows) // 2])

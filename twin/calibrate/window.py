@@ -87,11 +87,11 @@ def _num(v: float) -> float | None:
     return x if math.isfinite(x) and x >= 0.0 else None
 
 
-def windows_from_nezha(day: NezhaDay, entry_rate: str = "frontend") -> Iterator[Window]:
-    """The day's minutes as windows. The entry's arrivals are the request rate of the service
-    named ``entry_rate`` (Nezha's SLI table has no rate; its front-end pod's workload is the
-    entry's). Per service: workload (ops/s), server P99 and CPU share; per edge: both sides'
-    medians."""
+def windows_from_nezha(day: NezhaDay, entry_service: str) -> Iterator[Window]:
+    """The day's minutes as windows. The entry's arrivals are the request rate of
+    ``entry_service`` (the topology's entry: Nezha's SLI table has no rate, the entry pod's
+    workload is it). Per service: workload (ops/s), server P99 and CPU share; per edge:
+    both sides' medians."""
     for i, t in enumerate(day.times):
         services = {}
         for name, series in day.services.items():
@@ -111,7 +111,7 @@ def windows_from_nezha(day: NezhaDay, entry_rate: str = "frontend") -> Iterator[
             if e != EdgeFigures():
                 edges[key] = e
         success = _num(day.entry["success"][i])
-        front = services.get(entry_rate)
+        front = services.get(entry_service)
         yield Window(
             time=float(t),
             seconds=day.step,
