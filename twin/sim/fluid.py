@@ -192,10 +192,9 @@ class FluidSimulation:
                     )
                 d = op.service_time
                 mean = d.expected()
-                cv = 1.0 if d.dist == "exponential" else float(getattr(d, "cv", 0.0))
                 cond = any(c.when != "always" for c in op.calls)
                 self.nodes[f"{name}:{op_name}"] = _Node(
-                    name, mean, (cv * mean) ** 2, calls, list(op.calls), cond
+                    name, mean, d.variance(), calls, list(op.calls), cond
                 )
         import networkx as nx
 
@@ -222,9 +221,10 @@ class FluidSimulation:
             for op_name, op in spec.operations.items():
                 if op.io is None or bw is None:
                     continue
-                cv = 1.0 if op.io.dist == "exponential" else float(getattr(op.io, "cv", 0.0))
+                m_io = op.io.expected()
+                cv2 = op.io.variance() / m_io**2 if m_io > 0 else 0.0
                 disk = f"host:{spec.host}" if spec.host is not None else f"own:{name}"
-                self.io[f"{name}:{op_name}"] = (op.io.expected() / bw, cv * cv, disk, name)
+                self.io[f"{name}:{op_name}"] = (m_io / bw, cv2, disk, name)
         self._io_lam: dict[str, float] = {}  # last step's arrival rate of nodes with I/O
         # the faults' share of the current step, reset by _advance (service -> value)
         self._cpu: dict[str, float] = {}
