@@ -250,7 +250,11 @@ def test_same_seed_same_results_for_a_closed_loop() -> None:
     ("entry", "where", "says"),
     [
         ({"users": 5}, "workload[0].think_time", "required with `users`"),
-        ({"think_time": {"dist": "constant", "mean": 1}}, "workload[0].think_time", "needs `users`"),
+        (
+            {"think_time": {"dist": "constant", "mean": 1}},
+            "workload[0].think_time",
+            "needs `users`",
+        ),
         ({"open_rate": 1.0}, "workload[0].open_rate", "needs `users`"),
         (
             {"users": 5, "think_time": {"dist": "constant", "mean": 0}},
