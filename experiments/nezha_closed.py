@@ -98,6 +98,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="folder holding nezha-ob/, traces/")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "nezha-closed")
+    ap.add_argument(
+        "--faults", default="", help="only these held-out faults, by start HH:MM (comma list)"
+    )
+    ap.add_argument(
+        "--delay",
+        action="append",
+        default=[],
+        metavar="TYPE=S",
+        help="a CPU fault type's delay given, not fitted (e.g. cpu_contention=0.3)",
+    )
     a = ap.parse_args()
     import pandas as pd
 
@@ -132,6 +142,9 @@ def main() -> int:
     for f in cpu:
         first.setdefault(f.type, f)
     held = [f for f in cpu if first[f.type] is not f]
+    only = {x.strip() for x in a.faults.split(",") if x.strip()}
+    if only:
+        held = [f for f in held if f.time[11:16] in only]
     keep = np.ones(len(day.times), dtype=bool)
     for f in held:  # the held-out faults' minutes do not inform the fit
         keep &= ~((day.times > f.timestamp) & (day.times - 60.0 < f.timestamp + FAULT_SECONDS))
@@ -147,8 +160,10 @@ def main() -> int:
         w = (day.times > f.timestamp - 300) & (day.times <= f.timestamp)
         return float(np.nanmean(rate[w])) if w.any() else cal_rate
 
-    delays: dict[str, float] = {}
+    delays = {k: float(v) for k, v in (d.split("=", 1) for d in a.delay)}
     for ftype, f in first.items():
+        if ftype in delays:
+            continue
         trials = {
             d: log_error(simulate(topo, 1.0, cpu_fault(f.service, d)), minutes(f))
             for d in DELAY_GRID
