@@ -234,11 +234,44 @@ class Network(_Doc):
     links: dict[str, Link] = Field(default_factory=dict)
 
 
+MAX_USERS = 1_000_000
+"""The most users one closed-loop entry may have."""
+
+
 class WorkloadEntry(_Doc):
-    """Open-loop Poisson arrivals at an entry point, optionally split into request classes."""
+    """Requests arriving at an entry point, optionally split into request classes.
+
+    Open loop (the default): Poisson arrivals at ``rate``, whatever the system does. Closed
+    loop (``users`` and ``think_time``): each of ``users`` users sends a request, waits for
+    its answer (success or failure), thinks for a ``think_time`` draw and sends the next, as
+    Locust and JMeter run; the system's slowness slows the arrivals. Mixed (``users`` and
+    ``open_rate``): both on the same entry, Poisson arrivals at ``open_rate`` beside the users.
+    """
 
     entry: Reference = Field(description='"service" or "service:operation"')
-    rate: Rate = Field(description="requests per second")
+    rate: Rate = Field(
+        description="requests per second. Open loop: the Poisson rate. Closed or mixed: the "
+        "entry's throughput at the bundled state (what calibration observed: the users' "
+        "throughput plus `open_rate`), read by traffic equations and utilisation; the users' "
+        "real throughput in a run follows from the system (X = users / (R + Z))"
+    )
+    users: Int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_USERS,
+        description="closed loop: concurrent users, each with at most one request in flight "
+        "(the scenario's load multiplier multiplies them, rounded to the nearest user)",
+    )
+    think_time: Dist | None = Field(
+        default=None,
+        description="closed loop: seconds a user waits after an answer before its next request "
+        "(mean above 0); required with `users`",
+    )
+    open_rate: Rate | None = Field(
+        default=None,
+        description="mixed model: Poisson arrivals per second on this entry beside the users "
+        "(part of `rate`; the load multiplier multiplies it too)",
+    )
     mix: dict[Name, Fraction] = Field(
         default_factory=dict,
         description="request classes: operation of the entry's service -> its share of the "
@@ -250,6 +283,62 @@ class WorkloadEntry(_Doc):
     def service(self) -> str:
         """The entry's service (``entry`` without its operation)."""
         return self.entry.partition(":")[0]
+
+    @property
+    def closed(self) -> bool:
+        """Whether users (a closed loop) send some of this entry's requests."""
+        return self.users is not None
+
+    @property
+    def poisson_rate(self) -> float:
+        """Open-loop arrivals per second at the bundled load (0 for a closed loop)."""
+        if self.users is None:
+            return self.rate
+        return self.open_rate or 0.0
+
+    def users_at(self, multiplier: float) -> int:
+        """Users at a load multiplier: ``users x multiplier`` rounded to the nearest user,
+        halves up (0 without users)."""
+        if self.users is None:
+            return 0
+        return math.floor(self.users * multiplier + 0.5)
+
+
+def _check_closed(i: int, w: WorkloadEntry) -> None:
+    """A closed or mixed entry's fields agree: users come with a think time (mean above 0,
+    or users who never pause would loop on instant failures), an open rate comes with users
+    and is part of ``rate``, and the users' part of ``rate`` is within what they can send."""
+    loc: tuple[str | int, ...] = ("workload", i)
+    if w.users is None:
+        for name in ("think_time", "open_rate"):
+            if getattr(w, name) is not None:
+                raise DocProblem(
+                    (*loc, name),
+                    "needs `users` (without users the entry is an open loop at `rate`)",
+                )
+        return
+    if w.think_time is None:
+        raise DocProblem((*loc, "think_time"), "required with `users`: a distribution of seconds")
+    z = w.think_time.expected()
+    if not z > 0.0:
+        raise DocProblem(
+            (*loc, "think_time"),
+            "a mean above 0 s (users who never pause would resend at once after an instant "
+            "failure, without end)",
+        )
+    open_rate = w.open_rate or 0.0
+    if open_rate > w.rate:
+        raise DocProblem(
+            (*loc, "open_rate"),
+            f"at most `rate` ({w.rate:g}): the open arrivals are part of the entry's rate",
+        )
+    most = w.users / z
+    if w.rate - open_rate > most * (1.0 + 1e-9):
+        raise DocProblem(
+            (*loc, "rate"),
+            f"the users' share of `rate` ({w.rate - open_rate:g}/s) is more than {w.users} users "
+            f"thinking {z:g} s on average can send ({most:g}/s = users / mean think time)",
+        )
 
 
 class SLO(_Doc):
@@ -366,6 +455,7 @@ class Topology(_Doc):
         )
 
     def _check_entry(self, i: int, w: WorkloadEntry) -> None:
+        _check_closed(i, w)
         if not w.mix:
             try:
                 self.resolve(w.entry)

@@ -360,6 +360,12 @@ def _calibrate(
         graph = _graph_from_metrics(metric_figures)
     cal = build_topology(graph, opts)
     topo = cal.topology
+    if prometheus or metrics:  # open or closed loop: does the entry's rate fall with latency?
+        from twin.calibrate.workload_model import fit_entries
+
+        topo, record["workload"] = fit_entries(topo, dump, mmap, start=t_start, end=t_end)
+        for entry, fit in record["workload"].items():
+            on_note(f"workload {entry}: {fit['model']} loop: {fit['reason']}")
     (out / "topology.yaml").write_text(topo.to_yaml(), encoding="utf-8")
     record.update(cal.record)
     on_note(_quality_line(record))

@@ -7,9 +7,11 @@ replicas, a monitor window of a microsecond, a fault sampled every nanosecond. E
 its own; together with the run's duration they ask for more than any machine has. So before a
 run builds anything, :func:`estimate` works out from the documents alone:
 
-- **requests**: the entries' rates x the load profile over the duration, plus the surge and
-  attack traffic of the fault windows, times each entry's fan-out (the expected calls one of
-  its requests makes through the call graph: probability x count per call). ``requests`` is
+- **requests**: the entries' rates x the load profile over the duration (a closed loop's
+  at most ``users / mean think time``, the most its users can send, X = N / (R + Z) <= N / Z),
+  plus the surge and attack traffic of the fault windows, times each entry's fan-out (the
+  expected calls one of its requests makes through the call graph: probability x count per
+  call). ``requests`` is
   the healthy system's count; ``requests_worst`` takes every retry the policy allows on every
   call (an upper bound for a retry storm);
 - **objects**: the services, their replicas (up to an autoscaler's maximum), and the calls an
@@ -391,7 +393,7 @@ def estimate(
     graph = graph or CallGraph(topology, policy)
     end = scenario.duration
     load, _ = _load_integral(scenario)
-    entries = graph.at_entries(_by_entry(topology, load))
+    entries = graph.at_entries(_by_entry(topology, load, most=True))
     scopes = {w.entry for w in topology.workload}
     occurrences = 0.0
     for f in scenario.faults:
@@ -604,9 +606,19 @@ __all__ = [
 ]
 
 
-def _by_entry(topology: Topology, multiplier: float) -> dict[str, float]:
-    """The workload's rates by entry, times ``multiplier``."""
+def _by_entry(topology: Topology, multiplier: float, *, most: bool = False) -> dict[str, float]:
+    """The workload's rates by entry, times ``multiplier``. A closed loop's rate is the
+    document's (its throughput at the bundled state), never more than its users can send
+    (``N / Z``: X = N / (R + Z)); ``most``: that bound itself,
+    for counting the requests a run can serve (``multiplier`` may then be multiplier-seconds:
+    the users are not rounded)."""
     out: dict[str, float] = {}
     for w in topology.workload:
-        out[w.entry] = out.get(w.entry, 0.0) + _mul(w.rate, multiplier)
+        rate = _mul(w.rate, multiplier)
+        if w.think_time is not None and w.users is not None:
+            bound = _mul(w.poisson_rate, multiplier) + _mul(
+                w.users / w.think_time.expected(), multiplier
+            )
+            rate = bound if most else min(rate, bound)
+        out[w.entry] = out.get(w.entry, 0.0) + rate
     return out

@@ -42,7 +42,7 @@ from twin.sim.service import (
     Operation,
     Service,
 )
-from twin.sim.workload import Entry, Source
+from twin.sim.workload import Entry, Source, Users
 from twin.topology import Topology
 
 CORRUPTED: Metrics = (("requests", "corrupted"),)
@@ -146,7 +146,7 @@ class Simulation:
         self.services: dict[str, Service] = {}
         self.clients: dict[str, Client] = {}
         self.entries: dict[str, Entry] = {}
-        self.sources: list[Source] = []
+        self.sources: list[Source | Users] = []
         self._build()
         self.series_services = keeps_service_series(series, len(self.services))
         self.blocks: list[Block] = []  # the time series, a block per window and scope
@@ -237,8 +237,14 @@ class Simulation:
                 pick = ctx.uniform(f"classes:{i}:{key}") if len(classes) > 1 else None
                 self.entries[key] = Entry(ctx, key, classes, pick)
         for i, w in enumerate(topo.workload):
-            gap = Exponential(mean=1.0).sampler(generator(ctx.seed, f"arrivals:{i}:{w.entry}"))
-            self.sources.append(Source(ctx, self.entries[w.entry], w.rate, gap))
+            entry = self.entries[w.entry]
+            if w.poisson_rate > 0.0:
+                gap = Exponential(mean=1.0).sampler(generator(ctx.seed, f"arrivals:{i}:{w.entry}"))
+                self.sources.append(Source(ctx, entry, w.poisson_rate, gap))
+            if w.think_time is not None:  # a closed loop: its own stream of think times
+                think = w.think_time.sampler(generator(ctx.seed, f"think:{i}:{w.entry}"))
+                closed = w.rate - w.poisson_rate
+                self.sources.append(Users(ctx, entry, w.users_at, think, closed))
 
     def _client(self, caller: str, callee: str) -> Client:
         key = f"{caller}->{callee}"
@@ -376,7 +382,7 @@ class Simulation:
         its cost) through the call graph, times the mean service time and the slow-down of
         faults, over the workers of the replicas that are up."""
         work: dict[str, float] = {}
-        sources = list(self.sources)
+        sources: list[Source | Users] = list(self.sources)
         sources += [h for _, h in self.faults.active if isinstance(h, Source)]
         for src in sources:
             if src.active:

@@ -10,7 +10,9 @@ same stretch keys) so the environment can use either.
 What it models, per step (mean-value analysis over the operation graph):
 
 - arrivals: the workload rates x the load profile, plus surge and attack classes, admitted
-  through the entry's rate limit (fluid token bucket, burst ignored);
+  through the entry's rate limit (fluid token bucket, burst ignored); a closed loop's users
+  arrive at ``N / (R + Z)``, the interactive response-time law at the entry's last response
+  time (:meth:`FluidSimulation._entry_rate`);
 - traffic equations: each admitted request makes its calls (probability x count), retried
   calls multiply attempts (within the retry budget), an open breaker stops the calls; a
   conditional call is made its expected share of times
@@ -61,10 +63,15 @@ from twin.results import EntryStretch, ServiceStretch, Stretch, StretchLatency
 from twin.scenario import Scenario
 from twin.sim.budget import Budget, fluid_estimate
 from twin.stats import either
-from twin.topology import Call, Topology, expected_calls
+from twin.topology import Call, Topology, WorkloadEntry, expected_calls
 
 P99_Z = 0.99
 
+
+CLOSED_DAMPING = 0.5
+"""Share of the step from a closed loop's last throughput to ``N / (R + Z)`` at the last
+response time: the undamped iteration overshoots and oscillates where the response time
+climbs steeply with the rate (near saturation); half steps settle there too."""
 
 SUMMED_SERVERS = 1000
 """Up to this many servers Erlang C sums the terms of its closed form; beyond (and wherever
@@ -252,6 +259,7 @@ class FluidSimulation:
         self.retried: dict[str, float] = {}
         self.apply(policy or Policy())
         self.entries = {w.entry: w for w in topology.workload}
+        self._users_rate: dict[str, float] = {}  # closed loops: last step's users' throughput
         self._entry_stats = {w.entry: [0.0, 0.0, 0.0, 0.0] for w in topology.workload}
 
     # -- policy --------------------------------------------------------------------------------
@@ -390,8 +398,9 @@ class FluidSimulation:
             else self._load(t)
         )
         rate_limited: dict[str, float] = {}
+        offered = {e: self._entry_rate(e, wl, load) for e, wl in self.entries.items()}
         for e, wl in self.entries.items():
-            base = wl.rate * load
+            base = offered[e]
             users = base + sum(r for r, _, att in extra[e] if not att)
             attack = sum(r for r, _, att in extra[e] if att)
             attack_cost = sum(r * c for r, c, att in extra[e] if att)
@@ -613,8 +622,8 @@ class FluidSimulation:
                 br.state, br.until = OPEN, t + cb.open_for
 
         # entries and per-service outcome counts
-        for e, wl in self.entries.items():
-            n_all = (wl.rate * load + sum(r for r, _, att in extra[e] if not att)) * dt
+        for e in self.entries:
+            n_all = (offered[e] + sum(r for r, _, att in extra[e] if not att)) * dt
             st = self._entry_stats[e]
             parts = []
             for node, share in self.entry_nodes[e]:
@@ -633,6 +642,23 @@ class FluidSimulation:
         self.retried = retried_share
         self._autoscale(t, dt)
         self.now = t + dt
+
+    def _entry_rate(self, e: str, wl: WorkloadEntry, load: float) -> float:
+        """Requests per second arriving at an entry this step: the open rate x the load, plus
+        a closed loop's throughput by the interactive response-time law ``X = N / (R + Z)``
+        (``N`` users at this load, ``Z`` the mean think time, ``R`` the entry's mean response
+        time as the last step saw it). Each step is one fixed-point iteration, damped by
+        :data:`CLOSED_DAMPING`, so the users' rate settles where ``X = N / (R(X) + Z)``;
+        a backlog above saturation lengthens ``R`` until the users are held back."""
+        if wl.think_time is None:
+            return wl.rate * load
+        n = wl.users_at(load)
+        r = sum(share * self.resp[node][0] for node, share in self.entry_nodes[e])
+        target = n / (r + wl.think_time.expected())
+        last = self._users_rate.get(e)
+        x = target if last is None else last + CLOSED_DAMPING * (target - last)
+        self._users_rate[e] = x
+        return wl.poisson_rate * load + x
 
     def _patience(self, name: str) -> float | None:
         """The longest a caller waits for ``name`` (None: some caller waits forever, or it
