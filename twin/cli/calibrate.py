@@ -93,6 +93,13 @@ def calibrate(
             "rest is queueing at the callee) or full (the whole fitted gap)."
         ),
     ] = "floor",
+    classes: Annotated[
+        bool,
+        typer.Option(
+            help="Split each entry operation into request classes by call signature "
+            "(--no-classes: one operation per entry, its calls drawn independently)."
+        ),
+    ] = True,
 ) -> None:
     """Calibrate a twin from traces and/or Prometheus metrics; compare it with what was seen."""
     from twin.calibrate.run import CalibrationConfig, format_figure, run_calibration
@@ -128,6 +135,7 @@ def calibrate(
             "predict_seconds": predict,
             "seed": seed,
             "network": network,
+            "classes": classes,
         },
         source="command line",
     )
