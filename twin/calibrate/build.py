@@ -53,7 +53,7 @@ class BuildOptions:
     # "floor": a link's latency is the 10th percentile of client-minus-server time (the rest
     # is taken as queueing at the callee, which the twin makes by itself); "full": the whole
     # fitted gap (for callers that wait outside the callee: client pools, throttling)
-    network: str = "floor"
+    network: str = "full"
     # split each entry operation into request classes by call signature (:mod:`.classes`)
     classes: bool = True
     description: str = ""
@@ -96,14 +96,14 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
     for (svc, op), found in classes.items():
         if graph.operations[(svc, op)].roots == graph.operations[(svc, op)].instances:
             del ops_by_service[svc][op]  # called by nobody: the classes replace it
-        for c in found:
-            fit = fit_service_time(c.self_times, alpha=opt.alpha)
-            fits[f"{svc}:{c.name}"] = fit
-            ops_by_service[svc][c.name] = {"service_time": fit.dist, "calls": []}
-            counts[(svc, c.name)] = round(c.share * graph.operations[(svc, op)].roots)
+        for rc in found:
+            fit = fit_service_time(rc.self_times, alpha=opt.alpha)
+            fits[f"{svc}:{rc.name}"] = fit
+            ops_by_service[svc][rc.name] = {"service_time": fit.dist, "calls": []}
+            counts[(svc, rc.name)] = round(rc.share * graph.operations[(svc, op)].roots)
         notes.append(
             f"{svc}:{op}: split into {len(found)} request classes by call signature: "
-            + ", ".join(f"{c.name} {c.share:.1%}" for c in found)
+            + ", ".join(f"{rc.name} {rc.share:.1%}" for rc in found)
         )
     # demand from metrics: scale every operation of the service to the measured mean demand;
     # self time beyond the demand was spent in the service without holding a worker (an event
@@ -154,7 +154,7 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
                     "parallel": c.parallel,
                 }
             )
-    for (svc, op), found in sorted(classes.items()):
+    for (svc, _op), found in sorted(classes.items()):
         for rc in found:
             ops_by_service[svc][rc.name]["calls"] = _class_calls(
                 g, (svc, rc.name), rc, opt, outside, notes
@@ -221,16 +221,16 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
         if svc not in split:
             workload.append({"entry": f"{_safe(svc)}:{_safe(op)}", "rate": r})
             continue
-        parts = [(c.name, c.share) for c in classes.get((svc, op), [])] or [(_safe(op), 1.0)]
+        parts = [(k.name, k.share) for k in classes.get((svc, op), [])] or [(_safe(op), 1.0)]
         for name, share in parts:
             mixed.setdefault(svc, {})[name] = mixed.get(svc, {}).get(name, 0.0) + r * share
     for svc, by_class in sorted(mixed.items()):
-        total = sum(by_class.values())
+        arriving = float(sum(by_class.values()))
         workload.append(
             {
                 "entry": _safe(svc),
-                "rate": total,
-                "mix": {k: round(v / total, 6) for k, v in by_class.items()},
+                "rate": arriving,
+                "mix": {k: round(v / arriving, 6) for k, v in by_class.items()},
             }
         )
     if not workload:
@@ -288,9 +288,14 @@ def _class_calls(
 ) -> list[dict[str, Any]]:
     """A class's calls: each called operation's mean count kept exactly (``count`` calls,
     and one more with the fractional rest as its probability), with the class's own network
-    time on them (the link rule, floor or full, applied to this class's calls only)."""
+    time on them. ``floor``: each call's is the 10th percentile of the class's gaps on that
+    call. ``full``: a request's whole client-minus-server time on an edge is fitted and
+    drawn once, on its first call there (sequential calls of one request to one service wait
+    alike); calls made in parallel keep a per-call fit, as their waits overlap."""
     calls: list[dict[str, Any]] = []
     g.add_node(node)
+    carried: set[str] = set()  # callee services whose per-request network time is placed
+    overlapping = {c.callee[0] for c in rc.calls if c.parallel}  # their waits do not add up
     for c in rc.calls:
         if c.callee == node or (c.callee in g and nx.has_path(g, c.callee, node)):
             notes.append(
@@ -300,25 +305,39 @@ def _class_calls(
             continue
         g.add_edge(node, c.callee)
         latency: Any = None
-        if len(c.gaps):
-            if opt.network == "full" and float(np.mean(c.gaps)) > 0:
-                latency = fit_service_time(c.gaps, alpha=opt.alpha).dist
+        carries = False  # this call carries the request's whole time on its edge
+        edge = rc.edge_gaps.get(c.callee[0], np.empty(0))
+        if len(c.gaps) and opt.network == "full" and c.callee[0] in overlapping:
+            latency = fit_service_time(c.gaps, alpha=opt.alpha).dist  # waits overlap
+        elif len(c.gaps) and opt.network == "full":
+            # the calls of one request to one service wait alike (one busy callee delays
+            # them all): the request's whole time on the edge is drawn once, on its first
+            # call there, and its other calls there add none
+            if c.callee[0] in carried or float(np.mean(edge)) <= 0:
+                latency = Constant(mean=0.0)
             else:
-                floor = float(np.quantile(c.gaps, NETWORK_QUANTILE)) + outside.get(c.callee[0], 0)
-                latency = Constant(mean=floor) if floor > 0 else None
+                latency = fit_service_time(edge, alpha=opt.alpha).dist
+                carried.add(c.callee[0])
+                carries = True
+        elif len(c.gaps):
+            floor = float(np.quantile(c.gaps, NETWORK_QUANTILE)) + outside.get(c.callee[0], 0.0)
+            latency = Constant(mean=floor) if floor > 0 else None
         base = int(np.floor(c.mean_count + 1e-9))
         rest = c.mean_count - base
         to = f"{_safe(c.callee[0])}:{_safe(c.callee[1])}"
         parts = [(base, c.probability)] + ([(1, c.probability * rest)] if rest > 1e-6 else [])
-        for count, prob in parts:
+        if carries and parts[0][0] > 1:  # the edge's time on the first call only
+            parts = [(1, c.probability), (parts[0][0] - 1, c.probability), *parts[1:]]
+        for j, (count, prob) in enumerate(parts):
+            lat = latency if j == 0 or not carries else Constant(mean=0.0)
             call: dict[str, Any] = {
                 "to": to,
                 "probability": round(min(1.0, prob), 6),
                 "count": count,
                 "parallel": c.parallel,
             }
-            if latency is not None:
-                call["latency"] = latency
+            if lat is not None:
+                call["latency"] = lat
             calls.append(call)
     return calls
 

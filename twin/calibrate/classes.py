@@ -84,6 +84,8 @@ class RequestClass:
     self_times: np.ndarray  # seconds
     calls: list[ClassCall]
     signatures: dict[str, int] = field(default_factory=dict)  # signature text -> requests
+    # callee service -> per request, the sum of its calls' client-minus-server seconds there
+    edge_gaps: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,7 +115,13 @@ def short(op: OpKey) -> str:
 
 
 def _text(sig: Signature) -> str:
-    return ", ".join(f"{short(k)}x{n}" for k, n in sig) or "no calls"
+    return ", ".join(f"{k[0]}/{short(k)} x{n}" for k, n in sig) or "no calls"
+
+
+def _labels(ops: set[OpKey]) -> dict[OpKey, str]:
+    """Each operation's short name, qualified by its service where two would read alike."""
+    tails = Counter(short(op) for op in ops)
+    return {op: short(op) if tails[short(op)] == 1 else f"{op[0]}.{short(op)}" for op in ops}
 
 
 def _mean_counts(members: list[EntryInstance]) -> dict[OpKey, float]:
@@ -173,6 +181,7 @@ def split_classes(
                 self_times=np.array([_self_time(i) for i in members]),
                 calls=_class_calls(members),
                 signatures=dict(sigs[k].most_common()),
+                edge_gaps=_edge_gaps(members),
             )
         )
     out.sort(key=lambda c: (-c.requests, c.name))
@@ -182,6 +191,20 @@ def split_classes(
 def _self_time(inst: EntryInstance) -> float:
     busy = _union_length([(c.start, c.end) for c in inst.calls], inst.start, inst.end)
     return max(0.0, (inst.end - inst.start) - busy)
+
+
+def _edge_gaps(members: list[EntryInstance]) -> dict[str, np.ndarray]:
+    """Per callee service, each request's total client-minus-server time on that edge (the
+    requests with at least one timed call there)."""
+    out: defaultdict[str, list[float]] = defaultdict(list)
+    for inst in members:
+        total: defaultdict[str, float] = defaultdict(float)
+        for c in inst.calls:
+            if c.gap is not None:
+                total[c.callee[0]] += c.gap
+        for svc, v in total.items():
+            out[svc].append(v)
+    return {k: np.array(v, dtype=float) for k, v in sorted(out.items())}
 
 
 def _class_calls(members: list[EntryInstance]) -> list[ClassCall]:
@@ -227,6 +250,7 @@ def _names(
     tell the class apart, chosen greedily (the one that leaves the fewest other classes
     calling everything chosen; ties to the most calls per request, then the rarest)."""
     seen_in: Counter[OpKey] = Counter(op for k in keys for op in k)
+    label_of = _labels(set(seen_in))
     out: dict[tuple[OpKey, ...], str] = {}
     used: set[str] = set()
     for k in keys:
@@ -240,12 +264,12 @@ def _names(
                     sum(op in o for o in left),
                     -counts[k].get(op, 0.0),
                     seen_in[op],
-                    short(op),
+                    label_of[op],
                 ),
             )
             chosen.add(op)
             left = [o for o in left if op in o]
-        label = "+".join(sorted(short(op) for op in chosen)) if k else "no calls"
+        label = "+".join(sorted(label_of[op] for op in chosen)) if k else "no calls"
         base = safe_name(f"{entry[1]}[{label}]")
         name, n = base, 2
         while name in used:

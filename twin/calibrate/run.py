@@ -72,7 +72,7 @@ class CalibrationConfig(BaseModel):
     )
     seed: int = Field(default=1, description="Seed of the check run.")
     network: Literal["floor", "full"] = Field(
-        default="floor",
+        default="full",
         description="Link latency from client-minus-server time: floor (10th percentile; the "
         "rest is queueing at the callee) or full (the whole fitted gap).",
     )
@@ -133,9 +133,7 @@ def observed_figures(
     per_service: dict[str, list[Any]] = {}
     mixed = {e.entry for e in topology.workload if e.mix} if topology is not None else set()
     for svc in sorted(mixed):
-        roots = [
-            st for (s, _), st in graph.operations.items() if st.roots and safe_name(s) == svc
-        ]
+        roots = [st for (s, _), st in graph.operations.items() if st.roots and safe_name(s) == svc]
         n = sum(st.roots for st in roots)
         if n:
             out[f"entry {svc}"] = {

@@ -90,9 +90,10 @@ def calibrate(
         str,
         typer.Option(
             help="Link latency from client-minus-server time: floor (10th percentile; the "
-            "rest is queueing at the callee) or full (the whole fitted gap)."
+            "rest is queueing at the callee) or full (the whole fitted gap, per request "
+            "class and drawn once per request and edge; the default)."
         ),
-    ] = "floor",
+    ] = "full",
     classes: Annotated[
         bool,
         typer.Option(
