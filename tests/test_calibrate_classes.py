@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from twin.bounds import check_name
 from twin.calibrate.build import BuildOptions, build_topology
-from twin.calibrate.callgraph import build_callgraph
+from twin.calibrate.callgraph import CallGraph, build_callgraph
 from twin.calibrate.classes import RequestClass, split_classes
 from twin.calibrate.traces import read_traces
 from twin.cli import app
@@ -90,8 +90,12 @@ def calibrated(spans_file: Path) -> Topology:
     return Topology.load(out / "topology.yaml")
 
 
-def _classes(spans_file: Path) -> list[RequestClass]:
-    graph = build_callgraph(read_traces([spans_file])[0])
+@pytest.fixture(scope="module")
+def graph(spans_file: Path) -> CallGraph:
+    return build_callgraph(read_traces([spans_file])[0])
+
+
+def _classes(graph: CallGraph) -> list[RequestClass]:
     ((key, instances),) = graph.entry_instances.items()
     return split_classes(key, instances)
 
@@ -149,8 +153,8 @@ def test_class_self_times_and_wire_times_are_each_classes_own(calibrated: Topolo
             assert total == pytest.approx(wire * float(np.mean(counts)), rel=0.1), (op, svc)
 
 
-def test_rare_signature_merges_into_the_nearest_class(spans_file: Path) -> None:
-    found = _classes(spans_file)
+def test_rare_signature_merges_into_the_nearest_class(graph: CallGraph) -> None:
+    found = _classes(graph)
     assert len(found) == 3
     buy = next(c for c in found if any(k[0] == "payment" for k in c.call_set))
     assert "cart/Get x1, catalog/Get x1, payment/Get x1" in buy.signatures
@@ -176,8 +180,7 @@ def test_single_signature_entry_stays_one_operation_without_mix(tmp_path: Path) 
     assert list(topo.services["front"].operations) == ["hipstershop.Front/Recv."]
 
 
-def test_classes_off_gives_one_operation(spans_file: Path) -> None:
-    graph = build_callgraph(read_traces([spans_file])[0])
+def test_classes_off_gives_one_operation(graph: CallGraph) -> None:
     topo = build_topology(graph, BuildOptions(classes=False)).topology
     assert topo.workload[0].mix == {}
     assert list(topo.services["front"].operations) == ["hipstershop.Front/Recv."]
