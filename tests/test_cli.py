@@ -53,6 +53,10 @@ def bad_invocations(tmp: Path) -> dict[str, list[str]]:
         "check-change": ["check-change", missing, missing, "--out", str(tmp / "cc")],
         "changes": ["changes", "--db", "nosuchdialect://nowhere"],
         "rollout": ["rollout", missing, "--metrics", missing, "--out", str(tmp / "ro")],
+        "replay": [
+            "replay",
+            *(missing, "--data", str(tmp), "--format", "nezha", "--out", str(tmp / "rp")),
+        ],
     }
 
 
@@ -134,3 +138,36 @@ def test_the_database_defaults_to_twin_db_in_the_current_folder_unless_twin_db_i
     for where in ("twin.db", "experiments/twin.db", "twin.db-journal"):
         r = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", where], check=False)
         assert r.returncode == 0, f"{where} is not ignored by git"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--format", "csv"],
+        ["--format", "generic", "--fit", "always"],
+        ["--format", "generic", "--seeds", "0"],
+        ["--format", "generic"],
+    ],
+)
+def test_replay_bad_invocations_are_one_line_and_exit_2(args: list[str], tmp_path: Path) -> None:
+    topo = tmp_path / "t.yaml"
+    topo.write_text(
+        "name: t\nservices: {a: {operations: {op: {service_time: {dist: constant, mean: 0.01}}}}}"
+        "\nworkload: [{entry: 'a:op', rate: 1}]\n"
+    )
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(
+        app,
+        [
+            "replay",
+            str(topo),
+            "--data",
+            str(tmp_path / "empty"),
+            "--out",
+            str(tmp_path / "o"),
+            *args,
+        ],
+    )
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith("twin: error: ") and res.stderr.count("\n") == 1
+    assert not (tmp_path / "o" / "accuracy.json").exists()

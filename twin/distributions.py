@@ -45,6 +45,11 @@ class _Dist(BaseModel):
         """The mean of the distribution, in its own unit."""
         raise NotImplementedError
 
+    def variance(self) -> float:
+        """The variance of the distribution, in its own unit squared (the fluid engine's
+        queueing formulas need the second moment, not only the mean)."""
+        return float(getattr(self, "cv", 0.0) * self.expected()) ** 2
+
     def scaled(self, k: float) -> AnyDist:  # pragma: no cover - overridden
         """The distribution of ``k`` times a draw (``k`` >= 0), kept within the ranges."""
         raise NotImplementedError
@@ -82,6 +87,9 @@ class Exponential(_Dist):
 
     def expected(self) -> float:
         return self.mean
+
+    def variance(self) -> float:
+        return self.expected() ** 2
 
     def scaled(self, k: float) -> Exponential:
         return Exponential(mean=_within(self.mean * k, MIN_DIST_MEAN))
@@ -142,6 +150,9 @@ class Uniform(_Dist):
     def expected(self) -> float:
         return (self.low + self.high) / 2
 
+    def variance(self) -> float:
+        return (self.high - self.low) ** 2 / 12
+
     def scaled(self, k: float) -> Uniform:
         return Uniform(low=_within(self.low * k, 0.0), high=_within(self.high * k, 0.0))
 
@@ -184,6 +195,15 @@ class Empirical(_Dist):
             return float(np.mean(self.samples))
         ps, vs = self._table()
         return float(np.trapezoid(vs, ps))
+
+    def variance(self) -> float:
+        if self.samples is not None:
+            return float(np.var(self.samples))
+        ps, vs = self._table()
+        # x(p) is linear between knots, so E[x^2] is exact per segment
+        a, b, dp = vs[:-1], vs[1:], np.diff(ps)
+        second = float(np.sum((a * a + a * b + b * b) / 3 * dp))
+        return max(0.0, second - self.expected() ** 2)
 
     def scaled(self, k: float) -> Empirical:
         if self.samples is not None:

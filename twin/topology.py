@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
@@ -73,6 +74,102 @@ class Call(_Doc):
         description="network seconds of this call, over the edge's link latency (default: the "
         "link's): request classes calling the same edge can wait differently on it",
     )
+    when: Literal["always", "previous_ok", "previous_failed"] = Field(
+        default="always",
+        description="made only on the outcome of the stage before this call's own (a stage: a "
+        "sequential call with all its repetitions, or a group of consecutive parallel calls): "
+        "`previous_ok` when every call made there succeeded (a cache miss going to the "
+        "database), `previous_failed` when one failed (a fallback); `probability` still "
+        "applies. A stage where no call was made (or whose own condition was not met) is "
+        "neither, so the call is not made either",
+    )
+    asynchronous: bool = Field(
+        default=False,
+        description="fire-and-forget: the caller goes on at once and never hears the outcome, "
+        "which cannot fail it; the callee still does the work (and its calls), loaded as by "
+        "any call",
+    )
+
+
+def expected_calls(calls: Sequence[Call], failure: Sequence[float]) -> list[float]:
+    """Expected number of each call per request of the operation that makes them.
+
+    ``failure[i]`` is the chance that one call ``i`` fails once made (the traffic equations
+    use its link's loss, the healthy system; the fluid engine its current failure share).
+    An unconditional call is made ``probability x count`` times; a conditional one that many
+    times the chance its previous stage ended as its ``when`` asks, with stages independent
+    given the stage before them. Asynchronous calls never fail their stage (the caller does
+    not hear their outcome). Without conditional calls this is exactly ``probability x count``.
+    """
+    if all(c.when == "always" for c in calls):
+        return [c.probability * c.count for c in calls]
+    out = [0.0] * len(calls)
+    prev = (0.0, 0.0)  # (ok, failed) of the stage before: the first call has none
+    for stage in call_stages(calls):
+        ok = failed = 0.0
+        none_before = max(0.0, 1.0 - prev[0] - prev[1])
+        for outcome, weight in (("none", none_before), ("ok", prev[0]), ("failed", prev[1])):
+            if weight <= 0.0:
+                continue
+            none = nofail = 1.0
+            for i in stage:
+                c = calls[i]
+                if not _gate_open(c.when, outcome):
+                    continue
+                out[i] += weight * c.probability * c.count
+                f = 0.0 if c.asynchronous else min(1.0, max(0.0, failure[i]))
+                if c.parallel:  # made once with probability, then `count` calls
+                    none *= 1.0 - c.probability
+                    nofail *= 1.0 - c.probability + c.probability * (1.0 - f) ** c.count
+                else:  # each repetition drawn on its own
+                    none *= (1.0 - c.probability) ** c.count
+                    nofail *= (1.0 - c.probability * f) ** c.count
+            ok += weight * max(0.0, nofail - none)
+            failed += weight * (1.0 - nofail)
+        prev = (ok, failed)
+    return out
+
+
+def _gate_open(when: str, outcome: str) -> bool:
+    return (
+        when == "always"
+        or (when == "previous_ok" and outcome == "ok")
+        or (when == "previous_failed" and outcome == "failed")
+    )
+
+
+def call_stages(calls: Sequence[Call]) -> list[list[int]]:
+    """Indices of ``calls`` by stage: a run of consecutive parallel calls is one stage, any
+    other call (all its repetitions) one stage of its own."""
+    stages: list[list[int]] = []
+    for i, c in enumerate(calls):
+        if c.parallel and stages and calls[stages[-1][-1]].parallel:
+            stages[-1].append(i)
+        else:
+            stages.append([i])
+    return stages
+
+
+def _check_conditions(calls: Sequence[Call], loc: tuple[str | int, ...]) -> None:
+    """A conditional call needs a stage before it that can end as its condition asks."""
+    stages = call_stages(calls)
+    for k, stage in enumerate(stages):
+        for i in stage:
+            when = calls[i].when
+            if when == "always":
+                continue
+            if k == 0:
+                raise DocProblem((*loc, i, "when"), "the first call has no call before it")
+            before = [calls[j] for j in stages[k - 1]]
+            if when == "previous_failed" and not any(
+                c.optional and not c.asynchronous for c in before
+            ):
+                raise DocProblem(
+                    (*loc, i, "when"),
+                    "never made: no call before it can fail without failing the caller (mark "
+                    "the call it falls back from `optional: true`; asynchronous calls never "
+                    "fail their caller)",
+                )
 
 
 class Operation(_Doc):
@@ -111,6 +208,14 @@ class Service(_Doc):
     )
     operations: dict[Name, Operation] = Field(
         min_length=1, description="by name; with one operation callers may omit its name"
+    )
+    broker: bool = Field(
+        default=False,
+        description="a message queue with its consumers: a call to it is answered (acknowledged) "
+        "as soon as the message is queued, or refused (REJECTED) when `queue_limit` is full; "
+        "`replicas` are its partitions, each with its own FIFO backlog (the queue length the "
+        "metrics report), consumed by its `workers`; a consumed message does the operation's "
+        "work and calls, and its outcome is the broker's own (no caller waits for it)",
     )
 
 
@@ -237,6 +342,7 @@ class Topology(_Doc):
                     except ValueError as exc:
                         loc = ("services", name, "operations", op_name, "calls", i, "to")
                         raise DocProblem(loc, str(exc)) from None
+                _check_conditions(op.calls, ("services", name, "operations", op_name, "calls"))
         for i, w in enumerate(self.workload):
             self._check_entry(i, w)
         edges = self.service_graph().edges
@@ -298,6 +404,17 @@ class Topology(_Doc):
 
     # -- graphs -----------------------------------------------------------------------------
 
+    def call_shares(self, service: str, op: Operation) -> list[float]:
+        """Expected number of each of ``op``'s calls per request (:func:`expected_calls`) in
+        the healthy system: a call fails only when its link loses it."""
+        if all(c.when == "always" for c in op.calls):
+            return [c.probability * c.count for c in op.calls]
+        loss = []
+        for c in op.calls:
+            callee = c.to.partition(":")[0]
+            loss.append(self.link(service, callee).loss if callee in self.services else 0.0)
+        return expected_calls(op.calls, loss)
+
     def operation_graph(self) -> nx.DiGraph:
         """``svc:op`` nodes, an edge per call; used for cycle checks and traffic equations."""
         g: nx.DiGraph = nx.DiGraph()
@@ -305,9 +422,8 @@ class Topology(_Doc):
             for op_name, op in svc.operations.items():
                 src = f"{name}:{op_name}"
                 g.add_node(src, service=name, operation=op_name)
-                for call in op.calls:
+                for call, mult in zip(op.calls, self.call_shares(name, op), strict=True):
                     dst = ":".join(self.resolve(call.to))
-                    mult = call.probability * call.count
                     if g.has_edge(src, dst):
                         g[src][dst]["calls"] += mult
                     else:
@@ -360,12 +476,11 @@ class Topology(_Doc):
         for name, svc in self.services.items():
             for op_name, op in svc.operations.items():
                 src_rate = op_rates.get(f"{name}:{op_name}", 0.0)
-                for call in op.calls:
+                for call, mult in zip(op.calls, self.call_shares(name, op), strict=True):
                     try:
                         callee, _ = self.resolve(call.to)
                     except ValueError:
                         continue
-                    mult = call.probability * call.count
                     if g.has_edge(name, callee):
                         g[name][callee]["rate"] += src_rate * mult
                     else:

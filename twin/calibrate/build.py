@@ -30,6 +30,7 @@ import networkx as nx
 import numpy as np
 
 from twin.bounds import safe_name
+from twin.calibrate.asynchrony import apply_call_forms
 from twin.calibrate.callgraph import CallGraph, OpKey
 from twin.calibrate.classes import RequestClass, split_classes
 from twin.calibrate.service_time import Fit, fit_service_time
@@ -184,6 +185,11 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
             }
         )
         notes.append(f"{a}->{b}: seen only in partial traces; modelled at its raw frequency")
+    forms = dict(graph.forms)
+    for (caller, callee), form in graph.forms.items():  # a split entry's classes call alike
+        for rc in classes.get(caller, []):
+            forms[((caller[0], rc.name), callee)] = form
+    notes += apply_call_forms(ops_by_service, forms, _safe)
     services: dict[str, Any] = {}
     for svc, ops in ops_by_service.items():
         stats = graph.services[svc]

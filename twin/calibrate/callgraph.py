@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from twin.calibrate.asynchrony import CallForm, find_call_forms
 from twin.calibrate.timeline import observed_window
 
 OpKey = tuple[str, str]
@@ -124,6 +125,7 @@ class CallGraph:
     traces: int
     stretches: int = 1  # stretches of activity the window is made of (see .timeline)
     entry_instances: dict[OpKey, list[EntryInstance]] = field(default_factory=dict)
+    forms: dict[tuple[OpKey, OpKey], CallForm] = field(default_factory=dict)  # .asynchrony
 
     def entry_rates(self, sampling: float = 1.0) -> dict[OpKey, float]:
         """Requests per second arriving at each root operation (traced / sampling)."""
@@ -259,6 +261,7 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
     is_entry[stuck] = True
     entry[stuck] = idx[stuck]
     children = Counter(parent[ok].tolist())
+    forms = find_call_forms(df, parent, entry, is_entry & ok)
     # calls: entries whose parent exists (in another service)
     calls_of: dict[int, list[tuple[OpKey, float, float, bool]]] = defaultdict(list)
     edges: set[tuple[str, str]] = set()
@@ -393,4 +396,5 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
         traces=int(df["trace_id"].nunique()),
         stretches=window.stretches,
         entry_instances=dict(roots),
+        forms=forms,
     )

@@ -1,4 +1,7 @@
-"""The twin kept in step with production, window by window, and how far it is off.
+"""The twin kept in step with production, window by window, and how far it is off: one
+global service-time scale by a moving average (what ``twin watch`` runs). The per-service
+method, a Kalman filter behind :func:`twin.calibrate.follow`, is
+:mod:`twin.calibrate.recalibrate`; docs/follow.md compares the two on the same stream.
 
 Each window the :class:`Follower`
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from twin.calibrate.asynchrony import FOLLOWS_FROM
 from twin.calibrate.mask import Masker
 from twin.calibrate.spans import (
     _KINDS,
@@ -154,6 +155,11 @@ def _read_otlp(doc: Any, masker: Masker, report: ReadReport) -> Iterator[Row]:
             for sp in _items(ss.get("spans") if isinstance(ss, dict) else ss, report):
                 try:
                     attrs = _otlp_attrs(sp.get("attributes"))
+                    parent = normalize_id(sp.get("parentSpanId"))
+                    link = _same_trace_link(sp)
+                    if not parent and link:  # a consumer hung from its producer by a link
+                        parent = link
+                        attrs[FOLLOWS_FROM] = True
                     status = sp.get("status") or {}
                     code = status.get("code")
                     error = code in (2, "STATUS_CODE_ERROR") or _error_from_attrs(attrs)
@@ -161,7 +167,7 @@ def _read_otlp(doc: Any, masker: Masker, report: ReadReport) -> Iterator[Row]:
                         masker,
                         normalize_id(sp["traceId"]),
                         normalize_id(sp["spanId"]),
-                        normalize_id(sp.get("parentSpanId")),
+                        parent,
                         service,
                         instance,
                         str(sp.get("name", "")),
@@ -173,6 +179,18 @@ def _read_otlp(doc: Any, masker: Masker, report: ReadReport) -> Iterator[Row]:
                     )
                 except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
                     report.add("malformed spans (skipped)")
+
+
+def _same_trace_link(sp: dict[str, Any]) -> str:
+    """The span id of the first OTLP link into the span's own trace ("" if none)."""
+    links = sp.get("links")
+    if not isinstance(links, list):
+        return ""
+    trace = normalize_id(sp.get("traceId"))
+    for ln in links:
+        if isinstance(ln, dict) and normalize_id(ln.get("traceId")) == trace:
+            return normalize_id(ln.get("spanId"))
+    return ""
 
 
 # -- Jaeger ------------------------------------------------------------------------------------
@@ -214,6 +232,8 @@ def _read_jaeger(doc: Any, masker: Masker, report: ReadReport) -> Iterator[Row]:
                 elif sp.get("parentSpanID"):
                     parent = normalize_id(sp["parentSpanID"])
                 tags = _jaeger_tags(sp.get("tags"))
+                if refs and refs[0].get("refType") == "FOLLOWS_FROM":
+                    tags[FOLLOWS_FROM] = True
                 kind = str(tags.get("span.kind") or "").lower()
                 start = seconds(sp["startTime"], 1e6)
                 yield _row(

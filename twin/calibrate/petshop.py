@@ -13,12 +13,19 @@ and to say what is wrong with a file in one line.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from twin.errors import InputError
+from twin.faults import ErrorRateFault
 from twin.safeload import check_size
+
+PERIOD_SECONDS = 300.0
+"""Seconds per CloudWatch row when a file has a single row to tell."""
 
 
 def read_node_metrics(path: Path) -> pd.DataFrame:
@@ -90,3 +97,154 @@ def node_table(tidy: pd.DataFrame) -> pd.DataFrame:
     g = tidy.groupby(["node", "metric", "statistic"])["value"].mean().reset_index()
     g["col"] = g["metric"] + "_" + g["statistic"]
     return g.pivot(index="node", columns="col", values="value")
+
+
+# -- a twin from per-node aggregates ----------------------------------------------------------
+
+
+def service_name(node: str) -> str:
+    """A node's name as a twin service name (``:`` separates a service from an operation)."""
+    return node.replace(":", "_")
+
+
+def period_seconds(tidy: pd.DataFrame) -> float:
+    """Seconds between a metrics file's rows (their median gap)."""
+    t = np.unique(tidy["t"].to_numpy(dtype=float))
+    return float(np.median(np.diff(t))) if len(t) > 1 else PERIOD_SECONDS
+
+
+def build_topology(
+    nodes: pd.DataFrame,
+    edges: list[tuple[str, str]],
+    *,
+    period: float = PERIOD_SECONDS,
+    workers: int = 64,
+    name: str = "petshop",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A topology document from a node table (:func:`node_table`) and the call graph.
+
+    - services: every node with traffic; entries: such nodes nobody calls, at their rate;
+    - calls: a callee's requests are shared among its callers in proportion to theirs, so
+      A makes ``req_B / sum(req of B's callers)`` calls per request (count and probability);
+    - a caller cannot wait for a callee slower than itself (a queue, a state machine, a
+      client stub): such a call is asynchronous, so the callee gets it as arrivals of its
+      own and the caller does not wait;
+    - self time: the node's mean latency minus its calls' (floored at 10%), lognormal whose
+      variance is the node's own (from its p50 and p99) minus what its calls bring;
+    - a callee that fails more often than its caller cannot be a hard dependency: the call
+      is ``optional``; intrinsic failures are the node's (1 - availability) minus its calls';
+    - ``workers`` per node: managed services and autoscaled containers publish no pool size.
+
+    Returns the document and, per node, what was derived (``_entries``: where each entry's
+    arrivals come from)."""
+    have = {
+        n
+        for n in nodes.index
+        if float(nodes.loc[n].get("requests_Sum", 0.0) or 0.0) > 0
+        and np.isfinite(nodes.loc[n].get("latency_Average", np.nan))
+    }
+    edges = [(a, b) for a, b in edges if a in have and b in have]
+    req = {n: float(nodes.loc[n, "requests_Sum"]) for n in have}
+    lat = {n: float(nodes.loc[n, "latency_Average"]) for n in have}
+    fail = {n: 1.0 - float(nodes.loc[n].get("availability_Average", 100.0)) / 100.0 for n in have}
+    callers: dict[str, list[str]] = {}
+    for a, b in edges:
+        callers.setdefault(b, []).append(a)
+    per_req = {(a, b): req[b] / sum(req[c] for c in callers[b]) for a, b in edges}
+    async_edges = {(a, b) for a, b in edges if lat[b] > lat[a]}
+
+    def spread(n: str) -> float:
+        """cv of a lognormal with the node's own p50 and p99 (0.5 when unknown)."""
+        row: Any = nodes.loc[n]
+        p50, p99 = float(row.get("latency_p50", np.nan)), float(row.get("latency_p99", np.nan))
+        if np.isfinite(p50) and np.isfinite(p99) and p50 > 0 and p99 > p50:
+            sigma = math.log(p99 / p50) / 2.326
+            return float(math.sqrt(math.expm1(sigma * sigma)))
+        return 0.5
+
+    services: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+    for n in sorted(have):
+        calls = []
+        sub_lat = sub_fail = sub_var = 0.0
+        for a, b in edges:
+            if a != n or (a, b) in async_edges:
+                continue
+            c = per_req[(a, b)]
+            count = max(1, round(c))
+            prob = min(1.0, c / count)
+            optional = fail[b] > fail[a] + 1e-9
+            calls.append(
+                {
+                    "to": f"{service_name(b)}:op",
+                    "probability": round(prob, 6),
+                    "count": count,
+                    "optional": optional,
+                }
+            )
+            sub_lat += c * lat[b]
+            sub_var += c * (spread(b) * lat[b]) ** 2 + count * prob * (1 - prob) * lat[b] ** 2
+            if not optional:
+                sub_fail += c * fail[b]
+        self_mean = max(lat[n] - sub_lat, 0.1 * lat[n], 1e-6)
+        var_self = max((spread(n) * lat[n]) ** 2 - sub_var, (0.1 * self_mean) ** 2)
+        cv = float(np.clip(math.sqrt(var_self) / self_mean, 0.1, 3.0))
+        services[service_name(n)] = {
+            "workers": workers,
+            "operations": {
+                "op": {
+                    "service_time": {"dist": "lognormal", "mean": self_mean, "cv": cv},
+                    "calls": calls,
+                }
+            },
+        }
+        info[n] = {
+            "self_mean": self_mean,
+            "cv": cv,
+            "intrinsic_failure": float(np.clip(fail[n] - sub_fail, 0.0, 1.0)),
+            "async_calls": sorted(b for a, b in async_edges if a == n),
+        }
+    called = {b for a, b in edges if (a, b) not in async_edges}
+    sources: dict[str, list[tuple[str, float]]] = {n: [(n, 1.0)] for n in have - called}
+    for a, b in sorted(async_edges):
+        sources.setdefault(b, []).append((a, per_req[(a, b)]))
+    info["_entries"] = dict(sources)
+    workload = []
+    for n, src in sorted(sources.items()):
+        r = sum(f * req[m] / period for m, f in src)
+        if r > 0:
+            workload.append({"entry": f"{service_name(n)}:op", "rate": r})
+    doc = {
+        "name": name,
+        "description": "calibrated from per-node aggregates (twin.calibrate.petshop)",
+        "services": services,
+        "workload": workload,
+    }
+    return doc, info
+
+
+def intrinsic_faults(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The nodes' own failure shares as always-on ``error_rate`` faults (a scenario's)."""
+    return [
+        {
+            "kind": ErrorRateFault.name,
+            "target": service_name(n),
+            "probability": i["intrinsic_failure"],
+        }
+        for n, i in info.items()
+        if not n.startswith("_") and i["intrinsic_failure"] > 0
+    ]
+
+
+def calibrate_level(
+    folder: Path, *, workers: int = 64
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """One traffic level of the dataset (``graph.csv`` and ``noissue/metrics.csv`` in
+    ``folder``) -> the topology document, its intrinsic failures as always-on faults, and
+    what was derived per node (:func:`build_topology`)."""
+    tidy = read_node_metrics(folder / "noissue" / "metrics.csv")
+    _, edges = read_adjacency(folder / "graph.csv")
+    doc, info = build_topology(
+        node_table(tidy), edges, period=period_seconds(tidy), workers=workers
+    )
+    return doc, intrinsic_faults(info), info

@@ -24,6 +24,7 @@ from twin.cli import (
     enforce,
     export,
     mirror,
+    replay,
     risk,
     rollout,
     schedule,
@@ -71,6 +72,7 @@ app.command("watch")(watch.watch)
 app.command("check-change")(change.check_change)
 app.command("changes")(change.changes)
 app.command("rollout")(rollout.rollout)
+app.command("replay")(replay.replay)
 
 
 def main() -> None:

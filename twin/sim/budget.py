@@ -118,6 +118,9 @@ class CallGraph:
         self.service_of: dict[str, str] = {}
         self.mean_time: dict[str, float] = {}
         self.calls: dict[str, list[tuple[str, float, float, float]]] = {}
+        # calls whose caller does not wait for the callee's work (asynchronous calls, calls
+        # to a broker): (node, index in calls[node])
+        self.unawaited: set[tuple[str, int]] = set()
         self.stages = 0
         for name, svc in topology.services.items():
             for op_name, op in svc.operations.items():
@@ -126,7 +129,7 @@ class CallGraph:
                 self.service_of[node] = name
                 self.mean_time[node] = op.service_time.expected()
                 out = []
-                for call in op.calls:
+                for call, mult in zip(op.calls, topology.call_shares(name, op), strict=True):
                     callee, callee_op = topology.resolve(call.to)
                     dst = f"{callee}:{callee_op}"
                     graph.add_edge(node, dst)
@@ -134,9 +137,10 @@ class CallGraph:
                     attempts = 1.0 + (retries.max if retries is not None else 0)
                     link = topology.link(name, callee)
                     latency = link.latency.expected() if link.latency is not None else 0.0
-                    mult = call.probability * call.count
                     out.append((dst, mult, attempts, latency))
                     self.stages += 1 if call.parallel else call.count
+                    if call.asynchronous or topology.services[callee].broker:
+                        self.unawaited.add((node, len(out) - 1))
                 self.calls[node] = out
         self.order: list[str] = list(nx.topological_sort(graph))
 
@@ -196,8 +200,9 @@ class CallGraph:
             s = self.mean_time[node]
             r = rho[self.service_of[node]]
             t = s + s * r / (1.0 - r)
-            for dst, mult, _, latency in self.calls[node]:
-                t += _mul(mult, latency + stay[dst])
+            for k, (dst, mult, _, latency) in enumerate(self.calls[node]):
+                if (node, k) not in self.unawaited:
+                    t += _mul(mult, latency + stay[dst])
             stay[node] = t
         return _finite_or_inf(sum(_mul(rates[n], stay[n]) for n in self.order))
 

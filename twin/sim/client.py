@@ -3,7 +3,9 @@
 Per attempt: breaker check, timeout armed, loss and latency on the way, the callee's job;
 on the answer: corruption detection, breaker record, retry with backoff within the budget,
 or the call's final outcome back to the caller's job. A timed-out attempt is abandoned by
-the caller only: the callee keeps working on it (that is how retry storms build up).
+the caller only: the callee keeps working on it (that is how retry storms build up). An
+asynchronous call goes through the same steps (retries included) but its outcome is
+dropped at the end: its caller went on without it, and may be gone.
 
 Timeouts of one edge are kept in a deadline queue with a single pending timer, so an idle
 timeout costs a deque append and no event.
@@ -155,7 +157,9 @@ class Client:
         self._send(Call(job, spec))
 
     def _retry(self, call: Call) -> None:
-        if not call.job.finished:  # the caller may have died while this call backed off
+        # the caller may have died while this call backed off (nobody waits for an
+        # asynchronous call: it goes on regardless)
+        if not call.job.finished or call.spec.detached:
             self._send(call)
 
     def _send(self, call: Call) -> None:
@@ -258,7 +262,7 @@ class Client:
             code = CORRUPTED  # this consumer noticed the bad response
         if self.breaker is not None:
             self.breaker.record(code == OK, now)
-        if call.job.finished:
+        if call.job.finished and not call.spec.detached:
             return  # the caller died meanwhile (outage): nobody waits for this call
         if code != OK:
             r = self.retries
@@ -277,6 +281,8 @@ class Client:
         self._finish(call, code, corrupt)
 
     def _finish(self, call: Call, code: int, corrupt: float) -> None:
+        if call.spec.detached:
+            return  # asynchronous: the caller does not hear the outcome
         job = call.job
         job.op.service.call_done(job, call.spec, code, corrupt)
 

@@ -30,7 +30,18 @@ from twin.sim.budget import SERIES_AUTO_LIMIT, Budget, CallGraph, estimate, keep
 from twin.sim.client import Client
 from twin.sim.control import Autoscaler, FailoverControl, FaultController
 from twin.sim.events import NORMAL, Wake
-from twin.sim.service import CallSpec, Disk, Host, Job, Operation, Service
+from twin.sim.service import (
+    ALWAYS,
+    FOLLOW,
+    GATES,
+    Broker,
+    CallSpec,
+    Disk,
+    Host,
+    Job,
+    Operation,
+    Service,
+)
 from twin.sim.workload import Entry, Source
 from twin.topology import Topology
 
@@ -162,7 +173,7 @@ class Simulation:
         ctx = self.ctx
         for name, spec in topo.services.items():
             host = self.hosts[spec.host] if spec.host else None
-            svc = Service(
+            svc = (Broker if spec.broker else Service)(
                 ctx,
                 name,
                 replicas=spec.replicas,
@@ -193,39 +204,29 @@ class Simulation:
                     if call.latency is not None:  # its own stream: other calls draw as before
                         key = f"net:{name}:{op_name}:{k}"
                         own = call.latency.sampler(generator(ctx.seed, key))
+                    gate = GATES[call.when]
+                    args = (call.optional, call.size_bytes, target, own)
                     if call.parallel:
                         group.append(
                             CallSpec(
-                                client,
-                                call.probability,
-                                call.count,
-                                call.optional,
-                                call.size_bytes,
-                                target,
-                                own,
+                                client, call.probability, call.count, *args, gate, call.asynchronous
                             )
                         )
                         continue
                     if group:
                         stages.append(group)
                         group = []
-                    for _ in range(call.count):
+                    for rep in range(call.count):  # later repetitions follow the first's condition
+                        g = gate if rep == 0 or gate == ALWAYS else FOLLOW
                         stages.append(
-                            [
-                                CallSpec(
-                                    client,
-                                    call.probability,
-                                    1,
-                                    call.optional,
-                                    call.size_bytes,
-                                    target,
-                                    own,
-                                )
-                            ]
+                            [CallSpec(client, call.probability, 1, *args, g, call.asynchronous)]
                         )
                 if group:
                     stages.append(group)
                 svc.operations[op_name].stages = stages
+                svc.operations[op_name].gated = any(
+                    c.when != "always" or c.asynchronous for c in op.calls
+                )
         for i, w in enumerate(topo.workload):
             key = w.entry
             if key not in self.entries:

@@ -12,7 +12,12 @@ What it models, per step (mean-value analysis over the operation graph):
 - arrivals: the workload rates x the load profile, plus surge and attack classes, admitted
   through the entry's rate limit (fluid token bucket, burst ignored);
 - traffic equations: each admitted request makes its calls (probability x count), retried
-  calls multiply attempts (within the retry budget), an open breaker stops the calls;
+  calls multiply attempts (within the retry budget), an open breaker stops the calls; a
+  conditional call is made its expected share of times
+  (:func:`twin.topology.expected_calls`, with each call's failure share of the last step);
+- asynchronous calls load their callee but add nothing to the caller's latency or failures;
+  a call to a broker waits only for its acknowledgement (its network latency, refused when
+  the broker sheds or is down), and the broker's backlog is its queue;
 - each service as an M/M/c queue (c = ready replicas x free workers): mean wait from Erlang
   C below saturation, a fluid backlog above it, drained at the service rate; a queue limit
   sheds the excess (REJECTED); a blocking service holds its worker for its downstream
@@ -56,7 +61,7 @@ from twin.results import EntryStretch, ServiceStretch, Stretch, StretchLatency
 from twin.scenario import Scenario
 from twin.sim.budget import Budget, fluid_estimate
 from twin.stats import either
-from twin.topology import Topology
+from twin.topology import Call, Topology, expected_calls
 
 P99_Z = 0.99
 
@@ -100,6 +105,8 @@ class _Call:
     optional: bool
     parallel: bool
     net: float  # mean network seconds of the call (its own latency, else its edge's)
+    count: int = 1
+    detached: bool = False  # asynchronous: load only
 
 
 @dataclass
@@ -108,6 +115,8 @@ class _Node:
     mean_s: float  # mean service time, seconds
     var_s: float
     calls: list[_Call]
+    spec: list[Call] = field(default_factory=list)  # the document's calls
+    conditional: bool = False  # some call has a `when`: shares vary with failures
 
 
 @dataclass
@@ -177,12 +186,16 @@ class FluidSimulation:
                             c.optional,
                             c.parallel,
                             net.expected() if net is not None else 0.0,
+                            c.count,
+                            c.asynchronous,
                         )
                     )
                 d = op.service_time
                 mean = d.expected()
-                cv = 1.0 if d.dist == "exponential" else float(getattr(d, "cv", 0.0))
-                self.nodes[f"{name}:{op_name}"] = _Node(name, mean, (cv * mean) ** 2, calls)
+                cond = any(c.when != "always" for c in op.calls)
+                self.nodes[f"{name}:{op_name}"] = _Node(
+                    name, mean, d.variance(), calls, list(op.calls), cond
+                )
         import networkx as nx
 
         self.order = list(nx.topological_sort(topology.operation_graph()))
@@ -208,9 +221,10 @@ class FluidSimulation:
             for op_name, op in spec.operations.items():
                 if op.io is None or bw is None:
                     continue
-                cv = 1.0 if op.io.dist == "exponential" else float(getattr(op.io, "cv", 0.0))
+                m_io = op.io.expected()
+                cv2 = op.io.variance() / m_io**2 if m_io > 0 else 0.0
                 disk = f"host:{spec.host}" if spec.host is not None else f"own:{name}"
-                self.io[f"{name}:{op_name}"] = (op.io.expected() / bw, cv * cv, disk, name)
+                self.io[f"{name}:{op_name}"] = (m_io / bw, cv2, disk, name)
         self._io_lam: dict[str, float] = {}  # last step's arrival rate of nodes with I/O
         # the faults' share of the current step, reset by _advance (service -> value)
         self._cpu: dict[str, float] = {}
@@ -228,6 +242,13 @@ class FluidSimulation:
         # between rates, which flow down, and latencies, which flow up)
         self.resp = {n: (nd.mean_s, nd.var_s) for n, nd in self.nodes.items()}
         self.fail = dict.fromkeys(self.nodes, 0.0)
+        # expected calls per request of each node's calls (conditional ones move with the
+        # failure shares) and the brokers' share of refused messages, as of the last step
+        self.shares = {
+            n: expected_calls(nd.spec, [0.0] * len(nd.calls)) for n, nd in self.nodes.items()
+        }
+        self.brokers = {n for n, s in topology.services.items() if s.broker}
+        self.ack_fail = dict.fromkeys(self.brokers, 0.0)
         self.retried: dict[str, float] = {}
         self.apply(policy or Policy())
         self.entries = {w.entry: w for w in topology.workload}
@@ -398,7 +419,7 @@ class FluidSimulation:
                 if node in io_time:
                     own += io_time[node][0]
             served = 1.0 if own <= 0 else min(1.0, workers / own / lam[node])
-            for c in nd.calls:
+            for c, share in zip(nd.calls, self.shares[node], strict=True):
                 key = f"{nd.service}->{c.callee}"
                 if self.breakers[key].state == OPEN:
                     continue
@@ -411,7 +432,7 @@ class FluidSimulation:
                     if r.budget is not None:
                         extra_att = min(extra_att, r.budget)
                     attempts += extra_att
-                k = c.mult * attempts * served
+                k = share * attempts * served
                 lam[c.node] += lam[node] * k
                 user[c.node] += user[node] * k
                 cost[c.node] += cost[node] * k
@@ -448,6 +469,8 @@ class FluidSimulation:
             s.arrivals += arr * dt
             if cw == 0:
                 shed[name] = 1.0
+                if name in self.ack_fail:
+                    self.ack_fail[name] = 1.0
                 s.busy += 0.0
                 s.backlog = 0.0
                 wait[name] = (0.0, 0.0)
@@ -493,6 +516,8 @@ class FluidSimulation:
             s.busy += served * hold * dt
             s.util_last = served * hold / cw
             shed[name] = rej
+            if name in self.ack_fail:
+                self.ack_fail[name] = rej
             # Erlang-C waits are near-exponential; a fluid backlog is served FIFO, so
             # everyone waits about the same
             wait[name] = (wq, wq * wq if s.backlog <= 0 else (0.3 * wq) ** 2)
@@ -516,13 +541,18 @@ class FluidSimulation:
             seq_mean = seq_var = 0.0
             par_mean = par_var = 0.0
             retried = 0.0
+            seen: list[tuple[float, float, float, float]] = []  # mean, var, failure, timeout share
             for c in nd.calls:
+                if c.detached:  # not waited for, never fails the caller
+                    seen.append((0.0, 0.0, 0.0, 0.0))
+                    continue
                 key = f"{name}->{c.callee}"
                 cp = self.client[key]
                 br = self.breakers[key]
-                m, v = resp.get(c.node, self.resp[c.node])
+                m, v, f_node = self._answer(c.node, resp, fail)
                 m += c.net
-                f_attempt = self._attempt_fail(cp, m, fail.get(c.node, self.fail[c.node]))
+                f_attempt = self._attempt_fail(cp, m, f_node)
+                tmo_share = 0.0
                 if br.state == OPEN:
                     f_call = 1.0
                     m, v = 0.0, 0.0
@@ -534,10 +564,21 @@ class FluidSimulation:
                     tmo = cp.timeout
                     if n_retries and tmo is not None and m > 0:
                         # only a timed-out attempt costs the timeout before its retry
-                        retried = max(retried, c.prob * math.exp(-tmo / m))
+                        tmo_share = math.exp(-tmo / m)
+                seen.append((m, v, f_call, tmo_share))
+            if nd.conditional:
+                self.shares[node] = expected_calls(nd.spec, [f for _, _, f, _ in seen])
+            for c, share, (m, v, f_call, tmo_share) in zip(
+                nd.calls, self.shares[node], seen, strict=True
+            ):
+                if c.detached:
+                    continue
+                made = c.prob if not nd.conditional else share / c.count
+                if tmo_share:
+                    retried = max(retried, made * tmo_share)
                 if not c.optional:
-                    ok *= (1 - f_call) ** c.mult
-                cm, cv = c.mult * m, c.mult * v + c.prob * (1 - c.prob) * m * m
+                    ok *= (1 - f_call) ** share
+                cm, cv = share * m, share * v + made * (1 - made) * m * m
                 if c.parallel:
                     par_mean, par_var = max(par_mean, cm), max(par_var, cv)
                 else:
@@ -559,8 +600,8 @@ class FluidSimulation:
                 continue
             calls = sum(lam[n] for n in self.ops[src]) * dt
             f_att = max(
-                self._attempt_fail(cp, resp[n][0] + self.edge_net[key], fail[n])
-                for n in self.ops[dst]
+                self._attempt_fail(cp, a[0] + self.edge_net[key], a[2])
+                for a in (self._answer(n, resp, fail) for n in self.ops[dst])
             )
             if br.state == OPEN and t >= br.until:
                 br.state = HALF_OPEN
@@ -578,10 +619,10 @@ class FluidSimulation:
             parts = []
             for node, share in self.entry_nodes[e]:
                 n_users = n_all * share
-                fe = either(fail[node], rate_limited[e])
+                m, v, seen_f = self._answer(node, resp, fail)
+                fe = either(seen_f, rate_limited[e])
                 st[0] += n_users * (1 - fe)
                 st[1] += n_users * fe
-                m, v = resp[node]
                 parts.append((n_users * (1 - fe), m, v, self._p99(m, v, retried_share[node], node)))
                 st[3] += n_users * (1 - fe) * m
             st[2] = max(st[2], _mixture_p99(parts))
@@ -596,16 +637,28 @@ class FluidSimulation:
     def _patience(self, name: str) -> float | None:
         """The longest a caller waits for ``name`` (None: some caller waits forever, or it
         is an entry, whose outside clients have no timeout here)."""
-        if name in self.entry_services:
-            return None
+        if name in self.entry_services or name in self.ack_fail:
+            return None  # outside clients, or a broker's callers, do not wait on its backlog
         tmos = [self.client[k].timeout for k in self.callers[name]]
         if not tmos or any(t is None for t in tmos):
             return None
         return max(t for t in tmos if t is not None)
 
     def _call_fail(self, key: str, node: str) -> float:
-        m, _ = self.resp[node]
-        return self._attempt_fail(self.client[key], m + self.edge_net[key], self.fail[node])
+        m, _, f = self._answer(node, self.resp, self.fail)
+        return self._attempt_fail(self.client[key], m + self.edge_net[key], f)
+
+    def _answer(
+        self, node: str, resp: dict[str, tuple[float, float]], fail: dict[str, float]
+    ) -> tuple[float, float, float]:
+        """Mean and variance of the seconds a caller of ``node`` waits, and the chance it
+        fails: the node's response, or a broker's acknowledgement (admission only). ``resp``
+        and ``fail`` fall back to the last step's figures."""
+        svc = self.nodes[node].service
+        if svc in self.ack_fail:
+            return 0.0, 0.0, self.ack_fail[svc]
+        m, v = resp.get(node, self.resp[node])
+        return m, v, fail.get(node, self.fail[node])
 
     @staticmethod
     def _attempt_fail(cp: ClientPolicy, mean: float, f_node: float) -> float:
@@ -616,15 +669,17 @@ class FluidSimulation:
     def _calls_mean(self, node: str) -> float:
         nd = self.nodes[node]
         seq = par = 0.0
-        for c in nd.calls:
-            m = self.resp[c.node][0] + c.net
+        for c, share in zip(nd.calls, self.shares[node], strict=True):
+            if c.detached:
+                continue
+            m = self._answer(c.node, self.resp, self.fail)[0] + c.net
             tmo = self.client[f"{nd.service}->{c.callee}"].timeout
             if tmo is not None:
                 m = min(m, tmo)
             if c.parallel:
-                par = max(par, c.mult * m)
+                par = max(par, share * m)
             else:
-                seq += c.mult * m
+                seq += share * m
         return seq + par
 
     def _p99(self, mean: float, var: float, retried: float, node: str) -> float:

@@ -7,6 +7,17 @@ stage by stage -> finish, which answers the parent (a caller's attempt, or the e
 request). Non-blocking services hand the worker back after processing (before their I/O, if
 any: it is asynchronous to them); blocking ones keep it until the job finishes.
 
+Calls run stage by stage: a stage is one sequential call (each repetition of it) or a group
+of consecutive parallel calls, issued together and joined. A conditional call (``when``)
+looks at how the stage before its own ended: *ok* when every call made there succeeded,
+*failed* when one failed, neither when no call was made there (or its own condition was not
+met). An asynchronous call is issued and not waited for: it counts as made (ok) for its
+stage, and its outcome goes nowhere. Operations with neither kind run the plain loop.
+
+A broker (:class:`Broker`) answers its caller when a message is queued (its acknowledgement)
+and consumes the message later: the job then belongs to nobody (:data:`CONSUMED`) and only
+the broker's own counters see its outcome.
+
 Disk I/O: a disk serves one I/O at a time, first come first served, for ``bytes /
 bandwidth`` seconds (times the slow-down of disk faults on the service and its host, as
 they stand when the I/O starts). A host's disk is shared by every replica placed on it; a
@@ -34,6 +45,29 @@ class Parent(Protocol):
     def done(self, job: Job, code: int) -> None: ...
 
 
+# how a stage of calls ended, for conditional calls (FAILED outranks MADE, MADE outranks NONE)
+NONE = 0  # no call made
+MADE = 1  # calls made, none failed (so far)
+FAILED = 2  # a call made there failed
+SKIPPED = 3  # its condition was not met
+# the gate of a call: ALWAYS, or made only after the previous stage ended MADE or FAILED,
+# or FOLLOW: a later repetition of a sequential conditional call, made when the first was
+ALWAYS, IF_OK, IF_FAILED, FOLLOW = 0, MADE, FAILED, 4
+GATES = {"always": ALWAYS, "previous_ok": IF_OK, "previous_failed": IF_FAILED}
+
+
+class _Consumed:
+    """The parent of a message its broker has acknowledged: nobody waits for its outcome."""
+
+    __slots__ = ()
+
+    def done(self, job: Job, code: int) -> None:
+        return None
+
+
+CONSUMED = _Consumed()
+
+
 class Job(Bare):
     """One attempt of an operation at a service (and its own SimPy event)."""
 
@@ -41,6 +75,7 @@ class Job(Bare):
         "core",
         "corrupt",
         "cost",
+        "cur",
         "finished",
         "holding",
         "klass",
@@ -48,6 +83,7 @@ class Job(Bare):
         "op",
         "parent",
         "pending",
+        "prev",
         "replica",
         "stage",
         "started",
@@ -70,6 +106,8 @@ class Job(Bare):
         self.replica: Replica | None = None
         self.stage = 0
         self.pending = 0
+        self.prev = NONE  # how the stage before the current one ended (conditional calls)
+        self.cur = NONE  # how the current stage is ending so far
         self.finished = False
         self.started = False  # counted in its replica's in-flight requests
         self.holding = False  # holds a worker
@@ -79,7 +117,17 @@ class Job(Bare):
 class CallSpec:
     """A call of an operation, resolved to the client (edge) that carries it."""
 
-    __slots__ = ("client", "count", "latency", "op", "optional", "probability", "size")
+    __slots__ = (
+        "client",
+        "count",
+        "detached",
+        "gate",
+        "latency",
+        "op",
+        "optional",
+        "probability",
+        "size",
+    )
 
     def __init__(
         self,
@@ -90,6 +138,8 @@ class CallSpec:
         size: int,
         op: Operation,
         latency: Callable[[], float] | None = None,
+        gate: int = ALWAYS,
+        detached: bool = False,
     ) -> None:
         self.client = client
         self.probability = probability
@@ -98,12 +148,14 @@ class CallSpec:
         self.size = size
         self.op = op  # the callee's operation (one edge can carry calls to several)
         self.latency = latency  # this call's own network delay, over the edge's
+        self.gate = gate  # ALWAYS, IF_OK, IF_FAILED or FOLLOW
+        self.detached = detached  # asynchronous: not waited for, its outcome goes nowhere
 
 
 class Operation:
     """An operation at run time: its samplers and its calls grouped into stages."""
 
-    __slots__ = ("io", "name", "sample", "service", "stages")
+    __slots__ = ("gated", "io", "name", "sample", "service", "stages")
 
     def __init__(self, service: Service, name: str, sample: Callable[[], float]) -> None:
         self.service = service
@@ -111,6 +163,7 @@ class Operation:
         self.sample = sample
         self.io: Callable[[], float] | None = None  # bytes of disk I/O per request
         self.stages: list[list[CallSpec]] = []
+        self.gated = False  # some call is conditional or asynchronous: the gated loop runs it
 
 
 class Disk:
@@ -456,6 +509,9 @@ class Service:
     # -- calls ------------------------------------------------------------------------------
 
     def _run_stage(self, job: Job) -> None:
+        if job.op.gated:
+            self._run_gated(job)
+            return
         stages = job.op.stages
         n = len(stages)
         while job.stage < n:
@@ -483,13 +539,57 @@ class Service:
             job.stage += 1
         self.finish(job, OK)
 
+    def _run_gated(self, job: Job) -> None:
+        """The stage loop for operations with conditional or asynchronous calls."""
+        stages = job.op.stages
+        n = len(stages)
+        u = self.uniform
+        while job.stage < n:
+            stage = stages[job.stage]
+            if stage[0].gate != FOLLOW:  # a new stage: the current one becomes the previous
+                job.prev = job.cur
+                job.cur = NONE
+            prev = job.prev
+            met = False
+            plan: list[CallSpec] = []
+            for spec in stage:
+                gate = spec.gate
+                if gate == FOLLOW:
+                    if job.cur == SKIPPED:
+                        continue
+                elif gate and gate != prev:
+                    continue
+                met = True
+                if spec.probability >= 1.0 or u() < spec.probability:
+                    plan.extend([spec] * spec.count)
+            if not met:
+                job.cur = SKIPPED
+            elif plan:
+                if job.cur == NONE:
+                    job.cur = MADE
+                waits = [spec for spec in plan if not spec.detached]
+                for spec in plan:  # fire-and-forget first: a call answered at once may
+                    if spec.detached:  # move the job on before the loop ends
+                        spec.client.issue(job, spec)
+                if waits:
+                    job.pending = len(waits)
+                    for spec in waits:
+                        spec.client.issue(job, spec)
+                        if job.finished:
+                            return
+                    return
+            job.stage += 1
+        self.finish(job, OK)
+
     def call_done(self, job: Job, spec: CallSpec, code: int, corrupt: float) -> None:
         """A call of ``job`` answered (after its retries); move on, or fail the job."""
         if job.finished:
             return
-        if code != OK and not spec.optional:
-            self.finish(job, code)
-            return
+        if code != OK:
+            job.cur = FAILED
+            if not spec.optional:
+                self.finish(job, code)
+                return
         if corrupt and code == OK:
             job.corrupt = corrupt
         job.pending -= 1
@@ -605,3 +705,16 @@ class Service:
 
     def queue_length(self) -> int:
         return sum(len(r.queue) for r in self.replicas)
+
+
+class Broker(Service):
+    """A message queue with its consumer pool: the caller is answered when the message is
+    queued (or refused: REJECTED, RATE_LIMITED, SERVICE_DOWN, as any arrival), and the
+    replicas' workers consume the backlog, FIFO per replica (a partition)."""
+
+    def arrive(self, job: Job) -> None:
+        parent = job.parent
+        Service.arrive(self, job)
+        if not job.finished:  # queued or being consumed: acknowledge it now
+            job.parent = CONSUMED
+            parent.done(job, OK)
