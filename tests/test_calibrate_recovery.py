@@ -67,7 +67,16 @@ def recovered(tmp_path_factory: pytest.TempPathFactory) -> Topology:
     _write_csv(d / "spans.csv", seed=7)
     r = CliRunner().invoke(
         app,
-        ["calibrate", "--traces", str(d / "spans.csv"), "--out", str(d / "out"), "--predict", "0"],
+        [
+            "calibrate",
+            "--traces",
+            str(d / "spans.csv"),
+            "--out",
+            str(d / "out"),
+            "--predict",
+            "0",
+            "--no-classes",
+        ],
     )
     assert r.exit_code == 0, r.output
     return Topology.load(d / "out" / "topology.yaml")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from twin.calibrate import build_callgraph, build_topology, read_traces
+from twin.calibrate import BuildOptions, build_callgraph, build_topology, read_traces
 
 
 def _jaeger_span(
@@ -139,6 +139,13 @@ def test_a_call_made_beside_another_without_failures_stays_unconditional(
             if i % 4 == 1:
                 spans.append(_jaeger_span(t, f"{i}d", f"{i}a", "db", "q", base + 0.004, 0.01))
         traces.append(spans)
-    calls = _calls(_jaeger(tmp_path, traces))
+    path = _jaeger(tmp_path, traces)
+    calls = _calls(path)
     assert calls["db"]["when"] == "always"
-    assert calls["db"]["probability"] == 0.25
+    # request classes (the default) give the requests that call db a class of their own
+    graph = build_callgraph(read_traces([path])[0])
+    (entry,) = build_topology(graph).topology.workload
+    assert sorted(entry.mix.values()) == [0.25, 0.25, 0.5]
+    one = build_topology(graph, BuildOptions(classes=False)).topology
+    (db,) = [c for c in one.services["api"].operations["get"].calls if c.to.startswith("db")]
+    assert db.when == "always" and db.probability == 0.25

@@ -31,7 +31,8 @@ import numpy as np
 
 from twin.bounds import safe_name
 from twin.calibrate.asynchrony import apply_call_forms
-from twin.calibrate.callgraph import CallGraph
+from twin.calibrate.callgraph import CallGraph, OpKey
+from twin.calibrate.classes import RequestClass, split_classes
 from twin.calibrate.service_time import Fit, fit_service_time
 from twin.distributions import Constant
 from twin.errors import InputError
@@ -53,7 +54,9 @@ class BuildOptions:
     # "floor": a link's latency is the 10th percentile of client-minus-server time (the rest
     # is taken as queueing at the callee, which the twin makes by itself); "full": the whole
     # fitted gap (for callers that wait outside the callee: client pools, throttling)
-    network: str = "floor"
+    network: str = "full"
+    # split each entry operation into request classes by call signature (:mod:`.classes`)
+    classes: bool = True
     description: str = ""
     source: str = ""
 
@@ -89,6 +92,20 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
         if st.from_partial:
             notes.append(f"{svc}:{op}: timings from partial traces only ({st.used} instances)")
         ops_by_service.setdefault(svc, {})[op] = {"service_time": fit.dist, "calls": []}
+    counts = {k: st.instances for k, st in graph.operations.items()}
+    classes = _entry_classes(graph, opt) if opt.classes else {}
+    for (svc, op), found in classes.items():
+        if graph.operations[(svc, op)].roots == graph.operations[(svc, op)].instances:
+            del ops_by_service[svc][op]  # called by nobody: the classes replace it
+        for rc in found:
+            fit = fit_service_time(rc.self_times, alpha=opt.alpha)
+            fits[f"{svc}:{rc.name}"] = fit
+            ops_by_service[svc][rc.name] = {"service_time": fit.dist, "calls": []}
+            counts[(svc, rc.name)] = round(rc.share * graph.operations[(svc, op)].roots)
+        notes.append(
+            f"{svc}:{op}: split into {len(found)} request classes by call signature: "
+            + ", ".join(f"{rc.name} {rc.share:.1%}" for rc in found)
+        )
     # demand from metrics: scale every operation of the service to the measured mean demand;
     # self time beyond the demand was spent in the service without holding a worker (an event
     # loop parsing and writing), so it does not queue: it becomes delay on the calls into it
@@ -96,7 +113,7 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
     for svc, demand in opt.demand.items():
         if svc not in ops_by_service or demand <= 0:
             continue
-        rates = {op: graph.operations[(svc, op)].instances for op in ops_by_service[svc]}
+        rates = {op: counts[(svc, op)] for op in ops_by_service[svc]}
         total = sum(rates.values()) or 1
         traced = (
             sum(rates[op] * fits[f"{svc}:{op}"].dist.expected() for op in ops_by_service[svc])
@@ -116,6 +133,8 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
     g: nx.DiGraph = nx.DiGraph()
     g.add_nodes_from(graph.operations)
     for (svc, op), st in sorted(graph.operations.items()):
+        if op not in ops_by_service[svc]:
+            continue
         for c in st.calls:
             if c.probability <= 0.0:
                 continue  # seen only in partial traces: an edge, but no rate to model
@@ -136,6 +155,11 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
                     "parallel": c.parallel,
                 }
             )
+    for (svc, _op), found in sorted(classes.items()):
+        for rc in found:
+            ops_by_service[svc][rc.name]["calls"] = _class_calls(
+                g, (svc, rc.name), rc, opt, outside, notes
+            )
     # edges seen only in partial traces have no rate; keep them as rare calls so the
     # topology holds every observed edge
     modelled = {(a[0], b[0]) for a, b in g.edges}
@@ -143,7 +167,7 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
         cands = [
             (k, c)
             for k, st in graph.operations.items()
-            if k[0] == a
+            if k[0] == a and k[1] in ops_by_service[a]
             for c in st.calls
             if c.callee[0] == b
         ]
@@ -161,7 +185,11 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
             }
         )
         notes.append(f"{a}->{b}: seen only in partial traces; modelled at its raw frequency")
-    notes += apply_call_forms(ops_by_service, graph.forms, _safe)
+    forms = dict(graph.forms)
+    for (caller, callee), form in graph.forms.items():  # a split entry's classes call alike
+        for rc in classes.get(caller, []):
+            forms[((caller[0], rc.name), callee)] = form
+    notes += apply_call_forms(ops_by_service, forms, _safe)
     services: dict[str, Any] = {}
     for svc, ops in ops_by_service.items():
         stats = graph.services[svc]
@@ -192,9 +220,25 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
             links[key] = {"latency": Constant(mean=outside[b])}
     entry_rates = graph.entry_rates(opt.sampling)
     workload = []
+    mixed: dict[str, dict[str, float]] = {}  # service -> rate per class or operation
+    split = {svc for svc, _ in classes}
     for (svc, op), rate in sorted(entry_rates.items()):
         r = opt.rates.get(f"{svc}:{op}", opt.rates.get(svc, rate))
-        workload.append({"entry": f"{_safe(svc)}:{_safe(op)}", "rate": r})
+        if svc not in split:
+            workload.append({"entry": f"{_safe(svc)}:{_safe(op)}", "rate": r})
+            continue
+        parts = [(k.name, k.share) for k in classes.get((svc, op), [])] or [(_safe(op), 1.0)]
+        for name, share in parts:
+            mixed.setdefault(svc, {})[name] = mixed.get(svc, {}).get(name, 0.0) + r * share
+    for svc, by_class in sorted(mixed.items()):
+        arriving = float(sum(by_class.values()))
+        workload.append(
+            {
+                "entry": _safe(svc),
+                "rate": arriving,
+                "mix": {k: round(v / arriving, 6) for k, v in by_class.items()},
+            }
+        )
     if not workload:
         called = {b for _, b in g.edges}
         w = max(graph.window, 1e-9)
@@ -222,9 +266,86 @@ def build_topology(graph: CallGraph, options: BuildOptions | None = None) -> Cal
         "callgraph": graph.to_dict(),
         "service_times": {k: f.to_dict() for k, f in fits.items()},
         "network": {k: f.to_dict() for k, f in network_fits.items()},
+        "classes": {
+            f"{svc}:{op}": [c.to_dict() for c in found] for (svc, op), found in classes.items()
+        },
         "notes": notes,
     }
     return Calibration(topo, fits, network_fits, notes, record)
+
+
+def _entry_classes(graph: CallGraph, opt: BuildOptions) -> dict[OpKey, list[RequestClass]]:
+    """The request classes of each root operation that has more than one."""
+    out = {}
+    for key, instances in sorted(graph.entry_instances.items()):
+        found = split_classes(key, instances)
+        if len(found) > 1:
+            out[key] = found
+    return out
+
+
+def _class_calls(
+    g: nx.DiGraph,
+    node: tuple[str, str],
+    rc: RequestClass,
+    opt: BuildOptions,
+    outside: dict[str, float],
+    notes: list[str],
+) -> list[dict[str, Any]]:
+    """A class's calls: each called operation's mean count kept exactly (``count`` calls,
+    and one more with the fractional rest as its probability), with the class's own network
+    time on them. ``floor``: each call's is the 10th percentile of the class's gaps on that
+    call. ``full``: a request's whole client-minus-server time on an edge is fitted and
+    drawn once, on its first call there (sequential calls of one request to one service wait
+    alike); calls made in parallel keep a per-call fit, as their waits overlap."""
+    calls: list[dict[str, Any]] = []
+    g.add_node(node)
+    carried: set[str] = set()  # callee services whose per-request network time is placed
+    overlapping = {c.callee[0] for c in rc.calls if c.parallel}  # their waits do not add up
+    for c in rc.calls:
+        if c.callee == node or (c.callee in g and nx.has_path(g, c.callee, node)):
+            notes.append(
+                f"{node[0]}:{node[1]} -> {c.callee[0]}:{c.callee[1]}: dropped, it closes a "
+                "cycle of calls the twin cannot run"
+            )
+            continue
+        g.add_edge(node, c.callee)
+        latency: Any = None
+        carries = False  # this call carries the request's whole time on its edge
+        edge = rc.edge_gaps.get(c.callee[0], np.empty(0))
+        if len(c.gaps) and opt.network == "full" and c.callee[0] in overlapping:
+            latency = fit_service_time(c.gaps, alpha=opt.alpha).dist  # waits overlap
+        elif len(c.gaps) and opt.network == "full":
+            # the calls of one request to one service wait alike (one busy callee delays
+            # them all): the request's whole time on the edge is drawn once, on its first
+            # call there, and its other calls there add none
+            if c.callee[0] in carried or float(np.mean(edge)) <= 0:
+                latency = Constant(mean=0.0)
+            else:
+                latency = fit_service_time(edge, alpha=opt.alpha).dist
+                carried.add(c.callee[0])
+                carries = True
+        elif len(c.gaps):
+            floor = float(np.quantile(c.gaps, NETWORK_QUANTILE)) + outside.get(c.callee[0], 0.0)
+            latency = Constant(mean=floor) if floor > 0 else None
+        base = int(np.floor(c.mean_count + 1e-9))
+        rest = c.mean_count - base
+        to = f"{_safe(c.callee[0])}:{_safe(c.callee[1])}"
+        parts = [(base, c.probability)] + ([(1, c.probability * rest)] if rest > 1e-6 else [])
+        if carries and parts[0][0] > 1:  # the edge's time on the first call only
+            parts = [(1, c.probability), (parts[0][0] - 1, c.probability), *parts[1:]]
+        for j, (count, prob) in enumerate(parts):
+            lat = latency if j == 0 or not carries else Constant(mean=0.0)
+            call: dict[str, Any] = {
+                "to": to,
+                "probability": round(min(1.0, prob), 6),
+                "count": count,
+                "parallel": c.parallel,
+            }
+            if lat is not None:
+                call["latency"] = lat
+            calls.append(call)
+    return calls
 
 
 def _plain(x: Any) -> Any:

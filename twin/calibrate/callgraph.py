@@ -91,6 +91,29 @@ class ServiceStats:
 
 
 @dataclass
+class EntryCall:
+    """One call an entry instance made: what it reached, when, and its network time."""
+
+    callee: OpKey
+    start: float  # seconds, of the client span when there is one, else the server span
+    end: float
+    error: bool
+    gap: float | None  # client minus server seconds (None: no client span, or partial trace)
+
+
+@dataclass
+class EntryInstance:
+    """One request as it entered the system (a root span's operation instance) with its
+    direct calls: what :mod:`twin.calibrate.classes` splits entries into request classes by."""
+
+    start: float
+    end: float
+    error: bool
+    partial: bool  # its trace misses a parent or has clock skew
+    calls: list[EntryCall]
+
+
+@dataclass
 class CallGraph:
     """The measured call graph; :mod:`twin.calibrate.build` turns it into a Topology."""
 
@@ -101,6 +124,7 @@ class CallGraph:
     window: float  # seconds observed: first start to last end, long silences left out
     traces: int
     stretches: int = 1  # stretches of activity the window is made of (see .timeline)
+    entry_instances: dict[OpKey, list[EntryInstance]] = field(default_factory=dict)
     forms: dict[tuple[OpKey, OpKey], CallForm] = field(default_factory=dict)  # .asynchrony
 
     def entry_rates(self, sampling: float = 1.0) -> dict[OpKey, float]:
@@ -180,6 +204,22 @@ def _subtract(lo: float, hi: float, holes: list[tuple[float, float]]) -> list[tu
     return [(s, e) for s, e in out if e > s]
 
 
+def call_stages(ordered: list[tuple[float, float]]) -> list[int]:
+    """The stage of each call (intervals sorted by start): runs of calls that overlap in time
+    share a stage; a call alone in its stage was made on its own."""
+    stage_of = []
+    stage = 0
+    stage_end = -np.inf
+    for s, e in ordered:
+        if s >= stage_end:
+            stage += 1
+            stage_end = e
+        else:
+            stage_end = max(stage_end, e)
+        stage_of.append(stage)
+    return stage_of
+
+
 def build_callgraph(spans: pd.DataFrame) -> CallGraph:
     """Derive the call graph from a tidy span table (:func:`twin.calibrate.traces.read_traces`)."""
     df = spans.reset_index(drop=True)
@@ -226,6 +266,7 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
     calls_of: dict[int, list[tuple[OpKey, float, float, bool]]] = defaultdict(list)
     edges: set[tuple[str, str]] = set()
     network: dict[tuple[str, str], list[float]] = defaultdict(list)
+    gaps_of: dict[int, list[float | None]] = defaultdict(list)  # aligned with calls_of
     for i in np.where(is_entry & ok)[0]:
         p = int(parent[i])
         caller = int(entry[p])
@@ -240,6 +281,8 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
         else:
             s, e = start[i], end[i]
         calls_of[caller].append(((str(svc[i]), str(op[i])), float(s), float(e), bool(err[i])))
+        gap = (end[p] - start[p]) - (end[i] - start[i]) if client and not partial[i] else None
+        gaps_of[caller].append(None if gap is None else max(0.0, float(gap)))
 
     # per instance: self time, stages; gathered per operation
     by_op: dict[OpKey, list[int]] = defaultdict(list)
@@ -273,17 +316,7 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
             if not cl:
                 continue
             ordered = sorted(cl, key=lambda c: c[1])
-            # stages: runs of calls that overlap in time
-            stage_of = []
-            stage = 0
-            stage_end = -np.inf
-            for _, s, e, _ in ordered:
-                if s >= stage_end:
-                    stage += 1
-                    stage_end = e
-                else:
-                    stage_end = max(stage_end, e)
-                stage_of.append(stage)
+            stage_of = call_stages([(s, e) for _, s, e, _ in ordered])
             stage_size = Counter(stage_of)
             seen: dict[OpKey, dict[str, Any]] = {}
             for rank, ((callee, _, _, _), st) in enumerate(zip(ordered, stage_of, strict=True)):
@@ -343,6 +376,17 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
             ),
         )
     window = observed_window(start, end, df.groupby("trace_id")["start"].min().to_numpy())
+    roots: dict[OpKey, list[EntryInstance]] = defaultdict(list)
+    for i in np.where(is_entry & is_root)[0]:
+        calls = [
+            EntryCall(callee, s, e, er, gap)
+            for (callee, s, e, er), gap in zip(
+                calls_of.get(int(i), []), gaps_of.get(int(i), []), strict=True
+            )
+        ]
+        roots[(str(svc[i]), str(op[i]))].append(
+            EntryInstance(float(start[i]), float(end[i]), bool(err[i]), bool(partial[i]), calls)
+        )
     return CallGraph(
         services=services,
         operations=operations,
@@ -351,5 +395,6 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
         window=window.seconds,
         traces=int(df["trace_id"].nunique()),
         stretches=window.stretches,
+        entry_instances=dict(roots),
         forms=forms,
     )

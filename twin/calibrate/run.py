@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from twin.bounds import safe_name
 from twin.calibrate.accuracy import accuracy_or_none
 from twin.errors import InputError
 from twin.faults import ErrorRateFault
@@ -76,6 +77,12 @@ class CalibrationConfig(BaseModel):
         "rest is queueing at the callee) or full (the whole fitted gap).",
     )
 
+    classes: bool = Field(
+        default=True,
+        description="Split each entry operation into request classes by call signature "
+        "(false: one operation per entry, its calls drawn independently).",
+    )
+
     @model_validator(mode="after")
     def _sources(self) -> CalibrationConfig:
         if self.prometheus and self.metrics:
@@ -115,14 +122,28 @@ def _stats(values: np.ndarray) -> dict[str, float | None]:
     }
 
 
-def observed_figures(graph: Any, sampling: float = 1.0) -> dict[str, dict[str, Any]]:
-    """Per entry operation and per service: rate, error rate and latency as traced."""
+def observed_figures(
+    graph: Any, sampling: float = 1.0, topology: Any = None
+) -> dict[str, dict[str, Any]]:
+    """Per entry operation and per service: rate, error rate and latency as traced. An entry
+    the topology splits into request classes (a workload entry with a mix) is one scope, its
+    service, covering every root operation of it, as the twin reports it."""
     w = max(graph.window, 1e-9)
     out: dict[str, dict[str, Any]] = {}
     per_service: dict[str, list[Any]] = {}
+    mixed = {e.entry for e in topology.workload if e.mix} if topology is not None else set()
+    for svc in sorted(mixed):
+        roots = [st for (s, _), st in graph.operations.items() if st.roots and safe_name(s) == svc]
+        n = sum(st.roots for st in roots)
+        if n:
+            out[f"entry {svc}"] = {
+                "rate": n / w / sampling,
+                "error_rate": sum(st.errors for st in roots) / sum(st.instances for st in roots),
+                **_stats(np.concatenate([st.durations for st in roots])),
+            }
     for (svc, op), st in graph.operations.items():
         per_service.setdefault(svc, []).append(st)
-        if st.roots:
+        if st.roots and safe_name(svc) not in mixed:
             out[f"entry {svc}:{op}"] = {
                 "rate": st.roots / w / sampling,
                 "error_rate": st.error_rate,
@@ -323,6 +344,7 @@ def _calibrate(
         sampling=sampling,
         workers=dict(c.workers),
         network=network,
+        classes=c.classes,
         source="twin calibrate from " + ", ".join(p.name for p in traces or [Path("metrics")]),
     )
     if traces:
@@ -387,7 +409,7 @@ def _calibrate(
     from twin.io import dump_yaml
 
     (out / "scenario.yaml").write_text(dump_yaml(scenario_data), encoding="utf-8")
-    observed = observed_figures(graph, sampling) if traces else {}
+    observed = observed_figures(graph, sampling, topo) if traces else {}
     for svc, mf in metric_figures.items():
         observed[f"metrics {svc}"] = {
             "rate": mf.rate,

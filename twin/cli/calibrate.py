@@ -90,9 +90,17 @@ def calibrate(
         str,
         typer.Option(
             help="Link latency from client-minus-server time: floor (10th percentile; the "
-            "rest is queueing at the callee) or full (the whole fitted gap, the default)."
+            "rest is queueing at the callee) or full (the whole fitted gap, per request "
+            "class and drawn once per request and edge; the default)."
         ),
     ] = "full",
+    classes: Annotated[
+        bool,
+        typer.Option(
+            help="Split each entry operation into request classes by call signature "
+            "(--no-classes: one operation per entry, its calls drawn independently)."
+        ),
+    ] = True,
 ) -> None:
     """Calibrate a twin from traces and/or Prometheus metrics; compare it with what was seen."""
     from twin.calibrate.run import CalibrationConfig, format_figure, run_calibration
@@ -128,6 +136,7 @@ def calibrate(
             "predict_seconds": predict,
             "seed": seed,
             "network": network,
+            "classes": classes,
         },
         source="command line",
     )
