@@ -75,6 +75,11 @@ class CalibrationConfig(BaseModel):
         description="Link latency from client-minus-server time: floor (10th percentile; the "
         "rest is queueing at the callee) or full (the whole fitted gap).",
     )
+    manifests: tuple[Path, ...] = Field(
+        default=(),
+        description="Kubernetes manifests (files or folders): CPU limits of the workloads "
+        "(resources.limits.cpu) become their services' cpu_limit.",
+    )
 
     @model_validator(mode="after")
     def _sources(self) -> CalibrationConfig:
@@ -360,6 +365,14 @@ def _calibrate(
         graph = _graph_from_metrics(metric_figures)
     cal = build_topology(graph, opts)
     topo = cal.topology
+    if c.manifests:
+        from twin.calibrate.cpu import cpu_limits_from_manifests, with_cpu_limits
+
+        limits = cpu_limits_from_manifests(c.manifests)
+        topo, cpu_notes = with_cpu_limits(topo, limits)
+        record["cpu_limits"] = {n: s.cpu_limit for n, s in topo.services.items() if s.cpu_limit}
+        for note in cpu_notes:
+            on_note(note)
     (out / "topology.yaml").write_text(topo.to_yaml(), encoding="utf-8")
     record.update(cal.record)
     on_note(_quality_line(record))

@@ -93,6 +93,13 @@ def calibrate(
             "rest is queueing at the callee) or full (the whole fitted gap, the default)."
         ),
     ] = "full",
+    manifests: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Kubernetes manifests (files or folders): each workload's resources.limits.cpu "
+            "becomes its service's cpu_limit (repeatable)."
+        ),
+    ] = None,
 ) -> None:
     """Calibrate a twin from traces and/or Prometheus metrics; compare it with what was seen."""
     from twin.calibrate.run import CalibrationConfig, format_figure, run_calibration
@@ -128,6 +135,7 @@ def calibrate(
             "predict_seconds": predict,
             "seed": seed,
             "network": network,
+            "manifests": manifests or [],
         },
         source="command line",
     )
