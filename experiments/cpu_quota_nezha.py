@@ -54,7 +54,9 @@ WARMUP = 60.0
 FALLBACK_DELAY = 0.3
 
 
-def simulate(topo: Topology, mult: float, faults: list[dict[str, Any]], seeds: int) -> dict:
+def simulate(
+    topo: Topology, mult: float, faults: list[dict[str, Any]], seeds: int
+) -> dict[str, Any]:
     """Front-end P50/P99 (s) over the fault window after the warm-up, seeds pooled."""
     hist = LogHistogram()
     verdicts = []

@@ -12,6 +12,7 @@ arrives alone, s seconds before its period ends, with the quota whole:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ def topo(
     queue_limit: int | None = None,
     host_cores: int | None = None,
 ) -> Topology:
-    svc: dict = {
+    svc: dict[str, Any] = {
         "workers": workers,
         "operations": {"default": {"service_time": {"dist": dist, "mean": work}}},
     }
@@ -43,7 +44,11 @@ def topo(
         svc["cpu_limit"] = limit
     if queue_limit is not None:
         svc["queue_limit"] = queue_limit
-    doc: dict = {"name": "q", "services": {"a": svc}, "workload": [{"entry": "a", "rate": rate}]}
+    doc: dict[str, Any] = {
+        "name": "q",
+        "services": {"a": svc},
+        "workload": [{"entry": "a", "rate": rate}],
+    }
     if host_cores is not None:
         doc["hosts"] = {"h": {"cores": host_cores}}
         svc["host"] = "h"
