@@ -75,8 +75,12 @@ class CpuExhaustionFault(SlowdownFault):
 
     @model_validator(mode="after")
     def _one_form(self) -> CpuExhaustionFault:
-        forms = [self.factor != 1.0, self.quota_share is not None, self.cores is not None]
-        if sum(forms) > 1:
+        forms = [
+            "factor" in self.model_fields_set,
+            self.quota_share is not None,
+            self.cores is not None,
+        ]
+        if sum(forms) != 1:
             raise ValueError("give one of factor, quota_share or cores")
         if self.quota_share is not None and self.target.startswith(("host:", "zone:")):
             raise ValueError("quota_share targets a service (a hog inside its pods)")
