@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
+from typer.testing import CliRunner
 
 from twin.calibrate.cpu import (
     cpu_cores,
@@ -20,16 +22,12 @@ from twin.calibrate.cpu import (
     with_cpu_limits,
 )
 from twin.calibrate.nezha import NezhaDay, NezhaFault
+from twin.cli import app
 from twin.errors import InputError
 from twin.topology import Topology
 
-MANIFESTS = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "topologies"
-    / "online-boutique-kubernetes-manifests.yaml"
-)
+MANIFESTS = SHARED_DATA / "topologies" / "online-boutique-kubernetes-manifests.yaml"
+NEZHA_SPANS = SHARED_DATA / "traces" / "nezha-ob-2022-08-22-0353-spans.csv"
 
 
 @pytest.mark.parametrize(
@@ -86,6 +84,20 @@ def test_online_boutique_manifests_give_their_published_limits() -> None:
     assert limits["frontend"] == pytest.approx(0.2)
     assert limits["cartservice"] == pytest.approx(0.3)
     assert limits["currencyservice"] == pytest.approx(0.2)
+
+
+@pytest.mark.skipif(
+    not (MANIFESTS.exists() and NEZHA_SPANS.exists()), reason="the shared datasets are not here"
+)
+def test_twin_calibrate_takes_cpu_limits_from_manifests(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["calibrate", "--traces", str(NEZHA_SPANS), "--manifests", str(MANIFESTS)]
+    r = CliRunner().invoke(app, [*args, "--out", str(out), "--predict", "0"])
+    assert r.exit_code == 0, r.output
+    topo = Topology.load(out / "topology.yaml")
+    assert topo.services["frontend"].cpu_limit == pytest.approx(0.2)
+    assert topo.services["cartservice"].cpu_limit == pytest.approx(0.3)
+    assert "redis-cart" in r.output  # a limited workload the traces do not show is said
 
 
 def test_a_missing_manifest_is_an_input_error(tmp_path: Path) -> None:
