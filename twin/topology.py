@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from twin.bounds import (
     MAX_BYTES,
@@ -18,6 +18,7 @@ from twin.bounds import (
     MAX_REPLICAS,
     MAX_WORKERS,
     BytesPerSecond,
+    Finite,
     Int,
     Name,
     PositiveSeconds,
@@ -32,6 +33,12 @@ Fraction = Probability
 
 MIX_TOLERANCE = 0.01
 """How far a mix's shares may sum from 1 (rounded shares); they are normalised when used."""
+
+CFS_PERIOD = 0.1
+"""Seconds of the kernel's CFS bandwidth period (``cpu.cfs_period_us`` 100000), which
+Kubernetes uses for every CPU limit."""
+CFS_PERIOD_MIN, CFS_PERIOD_MAX = 0.001, 1.0
+"""The periods the kernel accepts (1 ms to 1 s)."""
 
 
 class _Doc(BaseModel):
@@ -206,6 +213,20 @@ class Service(_Doc):
         default=None,
         description="bytes per second of each replica's own disk (a service without a host)",
     )
+    cpu_limit: Finite | None = Field(
+        default=None,
+        gt=0.0,
+        le=MAX_CORES,
+        description="cores per replica (Kubernetes `resources.limits.cpu`, e.g. 0.2 for 200m): "
+        "a CFS quota of cpu_limit x cpu_period CPU-seconds per period, shared by the "
+        "replica's workers; spent, processing waits for the next period (null: no limit)",
+    )
+    cpu_period: Finite = Field(
+        default=CFS_PERIOD,
+        ge=CFS_PERIOD_MIN,
+        le=CFS_PERIOD_MAX,
+        description="seconds of one CFS quota period (the kernel's default: 0.1)",
+    )
     operations: dict[Name, Operation] = Field(
         min_length=1, description="by name; with one operation callers may omit its name"
     )
@@ -217,6 +238,15 @@ class Service(_Doc):
         "metrics report), consumed by its `workers`; a consumed message does the operation's "
         "work and calls, and its outcome is the broker's own (no caller waits for it)",
     )
+
+    @model_serializer(mode="wrap")
+    def _omit_default_period(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """The default period is left out when written, so documents that do not use CPU
+        limits read and write as they did before the field existed."""
+        data = handler(self)
+        if isinstance(data, dict) and self.cpu_period == CFS_PERIOD:
+            data.pop("cpu_period", None)
+        return data
 
 
 class Link(_Doc):
@@ -414,6 +444,12 @@ class Topology(_Doc):
         for name, svc in self.services.items():
             if svc.host is not None and svc.host not in self.hosts:
                 raise DocProblem(("services", name, "host"), f"unknown host {svc.host!r}")
+            if svc.host is not None and svc.cpu_limit is not None:
+                raise DocProblem(
+                    ("services", name, "cpu_limit"),
+                    f"service on host {svc.host!r} shares the host's cores: a CPU limit is "
+                    "modelled for a service without a host (give one or the other)",
+                )
             if svc.host is not None and svc.disk_bandwidth is not None:
                 raise DocProblem(
                     ("services", name, "disk_bandwidth"),

@@ -76,6 +76,11 @@ class CalibrationConfig(BaseModel):
         description="Link latency from client-minus-server time: floor (10th percentile; the "
         "rest is queueing at the callee) or full (the whole fitted gap).",
     )
+    manifests: tuple[Path, ...] = Field(
+        default=(),
+        description="Kubernetes manifests (files or folders): CPU limits of the workloads "
+        "(resources.limits.cpu) become their services' cpu_limit.",
+    )
 
     classes: bool = Field(
         default=True,
@@ -388,6 +393,14 @@ def _calibrate(
         topo, record["workload"] = fit_entries(topo, dump, mmap, start=t_start, end=t_end)
         for entry, fit in record["workload"].items():
             on_note(f"workload {entry}: {fit['model']} loop: {fit['reason']}")
+    if c.manifests:
+        from twin.calibrate.cpu import cpu_limits_from_manifests, with_cpu_limits
+
+        limits = cpu_limits_from_manifests(c.manifests)
+        topo, cpu_notes = with_cpu_limits(topo, limits)
+        record["cpu_limits"] = {n: s.cpu_limit for n, s in topo.services.items() if s.cpu_limit}
+        for note in cpu_notes:
+            on_note(note)
     (out / "topology.yaml").write_text(topo.to_yaml(), encoding="utf-8")
     record.update(cal.record)
     on_note(_quality_line(record))

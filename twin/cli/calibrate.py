@@ -101,6 +101,13 @@ def calibrate(
             "(--no-classes: one operation per entry, its calls drawn independently)."
         ),
     ] = True,
+    manifests: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Kubernetes manifests (files or folders): each workload's resources.limits.cpu "
+            "becomes its service's cpu_limit (repeatable)."
+        ),
+    ] = None,
 ) -> None:
     """Calibrate a twin from traces and/or Prometheus metrics; compare it with what was seen."""
     from twin.calibrate.run import CalibrationConfig, format_figure, run_calibration
@@ -137,6 +144,7 @@ def calibrate(
             "seed": seed,
             "network": network,
             "classes": classes,
+            "manifests": manifests or [],
         },
         source="command line",
     )

@@ -239,6 +239,17 @@ class RequestEngine(Protocol):
 
     def stop_traffic(self, handle: Any) -> None: ...
 
+    def steal_quota(self, service: str, share: float) -> None:
+        """A hog in each of the service's pods takes ``share`` of every CFS period's quota
+        (from the next period on); the shares of overlapping hogs combine as independent
+        events (the service keeps the product of what each leaves)."""
+        ...
+
+    def steal_cores(self, target: str, cores: int) -> None:
+        """Contention takes ``cores`` of the host of a service, or of ``host:NAME``, from the
+        services placed there; overlapping takes add (at most every core)."""
+        ...
+
     def slow_disk(self, target: str, factor: float) -> None:
         """The disk I/O of a service (its replicas' disks, or its host's disk) or of every
         service on ``host:NAME`` / ``zone:NAME`` takes ``factor`` times longer (the disk's
@@ -285,6 +296,14 @@ class FluidEngine(Protocol):
 
     def slow_disk(self, service: str, factor: float) -> None:
         """Divide the service's disk bandwidth by ``factor`` this step (factors multiply)."""
+        ...
+
+    def steal_quota(self, service: str, share: float) -> None:
+        """A hog takes ``share`` of the service's CPU quota this step (leaves multiply)."""
+        ...
+
+    def steal_cores(self, target: str, cores: int) -> None:
+        """Contention takes host cores this step (hosts are not modelled: ignored)."""
         ...
 
 

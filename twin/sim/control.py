@@ -73,6 +73,7 @@ class FaultController:
         self.down: dict[tuple[str, int], int] = {}  # (service, replica) -> reasons to be down
         self.log: list[dict[str, Any]] = []
         self._detect: dict[str, list[float]] = {}  # service -> detection of each corruption
+        self._stolen: dict[str, int] = {}  # host -> cores contention takes
         for n, w in enumerate(windows):
             self.ctx.schedule(Wake(self._open, (n, w)), NORMAL, w.start)
 
@@ -221,6 +222,18 @@ class FaultController:
             for svc in self._services(target):
                 svc.disk_slow *= factor
 
+    def steal_quota(self, service: str, share: float) -> None:
+        self.sim.services[service].quota_keep *= 1.0 - share
+
+    def steal_cores(self, target: str, cores: int) -> None:
+        if target.startswith("host:"):
+            host = self.sim.hosts[target[5:]]
+        else:
+            placed = self.sim.services[target].host
+            assert placed is not None, "the scenario check refuses cores on a service off hosts"
+            host = placed
+        self._stolen[host.name] = self._stolen.get(host.name, 0) + cores
+
     def _down(self, svc: Service, rep: Replica) -> None:
         key = (svc.name, rep.index)
         self.down[key] = self.down.get(key, 0) + 1
@@ -285,6 +298,9 @@ class FaultController:
             client.delays = []
             client.bandwidth = None
         self._detect = {}
+        self._stolen = {}
+        for svc in sim.services.values():
+            svc.quota_keep = 1.0
         for w, handle in self.active:
             w.fault.compose(self, handle)
         for name, ds in self._detect.items():
@@ -292,6 +308,9 @@ class FaultController:
         for name, svc in sim.services.items():
             if svc.pool_fraction != old_pool[name]:
                 svc.set_eff_workers()
+        for name, host in sim.hosts.items():
+            if self._stolen.get(name, 0) != host.stolen:
+                host.steal(self._stolen.get(name, 0))
 
 
 class Autoscaler:

@@ -190,6 +190,8 @@ class Simulation:
                     svc.operations[op_name].io = io
             if spec.disk_bandwidth is not None:
                 svc.give_disks(spec.disk_bandwidth)
+            if spec.cpu_limit is not None:
+                svc.limit_cpu(spec.cpu_limit, spec.cpu_period)
             self.services[name] = svc
         for name, spec in topo.services.items():
             svc = self.services[name]
@@ -380,7 +382,8 @@ class Simulation:
         """Each service's offered utilisation now, from the documents and the state of the
         run: the arrival rates in force (load step, surge and attack sources, each weighted by
         its cost) through the call graph, times the mean service time and the slow-down of
-        faults, over the workers of the replicas that are up."""
+        faults, over the workers of the replicas that are up (each replica's capped at its
+        CPU limit, less what hogs take)."""
         work: dict[str, float] = {}
         sources: list[Source | Users] = list(self.sources)
         sources += [h for _, h in self.faults.active if isinstance(h, Source)]
@@ -398,7 +401,8 @@ class Simulation:
         out = {}
         for name, svc in self.services.items():
             slow = svc.slow * (svc.host.slow if svc.host is not None else 1.0)
-            out[name] = load[name] * slow / svc.cap if svc.cap > 0 else math.inf
+            cap = svc.cap if svc.cpu_limit is None else svc.cpu_capacity()
+            out[name] = load[name] * slow / cap if cap > 0 else math.inf
         return out
 
     def _saturated_first(self) -> tuple[str | None, float | None]:

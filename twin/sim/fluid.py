@@ -35,6 +35,11 @@ What it models, per step (mean-value analysis over the operation graph):
 - breakers: per edge, open when the call failure share reaches the threshold (with at least
   ``min_requests`` calls in the step), stay open ``open_for`` seconds, then close if the
   failure share is below the threshold;
+- CPU limits (``cpu_limit``, a CFS quota per replica): a replica whose limit (less what
+  hogs take) is below its workers is a single server of the quota: capacity
+  ``limit / mean CPU work`` per replica, the M/G/1 (Pollaczek-Khinchine) wait at the quota's
+  utilisation in place of the workers' Erlang C, plus the mean wait for the next period of
+  a job alone on its replica, arriving at a uniform phase (:func:`throttle_delay`);
 - disk I/O: an operation's ``io`` bytes at its disk's bandwidth (divided by disk faults'
   factors), plus the M/G/1 wait at the disk's last-step utilisation (capped at 99%), added
   to the node's latency, and to the worker's holding time in a blocking service;
@@ -43,8 +48,9 @@ What it models, per step (mean-value analysis over the operation graph):
   ``autoscale`` policy (period, boot time, cooldown, +max(4, 100%) per period).
 
 What it does not model: network loss, bandwidth, pool exhaustion and data corruption
-faults (ignored), failover, host CPU sharing, per-request ordering effects (a timed-out
-request's work is not wasted), and any randomness: it is deterministic, the seed is unused.
+faults (ignored), failover, host CPU sharing (and CPU faults that take a host's cores),
+per-request ordering effects (a timed-out request's work is not wasted), and any
+randomness: it is deterministic, the seed is unused.
 Its agreement with the engine is measured in tests/test_fluid.py and docs/agents.md.
 """
 
@@ -101,6 +107,41 @@ def erlang_c(c: int, a: float) -> float:
         if b == 0.0:
             return 0.0
     return c * b / (c - a * (1.0 - b))
+
+
+def throttle_delay(work: float, quota: float, period: float) -> float:
+    """Mean seconds a job of ``work`` CPU-seconds waits for quota when it runs alone on its
+    replica (quota ``quota`` CPU-seconds per ``period``), arriving at a uniform phase of the
+    period with the period's quota whole.
+
+    With ``s`` the time left in the period at arrival: if ``s >= quota`` the job runs
+    ``quota`` and waits ``s - quota``, then every further period costs a wait of
+    ``period - quota`` until its work is done; if ``s < quota`` the period ends before the
+    quota does and only the later periods cost waits. Averaging over ``s`` gives, for
+    ``work = m quota + f`` (``0 <= f < quota``, ``work > quota``),
+    ``(P - Q) / P x ((P - Q)(1/2 + k) + work - Q)`` with ``k = m - 1`` (``m - 2`` when
+    ``f = 0``). Work within one quota, or a quota of a whole period, never waits.
+    """
+    if work <= quota or quota >= period:
+        return 0.0
+    m = math.floor(work / quota)
+    k = m - 1 if work - m * quota > 0.0 else m - 2
+    gap = period - quota
+    return gap / period * (gap * (0.5 + k) + work - quota)
+
+
+WORK_POINTS = 16
+"""Quantiles of a job's CPU work over which the fluid engine averages its wait for quota."""
+
+
+def _unit_quantiles(cv2: float) -> tuple[float, ...]:
+    """Mid-quantiles of a gamma of mean 1 and squared cv ``cv2`` (constant work: ``(1,)``)."""
+    if cv2 <= 1e-12:
+        return (1.0,)
+    shape = 1.0 / cv2
+    return tuple(
+        float(gammaincinv(shape, (i + 0.5) / WORK_POINTS)) / shape for i in range(WORK_POINTS)
+    )
 
 
 @dataclass
@@ -206,6 +247,21 @@ class FluidSimulation:
         import networkx as nx
 
         self.order = list(nx.topological_sort(topology.operation_graph()))
+        # CPU limits: service -> (cores per replica, period seconds)
+        self.limits = {
+            n: (s.cpu_limit, s.cpu_period)
+            for n, s in topology.services.items()
+            if s.cpu_limit is not None
+        }
+        self._keep: dict[str, float] = {}
+        self._throttle: dict[str, float] = {}
+        # per node of a limited service: its work's quantiles at mean 1 (a gamma of the
+        # work's cv), over which the wait for the next period is averaged
+        self.work_points = {
+            k: _unit_quantiles(nd.var_s / nd.mean_s**2 if nd.mean_s > 0 else 0.0)
+            for k, nd in self.nodes.items()
+            if nd.service in self.limits
+        }
         self.svcs = {
             n: _Svc(s.workers, s.blocking, s.replicas, float(s.replicas))
             for n, s in topology.services.items()
@@ -330,6 +386,60 @@ class FluidSimulation:
                 self._extra[e].append((rate, cost, attack))
                 break
 
+    def steal_quota(self, service: str, share: float) -> None:
+        if service in self._keep:
+            self._keep[service] *= 1.0 - share
+
+    def steal_cores(self, target: str, cores: int) -> None:
+        return None  # host CPU sharing is not modelled here
+
+    def _quota(
+        self,
+        name: str,
+        lam: dict[str, float],
+        cost: dict[str, float],
+        cpu: dict[str, float],
+        ready: float,
+    ) -> tuple[float, float] | None:
+        """The quota as the service's server, when its limit (less hogs) is below its
+        workers: (capacity in requests/s, mean M/G/1 wait); the per-node waits for the next
+        period go to ``self._throttle``. None when the quota does not bind."""
+        lim = self.limits.get(name)
+        if lim is None:
+            return None
+        cores, period = lim
+        per = cores * self._keep[name]
+        if per >= self.svcs[name].workers:
+            return None
+        quota = per * period
+        arr = work = second = 0.0
+        for n in self.ops[name]:
+            nd = self.nodes[n]
+            w = nd.mean_s * cpu[name]
+            pts = self.work_points[n]
+            self._throttle[n] = sum(throttle_delay(w * x, quota, period) for x in pts) / len(pts)
+            if lam[n] > 0:
+                arr += lam[n]
+                work += cost[n] * w
+                second += cost[n] * (w * w + nd.var_s * cpu[name] ** 2)
+        if per <= 0.0:
+            return 0.0, 0.0
+        if arr <= 0.0:
+            return math.inf, 0.0
+        mean = work / arr
+        mu = max(ready, 0.0) * per / mean if mean > 0 else math.inf
+        rho = arr / mu if mu > 0 else math.inf
+        if rho >= 1.0:
+            return mu, 0.0
+        # E[S^2] of the quota server's service (work / per), per replica's arrivals
+        es2 = second / arr / (per * per)
+        lam_rep = arr / max(ready, 1e-12)
+        # requests much smaller than the quota mostly run side by side within a period and
+        # wait only when a period's quota runs short: the quota server's wait is scaled by
+        # sqrt(work / quota), an interpolation checked against the request-level engine
+        grain = math.sqrt(min(1.0, mean / quota)) if quota > 0 else 1.0
+        return mu, grain * lam_rep * es2 / 2.0 / (1.0 - rho)
+
     def slow_disk(self, service: str, factor: float) -> None:
         if service in self._disk:
             self._disk[service] *= factor
@@ -372,6 +482,8 @@ class FluidSimulation:
         err = self._err = dict.fromkeys(self.svcs, 0.0)
         down = self._down = dict.fromkeys(self.svcs, 0.0)  # replicas taken down by an outage
         self._disk = dict.fromkeys(self.svcs, 1.0)
+        self._keep = dict.fromkeys(self.limits, 1.0)
+        self._throttle = {}
         extra = self._extra = {e: [] for e in self.entries}
         leaking = self._leaking = set()
         for win in active:
@@ -486,6 +598,9 @@ class FluidSimulation:
                 s.util_last = 1.0 if arr > 0 else 0.0
                 continue
             mu = cw / hold if hold > 0 else math.inf
+            quota = self._quota(name, lam, cost, cpu, ready[name]) if self.limits else None
+            if quota is not None:
+                mu = min(mu, quota[0])
             limit = None
             ql = sp.queue_limit if sp is not None and sp.queue_limit is not None else None
             if ql is None:
@@ -494,8 +609,12 @@ class FluidSimulation:
                 limit = ql * max(1.0, ready[name])
             a = arr * hold
             if arr < mu and s.backlog <= 0:
-                pw = erlang_c(cw, a)
-                wq = pw / (mu - arr) if mu > arr else 0.0
+                if quota is None:
+                    pw = erlang_c(cw, a)
+                    wq = pw / (mu - arr) if mu > arr else 0.0
+                else:  # the quota is the server (M/G/1): waits while it is in use
+                    pw = arr / mu
+                    wq = quota[1]
                 lq = arr * wq
                 served = arr
                 rej = 0.0
@@ -540,6 +659,8 @@ class FluidSimulation:
             name = nd.service
             wq, wv = wait.get(name, (0.0, 0.0))
             mean = nd.mean_s * cpu[name] + delay[name] + wq
+            if self._throttle:
+                mean += self._throttle.get(node, 0.0)
             var = nd.var_s * cpu[name] ** 2 + wv
             if node in io_time:
                 mean += io_time[node][0]

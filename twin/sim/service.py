@@ -18,6 +18,18 @@ A broker (:class:`Broker`) answers its caller when a message is queued (its ackn
 and consumes the message later: the job then belongs to nobody (:data:`CONSUMED`) and only
 the broker's own counters see its outcome.
 
+CPU limits (a Kubernetes ``resources.limits.cpu``, enforced by the kernel's CFS bandwidth
+control): a replica may use ``limit x period`` CPU-seconds in each period of ``period``
+seconds (periods start at multiples of ``period``). Its workers run at once, each on a core
+of its own, and spend the quota together; once it is spent, every one of them waits for the
+next period, when the quota is whole again (unused quota is not carried over). A job's own
+processing is CPU work: it ends when the job has received that much CPU. A hog inside the
+pod takes its share of every period's quota first. See :class:`Quota`.
+
+Host contention: cores taken from a host by other work (a CPU fault on the node) are held
+back from the services placed on it; a core that is busy when they are taken is handed over
+when its job lets it go.
+
 Disk I/O: a disk serves one I/O at a time, first come first served, for ``bytes /
 bandwidth`` seconds (times the slow-down of disk faults on the service and its host, as
 they stand when the I/O starts). A host's disk is shared by every replica placed on it; a
@@ -26,6 +38,7 @@ service without a host gives each replica a disk of its own.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Callable
@@ -33,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from twin.mitigations import TokenBucket
 from twin.outcomes import ERROR, OK, RATE_LIMITED, REJECTED, SERVICE_DOWN
-from twin.sim.events import NORMAL, Bare
+from twin.sim.events import NORMAL, Bare, Wake
 from twin.sim.monitor import Counters
 
 if TYPE_CHECKING:
@@ -177,10 +190,42 @@ class Disk:
         self.queue: deque[tuple[Job, float]] = deque()  # (job, bytes) waiting
 
 
+WORK_EPS = 1e-9
+"""CPU-seconds below which a job's remaining work, or a period's remaining quota, is spent
+(float sums of many small steps never land exactly on zero)."""
+
+
+class Quota:
+    """One replica's CFS bandwidth state.
+
+    Every running job receives CPU at the same rate (1 while the quota lasts, 0 while
+    throttled), so one clock ``v`` (CPU-seconds each running job has received) orders their
+    completions: a job with ``work`` CPU-seconds that starts at clock ``v0`` is done when the
+    clock reaches ``v0 + work`` (``heap``). With ``n`` jobs running the quota ``left`` falls
+    at rate ``n``. The next event is the first completion, the quota running out, or, while
+    throttled or idle to the period's end, the refill; ``epoch`` voids a planned wake-up
+    that a later change (a job starting) re-planned.
+    """
+
+    __slots__ = ("end", "epoch", "heap", "k", "left", "seq", "t", "throttled", "v")
+
+    def __init__(self) -> None:
+        self.v = 0.0
+        self.t = 0.0  # time of the last advance
+        self.k = -1  # index of the current period
+        self.end = 0.0  # its end (seconds)
+        self.left = 0.0  # CPU-seconds of quota left in it
+        self.throttled = False
+        self.heap: list[tuple[float, int, Job]] = []
+        self.seq = 0
+        self.epoch = 0
+
+
 class Replica:
     __slots__ = (
         "booting",
         "busy",
+        "cpu",
         "disk",
         "draining",
         "eff_workers",
@@ -204,6 +249,7 @@ class Replica:
         self.eff_workers = workers
         self.leak: Any = None  # MemoryLeak state while a leak fault is active
         self.disk: Disk | None = None  # its own disk (a service without a host)
+        self.cpu: Quota | None = None  # CFS bandwidth state (a service with a CPU limit)
 
 
 class Host:
@@ -219,6 +265,7 @@ class Host:
         "name",
         "queue",
         "slow",
+        "stolen",
     )
 
     def __init__(self, name: str, cores: int) -> None:
@@ -231,6 +278,22 @@ class Host:
         self.disk: Disk | None = None  # shared by every replica on the host
         self.busy_area = 0.0
         self.last = 0.0
+        self.stolen = 0  # cores taken by contention on the host (CPU faults)
+
+    def steal(self, cores: int) -> None:
+        """Contention takes ``cores`` in all (fewer: gives some back). Cores taken while
+        busy are owed (``free`` below zero) and handed over as their jobs let them go; cores
+        given back go to the jobs waiting for one."""
+        cores = min(cores, self.cores)
+        self.free -= cores - self.stolen
+        self.stolen = cores
+        q = self.queue
+        while self.free > 0 and q:
+            nxt = q.popleft()
+            if not nxt.finished:
+                self.free -= 1
+                nxt.core = True
+                nxt.op.service._begin(nxt)
 
 
 class Service:
@@ -272,6 +335,12 @@ class Service:
         self.pool_fraction = 0.0
         self.disk_slow = 1.0
         self.disk_bandwidth: float | None = None  # each replica's own disk (no host)
+        # CPU limit (cores per replica; None: none), its period, the share of each period's
+        # quota left to the service by hogs in its pods, and the CPU-seconds it received
+        self.cpu_limit: float | None = None
+        self.cpu_period = 0.1
+        self.quota_keep = 1.0
+        self.cpu_seconds = 0.0
         self.uniform: Callable[[], float] = ctx.uniform(f"service:{name}")
         self.schedule = ctx.schedule
         # failover: when active, callers are sent to `failover_to`
@@ -382,6 +451,9 @@ class Service:
         if host is not None:
             t *= host.slow
             job.callbacks = [self._core_done]
+        elif self.cpu_limit is not None:
+            self._cpu_run(job, t)
+            return
         else:
             if self.delays:
                 for d in self.delays:
@@ -408,6 +480,9 @@ class Service:
             after(job)
 
     def _release_core(self, host: Host) -> None:
+        if host.free < 0:  # the core is owed to contention on the host
+            host.free += 1
+            return
         q = host.queue
         while q:
             nxt = q.popleft()
@@ -416,6 +491,101 @@ class Service:
                 nxt.op.service._begin(nxt)
                 return
         host.free += 1
+
+    # -- CPU quota (CFS bandwidth control) ---------------------------------------------------
+
+    def limit_cpu(self, cores: float, period: float) -> None:
+        """Give every replica a CFS quota of ``cores x period`` CPU-seconds per ``period``."""
+        self.cpu_limit = cores
+        self.cpu_period = period
+
+    def cpu_capacity(self) -> float:
+        """Cores the service may use now: the workers of the replicas that are up, each
+        replica's capped at its CPU limit (what hogs leave of it)."""
+        if self.cpu_limit is None:
+            return float(self.cap)
+        per = self.cpu_limit * self.quota_keep
+        return float(sum(min(max(r.eff_workers, r.busy), per) for r in self.replicas if r.up))
+
+    def _cpu_run(self, job: Job, work: float) -> None:
+        """``job`` needs ``work`` CPU-seconds on its replica, under the replica's quota."""
+        rep = job.replica
+        assert rep is not None
+        q = rep.cpu
+        if q is None:
+            q = rep.cpu = Quota()
+        now = self.env._now
+        self._cpu_advance(q, now)
+        q.seq += 1
+        heapq.heappush(q.heap, (q.v + work, q.seq, job))
+        self._cpu_plan(rep, q, now)
+
+    def _cpu_advance(self, q: Quota, now: float) -> None:
+        """Bring ``q`` to ``now``: CPU given to the running jobs, and the refill when a period
+        has begun (planned wake-ups never let a busy replica pass a period's end)."""
+        dt = now - q.t
+        if dt > 0.0:
+            n = len(q.heap)
+            if n and not q.throttled:
+                q.v += dt
+                used = n * dt
+                q.left -= used
+                self.cpu_seconds += used
+            q.t = now
+        period = self.cpu_period
+        if now >= q.end - WORK_EPS * period:
+            k = int(now / period + 1e-9)
+            if k <= q.k:
+                k = q.k + 1
+            q.k = k
+            q.end = (k + 1) * period
+            assert self.cpu_limit is not None
+            q.left = self.cpu_limit * period * self.quota_keep
+            q.throttled = q.left <= WORK_EPS
+
+    def _cpu_plan(self, rep: Replica, q: Quota, now: float) -> None:
+        """Plan the replica's next CPU event (a completion, the quota spent, the refill)."""
+        n = len(q.heap)
+        if not n:
+            return
+        q.epoch += 1
+        to_end = q.end - now
+        if q.throttled:
+            delay = to_end
+        else:
+            delay = min(q.heap[0][0] - q.v, q.left / n, to_end)
+        self.schedule(Wake(self._cpu_wake, (rep, q, q.epoch)), NORMAL, max(0.0, delay))
+
+    def _cpu_wake(self, wake: Wake) -> None:
+        rep, q, epoch = wake.payload
+        if rep.cpu is not q or q.epoch != epoch:
+            return  # re-planned since, or the replica died
+        now = self.env._now
+        self._cpu_advance(q, now)
+        heap = q.heap
+        done: list[Job] = []
+        limit = q.v + WORK_EPS
+        while heap and heap[0][0] <= limit:
+            done.append(heapq.heappop(heap)[2])
+        if not q.throttled and q.left <= WORK_EPS:
+            q.throttled = True
+        self._cpu_plan(rep, q, now)
+        for job in done:
+            self._cpu_done(job)
+
+    def _cpu_done(self, job: Job) -> None:
+        """The job's CPU work is done: its injected delays (holding the worker), then on."""
+        if job.finished:
+            return
+        extra = 0.0
+        for d in self.delays:
+            extra += d()
+        after = self._processed if job.op.io is None else self._io
+        if extra > 0.0:
+            job.callbacks = [after]
+            self.schedule(job, NORMAL, extra)
+        else:
+            after(job)
 
     # -- disk I/O ------------------------------------------------------------------------------
 
@@ -641,6 +811,7 @@ class Service:
         if not rep.up:
             return
         rep.up = False
+        rep.cpu = None  # its jobs die with it; a restart starts a fresh quota
         self._capacity_changed()
         if rep in self.routable:
             self.routable.remove(rep)
