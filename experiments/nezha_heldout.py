@@ -1,9 +1,10 @@
-"""Online Boutique (Nezha, 2022-08-22): calibrate from one traced minute, predict other hours.
+"""Online Boutique (Nezha): calibrate from a traced minute, predict the fault-free hours.
 
-    python experiments/nezha_heldout.py --data DATA [--out DIR]
+    python experiments/nezha_heldout.py --data DATA --traces SPANS [--out DIR]
 
-The twin is calibrated by ``twin calibrate`` from the only traced minute in the data
-(03:53, ~23k spans). The held-out data are the fault-free hours after 07:57: for each
+The twin is calibrated by ``twin calibrate`` from the traced spans (for the published day,
+one minute, ~23k spans). The held-out data are the fault-free hours after the day's last
+fault (from the fault list, plus a margin of ``--margin`` minutes): for each
 30-minute block the twin runs at that block's front-end load (the front-end pod's
 ``PodWorkload(Ops)``, as a multiplier of the calibrated entry rate) and its front-end P50,
 P99 and success rate are compared with the medians of the measured per-minute SLIs
@@ -26,7 +27,6 @@ from twin.calibrate import accuracy as acc
 
 ROOT = Path(__file__).resolve().parents[1]
 
-QUIET_FROM = pd.Timestamp("2022-08-22 07:57")
 BLOCK = "30min"
 
 
@@ -122,6 +122,18 @@ def _accuracy(twin: float | None, measured: float) -> float:
     return 0.0 if twin is None or not np.isfinite(twin) else float(acc(twin, measured))
 
 
+def quiet_from(ob: Path, margin_minutes: float) -> pd.Timestamp:
+    """The start of the fault-free hours: the last injected fault plus a margin (Nezha's
+    faults last a few minutes)."""
+    from twin.calibrate.nezha import read_fault_list
+
+    lists = sorted(ob.glob("*fault_list*.json"))
+    if not lists:
+        raise SystemExit(f"{ob}: no *fault_list*.json")
+    last = max(f.timestamp for path in lists for f in read_fault_list(path))
+    return pd.to_datetime(last, unit="s") + pd.Timedelta(minutes=margin_minutes)
+
+
 def nezha_minutes(ob: Path, quiet_from: pd.Timestamp) -> pd.DataFrame:
     """Nezha's front-end minutes from ``quiet_from`` on, with the front-end pod's load."""
     front = pd.read_csv(ob / "front_service.csv")
@@ -153,6 +165,10 @@ def main() -> int:
     ap.add_argument(
         "--data", type=Path, required=True, help="the public datasets folder (holding nezha-ob/)"
     )
+    ap.add_argument("--traces", type=Path, required=True, help="the traced spans to calibrate from")
+    ap.add_argument(
+        "--margin", type=float, default=4.0, help="minutes after the last fault's injection"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "nezha-heldout")
     ap.add_argument("--seconds", type=float, default=600.0, help="simulated seconds per block")
     ap.add_argument(
@@ -167,7 +183,7 @@ def main() -> int:
 
     out: Path = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    spans = a.data / "traces" / "nezha-ob-2022-08-22-0353-spans.csv"
+    spans = a.traces
     options: dict[str, Any] = {"classes": not a.no_classes}
     if a.network:
         options["network"] = a.network
@@ -183,7 +199,7 @@ def main() -> int:
     topo = Topology.load(out / "calibration" / "topology.yaml")
     result = fault_free_comparison(
         topo,
-        nezha_minutes(a.data / "nezha-ob", QUIET_FROM),
+        nezha_minutes(a.data / "nezha-ob", quiet_from(a.data / "nezha-ob", a.margin)),
         seconds=a.seconds,
         on_row=lambda r: print(json.dumps(r), flush=True),
     )
