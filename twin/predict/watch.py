@@ -62,6 +62,7 @@ from twin.sim.stepped import SteppedTwin
 from twin.topology import Topology
 
 if TYPE_CHECKING:
+    from twin.predict.localise import Changes
     from twin.predict.recognise import Trained
 
 ENTRY = "entry"
@@ -69,6 +70,11 @@ ENTRY = "entry"
 
 WATCHED = (src.RATE, src.SUCCESS, src.P90, src.P95, src.P99, src.MEAN, src.CPU, "client_p99")
 """Service metrics scored each window (others are read but not scored)."""
+
+WATCHED_EDGES = ("client_p50", "server_p50")
+"""Call-edge metrics scored each window (key ``caller->callee/metric``): a delay on a pod's
+network shows only on the caller's side of the calls into it, never in the pod's own
+figures, so a detector that reads services alone does not see it."""
 
 
 # -- forecasting and anomaly scores ------------------------------------------------------------
@@ -187,6 +193,8 @@ class Recognition:
     fingerprint: str | None = None
     similarity: float | None = None
     intensity: float | None = None
+    baseline: tuple[str, ...] = ()
+    """The statistical localiser's ranking on the same windows (most likely first)."""
 
 
 class Recogniser(Protocol):
@@ -208,48 +216,75 @@ KIND_OF_METRIC = {
     src.P95: "latency",
     src.P99: "latency",
     "client_p99": "latency",
+    "in_client_p50": "latency",
+    "in_server_p50": "latency",
 }
+
+
+def suspect_changes(
+    recent: Sequence[src.Window],
+    normal: Sequence[src.Window],
+    calls: Iterable[tuple[str, str]],
+    before: int,
+    min_before: int,
+    drop: frozenset[tuple[str, str]] = frozenset(),
+) -> Changes | None:
+    """The standardised changes of the suspect windows (``recent``) against the last
+    ``before`` normal windows that end before them (:func:`twin.predict.localise.changes`,
+    as the recogniser's training reads a simulated fault), or None with fewer than
+    ``min_before`` of those. The windows are laid end to end on one clock: a normal window
+    taken from before an earlier incident stands next to the suspect ones."""
+    from twin.predict.localise import changes
+    from twin.predict.windows import from_windows
+
+    if not recent:
+        return None
+    step = recent[-1].seconds
+    first = recent[0].time - recent[0].seconds
+    ref = [w for w in normal if w.time <= first + 1e-9][-max(before, 1) :]
+    if len(ref) < min_before:
+        return None
+    ws = [*ref, *recent]
+    end = recent[-1].time
+    laid = [replace(w, time=end - (len(ws) - 1 - i) * step) for i, w in enumerate(ws)]
+    tel = from_windows(laid, calls)
+    start = end - len(recent) * step
+    return changes(tel, start, len(recent) * step, len(ref) * step, drop)
 
 
 @dataclass
 class LargestChange:
     """The statistical localiser (BARO / N-sigma style): each service's score is its largest
-    standardised change (recent mean against the normal windows' median, over their
-    interquartile spread); services rank by score; the kind is the one the moving metric
-    stands for (CPU -> cpu_exhaustion, success -> error_rate, latency -> latency, a rate drop
-    -> outage). Probabilities are the scores' softmax over a temperature of 1."""
+    absolute standardised change (:func:`twin.predict.localise.rank_services`: its own
+    metrics and the calls into it, the suspect windows' median against the last ``before``
+    normal windows' median over their interquartile spread); services rank by score; the
+    kind is the one the moving metric stands for (CPU -> cpu_exhaustion, success ->
+    error_rate, latency -> latency, rate -> outage). Probabilities are the log-scores'
+    softmax."""
 
-    metrics: tuple[str, ...] = WATCHED
+    calls: tuple[tuple[str, str], ...] = ()
+    before: int = 5
+    min_before: int = 2
 
     def recognise(self, recent: Sequence[src.Window], normal: Sequence[src.Window]) -> Recognition:
-        best: dict[str, tuple[float, str]] = {}
-        services = {s for w in recent for s in w.services}
-        for svc in sorted(services):
-            for m in self.metrics:
-                now = [w.services[svc][m] for w in recent if m in w.services.get(svc, {})]
-                ref = [w.services[svc][m] for w in normal if m in w.services.get(svc, {})]
-                if not now or len(ref) < 4:
-                    continue
-                q1, med, q3 = np.percentile(ref, [25, 50, 75])
-                spread = max(float(q3 - q1) / 1.349, 0.05 * abs(float(med)), 1e-9)
-                z = (float(np.mean(now)) - float(med)) / spread
-                if m in (src.SUCCESS, src.RATE):
-                    z = -z  # only a drop is a symptom
-                if z > best.get(svc, (-math.inf, ""))[0]:
-                    best[svc] = (z, m)
-        if not best:
+        from twin.predict.localise import rank_services
+
+        ch = suspect_changes(recent, normal, self.calls, self.before, self.min_before)
+        ranked = [r for r in rank_services(ch) if r.score >= 0] if ch is not None else []
+        if not ranked:
             return Recognition("unknown", (), ())
-        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
-        zs = np.array([max(z, 0.0) for _, (z, _) in ranked])
+        zs = np.array([r.score for r in ranked])
         p = np.exp(np.log1p(zs) - np.log1p(zs).max())
         p = p / p.sum()
-        top_metric = ranked[0][1][1]
+        top = ranked[0]
+        names = tuple(r.service for r in ranked)
         return Recognition(
-            KIND_OF_METRIC.get(top_metric, "latency"),
-            tuple(s for s, _ in ranked),
+            KIND_OF_METRIC.get(top.metric, "latency"),
+            names,
             tuple(float(x) for x in p),
-            fingerprint=f"largest change: {ranked[0][0]} {top_metric}",
+            fingerprint=f"largest change: {top.service} {top.metric}",
             similarity=None,
+            baseline=names,
         )
 
 
@@ -258,41 +293,34 @@ class Classifier:
     """The correlation engine trained on the twin's own failures
     (:class:`twin.predict.recognise.Trained`) behind the :class:`Recogniser` face.
 
-    The windows are read as the engine was trained: the suspect windows (``recent``) are the
-    fault's, the last normal windows before them (as many as the training baseline held) its
-    baseline, laid end to end on one clock, turned into standardised changes with the
-    training's uninformative metrics left out, and recognised. The kind is the most likely
-    fault kind (when the engine's best guess is ``none``, the next one, and the fingerprint
-    says so); root causes and probabilities are the engine's. With fewer than
-    ``min_before`` normal windows there is no baseline to compare with, and ``fallback``
-    (the statistical ranking) answers."""
+    The windows are read as the engine was trained (:func:`suspect_changes`): the suspect
+    windows (``recent``) are the fault's, the last normal windows before them (as many as
+    the training baseline held) its baseline, with the training's uninformative metrics left
+    out. The kind is the most likely fault kind (when the engine's best guess is ``none``,
+    the next one, and the fingerprint says so); root causes and probabilities are the
+    engine's; the statistical ranking of the same changes rides along as ``baseline``. With
+    fewer than ``min_before`` normal windows there is no baseline to compare with, and
+    ``fallback`` (the statistical ranking) answers."""
 
     trained: Trained
     calls: tuple[tuple[str, str], ...] = ()
     min_before: int = 3
-    fallback: Recogniser = field(default_factory=LargestChange)
+    fallback: Recogniser | None = None
 
     def recognise(self, recent: Sequence[src.Window], normal: Sequence[src.Window]) -> Recognition:
-        from twin.predict.localise import changes
-        from twin.predict.windows import from_windows
+        from twin.predict.localise import rank_services
 
-        if not recent:
-            return self.fallback.recognise(recent, normal)
         spec = self.trained.spec
-        step = recent[-1].seconds
-        first = recent[0].time - recent[0].seconds
+        step = recent[-1].seconds if recent else 60.0
         n_before = max(round(spec.before_s / step), 1)
-        before = [w for w in normal if w.time <= first + 1e-9][-n_before:]
-        if len(before) < self.min_before:
-            rec = self.fallback.recognise(recent, normal)
+        ch = suspect_changes(
+            recent, normal, self.calls, n_before, self.min_before, self.trained.drop
+        )
+        if ch is None:
+            fallback = self.fallback or LargestChange(self.calls)
+            rec = fallback.recognise(recent, normal)
             name = f"{rec.fingerprint} (too few normal windows for the classifier)"
             return replace(rec, fingerprint=name)
-        ws = [*before, *recent]
-        end = recent[-1].time
-        laid = [replace(w, time=end - (len(ws) - 1 - i) * step) for i, w in enumerate(ws)]
-        tel = from_windows(laid, self.calls)
-        start = end - len(recent) * step
-        ch = changes(tel, start, len(recent) * step, len(before) * step, self.trained.drop)
         r = self.trained.model.recognise(ch)
         kinds = {k: p for k, p in r.kinds.items() if k != "none"}
         kind = max(kinds, key=lambda k: kinds[k]) if kinds else r.kind
@@ -304,6 +332,7 @@ class Classifier:
             tuple(c.probability for c in r.root_cause),
             fingerprint=f"classifier: {kind} p={r.kinds.get(kind, 0.0):.2f}{note}",
             similarity=r.kinds.get(kind),
+            baseline=tuple(x.service for x in rank_services(ch)),
         )
 
 
@@ -453,6 +482,11 @@ class Watch:
             for m in WATCHED:
                 if m in ms:
                     scores[f"{svc}/{m}"] = self.forecaster.update(f"{svc}/{m}", w.time, ms[m])
+        for edge, ms in w.edges.items():
+            for m in WATCHED_EDGES:
+                v = ms.get(m)
+                if v is not None and math.isfinite(v):
+                    scores[f"{edge}/{m}"] = self.forecaster.update(f"{edge}/{m}", w.time, v)
         for key, s in scores.items():
             symptom = s.anomalous and _is_symptom(key, s)
             self.streak[key] = self.streak.get(key, 0) + 1 if symptom else 0
@@ -570,6 +604,7 @@ class Watch:
             twin_error=follow.error,
             entry_p99_s=sli.p99,
             entry_success=sli.success,
+            baseline_root_cause=list(rec.baseline[:10]),
         )
         where = ", ".join(rec.root_cause[:3]) or "unknown service"
         when = (
@@ -701,6 +736,8 @@ def _value(w: src.Window, sli: src.EntrySli, key: str) -> float | None:
     if svc == ENTRY:
         return sli.p99 if metric == src.P99 else sli.success
     v = w.services.get(svc, {}).get(metric)
+    if v is None and "->" in svc:
+        v = w.edges.get(svc, {}).get(metric)
     return v if v is not None and math.isfinite(v) else None
 
 
@@ -727,4 +764,5 @@ __all__ = [
     "Watch",
     "WatchConfig",
     "WindowRecord",
+    "suspect_changes",
 ]
