@@ -103,6 +103,11 @@ class _Ewm:
     n: int = 0
     mean: float = 0.0
     dev: float = 0.0
+    first: list[float] = field(default_factory=list)
+
+
+MAD_TO_MEAN_DEV = math.sqrt(2.0 / math.pi) / 0.6744897501960817
+"""Mean absolute deviation over median absolute deviation for normal noise (about 1.18)."""
 
 
 @dataclass
@@ -110,29 +115,40 @@ class EwmDetector:
     """A robust exponentially weighted baseline per series: the band is ``mean ± z x
     1.25 x mean absolute deviation`` (1.25 MAD ~ one standard deviation for normal noise),
     with a floor of ``rel_floor`` x |mean| so a series that never moves cannot page on a
-    rounding change. Anomalous values update the baseline at a tenth of the rate, so a fault
-    does not teach the detector that it is normal. The first ``warm`` values only learn."""
+    rounding change. The baseline is robust three ways, so a fault does not teach the
+    detector that it is normal: the first ``warm`` values only learn, and the baseline
+    starts from their median and median absolute deviation (a fault in the first minutes of
+    a watch does not become its normal); a value moves the mean and the deviation by at
+    most ``clip`` band widths (a Huber-style update: a fault too small to cross the band
+    still does not widen it); and an anomalous value updates them at a tenth of the rate."""
 
     z: float = 6.0
     alpha: float = 0.05
-    warm: int = 15
+    warm: int = 5
     rel_floor: float = 0.1
+    clip: float = 3.0
     state: dict[str, _Ewm] = field(default_factory=dict)
 
     def update(self, key: str, t: float, value: float) -> Scored:
         s = self.state.setdefault(key, _Ewm())
-        if s.n == 0:
-            s.n, s.mean = 1, value
+        if s.n < self.warm:
+            s.first.append(value)
+            s.n += 1
+            med = float(np.median(s.first))
+            s.mean = med
+            s.dev = MAD_TO_MEAN_DEV * float(np.median(np.abs(np.asarray(s.first) - med)))
+            if s.n == self.warm:
+                s.first = []
             return Scored(None, None, None, 0.0, False)
         width = max(1.25 * s.dev, self.rel_floor * abs(s.mean), 1e-9)
         score = (value - s.mean) / width
-        warm = s.n < self.warm
-        anomalous = not warm and abs(score) > self.z
+        anomalous = abs(score) > self.z
         lo, hi = s.mean - self.z * width, s.mean + self.z * width
         expected = s.mean
-        a = self.alpha * (0.1 if anomalous else 1.0) if not warm else 1.0 / (s.n + 1)
-        s.dev += a * (abs(value - s.mean) - s.dev)
-        s.mean += a * (value - s.mean)
+        a = self.alpha * (0.1 if anomalous else 1.0)
+        step = float(np.clip(value - s.mean, -self.clip * width, self.clip * width))
+        s.dev += a * (abs(step) - s.dev)
+        s.mean += a * step
         s.n += 1
         return Scored(expected, lo, hi, float(score), anomalous)
 
@@ -304,7 +320,7 @@ class Classifier:
 
     trained: Trained
     calls: tuple[tuple[str, str], ...] = ()
-    min_before: int = 3
+    min_before: int = 2
     fallback: Recogniser | None = None
 
     def recognise(self, recent: Sequence[src.Window], normal: Sequence[src.Window]) -> Recognition:
@@ -500,7 +516,8 @@ class Watch:
         breaching = self._breaching(sli)
         burn = self._burn(w, sli)
         linear = self.linear.update(w.time, sli.p99) if self.linear else False
-        if breaching or any(self.streak.get(k, 0) > 0 for k in scores):
+        moved = breaching or any(self.streak.get(k, 0) > 0 for k in scores)
+        if moved:
             self.recent.append(w)  # a suspect window: something moved the harmful way
         else:
             self.recent.clear()
@@ -510,8 +527,8 @@ class Watch:
         if not w.baseline and (persistent or breaching or not follow.following):
             cond, estimate = self._condition(w, sli, scores, persistent, breaching, follow)
             conditions.append(cond)
-        if not persistent and not breaching:
-            self.normal.append(w)
+        if not moved:
+            self.normal.append(w)  # nothing moved the harmful way: a baseline for recognition
         if not w.baseline:
             messages = self.book.update(w.time, conditions)
         self.alerts += messages
