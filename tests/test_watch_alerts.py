@@ -119,3 +119,14 @@ def test_alerts_are_stored_once_in_the_failure_mode_database(tmp_path) -> None: 
         assert counts(store)["alerts"] == 1
     finally:
         store.close()
+
+
+def test_a_firing_group_is_sent_again_when_its_first_three_candidates_change() -> None:
+    book = AlertBook(horizon_s=1800)
+    first = book.update(0.0, [_cond()])
+    same = book.update(60.0, [_cond()])
+    moved = _cond()
+    moved = Condition(**{**moved.__dict__, "root_cause": ("cart", "currency")})
+    again = book.update(120.0, [moved])
+    assert len(first) == 1 and same == [] and len(again) == 1
+    assert again[0].root_cause == ["cart", "currency"] and again[0].starts_at == 0.0

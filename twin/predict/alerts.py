@@ -13,8 +13,9 @@
 
 :class:`AlertBook` groups and de-duplicates: an alert's identity is its group labels (the
 alert name and the first root-cause service); while the condition holds, the group fires
-once (later windows update it without a new notification unless the fault kind changes,
-or ``repeat_s`` passes), and when the condition has been clear for
+once (later windows update it without a new notification unless the fault kind or the
+first three root-cause candidates change, as the recognition reads more of the fault, or
+``repeat_s`` passes), and when the condition has been clear for
 ``resolve_after`` windows it sends one ``resolved`` message.
 """
 
@@ -66,6 +67,12 @@ class Evidence(BaseModel):
     )
     entry_p99_s: float | None = Field(None, description="entry p99 latency observed (seconds)")
     entry_success: float | None = Field(None, description="entry success share observed")
+    baseline_root_cause: list[str] = Field(
+        default_factory=list,
+        description="the statistical localiser's ranking (largest standardised change, BARO / "
+        "N-sigma style) on the same windows, most likely first: the reference the recogniser "
+        "is compared with",
+    )
 
 
 class SimulatedEffect(BaseModel):
@@ -215,7 +222,10 @@ class AlertBook:
                 self.open[fp] = _Open(alert, 0, time)
                 out.append(alert)
                 continue
-            changed = prev.alert.kind != alert.kind
+            changed = (prev.alert.kind, prev.alert.root_cause[:3]) != (
+                alert.kind,
+                alert.root_cause[:3],
+            )
             prev.alert, prev.clear = alert, 0
             if changed or time - prev.sent_at >= self.repeat_s:
                 prev.sent_at = time

@@ -118,13 +118,13 @@ def make_recogniser(
     calls = tuple(run.topology.service_graph().edges) + tuple(getattr(source, "calls", ()))
     calls = tuple(dict.fromkeys((str(a), str(b)) for a, b in calls))
     if run.recogniser is None:
-        return LargestChange(), f"{statistical}: no --recogniser given"
+        return LargestChange(calls), f"{statistical}: no --recogniser given"
     items: list[src.Window] | None = getattr(source, "items", None)
     if run.recogniser != "auto":
         folder = Path(run.recogniser)
         trained = rc.load(folder)
         if trained is None:
-            return LargestChange(), f"{statistical}: no recogniser kept in {folder}"
+            return LargestChange(calls), f"{statistical}: no recogniser kept in {folder}"
     else:
         folder = recogniser_cache(run.topology)
         if items:
@@ -138,11 +138,13 @@ def make_recogniser(
             try:
                 trained = rc.train(run.topology, live, quiet, spec, run.seed, folder, progress)
             except ValueError as e:
-                return LargestChange(), f"{statistical}: the recogniser cannot be trained ({e})"
+                return LargestChange(
+                    calls
+                ), f"{statistical}: the recogniser cannot be trained ({e})"
         else:
             trained = rc.load(folder)
             if trained is None:
-                return LargestChange(), (
+                return LargestChange(calls), (
                     f"{statistical}: no recogniser kept for this topology and no recorded "
                     "telemetry to train one on (run once with --replay and --recogniser auto)"
                 )

@@ -62,6 +62,7 @@ from twin.sim.stepped import SteppedTwin
 from twin.topology import Topology
 
 if TYPE_CHECKING:
+    from twin.predict.localise import Changes
     from twin.predict.recognise import Trained
 
 ENTRY = "entry"
@@ -69,6 +70,11 @@ ENTRY = "entry"
 
 WATCHED = (src.RATE, src.SUCCESS, src.P90, src.P95, src.P99, src.MEAN, src.CPU, "client_p99")
 """Service metrics scored each window (others are read but not scored)."""
+
+WATCHED_EDGES = ("client_p50", "server_p50")
+"""Call-edge metrics scored each window (key ``caller->callee/metric``): a delay on a pod's
+network shows only on the caller's side of the calls into it, never in the pod's own
+figures, so a detector that reads services alone does not see it."""
 
 
 # -- forecasting and anomaly scores ------------------------------------------------------------
@@ -97,6 +103,11 @@ class _Ewm:
     n: int = 0
     mean: float = 0.0
     dev: float = 0.0
+    first: list[float] = field(default_factory=list)
+
+
+MAD_TO_MEAN_DEV = math.sqrt(2.0 / math.pi) / 0.6744897501960817
+"""Mean absolute deviation over median absolute deviation for normal noise (about 1.18)."""
 
 
 @dataclass
@@ -104,29 +115,40 @@ class EwmDetector:
     """A robust exponentially weighted baseline per series: the band is ``mean ± z x
     1.25 x mean absolute deviation`` (1.25 MAD ~ one standard deviation for normal noise),
     with a floor of ``rel_floor`` x |mean| so a series that never moves cannot page on a
-    rounding change. Anomalous values update the baseline at a tenth of the rate, so a fault
-    does not teach the detector that it is normal. The first ``warm`` values only learn."""
+    rounding change. The baseline is robust three ways, so a fault does not teach the
+    detector that it is normal: the first ``warm`` values only learn, and the baseline
+    starts from their median and median absolute deviation (a fault in the first minutes of
+    a watch does not become its normal); a value moves the mean and the deviation by at
+    most ``clip`` band widths (a Huber-style update: a fault too small to cross the band
+    still does not widen it); and an anomalous value updates them at a tenth of the rate."""
 
     z: float = 6.0
     alpha: float = 0.05
-    warm: int = 15
+    warm: int = 5
     rel_floor: float = 0.1
+    clip: float = 3.0
     state: dict[str, _Ewm] = field(default_factory=dict)
 
     def update(self, key: str, t: float, value: float) -> Scored:
         s = self.state.setdefault(key, _Ewm())
-        if s.n == 0:
-            s.n, s.mean = 1, value
+        if s.n < self.warm:
+            s.first.append(value)
+            s.n += 1
+            med = float(np.median(s.first))
+            s.mean = med
+            s.dev = MAD_TO_MEAN_DEV * float(np.median(np.abs(np.asarray(s.first) - med)))
+            if s.n == self.warm:
+                s.first = []
             return Scored(None, None, None, 0.0, False)
         width = max(1.25 * s.dev, self.rel_floor * abs(s.mean), 1e-9)
         score = (value - s.mean) / width
-        warm = s.n < self.warm
-        anomalous = not warm and abs(score) > self.z
+        anomalous = abs(score) > self.z
         lo, hi = s.mean - self.z * width, s.mean + self.z * width
         expected = s.mean
-        a = self.alpha * (0.1 if anomalous else 1.0) if not warm else 1.0 / (s.n + 1)
-        s.dev += a * (abs(value - s.mean) - s.dev)
-        s.mean += a * (value - s.mean)
+        a = self.alpha * (0.1 if anomalous else 1.0)
+        step = float(np.clip(value - s.mean, -self.clip * width, self.clip * width))
+        s.dev += a * (abs(step) - s.dev)
+        s.mean += a * step
         s.n += 1
         return Scored(expected, lo, hi, float(score), anomalous)
 
@@ -187,6 +209,8 @@ class Recognition:
     fingerprint: str | None = None
     similarity: float | None = None
     intensity: float | None = None
+    baseline: tuple[str, ...] = ()
+    """The statistical localiser's ranking on the same windows (most likely first)."""
 
 
 class Recogniser(Protocol):
@@ -208,48 +232,75 @@ KIND_OF_METRIC = {
     src.P95: "latency",
     src.P99: "latency",
     "client_p99": "latency",
+    "in_client_p50": "latency",
+    "in_server_p50": "latency",
 }
+
+
+def suspect_changes(
+    recent: Sequence[src.Window],
+    normal: Sequence[src.Window],
+    calls: Iterable[tuple[str, str]],
+    before: int,
+    min_before: int,
+    drop: frozenset[tuple[str, str]] = frozenset(),
+) -> Changes | None:
+    """The standardised changes of the suspect windows (``recent``) against the last
+    ``before`` normal windows that end before them (:func:`twin.predict.localise.changes`,
+    as the recogniser's training reads a simulated fault), or None with fewer than
+    ``min_before`` of those. The windows are laid end to end on one clock: a normal window
+    taken from before an earlier incident stands next to the suspect ones."""
+    from twin.predict.localise import changes
+    from twin.predict.windows import from_windows
+
+    if not recent:
+        return None
+    step = recent[-1].seconds
+    first = recent[0].time - recent[0].seconds
+    ref = [w for w in normal if w.time <= first + 1e-9][-max(before, 1) :]
+    if len(ref) < min_before:
+        return None
+    ws = [*ref, *recent]
+    end = recent[-1].time
+    laid = [replace(w, time=end - (len(ws) - 1 - i) * step) for i, w in enumerate(ws)]
+    tel = from_windows(laid, calls)
+    start = end - len(recent) * step
+    return changes(tel, start, len(recent) * step, len(ref) * step, drop)
 
 
 @dataclass
 class LargestChange:
     """The statistical localiser (BARO / N-sigma style): each service's score is its largest
-    standardised change (recent mean against the normal windows' median, over their
-    interquartile spread); services rank by score; the kind is the one the moving metric
-    stands for (CPU -> cpu_exhaustion, success -> error_rate, latency -> latency, a rate drop
-    -> outage). Probabilities are the scores' softmax over a temperature of 1."""
+    absolute standardised change (:func:`twin.predict.localise.rank_services`: its own
+    metrics and the calls into it, the suspect windows' median against the last ``before``
+    normal windows' median over their interquartile spread); services rank by score; the
+    kind is the one the moving metric stands for (CPU -> cpu_exhaustion, success ->
+    error_rate, latency -> latency, rate -> outage). Probabilities are the log-scores'
+    softmax."""
 
-    metrics: tuple[str, ...] = WATCHED
+    calls: tuple[tuple[str, str], ...] = ()
+    before: int = 5
+    min_before: int = 2
 
     def recognise(self, recent: Sequence[src.Window], normal: Sequence[src.Window]) -> Recognition:
-        best: dict[str, tuple[float, str]] = {}
-        services = {s for w in recent for s in w.services}
-        for svc in sorted(services):
-            for m in self.metrics:
-                now = [w.services[svc][m] for w in recent if m in w.services.get(svc, {})]
-                ref = [w.services[svc][m] for w in normal if m in w.services.get(svc, {})]
-                if not now or len(ref) < 4:
-                    continue
-                q1, med, q3 = np.percentile(ref, [25, 50, 75])
-                spread = max(float(q3 - q1) / 1.349, 0.05 * abs(float(med)), 1e-9)
-                z = (float(np.mean(now)) - float(med)) / spread
-                if m in (src.SUCCESS, src.RATE):
-                    z = -z  # only a drop is a symptom
-                if z > best.get(svc, (-math.inf, ""))[0]:
-                    best[svc] = (z, m)
-        if not best:
+        from twin.predict.localise import rank_services
+
+        ch = suspect_changes(recent, normal, self.calls, self.before, self.min_before)
+        ranked = [r for r in rank_services(ch) if r.score >= 0] if ch is not None else []
+        if not ranked:
             return Recognition("unknown", (), ())
-        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
-        zs = np.array([max(z, 0.0) for _, (z, _) in ranked])
+        zs = np.array([r.score for r in ranked])
         p = np.exp(np.log1p(zs) - np.log1p(zs).max())
         p = p / p.sum()
-        top_metric = ranked[0][1][1]
+        top = ranked[0]
+        names = tuple(r.service for r in ranked)
         return Recognition(
-            KIND_OF_METRIC.get(top_metric, "latency"),
-            tuple(s for s, _ in ranked),
+            KIND_OF_METRIC.get(top.metric, "latency"),
+            names,
             tuple(float(x) for x in p),
-            fingerprint=f"largest change: {ranked[0][0]} {top_metric}",
+            fingerprint=f"largest change: {top.service} {top.metric}",
             similarity=None,
+            baseline=names,
         )
 
 
@@ -258,41 +309,34 @@ class Classifier:
     """The correlation engine trained on the twin's own failures
     (:class:`twin.predict.recognise.Trained`) behind the :class:`Recogniser` face.
 
-    The windows are read as the engine was trained: the suspect windows (``recent``) are the
-    fault's, the last normal windows before them (as many as the training baseline held) its
-    baseline, laid end to end on one clock, turned into standardised changes with the
-    training's uninformative metrics left out, and recognised. The kind is the most likely
-    fault kind (when the engine's best guess is ``none``, the next one, and the fingerprint
-    says so); root causes and probabilities are the engine's. With fewer than
-    ``min_before`` normal windows there is no baseline to compare with, and ``fallback``
-    (the statistical ranking) answers."""
+    The windows are read as the engine was trained (:func:`suspect_changes`): the suspect
+    windows (``recent``) are the fault's, the last normal windows before them (as many as
+    the training baseline held) its baseline, with the training's uninformative metrics left
+    out. The kind is the most likely fault kind (when the engine's best guess is ``none``,
+    the next one, and the fingerprint says so); root causes and probabilities are the
+    engine's; the statistical ranking of the same changes rides along as ``baseline``. With
+    fewer than ``min_before`` normal windows there is no baseline to compare with, and
+    ``fallback`` (the statistical ranking) answers."""
 
     trained: Trained
     calls: tuple[tuple[str, str], ...] = ()
-    min_before: int = 3
-    fallback: Recogniser = field(default_factory=LargestChange)
+    min_before: int = 2
+    fallback: Recogniser | None = None
 
     def recognise(self, recent: Sequence[src.Window], normal: Sequence[src.Window]) -> Recognition:
-        from twin.predict.localise import changes
-        from twin.predict.windows import from_windows
+        from twin.predict.localise import rank_services
 
-        if not recent:
-            return self.fallback.recognise(recent, normal)
         spec = self.trained.spec
-        step = recent[-1].seconds
-        first = recent[0].time - recent[0].seconds
+        step = recent[-1].seconds if recent else 60.0
         n_before = max(round(spec.before_s / step), 1)
-        before = [w for w in normal if w.time <= first + 1e-9][-n_before:]
-        if len(before) < self.min_before:
-            rec = self.fallback.recognise(recent, normal)
+        ch = suspect_changes(
+            recent, normal, self.calls, n_before, self.min_before, self.trained.drop
+        )
+        if ch is None:
+            fallback = self.fallback or LargestChange(self.calls)
+            rec = fallback.recognise(recent, normal)
             name = f"{rec.fingerprint} (too few normal windows for the classifier)"
             return replace(rec, fingerprint=name)
-        ws = [*before, *recent]
-        end = recent[-1].time
-        laid = [replace(w, time=end - (len(ws) - 1 - i) * step) for i, w in enumerate(ws)]
-        tel = from_windows(laid, self.calls)
-        start = end - len(recent) * step
-        ch = changes(tel, start, len(recent) * step, len(before) * step, self.trained.drop)
         r = self.trained.model.recognise(ch)
         kinds = {k: p for k, p in r.kinds.items() if k != "none"}
         kind = max(kinds, key=lambda k: kinds[k]) if kinds else r.kind
@@ -304,6 +348,7 @@ class Classifier:
             tuple(c.probability for c in r.root_cause),
             fingerprint=f"classifier: {kind} p={r.kinds.get(kind, 0.0):.2f}{note}",
             similarity=r.kinds.get(kind),
+            baseline=tuple(x.service for x in rank_services(ch)),
         )
 
 
@@ -453,6 +498,11 @@ class Watch:
             for m in WATCHED:
                 if m in ms:
                     scores[f"{svc}/{m}"] = self.forecaster.update(f"{svc}/{m}", w.time, ms[m])
+        for edge, ms in w.edges.items():
+            for m in WATCHED_EDGES:
+                v = ms.get(m)
+                if v is not None and math.isfinite(v):
+                    scores[f"{edge}/{m}"] = self.forecaster.update(f"{edge}/{m}", w.time, v)
         for key, s in scores.items():
             symptom = s.anomalous and _is_symptom(key, s)
             self.streak[key] = self.streak.get(key, 0) + 1 if symptom else 0
@@ -466,7 +516,8 @@ class Watch:
         breaching = self._breaching(sli)
         burn = self._burn(w, sli)
         linear = self.linear.update(w.time, sli.p99) if self.linear else False
-        if breaching or any(self.streak.get(k, 0) > 0 for k in scores):
+        moved = breaching or any(self.streak.get(k, 0) > 0 for k in scores)
+        if moved:
             self.recent.append(w)  # a suspect window: something moved the harmful way
         else:
             self.recent.clear()
@@ -476,8 +527,8 @@ class Watch:
         if not w.baseline and (persistent or breaching or not follow.following):
             cond, estimate = self._condition(w, sli, scores, persistent, breaching, follow)
             conditions.append(cond)
-        if not persistent and not breaching:
-            self.normal.append(w)
+        if not moved:
+            self.normal.append(w)  # nothing moved the harmful way: a baseline for recognition
         if not w.baseline:
             messages = self.book.update(w.time, conditions)
         self.alerts += messages
@@ -570,6 +621,7 @@ class Watch:
             twin_error=follow.error,
             entry_p99_s=sli.p99,
             entry_success=sli.success,
+            baseline_root_cause=list(rec.baseline[:10]),
         )
         where = ", ".join(rec.root_cause[:3]) or "unknown service"
         when = (
@@ -701,6 +753,8 @@ def _value(w: src.Window, sli: src.EntrySli, key: str) -> float | None:
     if svc == ENTRY:
         return sli.p99 if metric == src.P99 else sli.success
     v = w.services.get(svc, {}).get(metric)
+    if v is None and "->" in svc:
+        v = w.edges.get(svc, {}).get(metric)
     return v if v is not None and math.isfinite(v) else None
 
 
@@ -727,4 +781,5 @@ __all__ = [
     "Watch",
     "WatchConfig",
     "WindowRecord",
+    "suspect_changes",
 ]
