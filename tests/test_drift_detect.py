@@ -26,8 +26,8 @@ from twin.drift.documents import IgnoreRule
 from twin.drift.generate import DRIFT_CLASSES, make_case, server_form
 from twin.drift.manifests import index, read_cluster, read_objects
 from twin.drift.normalise import normalise
-from twin.drift.quantity import Quantity, parse_quantity
 from twin.errors import InputError
+from twin.quantity import Quantity, parse_quantity
 from twin.safeload import load_yaml_all, read_text
 
 TOPOLOGIES = SHARED_DATA / "topologies"

@@ -16,14 +16,13 @@
 - Where no metrics exist, a CPU fault falls back to one fitted magnitude per fault type
   (``cpu_exhaustion`` ``factor``, or a ``latency`` delay, fitted on a first occurrence).
 
-Kubernetes' quantity grammar for CPU is plain cores (``0.5``, ``2``) or millicores (``500m``);
-the general grammar (memory suffixes) lives with drift detection, above this layer.
+CPU quantities (``0.5``, ``200m``) are read with the one Kubernetes quantity parser,
+:func:`twin.quantity.parse_quantity`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +33,9 @@ import numpy as np
 from twin.calibrate.nezha import NezhaDay
 from twin.errors import InputError
 from twin.faults.cpu_exhaustion import MAX_QUOTA_SHARE
+from twin.quantity import BINARY_SUFFIXES, parse_quantity
 from twin.safeload import load_yaml_all, read_text
 from twin.topology import Topology
-
-_CPU = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(m?)\s*$")
 
 WORKLOADS = frozenset(
     {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
@@ -47,18 +45,15 @@ WORKLOADS = frozenset(
 
 def cpu_cores(value: Any) -> float | None:
     """A Kubernetes CPU quantity in cores (``"200m"`` -> 0.2, ``"1.5"`` or 1.5 -> 1.5), or
-    None when it is not one."""
-    if isinstance(value, bool):
+    None when it is not one (or not a positive, finite amount; binary suffixes such as
+    ``Gi`` are memory's)."""
+    if isinstance(value, str) and value.strip()[-2:] in BINARY_SUFFIXES:
         return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) and value > 0 else None
-    if not isinstance(value, str):
+    amount = parse_quantity(value)
+    if amount is None or not amount.is_finite():
         return None
-    m = _CPU.match(value)
-    if m is None:
-        return None
-    cores = float(m.group(1)) / (1000.0 if m.group(2) else 1.0)
-    return cores if cores > 0 else None
+    cores = float(amount)
+    return cores if math.isfinite(cores) and cores > 0 else None
 
 
 def _pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from twin.drift.normalise import resource_id
-from twin.drift.quantity import format_quantity, parse_quantity
+from twin.quantity import format_quantity, parse_quantity
 
 CREATED = "2024-05-01T10:00:00Z"
 EDITED = "2024-05-20T14:30:00Z"

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twin.drift.quantity import Quantity
+from twin.quantity import Quantity
 
 # -- containers of the normalised tree ----------------------------------------------------------
 

@@ -42,8 +42,8 @@ from twin.drift.documents import (
     SecurityNote,
 )
 from twin.drift.manifests import K8sObject
-from twin.drift.quantity import parse_quantity
 from twin.drift.rollout import RolloutParams, simulate
+from twin.quantity import parse_quantity
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 SEVERITY = {"none": 0, "low": 1, "medium": 2, "high": 3}

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+BINARY_SUFFIXES = frozenset(_BINARY)
+"""Suffixes of powers of 1024 (memory's; a CPU amount is never written with them)."""
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _RE = re.compile(
     r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
@@ -77,4 +79,4 @@ def format_quantity(amount: Decimal) -> str:
     return text
 
 
-__all__ = ["Quantity", "format_quantity", "parse_quantity"]
+__all__ = ["BINARY_SUFFIXES", "Quantity", "format_quantity", "parse_quantity"]
