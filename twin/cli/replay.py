@@ -31,6 +31,13 @@ def replay(
         Path | None,
         typer.Option(help="Scenario whose faults are always on (calibration's scenario.yaml)."),
     ] = None,
+    workload: Annotated[
+        str,
+        typer.Option(
+            help="auto: keep the topology's closed loop, or fit open or closed (users, think "
+            "time) on the windows outside the held-out faults; open or closed: force one."
+        ),
+    ] = "auto",
     seeds: Annotated[int, typer.Option(help="Runs pooled per fault.")] = 3,
     seed: Annotated[int, typer.Option(help="First seed.")] = 1,
     block: Annotated[
@@ -52,7 +59,7 @@ def replay(
         raise InputError(f"--format: expected one of {', '.join(FORMATS)}, got {format!r}")
     config = parse_model(
         ReplayConfig,
-        {"fit": fit, "seeds": seeds, "seed": seed, "block_seconds": block},
+        {"fit": fit, "workload": workload, "seeds": seeds, "seed": seed, "block_seconds": block},
         source="command line",
     )
     topo = load_model(Topology, topology)
@@ -83,12 +90,13 @@ def replay(
             base_faults=base,
             on_progress=lambda d, n: bar.update(task, completed=d, total=n),
         )
-    h, ff = res["held_out"], res["fault_free"]
+    h, ff, wl = res["held_out"], res["fault_free"], res["workload"]
 
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v:.1%}"
 
     typer.echo(f"wrote {out}/accuracy.json, accuracy.md, accuracy.png")
+    typer.echo(f"workload: {wl['model']} ({wl['source']}): {wl['fit']['reason']}")
     typer.echo(
         f"held out: {res['n_held_out']} faults; P50 median {pct(h['p50']['median'])}, "
         f"P99 median {pct(h['p99']['median'])}; misses {res['misses']}; "

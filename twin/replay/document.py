@@ -40,6 +40,13 @@ class Window(Figures):
         "never joined into one block, and a fault is matched only with its own capture's",
     )
     services: dict[str, Figures] = Field(default_factory=dict, description="per service")
+    mean_estimate: Finite | None = Field(
+        default=None,
+        ge=0,
+        description="the entry's mean latency (seconds) estimated from published quantiles "
+        "where the data give no mean: read by the workload fit and the closed loop's load, "
+        "never scored",
+    )
 
 
 class Fault(_Doc):

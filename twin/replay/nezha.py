@@ -4,7 +4,8 @@ fault types as twin faults.
 Files are found by pattern and header through :func:`twin.calibrate.nezha.read_day` (the one
 Nezha reader): the SLI table(s), ``*_metric.csv`` and ``*fault_list*.json``. A window is one
 SLI minute: the front end's P50, P99 and success, at the summed request rate of the entry
-services' pods (``PodWorkload(Ops)``).
+services' pods (``PodWorkload(Ops)``), with the mean latency estimated from the P50, P90, P95
+and P99 (:func:`twin.calibrate.workload_model.mean_from_quantiles`) for the workload fit.
 
 Fault types (the fault list gives a type and a pod, no magnitude and no end):
 
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from twin.calibrate.nezha import read_day
+from twin.calibrate.workload_model import mean_from_quantiles
 from twin.faults import ErrorRateFault, LatencyFault
 from twin.replay.document import Fault, Observed, Window
 from twin.replay.mapping import Plan, edges_into, entry_services, fit_on_for, kind_grid
@@ -39,6 +41,8 @@ FAULT_SECONDS = 180.0
 """How long a fault of the list lasts when nothing says otherwise (Nezha's injector holds
 each for 3 minutes; the list gives only the start)."""
 
+QUANTILES = (0.5, 0.9, 0.95, 0.99)
+"""The SLI table's latency quantiles (its mean is estimated from them)."""
 CPU_TYPES = ("cpu_contention", "cpu_consumed")
 NETWORK_TYPES = ("network_delay",)
 ERROR_TYPES = ("exception", "return")
@@ -57,12 +61,22 @@ def read(folder: Path, topology: Topology, *, fault_seconds: float = FAULT_SECON
     notes = list(day.notes)
     if not rates:
         notes.append(f"no pod table for the entry service(s) {', '.join(entries)}: rates unknown")
+    # the SLI table publishes quantiles only: the workload fit reads their integral
+    mean = mean_from_quantiles({q: day.entry[f"p{round(100 * q)}"] for q in QUANTILES})
     windows = []
     for i, t in enumerate(day.times):
         figs = {k: _num(float(day.entry[k][i])) for k in ("p50", "p99", "success")}
         if all(v is None for v in figs.values()):
             continue
-        windows.append(Window(time=float(t), seconds=day.step, rate=_num(float(rate[i])), **figs))
+        windows.append(
+            Window(
+                time=float(t),
+                seconds=day.step,
+                rate=_num(float(rate[i])),
+                mean_estimate=_num(float(mean[i])),
+                **figs,
+            )
+        )
     faults = [
         Fault(
             start=f.timestamp,

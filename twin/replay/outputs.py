@@ -26,6 +26,30 @@ def _pp(v: Any) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
+def workload_line(wl: dict[str, Any]) -> str:
+    """The workload model the replay ran and why."""
+    fit, n = wl["fit"], wl["windows"]
+    source = {
+        "topology": "the topology's own closed loop",
+        "fit": "fitted",
+        "option": "as --workload asks",
+    }[wl["source"]]
+    users = "; ".join(
+        f"{e}: {v['users']} users, think time {v['think_time']:.2f} s"
+        for e, v in wl["entries"].items()
+        if "users" in v
+    )
+    p = "-" if fit["p_value"] is None else f"{fit['p_value']:.2g}"
+    return (
+        f"Workload: {wl['model']} ({source}{': ' + users if users else ''}). Fit on "
+        f"{n['n']} windows ({n['fault_free']} fault-free, {n['fitted_faults']} of fitted "
+        f"faults; none of a held-out fault): {fit['model']}, N = "
+        f"{'-' if fit['users'] is None else format(fit['users'], '.1f')}, Z = "
+        f"{'-' if fit['think_time'] is None else format(fit['think_time'], '.2f')} s, "
+        f"p = {p}. {fit['reason']}."
+    )
+
+
 def markdown(res: dict[str, Any]) -> str:
     """The fault table, the fault-free summary and the headline figures."""
     h, ff = res["held_out"], res["fault_free"]
@@ -45,6 +69,7 @@ def markdown(res: dict[str, Any]) -> str:
         f"{_pp(ff['success_pp']['mean'])} pp on average.",
         "",
     ]
+    lines += [workload_line(res["workload"]), ""]
     if res["fitted"]:
         lines += [
             "Fitted: "

@@ -28,6 +28,7 @@ from twin.calibrate.accuracy import accuracy
 from twin.io import parse_model
 from twin.replay.document import Fault, Figures, Observed, Window
 from twin.replay.mapping import Plan
+from twin.replay.workload import Choice, choose, closed_at, latency_of
 from twin.rng import replication_seeds
 from twin.scenario import Scenario
 from twin.stats import LogHistogram
@@ -71,6 +72,12 @@ class ReplayConfig(BaseModel):
     )
     twin_seconds: float | None = Field(
         default=None, gt=0, description="simulated seconds per block (default: the format's)"
+    )
+    workload: Choice = Field(
+        default="auto",
+        description="the workload model: 'auto' keeps the topology's closed loop or lets the "
+        "windows outside the held-out faults decide (twin.replay.workload); 'open' or "
+        "'closed' forces one",
     )
 
 
@@ -159,14 +166,20 @@ def predict(
 # -- load ------------------------------------------------------------------------------------
 
 
-def at_load(topology: Topology, rate: float | None, service_rates: dict[str, float]) -> Topology:
+def at_load(
+    topology: Topology,
+    rate: float | None,
+    service_rates: dict[str, float],
+    latency: float | None = None,
+) -> Topology:
     """The topology with its workload at an observed load.
 
     With a rate for every entry service (``service_rates``), an entry's rate is its
     service's observed rate minus what the topology's own callers send it (their observed
     rates times their calls per request, averaged over their operations); with only the
     entry rate (``rate``), every entry is scaled by its ratio to the topology's total; with
-    neither, the topology is unchanged."""
+    neither, the topology is unchanged. A closed entry gets the users that send its rate at
+    the observed mean ``latency`` (:func:`twin.replay.workload.closed_at`)."""
     work = list(topology.workload)
     if not work:
         return topology
@@ -188,36 +201,38 @@ def at_load(topology: Topology, rate: float | None, service_rates: dict[str, flo
             want = max(service_rates[s] - sent[s], 0.0)
             r = w.rate * want / totals[s]
             if r > 0:
-                new.append(w.model_copy(update={"rate": r}))
+                new.append(closed_at(w, r, latency))
         return topology.model_copy(update={"workload": new}) if new else topology
     if rate is not None and rate > 0:
         k = rate / sum(w.rate for w in work)
         return topology.model_copy(
-            update={"workload": [w.model_copy(update={"rate": w.rate * k}) for w in work]}
+            update={"workload": [closed_at(w, w.rate * k, latency) for w in work]}
         )
     return topology
 
 
-def _load_of(windows: Sequence[Window]) -> tuple[float | None, dict[str, float]]:
+def _load_of(windows: Sequence[Window]) -> tuple[float | None, dict[str, float], float | None]:
+    """The windows' mean entry rate, mean rate per service and mean entry latency."""
     rates = [w.rate for w in windows if w.rate is not None]
     per: dict[str, list[float]] = defaultdict(list)
     for w in windows:
         for n, f in w.services.items():
             if f.rate is not None:
                 per[n].append(f.rate)
-    return (float(np.mean(rates)) if rates else None), {
-        n: float(np.mean(v)) for n, v in per.items()
-    }
-
-
-def _load_key(rate: float | None, services: dict[str, float]) -> tuple[Any, ...]:
-    def r(x: float) -> float:
-        return float(f"{x:.3g}")
-
     return (
-        None if rate is None else r(rate),
-        tuple(sorted((k, r(v)) for k, v in services.items())),
+        (float(np.mean(rates)) if rates else None),
+        {n: float(np.mean(v)) for n, v in per.items()},
+        latency_of(windows),
     )
+
+
+def _load_key(
+    rate: float | None, services: dict[str, float], latency: float | None
+) -> tuple[Any, ...]:
+    def r(x: float | None) -> float | None:
+        return None if x is None else float(f"{x:.3g}")
+
+    return (r(rate), tuple(sorted((k, r(v)) for k, v in services.items())), r(latency))
 
 
 # -- matching --------------------------------------------------------------------------------
@@ -243,11 +258,9 @@ def windows_before(fault: Fault, windows: Sequence[Window], lookback: float) -> 
     ]
 
 
-def fault_free_blocks(obs: Observed, cfg: ReplayConfig) -> list[list[Window]]:
-    """Windows farther than the margin from every fault of their capture, in blocks."""
-    block = cfg.block_seconds or obs.block_seconds
-    shortest = min(cfg.min_block_seconds, block)
-    free = [
+def fault_free_windows(obs: Observed, cfg: ReplayConfig) -> list[Window]:
+    """Windows farther than the margin from every fault of their capture."""
+    return [
         w
         for w in obs.windows
         if not any(
@@ -257,6 +270,13 @@ def fault_free_blocks(obs: Observed, cfg: ReplayConfig) -> list[list[Window]]:
             for f in obs.faults
         )
     ]
+
+
+def fault_free_blocks(obs: Observed, cfg: ReplayConfig) -> list[list[Window]]:
+    """Windows farther than the margin from every fault of their capture, in blocks."""
+    block = cfg.block_seconds or obs.block_seconds
+    shortest = min(cfg.min_block_seconds, block)
+    free = fault_free_windows(obs, cfg)
     blocks: list[list[Window]] = []
     cur: list[Window] = []
     for w in sorted(free, key=lambda w: (w.segment, w.time)):
@@ -380,6 +400,7 @@ def run_replay(
         for f, p in plans:
             if isinstance(p, Plan) and not p.fixed and p.grid and matched[id(f)]:
                 fit_on.setdefault(f.type, f)
+    topology, workload = _workload(topology, obs, cfg, list(fit_on.values()), matched)
     blocks = fault_free_blocks(obs, cfg)
     total = (
         len(plans)
@@ -417,9 +438,12 @@ def run_replay(
             rows.append({**row, "role": "no data", "reason": "no observed window in the fault"})
             tick()
             continue
-        rate, per = _load_of(windows_before(f, obs.windows, cfg.lookback) or ws)
-        topo = at_load(topology, rate, per)
+        rate, per, lat = _load_of(windows_before(f, obs.windows, cfg.lookback) or ws)
+        topo = at_load(topology, rate, per, lat)
         row["load"] = {"rate": rate, "services": per} if per else {"rate": rate}
+        users = {w.entry: w.users for w in topo.workload if w.users is not None}
+        if users:
+            row["load"] |= {"latency": lat, "users": users}
         win = {"start": cfg.warmup, "duration": f.end - f.start}
 
         def run(
@@ -483,7 +507,28 @@ def run_replay(
         tick()
 
     block_rows = _blocks(topology, obs, cfg, blocks, base, tick)
-    return _result(obs, cfg, rows, block_rows, fitted)
+    return _result(obs, cfg, rows, block_rows, fitted) | {"workload": workload}
+
+
+def _workload(
+    topology: Topology,
+    obs: Observed,
+    cfg: ReplayConfig,
+    fit_faults: Sequence[Fault],
+    matched: dict[int, list[Window]],
+) -> tuple[Topology, dict[str, Any]]:
+    """The workload model from the fault-free windows and the fitted faults' windows (the
+    held-out faults' windows are never read)."""
+    free = fault_free_windows(obs, cfg)
+    seen = {(w.segment, w.time) for w in free}
+    windows = list(free)
+    for f in fit_faults:
+        for w in matched[id(f)]:
+            if (w.segment, w.time) not in seen:
+                seen.add((w.segment, w.time))
+                windows.append(w)
+    sources = {"fault_free": len(free), "fitted_faults": len(windows) - len(free)}
+    return choose(topology, cfg.workload, windows, sources)
 
 
 def _blocks(
@@ -495,15 +540,16 @@ def _blocks(
     tick: Callable[[], None],
 ) -> list[dict[str, Any]]:
     seconds = cfg.twin_seconds or obs.twin_seconds
+    closed = any(w.closed for w in topology.workload)
     cache: dict[tuple[Any, ...], Prediction] = {}
     out = []
     for b in blocks:
-        rate, per = _load_of(b)
-        key = _load_key(rate, per)
+        rate, per, lat = _load_of(b)
+        key = _load_key(rate, per, lat if closed else None)
         with_services = any(w.services for w in b)
         if key not in cache:
             cache[key] = predict(
-                at_load(topology, rate, per),
+                at_load(topology, rate, per, lat),
                 base,
                 seconds=seconds,
                 warmup=cfg.warmup,
