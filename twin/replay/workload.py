@@ -106,7 +106,7 @@ def choose(
         "entries": {
             w.entry: {"rate": w.rate}
             | (
-                {"users": w.users, "think_time": w.think_time.mean}
+                {"users": w.users, "think_time": w.think_time.expected()}
                 if w.users is not None and w.think_time is not None
                 else {}
             )
@@ -138,7 +138,7 @@ def closed_at(w: WorkloadEntry, rate: float, latency: float | None) -> WorkloadE
     rounded, at least 1; ``rate`` is kept within what they can send."""
     if w.users is None or w.think_time is None:
         return w.model_copy(update={"rate": rate})
-    think = float(w.think_time.mean)
+    think = w.think_time.expected()
     scale = rate / w.rate
     open_rate = (w.open_rate or 0.0) * scale
     users_rate = max(rate - open_rate, 0.0)
