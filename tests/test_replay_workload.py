@@ -16,7 +16,7 @@ from twin.faults import LatencyFault
 from twin.io import parse_model
 from twin.replay import ReplayConfig, replay
 from twin.replay.run import at_load
-from twin.replay.workload import closed_at
+from twin.replay.workload import choose, closed_at
 from twin.scenario import Scenario
 from twin.sim import Simulation
 from twin.topology import Topology
@@ -202,6 +202,13 @@ def test_a_closed_loop_in_the_topology_is_kept_unless_open_is_asked(tmp: Path) -
         topology(True), data, "generic", tmp / "op", ReplayConfig(workload="open", **cfg)
     )
     assert "users" not in opened["workload"]["entries"]["front:op"]
+
+
+def test_no_window_outside_the_faults_keeps_the_topology_open_with_no_nan() -> None:
+    topo, info = choose(topology(closed=False), "auto", [], {"fault_free": 0, "fitted_faults": 0})
+    assert info["model"] == "open" and info["windows"]["n"] == 0
+    assert all(w.users is None for w in topo.workload)
+    json.dumps(info, allow_nan=False)
 
 
 def test_a_closed_entry_runs_with_the_users_of_the_interactive_law_at_the_observed_load() -> None:

@@ -23,6 +23,7 @@ read and carries the model through the replay:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -80,7 +81,8 @@ def choose(
     fit = fit_workload(rate, lat, alpha=1.0 if choice == "closed" else ALPHA)
     info: dict[str, Any] = {
         "requested": choice,
-        "fit": fit.to_dict(),
+        # a fit over no window has no median rate or latency: null, never a nan
+        "fit": {k: None if _nan(v) else v for k, v in fit.to_dict().items()},
         "windows": {"n": len(used), **sources},
         "windows_used": [[w.segment, w.time] for w in used],
     }
@@ -114,6 +116,10 @@ def choose(
         },
     }
     return topology, info
+
+
+def _nan(v: Any) -> bool:
+    return isinstance(v, float) and not math.isfinite(v)
 
 
 def _or_nan(v: float | None) -> float:
