@@ -96,11 +96,16 @@ def _rows() -> tuple[tuple[float, float | None, float | None, float | None, floa
     return tuple(rows)
 
 
-def dataset(folder: Path) -> Path:
-    """The windows as the generic format's CSV, the faults without a magnitude."""
+def dataset(folder: Path, gap: tuple[float, float] | None = None) -> Path:
+    """The windows as the generic format's CSV (none ending in ``gap``, simulated seconds),
+    the faults without a magnitude."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = ["time,p50,p99,mean,success,rate"]
-    lines += [",".join("" if v is None else f"{v:.9g}" for v in r) for r in _rows()]
+    lines += [
+        ",".join("" if v is None else f"{v:.9g}" for v in r)
+        for r in _rows()
+        if gap is None or not gap[0] < r[0] - T0 + 60.0 <= gap[1]
+    ]
     (folder / "windows.csv").write_text("\n".join(lines) + "\n")
     faults = [
         {"start": T0 - 60.0 + a, "end": T0 - 60.0 + b, "target": "back", "kind": "latency"}
@@ -167,6 +172,19 @@ def test_the_closed_loop_replays_the_held_out_fault_better_than_an_open_one(tmp:
     # the users at the fault are those the law gives for the load before it
     (users,) = closed["load"]["users"].values()
     assert users == pytest.approx(USERS, abs=4)
+
+
+def test_with_no_window_before_a_fault_the_closed_loop_keeps_its_fitted_users(
+    tmp: Path,
+) -> None:
+    start = FAULTS[1][0]
+    data = dataset(tmp / "gap", gap=(start - 600.0, start))
+    cfg = ReplayConfig.model_validate({"fit": "first", **CFG, "seeds": 1})
+    res = replay(topology(closed=False), data, "generic", tmp / "gap-out", cfg)
+    assert res["workload"]["model"] == "closed"
+    (users,) = _held_out(res)["load"]["users"].values()
+    assert users == round(res["workload"]["fit"]["users"])
+    assert _held_out(res)["load"]["rate"] is None
 
 
 def test_fault_free_windows_alone_cannot_tell_and_the_replay_stays_open(tmp: Path) -> None:

@@ -401,6 +401,7 @@ def run_replay(
             if isinstance(p, Plan) and not p.fixed and p.grid and matched[id(f)]:
                 fit_on.setdefault(f.type, f)
     topology, workload = _workload(topology, obs, cfg, list(fit_on.values()), matched)
+    closed = any(w.closed for w in topology.workload)
     blocks = fault_free_blocks(obs, cfg)
     total = (
         len(plans)
@@ -438,7 +439,10 @@ def run_replay(
             rows.append({**row, "role": "no data", "reason": "no observed window in the fault"})
             tick()
             continue
-        rate, per, lat = _load_of(windows_before(f, obs.windows, cfg.lookback) or ws)
+        before = windows_before(f, obs.windows, cfg.lookback)
+        # without windows before the fault, an open loop runs at the fault's own rate; a
+        # closed one keeps its fitted users (the fault's rate is what the users' wait made it)
+        rate, per, lat = _load_of(before or ([] if closed else ws))
         topo = at_load(topology, rate, per, lat)
         row["load"] = {"rate": rate, "services": per} if per else {"rate": rate}
         users = {w.entry: w.users for w in topo.workload if w.users is not None}
