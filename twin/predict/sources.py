@@ -281,7 +281,7 @@ def read_petshop(folder: Path) -> Recorded:
     graph = _find_up(folder, "graph.csv")
     if graph is None:
         raise InputError("no graph.csv in this folder or its parents", source=str(folder))
-    nodes, _edges = petshop.read_adjacency(graph)
+    nodes, edges = petshop.read_adjacency(graph)
     rep.files.append(str(graph))
     items: list[Window] = []
     if normal is not None and normal.resolve() != here.resolve():
@@ -299,7 +299,7 @@ def read_petshop(folder: Path) -> Recorded:
         items = [replace(w, time=w.time + shift) for w in items]
     items += issue
     rep.windows = len(items)
-    return Recorded(items, rep)
+    return Recorded(items, rep, calls=tuple(edges))
 
 
 # -- Prometheus (dumps and live) ---------------------------------------------------------------
