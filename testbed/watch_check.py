@@ -274,6 +274,7 @@ def summarise(scored: Sequence[Scored]) -> dict[str, Any]:
 def _env(out: Path) -> dict[str, str]:
     env = environment()
     env["XDG_CACHE_HOME"] = str(out / "cache")
+    env.setdefault("OMP_NUM_THREADS", "1")  # model fits: no spinning threads on a busy machine
     return env
 
 
@@ -377,13 +378,6 @@ def live(out: Path, a: argparse.Namespace, plan: Sequence[Injection], name: str)
     injected: list[Injected] = []
     with Testbed(run / "testbed", _config(free_base_port())) as tb:
         tb.load(a.rate, 5, seed=99, out=run / "warm.json")
-        origin = time.time()
-        load = subprocess.Popen(
-            command(tb.url(), a.rate, seconds + 10, a.seed, run / "load.json"),
-            cwd=ROOT,
-            env=environment(),
-            start_new_session=True,
-        )
         watch = subprocess.Popen(
             _watch_cmd(
                 out,
@@ -396,8 +390,19 @@ def live(out: Path, a: argparse.Namespace, plan: Sequence[Injection], name: str)
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        meta = {"origin": origin, "seconds": seconds, "polls": polls, "args": vars(a)}
+        load: subprocess.Popen[bytes] | None = None
         try:
+            _wait_polling(run, watch, a.train_timeout)
+            origin = time.time()
+            load = subprocess.Popen(
+                command(tb.url(), a.rate, seconds, a.seed, run / "load.json"),
+                cwd=ROOT,
+                env=environment(),
+                start_new_session=True,
+            )
+            args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
+            meta = {"origin": origin, "seconds": seconds, "polls": polls, "args": args}
+            (run / "injections.json").write_text(json.dumps({**meta, "injections": []}))
             time.sleep(a.warmup)
             for inj in plan:
                 t0 = time.time()
@@ -419,8 +424,21 @@ def live(out: Path, a: argparse.Namespace, plan: Sequence[Injection], name: str)
             load.wait(timeout=seconds + 120)
             watch.wait(timeout=max(60.0, origin + seconds + 300 - time.time()))
         finally:
-            _stop(load)
+            if load is not None:
+                _stop(load)
             _stop(watch)
+
+
+def _wait_polling(run: Path, watch: subprocess.Popen[bytes], timeout: float) -> None:
+    """Until the watch has its recogniser and polls (its staging folder exists): loading a
+    recogniser refits it, which takes minutes on a busy machine."""
+    deadline = time.monotonic() + timeout
+    while not any(run.glob(".watch-*")):
+        if watch.poll() is not None:
+            raise RuntimeError(f"twin watch exited ({watch.returncode}): see {run / 'watch.log'}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"twin watch not polling after {timeout:g} s")
+        time.sleep(1.0)
 
 
 def _read_run(run: Path) -> tuple[dict[str, Any], list[Injected], list[Any], list[Any], Any]:
