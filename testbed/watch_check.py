@@ -560,6 +560,8 @@ def main() -> int:
     ap.add_argument("--quiet-seconds", type=float, default=3600.0)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
+    # a stop signal unwinds (the testbed, the load and the watch are stopped on the way out)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out: Path = a.out.resolve()
     if a.phase in ("all", "prepare"):
         prepare(out, a)

@@ -369,7 +369,7 @@ def dump_windows(
     hi = span[1] if end is None else end
     out = []
     t = lo
-    while t + window <= hi + 1e-9:
+    while t + window <= hi + 1e-3:  # Prometheus' timestamps are whole milliseconds
         figs = prom.summarize(sliced.window(t, t + window), mapping, start=t, end=t + window)
         services = {s: _service_figures(m) for s, m in figs.items()}
         out.append(Window(t + window, window, services))
@@ -427,7 +427,9 @@ class PrometheusSource:
         return self.polls
 
     def windows(self) -> Iterator[Window]:
-        t = self.start if self.start is not None else self.clock() - self.window_s
+        # whole seconds: Prometheus answers on a millisecond grid, and a window whose ends
+        # are not on it loses its last point
+        t = self.start if self.start is not None else math.floor(self.clock()) - self.window_s
         n = 0
         while self.polls is None or n < self.polls:
             end = t + self.window_s
