@@ -92,12 +92,12 @@ def default_plan() -> list[Injection]:
         Injection("latency", "pricing", 0.6),
         Injection("error_rate", "cart", 0.10),
         Injection("cpu_exhaustion", "catalog", -10.0),
-        Injection("latency", "cart", 0.8),
+        Injection("latency", "cart", 1.2),
         Injection("error_rate", "pricing", 0.05),
-        Injection("latency", "recommend", 1.0),
+        Injection("latency", "recommend", 1.5),
         Injection("error_rate", "recommend", 0.2),
         Injection("cpu_exhaustion", "catalog", -15.0),
-        Injection("latency", "catalog", 0.5),
+        Injection("latency", "catalog", 0.9),
         Injection("error_rate", "catalog", 0.04),
     ]
 
@@ -548,7 +548,7 @@ def main() -> int:
     )
     ap.add_argument("--rate", type=float, default=5.0, help="load, requests per second")
     ap.add_argument("--window", type=float, default=15.0, help="watch window, seconds")
-    ap.add_argument("--slo-p99", type=float, default=0.5, help="entry p99 objective, seconds")
+    ap.add_argument("--slo-p99", type=float, default=1.0, help="entry p99 objective, seconds")
     ap.add_argument("--availability", type=float, default=0.99)
     ap.add_argument("--horizon", type=float, default=600.0, help="watch look-ahead, seconds")
     ap.add_argument("--cal-seconds", type=float, default=120.0)
