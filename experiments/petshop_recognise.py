@@ -125,13 +125,19 @@ def main() -> int:
     ap.add_argument("--levels", nargs="*", default=["low_traffic", "high_traffic"])
     ap.add_argument("--split", default="train")
     ap.add_argument("--recogniser", default="auto", help="auto, a folder, or none")
+    ap.add_argument(
+        "--summarise",
+        action="store_true",
+        help="only rebuild results.md/json from the levels' results-LEVEL.json in --out "
+        "(levels may run as separate processes)",
+    )
     a = ap.parse_args()
     out: Path = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("XDG_CACHE_HOME", str(out / "cache"))
     recogniser = None if a.recogniser == "none" else a.recogniser
-    rows: list[dict[str, Any]] = []
-    for level in a.levels:
+    for level in [] if a.summarise else a.levels:
+        rows: list[dict[str, Any]] = []
         root = a.data / level
         topo = topology_for(root)
         issues = sorted(
@@ -161,6 +167,20 @@ def main() -> int:
                 f"({', '.join(base[:3])})",
                 flush=True,
             )
+        (out / f"results-{level}.json").write_text(
+            json.dumps({"rows": rows}, indent=1), encoding="utf-8"
+        )
+    return summarise(out)
+
+
+def summarise(out: Path) -> int:
+    """results.md and results.json from every level's ``results-LEVEL.json`` in ``out``."""
+    rows = [
+        r
+        for p in sorted(out.glob("results-*.json"))
+        for r in json.loads(p.read_text(encoding="utf-8"))["rows"]
+    ]
+    levels = list(dict.fromkeys(r["level"] for r in rows))
     lines = [
         "| level | issue | root cause | watch: first alert's kind | watch top 3 | rank |"
         " baseline top 3 (metric) | rank |",
@@ -186,7 +206,7 @@ def main() -> int:
         " baseline, all issue rows: top-1 | top-3 |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for level in [*a.levels, "all"]:
+    for level in [*levels, "all"]:
         rs = [r for r in rows if level in ("all", r["level"])]
         if not rs:
             continue
