@@ -518,6 +518,21 @@ def score(out: Path, a: argparse.Namespace) -> dict[str, Any]:
         firing = [x for x in alerts if x.get("status") == "firing"]
         hours = meta["seconds"] / 3600.0
         r = np.asarray(records, dtype=float)
+        # alerts raised while users did see the objective broken (the machine's own load)
+        seen = [
+            x
+            for x in firing
+            if breach_time(
+                records,
+                meta["origin"],
+                x["time"] - a.window,
+                x["time"],
+                window_s=a.window,
+                slo_p99=a.slo_p99,
+                availability=a.availability,
+            )
+            is not None
+        ]
         res["quiet"] = {
             "hours": hours,
             "windows": len(timeline),
@@ -525,13 +540,15 @@ def score(out: Path, a: argparse.Namespace) -> dict[str, Any]:
             "per_hour": len(firing) / hours if hours else None,
             "requests": len(r),
             "failed": int(np.sum(r[:, 2] != 200)) if len(r) else 0,
+            "alerts_on_a_breach_users_saw": len(seen),
             "alerts": [
                 {k: x.get(k) for k in ("time", "kind", "root_cause", "summary")} for x in firing
             ],
         }
         lines += [
             f"- fault-free load: {hours:.2f} h, {len(timeline)} windows, "
-            f"{len(firing)} false alarm(s) = {len(firing) / hours:.2f} per hour",
+            f"{len(firing)} false alarm(s) = {len(firing) / hours:.2f} per hour; "
+            f"{len(seen)} of them on a window where the load generator saw the SLO broken",
             "",
         ]
     (out / "results.json").write_text(json.dumps(res, indent=1, default=str), encoding="utf-8")
