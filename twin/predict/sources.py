@@ -281,7 +281,7 @@ def read_petshop(folder: Path) -> Recorded:
     graph = _find_up(folder, "graph.csv")
     if graph is None:
         raise InputError("no graph.csv in this folder or its parents", source=str(folder))
-    nodes, _edges = petshop.read_adjacency(graph)
+    nodes, edges = petshop.read_adjacency(graph)
     rep.files.append(str(graph))
     items: list[Window] = []
     if normal is not None and normal.resolve() != here.resolve():
@@ -299,7 +299,7 @@ def read_petshop(folder: Path) -> Recorded:
         items = [replace(w, time=w.time + shift) for w in items]
     items += issue
     rep.windows = len(items)
-    return Recorded(items, rep)
+    return Recorded(items, rep, calls=tuple(edges))
 
 
 # -- Prometheus (dumps and live) ---------------------------------------------------------------
@@ -369,7 +369,7 @@ def dump_windows(
     hi = span[1] if end is None else end
     out = []
     t = lo
-    while t + window <= hi + 1e-9:
+    while t + window <= hi + 1e-3:  # Prometheus' timestamps are whole milliseconds
         figs = prom.summarize(sliced.window(t, t + window), mapping, start=t, end=t + window)
         services = {s: _service_figures(m) for s, m in figs.items()}
         out.append(Window(t + window, window, services))
@@ -427,7 +427,9 @@ class PrometheusSource:
         return self.polls
 
     def windows(self) -> Iterator[Window]:
-        t = self.start if self.start is not None else self.clock() - self.window_s
+        # whole seconds: Prometheus answers on a millisecond grid, and a window whose ends
+        # are not on it loses its last point
+        t = self.start if self.start is not None else math.floor(self.clock()) - self.window_s
         n = 0
         while self.polls is None or n < self.polls:
             end = t + self.window_s
