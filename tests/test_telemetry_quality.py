@@ -490,7 +490,7 @@ def test_a_calibration_stopped_by_sigterm_leaves_no_folder_behind(tmp_path: Path
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "twin.cli", "calibrate", "--traces", str(path),
-         "--out", str(out), "--predict", "100000"],
+         "--out", str(out), "--predict", "50000"],
         env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
