@@ -48,3 +48,34 @@ def small_topology() -> Topology:
             "workload": [{"entry": "front", "rate": 10.0}],
         },
     )
+
+
+def front_back(
+    *,
+    rate: float,
+    back: dict[str, object],
+    back_workers: int = 8,
+    entry: dict[str, object] | None = None,
+) -> Topology:
+    """A front end (8 workers, exponential 10 ms) calling one back end: the replay tests'
+    system, with the back end's service time, its workers and the entry's extra fields
+    (a closed loop's users) as each test needs."""
+    return parse_model(
+        Topology,
+        {
+            "name": "pair",
+            "services": {
+                "front": {
+                    "workers": 8,
+                    "operations": {
+                        "op": {
+                            "service_time": {"dist": "exponential", "mean": 0.01},
+                            "calls": [{"to": "back:op"}],
+                        }
+                    },
+                },
+                "back": {"workers": back_workers, "operations": {"op": {"service_time": back}}},
+            },
+            "workload": [{"entry": "front:op", "rate": rate} | (entry or {})],
+        },
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from small_system import front_back
 
 from twin.errors import InputError
 from twin.faults import ErrorRateFault, LatencyFault
@@ -24,30 +25,7 @@ FAST = {"block_seconds": 600.0, "min_block_seconds": 300.0, "twin_seconds": 150.
 
 
 def small() -> Topology:
-    return parse_model(
-        Topology,
-        {
-            "name": "pair",
-            "services": {
-                "front": {
-                    "workers": 8,
-                    "operations": {
-                        "op": {
-                            "service_time": {"dist": "exponential", "mean": 0.01},
-                            "calls": [{"to": "back:op"}],
-                        }
-                    },
-                },
-                "back": {
-                    "workers": 8,
-                    "operations": {
-                        "op": {"service_time": {"dist": "lognormal", "mean": 0.02, "cv": 0.5}}
-                    },
-                },
-            },
-            "workload": [{"entry": "front:op", "rate": 10.0}],
-        },
-    )
+    return front_back(rate=10.0, back={"dist": "lognormal", "mean": 0.02, "cv": 0.5})
 
 
 def twin_windows(

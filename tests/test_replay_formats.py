@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from small_system import front_back
+
 from twin.calibrate.petshop import build_topology, node_table, read_adjacency, read_node_metrics
 from twin.io import parse_model
 from twin.replay import ReplayConfig, replay
@@ -17,28 +19,7 @@ FAST = {"block_seconds": 600.0, "min_block_seconds": 300.0, "twin_seconds": 120.
 
 
 def pair() -> Topology:
-    return parse_model(
-        Topology,
-        {
-            "name": "pair",
-            "services": {
-                "front": {
-                    "workers": 8,
-                    "operations": {
-                        "op": {
-                            "service_time": {"dist": "exponential", "mean": 0.01},
-                            "calls": [{"to": "back:op"}],
-                        }
-                    },
-                },
-                "back": {
-                    "workers": 8,
-                    "operations": {"op": {"service_time": {"dist": "exponential", "mean": 0.02}}},
-                },
-            },
-            "workload": [{"entry": "front:op", "rate": 5.0}],
-        },
-    )
+    return front_back(rate=5.0, back={"dist": "exponential", "mean": 0.02})
 
 
 def nezha_day(folder: Path, faults: list[tuple[int, str, str]]) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from small_system import front_back
 
 from twin.errors import InputError
 from twin.faults import LatencyFault
@@ -41,30 +42,12 @@ CFG = {
 def topology(closed: bool) -> Topology:
     """Front end and a one-worker back end (about half busy at the users' rate); the users
     send about 9.5 rps, a 0.2 s delay at the back end leaves it 4 rps."""
-    entry: dict[str, Any] = {"entry": "front:op", "rate": 9.5}
-    if closed:
-        entry |= {"users": USERS, "think_time": {"dist": "exponential", "mean": THINK}}
-    return parse_model(
-        Topology,
-        {
-            "name": "users",
-            "services": {
-                "front": {
-                    "workers": 8,
-                    "operations": {
-                        "op": {
-                            "service_time": {"dist": "exponential", "mean": 0.01},
-                            "calls": [{"to": "back:op"}],
-                        }
-                    },
-                },
-                "back": {
-                    "workers": 1,
-                    "operations": {"op": {"service_time": {"dist": "exponential", "mean": 0.05}}},
-                },
-            },
-            "workload": [entry],
-        },
+    users = {"users": USERS, "think_time": {"dist": "exponential", "mean": THINK}}
+    return front_back(
+        rate=9.5,
+        back={"dist": "exponential", "mean": 0.05},
+        back_workers=1,
+        entry=users if closed else None,
     )
 
 
