@@ -54,6 +54,7 @@ import numpy as np
 from testbed.config import TestbedConfig
 from testbed.load import command, environment
 from testbed.run import ROOT, Testbed, free_base_port
+from twin.faults import CpuExhaustionFault, ErrorRateFault, LatencyFault
 
 MIN_REQUESTS = 20
 """A trailing window with fewer completed requests says nothing about a p99 or a share."""
@@ -89,16 +90,16 @@ def default_plan() -> list[Injection]:
     contention at the one service that does CPU work (catalog, pinned to its core; the
     others' work is a sleep, which a CPU hog does not slow)."""
     return [
-        Injection("latency", "pricing", 0.6),
-        Injection("error_rate", "cart", 0.10),
-        Injection("cpu_exhaustion", "catalog", -10.0),
-        Injection("latency", "cart", 1.2),
-        Injection("error_rate", "pricing", 0.05),
-        Injection("latency", "recommend", 1.5),
-        Injection("error_rate", "recommend", 0.2),
-        Injection("cpu_exhaustion", "catalog", -15.0),
-        Injection("latency", "catalog", 0.9),
-        Injection("error_rate", "catalog", 0.04),
+        Injection(LatencyFault.name, "pricing", 0.6),
+        Injection(ErrorRateFault.name, "cart", 0.10),
+        Injection(CpuExhaustionFault.name, "catalog", -10.0),
+        Injection(LatencyFault.name, "cart", 1.2),
+        Injection(ErrorRateFault.name, "pricing", 0.05),
+        Injection(LatencyFault.name, "recommend", 1.5),
+        Injection(ErrorRateFault.name, "recommend", 0.2),
+        Injection(CpuExhaustionFault.name, "catalog", -15.0),
+        Injection(LatencyFault.name, "catalog", 0.9),
+        Injection(ErrorRateFault.name, "catalog", 0.04),
     ]
 
 
@@ -347,11 +348,11 @@ def _stop(p: subprocess.Popen[bytes]) -> None:
 
 def _apply(tb: Testbed, inj: Injection, share: float, hog: subprocess.Popen[bytes] | None) -> Any:
     """Set ``inj`` at ``share`` of its full intensity (0 clears it); answers the hog."""
-    if inj.kind == "latency":
+    if inj.kind == LatencyFault.name:
         tb.inject(inj.target, latency=inj.intensity * share)
-    elif inj.kind == "error_rate":
+    elif inj.kind == ErrorRateFault.name:
         tb.inject(inj.target, error=inj.intensity * share)
-    elif inj.kind == "cpu_exhaustion":
+    elif inj.kind == CpuExhaustionFault.name:
         if share <= 0:
             if hog is not None and hog.poll() is None:
                 hog.terminate()
