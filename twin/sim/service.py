@@ -467,17 +467,7 @@ class Service:
         if job.core:  # a killed job gave its core back already
             job.core = False
             self._release_core(host)
-        if job.finished:
-            return
-        extra = 0.0
-        for d in self.delays:
-            extra += d()
-        after = self._processed if job.op.io is None else self._io
-        if extra > 0.0:
-            job.callbacks = [after]
-            self.ctx.schedule(job, NORMAL, extra)
-        else:
-            after(job)
+        self._cpu_done(job)
 
     def _release_core(self, host: Host) -> None:
         if host.free < 0:  # the core is owed to contention on the host
@@ -574,7 +564,8 @@ class Service:
             self._cpu_done(job)
 
     def _cpu_done(self, job: Job) -> None:
-        """The job's CPU work is done: its injected delays (holding the worker), then on."""
+        """The job's CPU work is done (on a host's core or within its quota): its injected
+        delays (holding the worker), then on."""
         if job.finished:
             return
         extra = 0.0
