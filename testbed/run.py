@@ -45,14 +45,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux; its default elsewhere).
+
+    A port chosen inside it can be handed to some client's socket between the check and the
+    server's bind, so the testbed's ports are chosen outside it."""
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_base_port(span: int = 22, tries: int = 200) -> int:
-    """A base port such that ``base .. base + span - 1`` are all free on 127.0.0.1 now (the
-    testbed uses base + 0..21), so tests never collide with other work on the machine."""
+    """A base port such that ``base .. base + span - 1`` are all free on 127.0.0.1 now and lie
+    outside the ephemeral range (the testbed uses base + 0..21), so tests never collide with
+    other work on the machine nor with the connections they open themselves."""
     import random
 
+    lo, hi = _ephemeral_range()
+    ranges = [(a, b) for a, b in ((10000, lo - span), (hi + 1, 65536 - span)) if b > a]
+    if not ranges:
+        raise RuntimeError(f"no room for {span} ports outside the ephemeral range {lo}-{hi}")
     rng = random.Random()
+    weights = [b - a for a, b in ranges]
     for _ in range(tries):
-        base = rng.randrange(20000, 60000 - span)
+        a, b = rng.choices(ranges, weights=weights)[0]
+        base = rng.randrange(a, b)
         socks: list[socket.socket] = []
         try:
             for port in range(base, base + span):
@@ -173,16 +192,40 @@ class Testbed:
                         "--log.level=warn",
                     ],
                 )
-            ports = [c.redis_port] + [c.port(s.name) for s in c.services]
+            ports = {"redis": c.redis_port} | {s.name: c.port(s.name) for s in c.services}
             if self.with_prometheus:
-                ports.append(c.prometheus_port)
-            for port in ports:
-                if not _wait_port(port, timeout):
-                    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+                ports["prometheus"] = c.prometheus_port
+            deadline = time.monotonic() + timeout
+            for name, port in ports.items():
+                self._wait_listening(name, port, deadline)
+            for name, proc in self.procs.items():  # a port answered by someone else
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited at start: {self._log_tail(name)}")
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _wait_listening(self, name: str, port: int, deadline: float) -> None:
+        """Wait until ``name`` listens on ``port``; a child that exited says why (its log)."""
+        proc = self.procs[name]
+        while time.monotonic() < deadline:
+            if _wait_port(port, 0.5):
+                return
+            if proc.poll() is not None:
+                tail = self._log_tail(name)
+                raise RuntimeError(
+                    f"{name} exited with code {proc.returncode} before listening on "
+                    f"127.0.0.1:{port}: {tail}"
+                )
+        raise RuntimeError(f"{name}: nothing listens on 127.0.0.1:{port} after the start timeout")
+
+    def _log_tail(self, name: str, lines: int = 3) -> str:
+        try:
+            text = (self.dir / "logs" / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
 
     def _write_prometheus_config(self) -> None:
         c = self.config

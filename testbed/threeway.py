@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from testbed.config import TestbedConfig
+from testbed.config import SHADOW_PORT_OFFSET, TestbedConfig
 from testbed.run import Testbed, free_base_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -313,11 +313,12 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )
     need_prom = not (a.topology or a.design)
-    p_base = free_base_port()
-    prod = Testbed(out / "production", TestbedConfig(base_port=p_base), prometheus=need_prom)
-    s_base = free_base_port()
+    base = free_base_port(span=22 + SHADOW_PORT_OFFSET)  # one block: the copies never overlap
+    prod = Testbed(out / "production", TestbedConfig(base_port=base), prometheus=need_prom)
     shadow = Testbed(
-        out / "shadow", TestbedConfig(base_port=s_base, role="shadow"), prometheus=False
+        out / "shadow",
+        TestbedConfig(base_port=base + SHADOW_PORT_OFFSET, role="shadow"),
+        prometheus=False,
     )
     with prod, shadow:
         if a.topology:

@@ -135,3 +135,34 @@ def test_start_and_stop_commands(tmp_path: Path) -> None:
         subprocess.run([*run, "stop", *args], cwd=tmp_path, env=env, timeout=60, check=True)
     time.sleep(0.2)
     assert not any(_alive(p) for p in state.values())
+
+
+def test_free_base_ports_lie_outside_the_kernels_ephemeral_range() -> None:
+    """A port the kernel may hand to an outgoing connection can be taken between the check and
+    the service's bind; the testbed's ports never come from that range."""
+    from testbed.run import _ephemeral_range
+
+    lo, hi = _ephemeral_range()
+    for _ in range(50):
+        base = free_base_port(span=122)
+        assert base + 121 < lo or base > hi
+
+
+def test_a_service_that_dies_at_start_is_named_with_its_log_not_waited_for(
+    tmp_path: Path,
+) -> None:
+    """A bad port (already taken) makes a service exit; start() says which, and why, at once."""
+    import socket
+
+    base = free_base_port()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", base))  # the first service's port: bound, not listening
+    try:
+        tb = Testbed(tmp_path / "run", TestbedConfig(base_port=base), prometheus=False)
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError, match=r"gateway exited with code"):
+            tb.start(timeout=60)
+        assert time.monotonic() - t0 < 30
+        assert not tb.procs
+    finally:
+        taken.close()
