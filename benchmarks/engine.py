@@ -122,22 +122,45 @@ def twin_tandem(mitigated: bool) -> Callable[[float, int], tuple[int, float, int
         op = {"service_time": {"dist": "exponential", "mean": 1 / MU}, "calls": calls}
         return {"workers": SERVERS, "operations": {"default": op}}
 
-    topo = Topology.from_dict({
-        "name": "tandem",
-        "services": {"s1": svc("s2"), "s2": svc("s3"), "s3": svc(None)},
-        "workload": [{"entry": "s1", "rate": LAMBDA}],
-    })
-    policy = Policy.from_dict({"clients": {"*": {
-        "timeout": 1000.0,
-        "retries": {"max": 2, "backoff": "exponential", "base": 0.05, "cap": 1.0,
-                    "jitter": "full", "budget": 0.2},
-        "circuit_breaker": {"failure_rate": 0.5, "window": 20, "min_requests": 10,
-                            "open_for": 5.0},
-    }}}) if mitigated else None
+    topo = Topology.from_dict(
+        {
+            "name": "tandem",
+            "services": {"s1": svc("s2"), "s2": svc("s3"), "s3": svc(None)},
+            "workload": [{"entry": "s1", "rate": LAMBDA}],
+        }
+    )
+    policy = (
+        Policy.from_dict(
+            {
+                "clients": {
+                    "*": {
+                        "timeout": 1000.0,
+                        "retries": {
+                            "max": 2,
+                            "backoff": "exponential",
+                            "base": 0.05,
+                            "cap": 1.0,
+                            "jitter": "full",
+                            "budget": 0.2,
+                        },
+                        "circuit_breaker": {
+                            "failure_rate": 0.5,
+                            "window": 20,
+                            "min_requests": 10,
+                            "open_for": 5.0,
+                        },
+                    }
+                }
+            }
+        )
+        if mitigated
+        else None
+    )
 
     def run(horizon: float, seed: int) -> tuple[int, float, int]:
-        sim = Simulation(topo, Scenario(duration=horizon, seed=seed, window=60.0), policy,
-                         series="entries")
+        sim = Simulation(
+            topo, Scenario(duration=horizon, seed=seed, window=60.0), policy, series="entries"
+        )
         s = sim.run().summary
         mean = s.latency.mean
         return int(s.succeeded), math.nan if mean is None else float(mean), sim.events
@@ -153,7 +176,9 @@ def peak_kib():
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 """
 
-MEMORY_CHILD = PEAK + """
+MEMORY_CHILD = (
+    PEAK
+    + """
 import sys
 from twin.scenario import Scenario
 from twin.sim import Simulation
@@ -167,8 +192,11 @@ topo = Topology.from_dict({"name": "two", "services": {
 s = Simulation(topo, Scenario(duration=n / 200.0, seed=1, window=10.0)).run().summary
 print(s.requests, peak_kib())
 """
+)
 
-SIMPY_MEMORY_CHILD = PEAK + """
+SIMPY_MEMORY_CHILD = (
+    PEAK
+    + """
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("engine_benchmark", sys.argv[2])
 mod = importlib.util.module_from_spec(spec)
@@ -177,12 +205,14 @@ simpy_tandem = mod.simpy_tandem
 n = int(sys.argv[1])
 print(simpy_tandem(n / 2.4, 1)[0], peak_kib())
 """
+)
 
 
 def peak_rss_mb(code: str, *args: str) -> tuple[float, str]:
     """Peak RSS of a fresh process running ``code``, as it reports it (VmHWM, KiB)."""
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+    ).stdout.split()
     return int(out[1]) / 1024, out[0]
 
 
@@ -215,15 +245,21 @@ def main() -> None:
             cpu_rates[name].append(done / cpu)
             info[name] = (done, mean, events)
     theory = STATIONS * mmc_mean_sojourn(LAMBDA, MU, SERVERS)
-    print(f"3 x M/M/{SERVERS} tandem, lambda {LAMBDA}, mu {MU}; {args.repeats} round(s), "
-          f"contenders alternated; Ciw ran a 10x shorter horizon (a rate needs no long run)")
-    print(f"{'contender':<20}{'requests/s (median)':>22}{'min-max':>22}{'per CPU-s':>12}"
-          f"{'events/req':>12}{'mean sojourn':>14}")
+    print(
+        f"3 x M/M/{SERVERS} tandem, lambda {LAMBDA}, mu {MU}; {args.repeats} round(s), "
+        f"contenders alternated; Ciw ran a 10x shorter horizon (a rate needs no long run)"
+    )
+    print(
+        f"{'contender':<20}{'requests/s (median)':>22}{'min-max':>22}{'per CPU-s':>12}"
+        f"{'events/req':>12}{'mean sojourn':>14}"
+    )
     for name, rs in rates.items():
         done, mean, events = info[name]
         epr = f"{events / done:.2f}" if events > 0 else "-"
-        print(f"{name:<20}{statistics.median(rs):>22,.0f}{f'{min(rs):,.0f}-{max(rs):,.0f}':>22}"
-              f"{statistics.median(cpu_rates[name]):>12,.0f}{epr:>12}{mean:>14.3f}")
+        print(
+            f"{name:<20}{statistics.median(rs):>22,.0f}{f'{min(rs):,.0f}-{max(rs):,.0f}':>22}"
+            f"{statistics.median(cpu_rates[name]):>12,.0f}{epr:>12}{mean:>14.3f}"
+        )
     print(f"{'theory (Erlang C)':<20}{'':>22}{'':>22}{'':>12}{'':>12}{theory:>14.3f}")
 
     def ratio(a: str, b: str, of: dict[str, list[float]] = rates) -> float:
@@ -234,14 +270,20 @@ def main() -> None:
 
     here = os.path.abspath(__file__)
     simpy_mb, simpy_n = peak_rss_mb(SIMPY_MEMORY_CHILD, str(args.memory_requests), here)
-    print(f"peak RSS, {int(twin_n):,} requests through two services (twin): {twin_mb:.0f} MB"
-          f" ({'under' if twin_mb < 300 else 'OVER'} 300 MB)")
-    print(f"peak RSS, {int(simpy_n):,} requests through the hand-written SimPy tandem (numpy): "
-          f"{simpy_mb:.0f} MB")
+    print(
+        f"peak RSS, {int(twin_n):,} requests through two services (twin): {twin_mb:.0f} MB"
+        f" ({'under' if twin_mb < 300 else 'OVER'} 300 MB)"
+    )
+    print(
+        f"peak RSS, {int(simpy_n):,} requests through the hand-written SimPy tandem (numpy): "
+        f"{simpy_mb:.0f} MB"
+    )
     for twin in ("twin_mitigated", "twin_bare"):
         for other in ("simpy_random", "simpy_numpy", "ciw_3.2.7"):
-            print(f"ratio {twin}/{other}: {ratio(twin, other):.2f} (wall), "
-                  f"{ratio(twin, other, cpu_rates):.2f} (CPU time)")
+            print(
+                f"ratio {twin}/{other}: {ratio(twin, other):.2f} (wall), "
+                f"{ratio(twin, other, cpu_rates):.2f} (CPU time)"
+            )
     print(f"peak_rss_mb twin_{args.memory_requests // 1000}k: {twin_mb:.0f}")
 
 

@@ -32,16 +32,28 @@ DOC = {
         "cat": {
             "replicas": 2,
             "operations": {
-                "list": {"service_time": {"dist": "lognormal", "mean": 0.02, "cv": 1.2},
-                         "calls": [{"to": "db"}]},
+                "list": {
+                    "service_time": {"dist": "lognormal", "mean": 0.02, "cv": 1.2},
+                    "calls": [{"to": "db"}],
+                },
                 "get": {"service_time": 0.005},
             },
         },
-        "rec": {"operations": {"default": {"service_time": {"dist": "uniform", "low": 0.001,
-                                                               "high": 0.003}}}},
-        "db": {"operations": {"q": {"service_time": {"dist": "empirical",
-                                                       "quantiles": {0: 0.001, 0.5: 0.002,
-                                                                     1: 0.01}}}}},
+        "rec": {
+            "operations": {
+                "default": {"service_time": {"dist": "uniform", "low": 0.001, "high": 0.003}}
+            }
+        },
+        "db": {
+            "operations": {
+                "q": {
+                    "service_time": {
+                        "dist": "empirical",
+                        "quantiles": {0: 0.001, 0.5: 0.002, 1: 0.01},
+                    }
+                }
+            }
+        },
     },
     "network": {"links": {"gw->cat": {"latency": {"dist": "exponential", "mean": 0.001}}}},
     "workload": [{"entry": "gw", "rate": 10.0}],
@@ -111,7 +123,10 @@ def test_lognormal_and_gamma_have_the_stated_coefficient_of_variation() -> None:
 
 
 def test_a_bare_number_is_a_constant_distribution() -> None:
-    doc = {"name": "x", "services": {"a": {"operations": {"o": {"service_time": 0.25}}}},
-           "workload": [{"entry": "a", "rate": 1}]}
+    doc = {
+        "name": "x",
+        "services": {"a": {"operations": {"o": {"service_time": 0.25}}}},
+        "workload": [{"entry": "a", "rate": 1}],
+    }
     topo = parse_model(Topology, doc)
     assert topo.services["a"].operations["o"].service_time == Constant(mean=0.25)

@@ -22,7 +22,12 @@ from twin import scenario as s
 from twin import topology as t
 from twin.campaign import schedule as sc
 from twin.campaign import spec as c
+from twin.change import document as ch
+from twin.change import verdict as v
+from twin.drift import documents as dr
 from twin.faults import KINDS, FaultBase
+from twin.mirror import document as mi
+from twin.predict import alerts as al
 
 SECTIONS: list[tuple[str, list[type[BaseModel]]]] = [
     (
@@ -60,6 +65,21 @@ SECTIONS: list[tuple[str, list[type[BaseModel]]]] = [
         [c.Campaign, c.ScenarioItem, c.Grid, c.FaultSweep, c.RandomSample, c.Range, c.History],
     ),
     ("Schedule", [sc.Schedule, sc.ScheduledCampaign]),
+    ("Change set", [ch.ChangeSet, ch.Change, ch.VersionChange, ch.DependencyChange]),
+    (
+        "Mirror transformations",
+        [
+            mi.TransformSet,
+            mi.PayloadNudge,
+            mi.PayloadSwap,
+            mi.SyntheticError,
+            mi.Delay,
+            mi.RateLimit,
+            mi.Bandwidth,
+            mi.Budget,
+        ],
+    ),
+    ("Drift policy and ignore rules", [dr.DriftPolicy, dr.Override, dr.IgnoreRules, dr.IgnoreRule]),
     (
         "Results: summary.json",
         [
@@ -78,6 +98,35 @@ SECTIONS: list[tuple[str, list[type[BaseModel]]]] = [
     (
         "Results: the stretch a step returns",
         [r.Stretch, r.EntryStretch, r.ServiceStretch, r.StretchLatency],
+    ),
+    (
+        "Results: verdict.json (`twin check-change`)",
+        [v.Verdict, v.VerdictMethod, v.SloFigures, v.Figure, v.VerdictFinding],
+    ),
+    (
+        "Results: alerts.jsonl (`twin watch`)",
+        [
+            al.Alert,
+            al.Evidence,
+            al.MetricEvidence,
+            al.Fingerprint,
+            al.SimulatedEffect,
+            al.Mitigation,
+        ],
+    ),
+    (
+        "Results: drift.json and plans.json (`twin drift`)",
+        [
+            dr.Drift,
+            dr.DriftAlert,
+            dr.Prediction,
+            dr.PlansDocument,
+            dr.Plan,
+            dr.PlanAction,
+            dr.Impact,
+            dr.Rollout,
+            dr.SecurityNote,
+        ],
     ),
 ]
 
@@ -184,10 +233,18 @@ def _default(info: FieldInfo) -> str:
     return "`null`" if v is None else f"`{v}`"
 
 
+def _heading(model: type[BaseModel]) -> str:
+    """The model's name, qualified by its package where two documents share the name."""
+    same = [x for _, models in SECTIONS for x in models if x.__name__ == model.__name__]
+    if len(same) < 2:
+        return model.__name__
+    return f"{model.__module__.split('.')[1]}.{model.__name__}"
+
+
 def model_section(model: type[BaseModel]) -> str:
     doc = inspect.cleandoc(model.__doc__ or "")
     lines = [
-        f"### `{model.__name__}`",
+        f"### `{_heading(model)}`",
         "",
         doc,
         "",

@@ -10,6 +10,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from twin.bounds import MAX_REPLICAS, Seconds
+
+MAX_HORIZON_HOURS = 24.0 * 365 * 100
+"""Longest cost horizon a drift policy may name: a century."""
+
+MAX_REPLICA_HOURS = MAX_REPLICAS * MAX_HORIZON_HOURS
+"""Largest replica-hour budget: every replica there can be, over the longest horizon."""
+
 
 class _Doc(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -162,12 +170,20 @@ class Plan(_Doc):
 class DriftPolicy(_Doc):
     """Limits a plan must stay within for ``--auto`` to apply it."""
 
-    max_downtime_seconds: float = Field(default=5.0, ge=0.0)
-    max_cost_replica_hours: float | None = Field(default=None, ge=0.0)
+    max_downtime_seconds: Seconds = 5.0
+    max_cost_replica_hours: float | None = Field(
+        default=None, ge=0.0, le=MAX_REPLICA_HOURS, allow_inf_nan=False
+    )
     allow_security: Literal["none", "low", "medium", "high"] = Field(
         default="low", description="the worst security note severity a plan may carry"
     )
-    horizon_hours: float = Field(default=24.0 * 30, gt=0.0, description="cost horizon")
+    horizon_hours: float = Field(
+        default=24.0 * 30,
+        gt=0.0,
+        le=MAX_HORIZON_HOURS,
+        allow_inf_nan=False,
+        description="cost horizon",
+    )
 
 
 class Override(_Doc):
