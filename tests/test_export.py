@@ -30,11 +30,11 @@ from agents.export.build import (
     schema_is_current,
     static_policy,
 )
-from agents.export.crd import validate_resource
 from agents.export.distill import distill
 from agents.export.policy_file import PolicyFile
 from agents.export.units import go_duration, spring_duration, total_timeout
 from twin.cli import app
+from twin.crd import validate_resource
 from twin.policy import ClientPolicy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import ROOT, child_env
 
-from agents.export.crd import validate_resource
+from twin.crd import validate_resource
 from twin.errors import InputError
 from twin.mirror.budget import Controller
 from twin.mirror.document import Budget, TransformSet

@@ -2,7 +2,7 @@
 
 Nothing reads them by a path into the repository or beside it: the bundled topologies come
 from the ``topologies`` package, the Istio CRDs from the copy vendored in
-``agents/export/schemas``, whose location a user can change.
+``twin/crd/schemas``, whose location a user can change.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.export.crd import ISTIO_FILE, SCHEMAS_ENV, crd_path, schemas_dir, validate_resource
 from twin.bundled import bundled_dir, bundled_names, bundled_topology_path
+from twin.crd import ISTIO_FILE, SCHEMAS_ENV, crd_path, schemas_dir, validate_resource
 from twin.errors import InputError
 from twin.topology import Topology
 
@@ -62,15 +62,15 @@ def test_the_bundled_files_are_declared_as_package_data() -> None:
     for path in bundled_dir().glob("*.yaml"):
         assert any(fnmatch.fnmatch(path.name, g) for g in data["topologies"]), path
     assert (bundled_dir() / "__init__.py").is_file()
-    vendored = schemas_dir(None).relative_to(ROOT / "agents")
+    vendored = schemas_dir(None).relative_to(ROOT / "twin")
     for path in schemas_dir(None).iterdir():
         rel = str(vendored / path.name)
-        assert any(fnmatch.fnmatch(rel, g) for g in data["agents"]), rel
+        assert any(fnmatch.fnmatch(rel, g) for g in data["twin"]), rel
 
 
 def test_the_crd_schemas_default_to_the_vendored_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SCHEMAS_ENV, raising=False)
-    assert crd_path() == ROOT / "agents" / "export" / "schemas" / ISTIO_FILE
+    assert crd_path() == ROOT / "twin" / "crd" / "schemas" / ISTIO_FILE
     assert crd_path().is_file()
     assert "Apache-2.0" in (crd_path().parent / "README.md").read_text(encoding="utf-8")
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agents.export.crd import schemas_dir, validate_resource
 from twin.change.guard import GuardSpec
+from twin.crd import schemas_dir, validate_resource
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "experiments" / "rollout"
 CRD = {

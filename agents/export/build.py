@@ -25,7 +25,6 @@ import yaml
 from agents import spaces as sp
 from agents.env import EnvConfig, MitigationEnv
 from agents.export import envoy, hpa, istio, resilience4j
-from agents.export.crd import crd_path, validate_resource
 from agents.export.distill import distill
 from agents.export.onnx_export import agreement, export_onnx
 from agents.export.policy_file import (
@@ -38,6 +37,7 @@ from agents.export.policy_file import (
 )
 from agents.export.shadow import validate_in_twin, worse_than_baseline
 from agents.models import algo_of
+from twin.crd import crd_path, validate_resource
 from twin.errors import InputError, TwinError
 from twin.policy import Policy
 from twin.safeload import load_yaml_all, loads_json, read_text
@@ -106,7 +106,7 @@ def write_renderings(files: dict[str, dict[str, list[dict[str, Any]]]], out: Pat
 def validate_renderings(out: Path, schemas: Path | None = None) -> dict[str, Any]:
     """Every written runtime file against its published schema; raises on the first bad one.
 
-    ``schemas`` is a folder of CRD schemas (default: :func:`agents.export.crd.schemas_dir`)."""
+    ``schemas`` is a folder of CRD schemas (default: :func:`twin.crd.schemas_dir`)."""
     report: dict[str, Any] = {}
     istio_crds = crd_path(schemas)
     checks = {

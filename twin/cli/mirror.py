@@ -81,7 +81,7 @@ def mirror(
         listen_address=listen_address,
         transforms=ts,
     )
-    from agents.export.crd import validate_resource  # after the cheap checks: it is slow
+    from twin.crd import validate_resource  # after the cheap checks: it is slow
 
     vs = virtual_service(plan, namespace=namespace)
     problems = validate_resource(vs)

@@ -4,6 +4,10 @@ The CRD's ``openAPIV3Schema`` is checked with jsonschema after making it strict 
 object that lists its properties rejects unknown ones, as the API server's pruning would
 drop them silently), and each ``x-kubernetes-validations`` rule is evaluated with a CEL
 interpreter (cel-python) on the value it is attached to, as the API server does.
+
+Used by ``twin export`` (the learned policy's Istio resources), ``twin mirror`` (the mirroring
+VirtualService) and the rollout examples (Argo Rollouts, Flagger); the published CRDs are
+vendored in ``schemas/`` with their sources in its README.
 """
 
 from __future__ import annotations
@@ -28,13 +32,13 @@ ISTIO_FILE = "istio-crds.gen.yaml"
 
 def schemas_dir(override: Path | None = None) -> Path:
     """The folder of CRD schemas: ``override``, else ``$TWIN_CRD_SCHEMAS``, else the copy
-    vendored as package data (``agents/export/schemas``), so export works offline anywhere."""
+    vendored as package data (``twin/crd/schemas``), so validation works offline anywhere."""
     if override is not None:
         return override
     env = os.environ.get(SCHEMAS_ENV)
     if env:
         return Path(env)
-    return Path(str(files("agents.export") / "schemas"))
+    return Path(str(files("twin.crd") / "schemas"))
 
 
 def crd_path(schemas: Path | None = None) -> Path:
