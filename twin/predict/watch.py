@@ -63,6 +63,7 @@ from twin.topology import Topology
 
 if TYPE_CHECKING:
     from twin.predict.localise import Changes
+    from twin.predict.recognise import Recognition as EngineRecognition
     from twin.predict.recognise import Trained
 
 ENTRY = "entry"
@@ -273,34 +274,42 @@ class LargestChange:
     """The statistical localiser (BARO / N-sigma style): each service's score is its largest
     absolute standardised change (:func:`twin.predict.localise.rank_services`: its own
     metrics and the calls into it, the suspect windows' median against the last ``before``
-    normal windows' median over their interquartile spread); services rank by score; the
-    kind is the one the moving metric stands for (CPU -> cpu_exhaustion, success ->
-    error_rate, latency -> latency, rate -> outage). Probabilities are the log-scores'
-    softmax."""
+    normal windows' median over their interquartile spread); services rank by score, with
+    the entry service among the first three when errors are seen at the entry only
+    (:func:`twin.predict.evidence.place_entry`). The kind is the one the changes say plainly
+    (:func:`twin.predict.evidence.evidence_kind`), else the one the moving metric stands for
+    (CPU -> cpu_exhaustion, success -> error_rate, latency -> latency, rate -> outage).
+    Probabilities are the log-scores' softmax."""
 
     calls: tuple[tuple[str, str], ...] = ()
     before: int = 5
     min_before: int = 2
 
     def recognise(self, recent: Sequence[src.Window], normal: Sequence[src.Window]) -> Recognition:
+        from twin.predict import evidence as ev
         from twin.predict.localise import rank_services
 
         ch = suspect_changes(recent, normal, self.calls, self.before, self.min_before)
         ranked = [r for r in rank_services(ch) if r.score >= 0] if ch is not None else []
-        if not ranked:
+        if ch is None or not ranked:
             return Recognition("unknown", (), ())
-        zs = np.array([r.score for r in ranked])
+        baseline = tuple(r.service for r in ranked)
+        score = {r.service: r.score for r in ranked}
+        names = tuple(ev.place_entry(baseline, ch))
+        zs = np.array([max(score.get(s, 0.0), 0.0) for s in names])
         p = np.exp(np.log1p(zs) - np.log1p(zs).max())
         p = p / p.sum()
         top = ranked[0]
-        names = tuple(r.service for r in ranked)
+        said = ev.evidence_kind(ch, names[0])
+        kind = said or KIND_OF_METRIC.get(top.metric, "latency")
+        how = f"; kind from the evidence: {said}" if said else ""
         return Recognition(
-            KIND_OF_METRIC.get(top.metric, "latency"),
+            kind,
             names,
             tuple(float(x) for x in p),
-            fingerprint=f"largest change: {top.service} {top.metric}",
+            fingerprint=f"largest change: {top.service} {top.metric}{how}",
             similarity=None,
-            baseline=names,
+            baseline=baseline,
         )
 
 
@@ -312,20 +321,17 @@ class Classifier:
     The windows are read as the engine was trained (:func:`suspect_changes`): the suspect
     windows (``recent``) are the fault's, the last normal windows before them (as many as
     the training baseline held) its baseline, with the training's uninformative metrics left
-    out. The kind is the most likely fault kind (when the engine's best guess is ``none``,
-    the next one, and the fingerprint says so); root causes and probabilities are the
-    engine's; the statistical ranking of the same changes rides along as ``baseline``. With
-    fewer than ``min_before`` normal windows there is no baseline to compare with, and
-    ``fallback`` (the statistical ranking) answers."""
+    out; the answer is :func:`decide`'s (``fused``: the engine's ranking fused with the
+    statistical one). With fewer than ``min_before`` normal windows there is no baseline to
+    compare with, and ``fallback`` (the statistical ranking) answers."""
 
     trained: Trained
     calls: tuple[tuple[str, str], ...] = ()
     min_before: int = 2
     fallback: Recogniser | None = None
+    fused: bool = True
 
     def recognise(self, recent: Sequence[src.Window], normal: Sequence[src.Window]) -> Recognition:
-        from twin.predict.localise import rank_services
-
         spec = self.trained.spec
         step = recent[-1].seconds if recent else 60.0
         n_before = max(round(spec.before_s / step), 1)
@@ -337,19 +343,47 @@ class Classifier:
             rec = fallback.recognise(recent, normal)
             name = f"{rec.fingerprint} (too few normal windows for the classifier)"
             return replace(rec, fingerprint=name)
-        r = self.trained.model.recognise(ch)
-        kinds = {k: p for k, p in r.kinds.items() if k != "none"}
-        kind = max(kinds, key=lambda k: kinds[k]) if kinds else r.kind
-        none = r.kinds.get("none")
-        note = f"; none {none:.2f}" if none is not None and r.kind == "none" else ""
-        return Recognition(
-            kind,
-            tuple(c.service for c in r.root_cause),
-            tuple(c.probability for c in r.root_cause),
-            fingerprint=f"classifier: {kind} p={r.kinds.get(kind, 0.0):.2f}{note}",
-            similarity=r.kinds.get(kind),
-            baseline=tuple(x.service for x in rank_services(ch)),
-        )
+        return decide(self.trained.model.recognise(ch), ch, fused=self.fused)
+
+
+def decide(r: EngineRecognition, ch: Changes, fused: bool = True) -> Recognition:
+    """The watch's answer from the engine's recognition ``r`` of the changes ``ch``.
+
+    Root causes: with ``fused``, the engine's ranking and the statistical one
+    (:func:`twin.predict.localise.rank_services`) combined by reciprocal rank fusion
+    (:func:`twin.predict.evidence.fuse`; probabilities: the fused scores' shares), else the
+    engine's alone; then the entry service among the first three when errors are seen at
+    the entry only (:func:`twin.predict.evidence.place_entry`). Kind: the one the changes
+    say plainly about the first candidate (:func:`twin.predict.evidence.evidence_kind`),
+    else the engine's most likely fault kind (when its best guess is ``none``, the next one,
+    and the fingerprint says so). The statistical ranking rides along as ``baseline``."""
+    from twin.predict import evidence as ev
+    from twin.predict.localise import rank_services
+
+    baseline = tuple(x.service for x in rank_services(ch))
+    engine = [c.service for c in r.root_cause]
+    if fused:
+        scored = ev.fuse([engine, baseline])
+    else:
+        scored = [(c.service, c.probability) for c in r.root_cause]
+    names = ev.place_entry([s for s, _ in scored], ch)
+    weight = dict(scored)
+    total = sum(weight.get(s, 0.0) for s in names) or 1.0
+    kinds = {k: p for k, p in r.kinds.items() if k != "none"}
+    guess = max(kinds, key=lambda k: kinds[k]) if kinds else r.kind
+    said = ev.evidence_kind(ch, names[0] if names else None)
+    kind = said or guess
+    none = r.kinds.get("none")
+    note = f"; none {none:.2f}" if none is not None and r.kind == "none" else ""
+    how = f"; kind from the evidence: {said}" if said else ""
+    return Recognition(
+        kind,
+        tuple(names),
+        tuple(weight.get(s, 0.0) / total for s in names),
+        fingerprint=f"classifier: {guess} p={r.kinds.get(guess, 0.0):.2f}{note}{how}",
+        similarity=r.kinds.get(kind),
+        baseline=baseline,
+    )
 
 
 # -- mitigation --------------------------------------------------------------------------------
@@ -781,5 +815,6 @@ __all__ = [
     "Watch",
     "WatchConfig",
     "WindowRecord",
+    "decide",
     "suspect_changes",
 ]
