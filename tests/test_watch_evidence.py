@@ -15,7 +15,8 @@ from twin.predict import evidence as ev
 from twin.predict.localise import Changes
 from twin.predict.recognise import Candidate as EngineCandidate
 from twin.predict.recognise import Recognition as EngineRecognition
-from twin.predict.watch import decide
+from twin.predict.sources import EntrySli, Window
+from twin.predict.watch import LargestChange, decide
 
 NAN = math.nan
 CALLS = (("front", "a"), ("front", "b"), ("a", "c"), ("b", "c"))
@@ -165,3 +166,37 @@ def test_unfused_the_watchs_ranking_is_the_engines() -> None:
     ch = _changes(c={"latency_p95": 90.0, "cpu": 4.0})
     rec = decide(_engine("latency", ["a", "b", "c", "front"]), ch, fused=False)
     assert rec.root_cause == ("a", "b", "c", "front")
+
+
+# -- the statistical recogniser reads the same evidence ------------------------------------
+
+
+def _window(t: float, success: float, b_latency: float, b_cpu: float, k: int) -> Window:
+    wobble = 1.0 + 0.01 * (k % 3)  # a little spread, so a change has a scale
+    services = {
+        "front": {"cpu": 0.3 * wobble, "latency_p95": 0.2 * wobble},
+        "a": {"cpu": 0.2 * wobble, "latency_p95": 0.05 * wobble},
+        "b": {"cpu": b_cpu * wobble, "latency_p95": b_latency * wobble},
+        "c": {"cpu": 0.1 * wobble, "latency_p95": 0.02 * wobble},
+    }
+    entry = EntrySli(requests=600.0, success=success - 0.0005 * (k % 3), p50=0.1, p99=0.5)
+    return Window(time=t, seconds=60.0, services=services, entry=entry)
+
+
+def test_statistical_recogniser_calls_entry_errors_an_error_fault_with_the_entry_third() -> None:
+    normal = [_window(60.0 * k, 1.0, 0.03, 0.1, k) for k in range(5)]
+    recent = [_window(60.0 * (5 + k), 0.9, 0.09, 0.1, k) for k in range(3)]
+    rec = LargestChange(CALLS).recognise(recent, normal)
+    assert rec.kind == "error_rate"
+    assert "front" in rec.root_cause[:3]
+    assert rec.baseline[0] == rec.root_cause[0] == "b"
+
+
+def test_the_statistical_recogniser_calls_a_cpu_rise_at_the_first_candidate_a_cpu_fault() -> None:
+    normal = [_window(60.0 * k, 1.0, 0.03, 0.1, k) for k in range(5)]
+    # latency is the largest change (the moving metric says latency), CPU rose clearly too
+    recent = [_window(60.0 * (5 + k), 1.0, 0.3, 0.2, k) for k in range(3)]
+    rec = LargestChange(CALLS).recognise(recent, normal)
+    assert rec.root_cause[0] == "b"
+    assert rec.fingerprint is not None and "latency_p95" in rec.fingerprint
+    assert rec.kind == "cpu_exhaustion"

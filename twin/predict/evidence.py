@@ -14,6 +14,9 @@ whatever the sizes, and these functions read them:
   service's own success share did (or the telemetry has none), the failing requests may
   have failed anywhere on their path, the entry service included; it is the one service
   sure to be on that path. :func:`place_entry` gives it a place in the first three.
+- **How much an answer read** (:func:`strength`): the watch re-recognises every window of
+  a condition, and as a fault ends its suspect windows fill with recovery; an answer read
+  from fading changes should not replace one read from the fault itself.
 - **The kind from what moved** (:func:`evidence_kind`): errors at the entry without its
   latency rising are an error fault; the first candidate's own CPU rising clearly is a CPU
   fault; its latency (own, or on the calls into it) rising with its CPU flat is a latency
@@ -26,7 +29,7 @@ import math
 from collections.abc import Sequence
 
 from twin.faults import CpuExhaustionFault, ErrorRateFault, LatencyFault
-from twin.predict.localise import Changes, service_evidence
+from twin.predict.localise import Changes, rank_services, service_evidence
 
 CLEAR = 6.0
 """A standardised change at least this large is a clear move (the watch's anomaly band is
@@ -59,6 +62,14 @@ def fuse(rankings: Sequence[Sequence[str]], k: float = RRF_K) -> list[tuple[str,
             score[s] = score.get(s, 0.0) + 1.0 / (k + r + 1)
             order.setdefault(s, len(order))
     return sorted(score.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+
+
+def strength(ch: Changes) -> float:
+    """How much moved: the sum over services of log(1 + their largest absolute standardised
+    change) (:func:`twin.predict.localise.rank_services`' scores). Logarithms, so one metric
+    at the cap does not outweigh everything else; a sum, so a picture where fewer services
+    moved, or moved less, reads weaker."""
+    return float(sum(math.log1p(r.score) for r in rank_services(ch) if r.score > 0))
 
 
 def entry_services(ch: Changes) -> list[str]:
@@ -135,4 +146,5 @@ __all__ = [
     "evidence_kind",
     "fuse",
     "place_entry",
+    "strength",
 ]

@@ -212,6 +212,8 @@ class Recognition:
     intensity: float | None = None
     baseline: tuple[str, ...] = ()
     """The statistical localiser's ranking on the same windows (most likely first)."""
+    strength: float | None = None
+    """How much the windows read had moved (:func:`twin.predict.evidence.strength`)."""
 
 
 class Recogniser(Protocol):
@@ -310,6 +312,7 @@ class LargestChange:
             fingerprint=f"largest change: {top.service} {top.metric}{how}",
             similarity=None,
             baseline=baseline,
+            strength=ev.strength(ch),
         )
 
 
@@ -383,6 +386,7 @@ def decide(r: EngineRecognition, ch: Changes, fused: bool = True) -> Recognition
         fingerprint=f"classifier: {guess} p={r.kinds.get(guess, 0.0):.2f}{note}{how}",
         similarity=r.kinds.get(kind),
         baseline=baseline,
+        strength=ev.strength(ch),
     )
 
 
@@ -496,6 +500,7 @@ class Watch:
         self.recent: deque[src.Window] = deque(maxlen=max(c.suspect_windows, 1))
         self.entries = {w.service for w in self.topology.workload}
         self._estimates: dict[tuple[str, str | None], tuple[float, BreachEstimate, Mitigation]] = {}
+        self._held: tuple[float, Recognition] | None = None
 
     # -- per window ----------------------------------------------------------------------------
 
@@ -555,6 +560,7 @@ class Watch:
             self.recent.append(w)  # a suspect window: something moved the harmful way
         else:
             self.recent.clear()
+            self._held = None
         estimate: BreachEstimate | None = None
         messages: list[Alert] = []
         conditions: list[Condition] = []
@@ -622,7 +628,7 @@ class Watch:
         breaching: bool,
         follow: Any,
     ) -> tuple[Condition, BreachEstimate | None]:
-        rec = self.recogniser.recognise(list(self.recent) or [w], list(self.normal))
+        rec = self._recognise(w)
         target = next((s for s in rec.root_cause if s in self.topology.services), None)
         key = (rec.kind, target)
         cached = self._estimates.get(key)
@@ -678,6 +684,27 @@ class Watch:
             summary=f"{rec.kind} at {where}: {when}{note}",
         )
         return cond, estimate
+
+    def _recognise(self, w: src.Window) -> Recognition:
+        """The recogniser's answer on the suspect windows, held against a weaker one: an
+        answer stands for as many windows as the recogniser reads (``suspect_windows``)
+        unless a new one read at least as strong a change (its ``strength``). As a fault
+        ends, the suspect windows fill with recovery and the changes fade; the answer read
+        from the fault itself is kept rather than replaced by one read from its tail. A
+        break in the suspect windows forgets the held answer."""
+        rec = self.recogniser.recognise(list(self.recent) or [w], list(self.normal))
+        held = self._held
+        span = max(self.config.suspect_windows, 1) * w.seconds
+        if (
+            held is not None
+            and w.time - held[0] < span - 1e-9
+            and held[1].strength is not None
+            and rec.strength is not None
+            and held[1].strength > rec.strength
+        ):
+            return held[1]
+        self._held = (w.time, rec)
+        return rec
 
     # -- the twin forward ----------------------------------------------------------------------
 
