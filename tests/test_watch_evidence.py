@@ -7,16 +7,19 @@ plainly."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import permutations
 
 import pytest
+from small_system import small_topology
 
 from twin.predict import evidence as ev
 from twin.predict.localise import Changes
 from twin.predict.recognise import Candidate as EngineCandidate
 from twin.predict.recognise import Recognition as EngineRecognition
 from twin.predict.sources import EntrySli, Window
-from twin.predict.watch import LargestChange, decide
+from twin.predict.watch import LargestChange, Recognition, Watch, WatchConfig, decide
 
 NAN = math.nan
 CALLS = (("front", "a"), ("front", "b"), ("a", "c"), ("b", "c"))
@@ -200,3 +203,47 @@ def test_the_statistical_recogniser_calls_a_cpu_rise_at_the_first_candidate_a_cp
     assert rec.root_cause[0] == "b"
     assert rec.fingerprint is not None and "latency_p95" in rec.fingerprint
     assert rec.kind == "cpu_exhaustion"
+
+
+# -- an answer read from the fault is not overwritten by one read from its tail -------------
+
+
+@dataclass
+class _Scripted:
+    """A recogniser answering from a script: (first root cause, strength) per call."""
+
+    script: list[tuple[str, float]]
+
+    def recognise(self, recent: Sequence[Window], normal: Sequence[Window]) -> Recognition:
+        service, strength = self.script.pop(0)
+        return Recognition("latency", (service,), (1.0,), strength=strength)
+
+
+def _held_answers(script: list[tuple[str, float]]) -> list[str]:
+    watch = Watch(small_topology(), WatchConfig(suspect_windows=3), recogniser=_Scripted(script))
+    return [
+        watch._recognise(_window(60.0 * k, 1.0, 0.03, 0.1, k)).root_cause[0]
+        for k in range(len(script))
+    ]
+
+
+def test_a_weaker_answer_does_not_replace_a_stronger_one_within_the_windows_read() -> None:
+    script = [("a", 10.0), ("b", 5.0), ("c", 4.0)]
+    assert _held_answers(script) == ["a", "a", "a"]
+
+
+def test_a_held_answer_expires_after_the_windows_it_read() -> None:
+    script = [("a", 10.0), ("b", 5.0), ("c", 4.0), ("d", 1.0)]
+    assert _held_answers(script)[3] == "d"
+
+
+def test_an_answer_at_least_as_strong_replaces_the_held_one() -> None:
+    script = [("a", 10.0), ("b", 10.0), ("c", 30.0), ("d", 2.0)]
+    assert _held_answers(script) == ["a", "b", "c", "c"]
+
+
+def test_strength_grows_with_what_moved() -> None:
+    quiet = _changes()
+    one = _changes(a={"latency_p95": 40.0})
+    two = _changes(a={"latency_p95": 40.0}, b={"cpu": 20.0})
+    assert ev.strength(quiet) < ev.strength(one) < ev.strength(two)
