@@ -247,3 +247,11 @@ def test_strength_grows_with_what_moved() -> None:
     one = _changes(a={"latency_p95": 40.0})
     two = _changes(a={"latency_p95": 40.0}, b={"cpu": 20.0})
     assert ev.strength(quiet) < ev.strength(one) < ev.strength(two)
+
+
+def test_a_window_where_nothing_moved_forgets_the_held_answer() -> None:
+    watch = Watch(small_topology(), WatchConfig(suspect_windows=3), recogniser=_Scripted([]))
+    watch._held = (0.0, Recognition("latency", ("a",), (1.0,), strength=1e9))
+    # the detectors' first window has no band yet, so nothing in it moves
+    watch.step(_window(60.0, 1.0, 0.03, 0.1, 0))
+    assert watch._held is None
