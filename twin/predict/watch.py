@@ -63,6 +63,7 @@ from twin.topology import Topology
 
 if TYPE_CHECKING:
     from twin.predict.localise import Changes
+    from twin.predict.recognise import Recognition as EngineRecognition
     from twin.predict.recognise import Trained
 
 ENTRY = "entry"
@@ -211,6 +212,8 @@ class Recognition:
     intensity: float | None = None
     baseline: tuple[str, ...] = ()
     """The statistical localiser's ranking on the same windows (most likely first)."""
+    strength: float | None = None
+    """How much the windows read had moved (:func:`twin.predict.evidence.strength`)."""
 
 
 class Recogniser(Protocol):
@@ -273,34 +276,43 @@ class LargestChange:
     """The statistical localiser (BARO / N-sigma style): each service's score is its largest
     absolute standardised change (:func:`twin.predict.localise.rank_services`: its own
     metrics and the calls into it, the suspect windows' median against the last ``before``
-    normal windows' median over their interquartile spread); services rank by score; the
-    kind is the one the moving metric stands for (CPU -> cpu_exhaustion, success ->
-    error_rate, latency -> latency, rate -> outage). Probabilities are the log-scores'
-    softmax."""
+    normal windows' median over their interquartile spread); services rank by score, with
+    the entry service among the first three when errors are seen at the entry only
+    (:func:`twin.predict.evidence.place_entry`). The kind is the one the changes say plainly
+    (:func:`twin.predict.evidence.evidence_kind`), else the one the moving metric stands for
+    (CPU -> cpu_exhaustion, success -> error_rate, latency -> latency, rate -> outage).
+    Probabilities are the log-scores' softmax."""
 
     calls: tuple[tuple[str, str], ...] = ()
     before: int = 5
     min_before: int = 2
 
     def recognise(self, recent: Sequence[src.Window], normal: Sequence[src.Window]) -> Recognition:
+        from twin.predict import evidence as ev
         from twin.predict.localise import rank_services
 
         ch = suspect_changes(recent, normal, self.calls, self.before, self.min_before)
         ranked = [r for r in rank_services(ch) if r.score >= 0] if ch is not None else []
-        if not ranked:
+        if ch is None or not ranked:
             return Recognition("unknown", (), ())
-        zs = np.array([r.score for r in ranked])
+        baseline = tuple(r.service for r in ranked)
+        score = {r.service: r.score for r in ranked}
+        names = tuple(ev.place_entry(baseline, ch))
+        zs = np.array([max(score.get(s, 0.0), 0.0) for s in names])
         p = np.exp(np.log1p(zs) - np.log1p(zs).max())
         p = p / p.sum()
         top = ranked[0]
-        names = tuple(r.service for r in ranked)
+        said = ev.evidence_kind(ch, names[0])
+        kind = said or KIND_OF_METRIC.get(top.metric, "latency")
+        how = f"; kind from the evidence: {said}" if said else ""
         return Recognition(
-            KIND_OF_METRIC.get(top.metric, "latency"),
+            kind,
             names,
             tuple(float(x) for x in p),
-            fingerprint=f"largest change: {top.service} {top.metric}",
+            fingerprint=f"largest change: {top.service} {top.metric}{how}",
             similarity=None,
-            baseline=names,
+            baseline=baseline,
+            strength=ev.strength(ch),
         )
 
 
@@ -312,20 +324,17 @@ class Classifier:
     The windows are read as the engine was trained (:func:`suspect_changes`): the suspect
     windows (``recent``) are the fault's, the last normal windows before them (as many as
     the training baseline held) its baseline, with the training's uninformative metrics left
-    out. The kind is the most likely fault kind (when the engine's best guess is ``none``,
-    the next one, and the fingerprint says so); root causes and probabilities are the
-    engine's; the statistical ranking of the same changes rides along as ``baseline``. With
-    fewer than ``min_before`` normal windows there is no baseline to compare with, and
-    ``fallback`` (the statistical ranking) answers."""
+    out; the answer is :func:`decide`'s (``fused``: the engine's ranking fused with the
+    statistical one). With fewer than ``min_before`` normal windows there is no baseline to
+    compare with, and ``fallback`` (the statistical ranking) answers."""
 
     trained: Trained
     calls: tuple[tuple[str, str], ...] = ()
     min_before: int = 2
     fallback: Recogniser | None = None
+    fused: bool = True
 
     def recognise(self, recent: Sequence[src.Window], normal: Sequence[src.Window]) -> Recognition:
-        from twin.predict.localise import rank_services
-
         spec = self.trained.spec
         step = recent[-1].seconds if recent else 60.0
         n_before = max(round(spec.before_s / step), 1)
@@ -337,19 +346,48 @@ class Classifier:
             rec = fallback.recognise(recent, normal)
             name = f"{rec.fingerprint} (too few normal windows for the classifier)"
             return replace(rec, fingerprint=name)
-        r = self.trained.model.recognise(ch)
-        kinds = {k: p for k, p in r.kinds.items() if k != "none"}
-        kind = max(kinds, key=lambda k: kinds[k]) if kinds else r.kind
-        none = r.kinds.get("none")
-        note = f"; none {none:.2f}" if none is not None and r.kind == "none" else ""
-        return Recognition(
-            kind,
-            tuple(c.service for c in r.root_cause),
-            tuple(c.probability for c in r.root_cause),
-            fingerprint=f"classifier: {kind} p={r.kinds.get(kind, 0.0):.2f}{note}",
-            similarity=r.kinds.get(kind),
-            baseline=tuple(x.service for x in rank_services(ch)),
-        )
+        return decide(self.trained.model.recognise(ch), ch, fused=self.fused)
+
+
+def decide(r: EngineRecognition, ch: Changes, fused: bool = True) -> Recognition:
+    """The watch's answer from the engine's recognition ``r`` of the changes ``ch``.
+
+    Root causes: with ``fused``, the engine's ranking and the statistical one
+    (:func:`twin.predict.localise.rank_services`) combined by reciprocal rank fusion
+    (:func:`twin.predict.evidence.fuse`; probabilities: the fused scores' shares), else the
+    engine's alone; then the entry service among the first three when errors are seen at
+    the entry only (:func:`twin.predict.evidence.place_entry`). Kind: the one the changes
+    say plainly about the first candidate (:func:`twin.predict.evidence.evidence_kind`),
+    else the engine's most likely fault kind (when its best guess is ``none``, the next one,
+    and the fingerprint says so). The statistical ranking rides along as ``baseline``."""
+    from twin.predict import evidence as ev
+    from twin.predict.localise import rank_services
+
+    baseline = tuple(x.service for x in rank_services(ch))
+    engine = [c.service for c in r.root_cause]
+    if fused:
+        scored = ev.fuse([engine, baseline])
+    else:
+        scored = [(c.service, c.probability) for c in r.root_cause]
+    names = ev.place_entry([s for s, _ in scored], ch)
+    weight = dict(scored)
+    total = sum(weight.get(s, 0.0) for s in names) or 1.0
+    kinds = {k: p for k, p in r.kinds.items() if k != "none"}
+    guess = max(kinds, key=lambda k: kinds[k]) if kinds else r.kind
+    said = ev.evidence_kind(ch, names[0] if names else None)
+    kind = said or guess
+    none = r.kinds.get("none")
+    note = f"; none {none:.2f}" if none is not None and r.kind == "none" else ""
+    how = f"; kind from the evidence: {said}" if said else ""
+    return Recognition(
+        kind,
+        tuple(names),
+        tuple(weight.get(s, 0.0) / total for s in names),
+        fingerprint=f"classifier: {guess} p={r.kinds.get(guess, 0.0):.2f}{note}{how}",
+        similarity=r.kinds.get(kind),
+        baseline=baseline,
+        strength=ev.strength(ch),
+    )
 
 
 # -- mitigation --------------------------------------------------------------------------------
@@ -462,6 +500,7 @@ class Watch:
         self.recent: deque[src.Window] = deque(maxlen=max(c.suspect_windows, 1))
         self.entries = {w.service for w in self.topology.workload}
         self._estimates: dict[tuple[str, str | None], tuple[float, BreachEstimate, Mitigation]] = {}
+        self._held: tuple[float, Recognition] | None = None
 
     # -- per window ----------------------------------------------------------------------------
 
@@ -521,6 +560,7 @@ class Watch:
             self.recent.append(w)  # a suspect window: something moved the harmful way
         else:
             self.recent.clear()
+            self._held = None
         estimate: BreachEstimate | None = None
         messages: list[Alert] = []
         conditions: list[Condition] = []
@@ -588,7 +628,7 @@ class Watch:
         breaching: bool,
         follow: Any,
     ) -> tuple[Condition, BreachEstimate | None]:
-        rec = self.recogniser.recognise(list(self.recent) or [w], list(self.normal))
+        rec = self._recognise(w)
         target = next((s for s in rec.root_cause if s in self.topology.services), None)
         key = (rec.kind, target)
         cached = self._estimates.get(key)
@@ -644,6 +684,27 @@ class Watch:
             summary=f"{rec.kind} at {where}: {when}{note}",
         )
         return cond, estimate
+
+    def _recognise(self, w: src.Window) -> Recognition:
+        """The recogniser's answer on the suspect windows, held against a weaker one: an
+        answer stands for as many windows as the recogniser reads (``suspect_windows``)
+        unless a new one read at least as strong a change (its ``strength``). As a fault
+        ends, the suspect windows fill with recovery and the changes fade; the answer read
+        from the fault itself is kept rather than replaced by one read from its tail. A
+        break in the suspect windows forgets the held answer."""
+        rec = self.recogniser.recognise(list(self.recent) or [w], list(self.normal))
+        held = self._held
+        span = max(self.config.suspect_windows, 1) * w.seconds
+        if (
+            held is not None
+            and w.time - held[0] < span - 1e-9
+            and held[1].strength is not None
+            and rec.strength is not None
+            and held[1].strength > rec.strength
+        ):
+            return held[1]
+        self._held = (w.time, rec)
+        return rec
 
     # -- the twin forward ----------------------------------------------------------------------
 
@@ -781,5 +842,6 @@ __all__ = [
     "Watch",
     "WatchConfig",
     "WindowRecord",
+    "decide",
     "suspect_changes",
 ]
