@@ -52,7 +52,7 @@ def test_a_hog_takes_more_of_a_pod_with_fewer_workers_and_more_with_more_threads
     for col in zip(*shares, strict=True):
         assert list(col) == sorted(col)
     assert hog_share(1, 1) == pytest.approx(0.5)
-    assert 0.0 < min(min(r) for r in shares) and max(max(r) for r in shares) <= MAX_QUOTA_SHARE
+    assert min(min(r) for r in shares) > 0.0 and max(max(r) for r in shares) <= MAX_QUOTA_SHARE
 
 
 def _p50(plan: Plan | None, threads: float, rate: float) -> float:
