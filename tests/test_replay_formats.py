@@ -22,7 +22,11 @@ def pair() -> Topology:
     return front_back(rate=5.0, back={"dist": "exponential", "mean": 0.02})
 
 
-def nezha_day(folder: Path, faults: list[tuple[int, str, str]]) -> Path:
+def nezha_day(
+    folder: Path, faults: list[tuple[int, str, str]], cpu: tuple[float, float] = (10.0, 10.0)
+) -> Path:
+    """A day of Nezha's layout: the front end's SLI table, one pod table (CPU use ``cpu[0]``
+    % of its limit, ``cpu[1]`` % in a fault's minutes) and the fault list."""
     folder.mkdir(parents=True)
     sli = [
         "Time,TimeStamp,ServiceName,SuccessRate(%),LatencyP50(s),LatencyP90(s),"
@@ -34,7 +38,7 @@ def nezha_day(folder: Path, faults: list[tuple[int, str, str]]) -> Path:
         slow = any(s <= t - 60 < s + 180 for s, _, _ in faults)
         p50 = 0.2 if slow else 0.03
         sli.append(f"x,{t},Frontend,100,{p50},{p50 * 2},{p50 * 2.5},{p50 * 3}")
-        pod.append(f"x,{t},front-5f6585d649-fnmft,5.0,10")
+        pod.append(f"x,{t},front-5f6585d649-fnmft,5.0,{cpu[1] if slow else cpu[0]:g}")
     (folder / "front_service.csv").write_text("\n".join(sli) + "\n")
     (folder / "front-5f6585d649-fnmft_metric.csv").write_text("\n".join(pod) + "\n")
     doc = {

@@ -26,6 +26,12 @@ class Figures(_Doc):
     success: Probability | None = Field(
         default=None, description="share of requests that succeeded"
     )
+    cpu: Finite | None = Field(
+        default=None,
+        ge=0,
+        description="CPU used, as a share of the CPU limit (1: at the limit; a container's "
+        "accounting can read slightly above)",
+    )
 
 
 class Window(Figures):
@@ -61,6 +67,12 @@ class Fault(_Doc):
     kind: str | None = Field(default=None, description="twin fault kind, when the data name one")
     magnitude: Finite | None = Field(
         default=None, description="the fault's intensity in the kind's unit, when published"
+    )
+    baseline: Figures | None = Field(
+        default=None,
+        description="the target service's own figures (request rate, CPU use) over the "
+        "recording's fault-free minutes, where the data have them: a mapping expresses the "
+        "fault through the service it hit (never through the fault's own minutes)",
     )
     detail: dict[str, str] = Field(
         default_factory=dict, description="format-specific facts the mapping needs"

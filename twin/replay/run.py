@@ -396,17 +396,18 @@ def run_replay(
     plans: list[tuple[Fault, Plan | str]] = [(f, planner(f, topology)) for f in obs.faults]
     matched = {id(f): windows_in(f, obs.windows, cfg.overlap) for f in obs.faults}
     fit_on: dict[str, Fault] = {}
+    keys = _fit_keys(plans)
     if cfg.fit == "first":
         for f, p in plans:
             if isinstance(p, Plan) and not p.fixed and p.grid and matched[id(f)]:
-                fit_on.setdefault(f.type, f)
+                fit_on.setdefault(keys[id(f)], f)
     topology, workload = _workload(topology, obs, cfg, list(fit_on.values()), matched)
     closed = any(w.closed for w in topology.workload)
     blocks = fault_free_blocks(obs, cfg)
     total = (
         len(plans)
         + len(blocks)
-        + sum(len(p.grid) for f, p in plans if isinstance(p, Plan) and fit_on.get(f.type) is f)
+        + sum(len(p.grid) for f, p in plans if isinstance(p, Plan) and fit_on.get(keys[id(f)]) is f)
     )
     done = 0
 
@@ -444,6 +445,8 @@ def run_replay(
         # closed one keeps its fitted users (the fault's rate is what the users' wait made it)
         rate, per, lat = _load_of(before or ([] if closed else ws))
         topo = at_load(topology, rate, per, lat)
+        if p.adjust is not None:
+            topo = p.adjust(topo)
         row["load"] = {"rate": rate, "services": per} if per else {"rate": rate}
         users = {w.entry: w.users for w in topo.workload if w.users is not None}
         if users:
@@ -465,17 +468,18 @@ def run_replay(
 
         role = "held out"
         tried: dict[float, Prediction] = {}
-        if fit_on.get(f.type) is f:
+        key = keys.get(id(f), f.type)
+        if fit_on.get(key) is f:
             trials = {}
             for g in p.grid:
                 tried[g] = run(g)
                 trials[g] = _fit_error(tried[g], ws, p.fit_on)
                 tick()
             best = min(trials, key=lambda g: trials[g])
-            magnitudes[f.type] = best
-            fitted[f.type] = {"magnitude": best, "on": f.label, "grid": trials}
+            magnitudes[key] = best
+            fitted[key] = {"magnitude": best, "on": f.label, "grid": trials}
             role = "fit"
-        x: float | None = p.value if p.fixed else magnitudes.get(f.type, p.value)
+        x: float | None = p.value if p.fixed else magnitudes.get(key, p.value)
         if x is None:
             rows.append(
                 {
@@ -512,6 +516,21 @@ def run_replay(
 
     block_rows = _blocks(topology, obs, cfg, blocks, base, tick)
     return _result(obs, cfg, rows, block_rows, fitted) | {"workload": workload}
+
+
+def _fit_keys(plans: Sequence[tuple[Fault, Plan | str]]) -> dict[int, str]:
+    """What a fitted magnitude is shared by: the fault type, and the twin fault kind where one
+    type maps to several (a CPU fault is a hog where the pod's CPU figures exist, a delay
+    where they do not: a number of threads and a delay in seconds are not one magnitude).
+    The kind the type maps to first keeps the bare type's name."""
+    first: dict[str, str] = {}
+    out: dict[int, str] = {}
+    for f, p in plans:
+        if not isinstance(p, Plan):
+            continue
+        kind = first.setdefault(f.type, p.kind)
+        out[id(f)] = f.type if p.kind == kind else f"{f.type} ({p.kind})"
+    return out
 
 
 def _workload(
