@@ -28,6 +28,7 @@ from twin.drift import documents as dr
 from twin.faults import KINDS, FaultBase
 from twin.mirror import document as mi
 from twin.predict import alerts as al
+from twin.replay import document as rp
 
 SECTIONS: list[tuple[str, list[type[BaseModel]]]] = [
     (
@@ -80,6 +81,7 @@ SECTIONS: list[tuple[str, list[type[BaseModel]]]] = [
         ],
     ),
     ("Drift policy and ignore rules", [dr.DriftPolicy, dr.Override, dr.IgnoreRules, dr.IgnoreRule]),
+    ("Replay: the observed data", [rp.Observed, rp.Window, rp.Figures, rp.Fault]),
     (
         "Results: summary.json",
         [

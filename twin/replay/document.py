@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from twin.bounds import Finite, Probability
+from twin.bounds import MAX_DIST_VALUE, MAX_FACTOR, MAX_RATE, MAX_SECONDS, Finite, Probability
+
+MAX_UNIX_SECONDS = 1e11
+"""Latest time a window or a fault may name (Unix seconds; about the year 5000)."""
 
 
 class _Doc(BaseModel):
@@ -19,16 +22,23 @@ class _Doc(BaseModel):
 class Figures(_Doc):
     """What one service (or the entry) showed over a window; None where not measured."""
 
-    rate: Finite | None = Field(default=None, ge=0, description="requests per second")
-    mean: Finite | None = Field(default=None, ge=0, description="mean latency, seconds")
-    p50: Finite | None = Field(default=None, ge=0, description="median latency, seconds")
-    p99: Finite | None = Field(default=None, ge=0, description="99th percentile, seconds")
+    rate: Finite | None = Field(default=None, ge=0, le=MAX_RATE, description="requests per second")
+    mean: Finite | None = Field(
+        default=None, ge=0, le=MAX_SECONDS, description="mean latency, seconds"
+    )
+    p50: Finite | None = Field(
+        default=None, ge=0, le=MAX_SECONDS, description="median latency, seconds"
+    )
+    p99: Finite | None = Field(
+        default=None, ge=0, le=MAX_SECONDS, description="99th percentile, seconds"
+    )
     success: Probability | None = Field(
         default=None, description="share of requests that succeeded"
     )
     cpu: Finite | None = Field(
         default=None,
         ge=0,
+        le=MAX_FACTOR,
         description="CPU used, as a share of the CPU limit (1: at the limit; a container's "
         "accounting can read slightly above)",
     )
@@ -38,8 +48,8 @@ class Window(Figures):
     """One observed window, ``[time - seconds, time)``: the entry's figures (or those of
     :attr:`Observed.observed`), and per service where the format has them."""
 
-    time: Finite = Field(description="end of the window, Unix seconds")
-    seconds: Finite = Field(gt=0, description="length of the window, seconds")
+    time: Finite = Field(ge=0, le=MAX_UNIX_SECONDS, description="end of the window, Unix seconds")
+    seconds: Finite = Field(gt=0, le=MAX_SECONDS, description="length of the window, seconds")
     segment: str = Field(
         default="",
         description="the capture the window belongs to: windows of different captures are "
@@ -49,6 +59,7 @@ class Window(Figures):
     mean_estimate: Finite | None = Field(
         default=None,
         ge=0,
+        le=MAX_SECONDS,
         description="the entry's mean latency (seconds) estimated from published quantiles "
         "where the data give no mean: read by the workload fit and the closed loop's load, "
         "never scored",
@@ -58,15 +69,18 @@ class Window(Figures):
 class Fault(_Doc):
     """One injected fault as the data describe it, and the twin fault it maps to (if any)."""
 
-    start: Finite = Field(description="Unix seconds")
-    end: Finite = Field(description="Unix seconds (after start)")
+    start: Finite = Field(ge=0, le=MAX_UNIX_SECONDS, description="Unix seconds")
+    end: Finite = Field(ge=0, le=MAX_UNIX_SECONDS, description="Unix seconds (after start)")
     target: str = Field(description="the service (or 'a->b' edge) the fault was injected at")
     type: str = Field(description="the fault's type in the data's own words")
     label: str = Field(description="how tables name this fault")
     segment: str = Field(default="", description="the capture its windows are in")
     kind: str | None = Field(default=None, description="twin fault kind, when the data name one")
     magnitude: Finite | None = Field(
-        default=None, description="the fault's intensity in the kind's unit, when published"
+        default=None,
+        ge=-MAX_DIST_VALUE,
+        le=MAX_DIST_VALUE,
+        description="the fault's intensity in the kind's unit, when published",
     )
     baseline: Figures | None = Field(
         default=None,
@@ -90,10 +104,16 @@ class Observed(_Doc):
     windows: list[Window]
     faults: list[Fault]
     block_seconds: Finite = Field(
-        default=1800.0, gt=0, description="fault-free windows are compared in blocks this long"
+        default=1800.0,
+        gt=0,
+        le=MAX_SECONDS,
+        description="fault-free windows are compared in blocks this long",
     )
     twin_seconds: Finite = Field(
-        default=600.0, gt=0, description="simulated seconds of a fault-free block's run"
+        default=600.0,
+        gt=0,
+        le=MAX_SECONDS,
+        description="simulated seconds of a fault-free block's run",
     )
     files: list[str] = Field(default_factory=list, description="what was read")
     notes: list[str] = Field(default_factory=list, description="what the reader had to say")

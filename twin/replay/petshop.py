@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.bounds import MAX_SECONDS
 from twin.calibrate.petshop import period_seconds, read_node_metrics, service_name
 from twin.errors import InputError
 from twin.faults import ErrorRateFault, LatencyFault
@@ -145,7 +146,7 @@ def read(folder: Path, topology: Topology) -> Observed:
         observed=observed,
         windows=windows,
         faults=sorted(faults, key=lambda f: f.start),
-        block_seconds=1e9,  # a capture is one block: its nodes' figures over all its periods
+        block_seconds=MAX_SECONDS,  # a capture is one block: its nodes' figures, all periods
         twin_seconds=3600.0,
         files=files,
     )
