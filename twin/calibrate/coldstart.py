@@ -1,0 +1,173 @@
+"""Cold starts from telemetry: a serverless function's warm time, cold-start seconds and
+keep-alive, or nothing when the data show none.
+
+A request that finds no warm idle instance waits for a new one (runtime and code
+initialisation) on top of its own work; an idle instance is reclaimed after ``keep_alive``
+seconds. With one instance per replica and Poisson arrivals at rate λ, a request is cold with
+probability ``exp(-λ K)`` (the gap since the previous request exceeds K), so a node's mean
+latency is ``w + c exp(-λ K)``: the warm time ``w``, the cold start ``c``.
+
+Two estimators, one per kind of data:
+
+- :func:`fit_periods`, from aggregates (one row per period: the node's request rate, its
+  mean latency and its request count, as CloudWatch or Prometheus give them): weighted least
+  squares of the period means on ``exp(-λ_t K)`` (weights: the periods' request counts, a
+  mean over more requests varies less), ``w`` and ``c`` linear for each ``K`` of a
+  logarithmic grid spanning the observed gaps. The rate has to vary between periods for this
+  to see anything: a node slow at every rate (or fast at every rate) gives no fit;
+- :func:`fit_requests`, from requests (spans: a start time and a latency each, one node):
+  the requests split by the gap since the node's previous request, cold above a threshold
+  ``K``; ``K`` is where the split leaves the least squared error, ``w`` and ``c`` are the
+  two groups' mean latencies and their difference.
+
+Both keep a fit only when it explains the latencies better than a constant mean (F test at
+``alpha``, 0.1% by default: the threshold ``K`` is chosen by search, which makes a plain test
+too ready to find one) and the cold requests are the slower ones. The result is what
+:class:`twin.topology.Service` takes as ``cold_start`` and ``keep_alive``
+(:meth:`ColdStartFit.fields`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+ALPHA = 0.001
+"""Significance a fit must reach against a constant mean latency."""
+MIN_ROWS = 10
+"""Fewest periods (or requests on each side of the split) a fit is made from."""
+GRID = 80
+"""Keep-alive candidates tried (logarithmic) by :func:`fit_periods`."""
+
+
+@dataclass(frozen=True)
+class ColdStartFit:
+    """Cold starts seen at one node."""
+
+    warm: float
+    """Mean seconds of a warm request (all of the node's latency but the cold start)."""
+    cold_start: float
+    """Mean extra seconds of a cold request."""
+    keep_alive: float
+    """Seconds an idle instance stays warm."""
+    p_value: float
+    """F test of the fit against a constant mean latency."""
+    n: int
+    """Periods (or requests) it was fitted on."""
+
+    def cold_share(self, rate: float, replicas: int = 1) -> float:
+        """Chance that a request is cold at ``rate`` per second over ``replicas`` (Poisson)."""
+        return math.exp(-max(0.0, rate) / max(1, replicas) * self.keep_alive)
+
+    def fields(self) -> dict[str, Any]:
+        """``cold_start`` and ``keep_alive`` of a topology's service (a constant cold start:
+        means are all the fit knows)."""
+        return {
+            "cold_start": {"dist": "constant", "mean": self.cold_start},
+            "keep_alive": self.keep_alive,
+        }
+
+
+def _f_test(sse0: float, sse1: float, extra: int, n: int, params: int) -> float:
+    """p-value of the F test of a model with ``extra`` more parameters (``params`` in all)."""
+    if n <= params or sse1 <= 0.0:
+        return 0.0 if sse0 > sse1 else 1.0
+    f = ((sse0 - sse1) / extra) / (sse1 / (n - params))
+    return float(stats.f.sf(f, extra, n - params)) if f > 0 else 1.0
+
+
+def fit_periods(
+    rates: ArrayLike, means: ArrayLike, counts: ArrayLike, *, alpha: float = ALPHA
+) -> ColdStartFit | None:
+    """Cold starts from periods: each period's request ``rates`` (per second), ``means``
+    (mean latency, seconds) and ``counts`` (requests, the weights). None when the mean
+    latency does not fall with the rate as cold starts make it (see the module's notes)."""
+    r = np.asarray(rates, dtype=float)
+    m = np.asarray(means, dtype=float)
+    wts = np.asarray(counts, dtype=float)
+    ok = np.isfinite(r) & np.isfinite(m) & np.isfinite(wts) & (r > 0) & (wts > 0) & (m >= 0)
+    r, m, wts = r[ok], m[ok], wts[ok]
+    n = int(r.size)
+    if n < MIN_ROWS or np.ptp(r) <= 0.0:
+        return None
+    mean0 = float(np.average(m, weights=wts))
+    sse0 = float(np.sum(wts * (m - mean0) ** 2))
+    if sse0 <= 0.0:
+        return None
+    # keep-alives from a tenth of the shortest mean gap to ten times the longest
+    lo, hi = 0.1 / float(r.max()), 10.0 / float(r.min())
+    best: tuple[float, float, float, float] | None = None  # sse, w, c, K
+    for k in np.geomspace(lo, hi, GRID):
+        x = np.exp(-r * k)
+        xm = float(np.average(x, weights=wts))
+        sxx = float(np.sum(wts * (x - xm) ** 2))
+        if sxx <= 1e-12 * float(np.sum(wts)):
+            continue
+        c = float(np.sum(wts * (x - xm) * (m - mean0))) / sxx
+        w = mean0 - c * xm
+        if c <= 0.0 or w < 0.0:
+            continue
+        sse = float(np.sum(wts * (m - w - c * x) ** 2))
+        if best is None or sse < best[0]:
+            best = (sse, w, c, float(k))
+    if best is None:
+        return None
+    sse1, w, c, k = best
+    p = _f_test(sse0, sse1, 2, n, 3)
+    if p >= alpha:
+        return None
+    return ColdStartFit(warm=w, cold_start=c, keep_alive=k, p_value=p, n=n)
+
+
+def fit_requests(
+    starts: ArrayLike, latencies: ArrayLike, *, alpha: float = ALPHA
+) -> ColdStartFit | None:
+    """Cold starts from one node's requests: start times (seconds) and latencies (seconds).
+    A request is cold when the gap since the node's previous request is above the fitted
+    keep-alive (the first request's gap is unknown: it is left out). None when no split by
+    gap explains the latencies (see the module's notes)."""
+    t = np.asarray(starts, dtype=float)
+    lat = np.asarray(latencies, dtype=float)
+    ok = np.isfinite(t) & np.isfinite(lat)
+    t, lat = t[ok], lat[ok]
+    order = np.argsort(t, kind="stable")
+    t, lat = t[order], lat[order]
+    if t.size < 2 * MIN_ROWS + 1:
+        return None
+    gap, lat = np.diff(t), lat[1:]
+    by_gap = np.argsort(gap, kind="stable")
+    g, y = gap[by_gap], lat[by_gap]
+    n = int(y.size)
+    # split after position i (warm: the i shortest gaps): prefix sums give every split's SSE
+    s1, s2 = np.cumsum(y), np.cumsum(y * y)
+    tot1, tot2 = float(s1[-1]), float(s2[-1])
+    sse0 = tot2 - tot1 * tot1 / n
+    if sse0 <= 0.0:
+        return None
+    i = np.arange(MIN_ROWS, n - MIN_ROWS + 1)
+    warm1, warm2 = s1[i - 1], s2[i - 1]
+    cold1, cold2 = tot1 - warm1, tot2 - warm2
+    sse = (warm2 - warm1**2 / i) + (cold2 - cold1**2 / (n - i))
+    distinct = g[i - 1] < g[i]  # a split between two equal gaps is no threshold
+    if not distinct.any():
+        return None
+    sse = np.where(distinct, sse, np.inf)
+    j = int(np.argmin(sse))
+    split = int(i[j])
+    warm = float(warm1[j] / split)
+    cold = float(cold1[j] / (n - split))
+    if cold <= warm:
+        return None
+    p = _f_test(sse0, float(sse[j]), 1, n, 2)
+    if p >= alpha:
+        return None
+    keep = 0.5 * (float(g[split - 1]) + float(g[split]))
+    return ColdStartFit(warm=warm, cold_start=cold - warm, keep_alive=keep, p_value=p, n=n)
+
+
+__all__ = ["ALPHA", "ColdStartFit", "fit_periods", "fit_requests"]
