@@ -133,7 +133,7 @@ def test_cold_starts_leave_other_services_draws_unchanged() -> None:
 
 
 def test_keep_alive_without_cold_start_is_refused_with_the_field_named() -> None:
-    with pytest.raises(InputError, match="services.f.keep_alive"):
+    with pytest.raises(InputError, match=r"services\.f\.keep_alive"):
         Topology.from_dict(doc(1.0, cold=None, keep_alive=5.0))
 
 
