@@ -12,9 +12,11 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from twin.calibrate.coldstart import ColdStartFit, fit_periods, fit_requests
+from twin.calibrate.petshop import build_topology, cold_starts, node_table
 from twin.errors import InputError
 from twin.scenario import Scenario
 from twin.sim import Simulation
@@ -214,3 +216,31 @@ def test_fit_of_requests_splits_by_the_gap_since_the_previous_request() -> None:
     assert fit.keep_alive == pytest.approx(45.0, rel=0.1)
     assert fit.cold_start == pytest.approx(1.5, rel=0.05)
     assert fit.warm == pytest.approx(0.44, rel=0.05)
+
+
+def test_petshop_calibration_gives_function_nodes_cold_starts_that_reproduce_their_mean() -> None:
+    rng = np.random.default_rng(11)
+    rates, means, counts = _periods(rng, w=0.3, c=1.2, k=40.0, n=300)
+    rows = []
+    for node in ("fn_AWS::Lambda", "db_AWS::DynamoDB"):  # a function, and a node that is not
+        for i, (n, m) in enumerate(zip(counts, means, strict=True)):
+            if n > 0:
+                t = 300.0 * i
+                rows.append((t, node, "requests", "Sum", n))
+                rows.append((t, node, "latency", "Average", m))
+                rows.append((t, node, "availability", "Average", 100.0))
+    tidy = pd.DataFrame(rows, columns=["t", "node", "metric", "statistic", "value"])
+    fits = cold_starts(tidy)
+    assert set(fits) == {"fn_AWS::Lambda"}
+    doc, _ = build_topology(node_table(tidy), [], cold=fits)
+    fn = doc["services"]["fn_AWS__Lambda"]
+    assert fn["keep_alive"] == pytest.approx(40.0, rel=0.3)
+    assert "cold_start" not in doc["services"]["db_AWS__DynamoDB"]
+    # the twin at the level's rate reproduces the node's mean latency (the calibration's:
+    # the mean over periods), cold starts included
+    topo = Topology.from_dict(doc)
+    s = Simulation(topo, Scenario(duration=200000, warmup=0, seed=12, window=1000.0)).run().summary
+    observed = float(np.mean(means[counts > 0]))
+    twin = s.services["fn_AWS__Lambda"].latency.mean
+    assert twin is not None
+    assert twin == pytest.approx(observed, rel=0.06)
