@@ -220,7 +220,7 @@ def test_fit_of_requests_splits_by_the_gap_since_the_previous_request() -> None:
 
 def test_petshop_calibration_gives_function_nodes_cold_starts_that_reproduce_their_mean() -> None:
     rng = np.random.default_rng(11)
-    rates, means, counts = _periods(rng, w=0.3, c=1.2, k=40.0, n=300)
+    _, means, counts = _periods(rng, w=0.3, c=1.2, k=40.0, n=300)
     rows = []
     for node in ("fn_AWS::Lambda", "db_AWS::DynamoDB"):  # a function, and a node that is not
         for i, (n, m) in enumerate(zip(counts, means, strict=True)):
