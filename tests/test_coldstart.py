@@ -244,3 +244,21 @@ def test_petshop_calibration_gives_function_nodes_cold_starts_that_reproduce_the
     twin = s.services["fn_AWS__Lambda"].latency.mean
     assert twin is not None
     assert twin == pytest.approx(observed, rel=0.06)
+
+
+def test_a_function_whose_latency_falls_with_its_callees_gets_no_cold_start() -> None:
+    rng = np.random.default_rng(13)
+    _, means, counts = _periods(rng, w=0.3, c=1.2, k=40.0, n=300)
+    rows = []
+    for i, (n, m) in enumerate(zip(counts, means, strict=True)):
+        if n > 0:  # the callee is what warms up; the function adds 50 ms of its own
+            for node, lat in (("fn_AWS::Lambda", m + 0.05), ("db_AWS::DynamoDB", m)):
+                rows.append((300.0 * i, node, "requests", "Sum", n))
+                rows.append((300.0 * i, node, "latency", "Average", lat))
+    tidy = pd.DataFrame(rows, columns=["t", "node", "metric", "statistic", "value"])
+    fits = cold_starts(tidy)
+    assert "fn_AWS::Lambda" in fits  # its own figures alone do show the fall
+    edges = [("fn_AWS::Lambda", "db_AWS::DynamoDB")]
+    doc, info = build_topology(node_table(tidy), edges, cold=fits)
+    assert "cold_start" not in doc["services"]["fn_AWS__Lambda"]
+    assert "fn_AWS::Lambda" in info["_cold_rejected"]

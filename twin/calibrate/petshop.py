@@ -141,7 +141,8 @@ def build_topology(
     - ``workers`` per node: managed services and autoscaled containers publish no pool size;
     - ``cold``: nodes with cold starts (:func:`cold_starts`) get ``cold_start`` and
       ``keep_alive``, and their self time loses the cold start they carried at this level's
-      rate.
+      rate; a fit whose warm time is below the node's calls' time is dropped (the latency
+      fell with the rate because the callees' did), listed in ``_cold_rejected``.
 
     Returns the document and, per node, what was derived (``_entries``: where each entry's
     arrivals come from)."""
@@ -196,6 +197,13 @@ def build_topology(
                 sub_fail += c * fail[b]
         own = lat[n]
         fit = (cold or {}).get(n)
+        if fit is not None and fit.warm < sub_lat:
+            # warm, the node would be faster than its own calls: its latency falls with
+            # the rate because theirs does, not through its cold starts
+            info.setdefault("_cold_rejected", {})[n] = (
+                f"warm {fit.warm:.4g} s is below its calls' {sub_lat:.4g} s"
+            )
+            fit = None
         if fit is not None:
             own -= fit.cold_start * fit.cold_share(req[n] / period)
         self_mean = max(own - sub_lat, 0.1 * own, 1e-6)
@@ -286,5 +294,7 @@ def calibrate_level(
     doc, info = build_topology(
         node_table(tidy), edges, period=period_seconds(tidy), workers=workers, cold=fits
     )
-    info["_cold_starts"] = {n: vars(f) for n, f in fits.items()}
+    info["_cold_starts"] = {
+        n: vars(f) for n, f in fits.items() if n not in info.get("_cold_rejected", {})
+    }
     return doc, intrinsic_faults(info), info
