@@ -262,3 +262,6 @@ def test_a_function_whose_latency_falls_with_its_callees_gets_no_cold_start() ->
     doc, info = build_topology(node_table(tidy), edges, cold=fits)
     assert "cold_start" not in doc["services"]["fn_AWS__Lambda"]
     assert "fn_AWS::Lambda" in info["_cold_rejected"]
+    # its own latency (less its callee's, period by period) shows no cold start at all
+    own = cold_starts(tidy, calls={"fn_AWS::Lambda": [("db_AWS::DynamoDB", 1.0)]})
+    assert "fn_AWS::Lambda" not in own

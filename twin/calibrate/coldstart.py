@@ -97,8 +97,8 @@ def fit_periods(
         return None
     mean0 = float(np.average(m, weights=wts))
     sse0 = float(np.sum(wts * (m - mean0) ** 2))
-    if sse0 <= 0.0:
-        return None
+    if sse0 <= 1e-18 * max(mean0 * mean0, 1e-300) * float(np.sum(wts)):
+        return None  # constant to rounding: nothing to explain
     # keep-alives from a tenth of the shortest mean gap to ten times the longest
     lo, hi = 0.1 / float(r.max()), 10.0 / float(r.min())
     best: tuple[float, float, float, float] | None = None  # sse, w, c, K

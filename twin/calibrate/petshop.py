@@ -141,8 +141,8 @@ def build_topology(
     - ``workers`` per node: managed services and autoscaled containers publish no pool size;
     - ``cold``: nodes with cold starts (:func:`cold_starts`) get ``cold_start`` and
       ``keep_alive``, and their self time loses the cold start they carried at this level's
-      rate; a fit whose warm time is below the node's calls' time is dropped (the latency
-      fell with the rate because the callees' did), listed in ``_cold_rejected``.
+      rate; a fit that leaves the node less time than its calls take is dropped (the
+      latency fell with the rate because the callees' did), listed in ``_cold_rejected``.
 
     Returns the document and, per node, what was derived (``_entries``: where each entry's
     arrivals come from)."""
@@ -197,11 +197,11 @@ def build_topology(
                 sub_fail += c * fail[b]
         own = lat[n]
         fit = (cold or {}).get(n)
-        if fit is not None and fit.warm < sub_lat:
+        if fit is not None and lat[n] - fit.cold_start * fit.cold_share(req[n] / period) < sub_lat:
             # warm, the node would be faster than its own calls: its latency falls with
             # the rate because theirs does, not through its cold starts
             info.setdefault("_cold_rejected", {})[n] = (
-                f"warm {fit.warm:.4g} s is below its calls' {sub_lat:.4g} s"
+                f"less its cold starts, {lat[n]:.4g} s is below its calls' {sub_lat:.4g} s"
             )
             fit = None
         if fit is not None:
@@ -262,22 +262,52 @@ def is_function(node: str) -> bool:
     return node.endswith(tuple("_" + t for t in FUNCTION_TYPES))
 
 
-def cold_starts(tidy: pd.DataFrame, nodes: list[str] | None = None) -> dict[str, ColdStartFit]:
-    """Cold starts of the function nodes (or of ``nodes``) from their periods' rates, mean
-    latencies and request counts (:func:`twin.calibrate.coldstart.fit_periods`); nodes where
-    none shows are left out."""
+def cold_starts(
+    tidy: pd.DataFrame,
+    nodes: list[str] | None = None,
+    calls: dict[str, list[tuple[str, float]]] | None = None,
+) -> dict[str, ColdStartFit]:
+    """Cold starts of the function nodes (or of ``nodes``) from their periods' rates, own
+    mean latencies and request counts (:func:`twin.calibrate.coldstart.fit_periods`); nodes
+    where none shows are left out. ``calls``: per node, the callees it waits for and their
+    calls per request; a period's own latency is the node's less theirs in that period (a
+    callee's mean over periods where it has none), so a callee's warming up is not taken
+    for the node's."""
     period = period_seconds(tidy)
     names = nodes if nodes is not None else sorted({n for n in tidy["node"] if is_function(n)})
+    lat = tidy[(tidy["metric"] == "latency") & (tidy["statistic"] == "Average")].pivot_table(
+        index="t", columns="node", values="value"
+    )
+    req = tidy[(tidy["metric"] == "requests") & (tidy["statistic"] == "Sum")].pivot_table(
+        index="t", columns="node", values="value"
+    )
     out: dict[str, ColdStartFit] = {}
     for node in names:
-        rows = tidy[tidy["node"] == node]
-        req = rows[(rows["metric"] == "requests") & (rows["statistic"] == "Sum")]
-        lat = rows[(rows["metric"] == "latency") & (rows["statistic"] == "Average")]
-        both = pd.merge(req[["t", "value"]], lat[["t", "value"]], on="t", suffixes=("_n", "_s"))
-        n = both["value_n"].to_numpy(dtype=float)
-        fit = fit_periods(n / period, both["value_s"].to_numpy(dtype=float), n)
+        if node not in lat.columns or node not in req.columns:
+            continue
+        own = lat[node].copy()
+        for callee, k in (calls or {}).get(node, []):
+            if callee in lat.columns:
+                own -= k * lat[callee].fillna(lat[callee].mean())
+        n = req[node].to_numpy(dtype=float)
+        fit = fit_periods(n / period, own.to_numpy(dtype=float), n)
         if fit is not None:
             out[node] = fit
+    return out
+
+
+def waited_calls(doc: dict[str, Any], nodes: list[str]) -> dict[str, list[tuple[str, float]]]:
+    """Per node of a :func:`build_topology` document, the callees it waits for (its calls,
+    asynchronous ones are not in it) with their calls per request."""
+    by_service = {service_name(n): n for n in nodes}
+    out: dict[str, list[tuple[str, float]]] = {}
+    for svc, spec in doc["services"].items():
+        for op in spec["operations"].values():
+            for c in op["calls"]:
+                callee = by_service.get(c["to"].rpartition(":")[0])
+                if svc in by_service and callee is not None:
+                    k = float(c["probability"]) * int(c["count"])
+                    out.setdefault(by_service[svc], []).append((callee, k))
     return out
 
 
@@ -287,13 +317,17 @@ def calibrate_level(
     """One traffic level of the dataset (``graph.csv`` and ``noissue/metrics.csv`` in
     ``folder``) -> the topology document, its intrinsic failures as always-on faults, and
     what was derived per node (:func:`build_topology`). ``cold``: look for the function
-    nodes' cold starts (:func:`cold_starts`; ``info["_cold_starts"]`` lists them)."""
+    nodes' cold starts in their own latency (:func:`cold_starts`, with the calls of a first
+    build; ``info["_cold_starts"]`` lists them)."""
     tidy = read_node_metrics(folder / "noissue" / "metrics.csv")
     _, edges = read_adjacency(folder / "graph.csv")
-    fits = cold_starts(tidy) if cold else {}
-    doc, info = build_topology(
-        node_table(tidy), edges, period=period_seconds(tidy), workers=workers, cold=fits
-    )
+    table, period = node_table(tidy), period_seconds(tidy)
+    doc, info = build_topology(table, edges, period=period, workers=workers)
+    fits: dict[str, ColdStartFit] = {}
+    if cold:
+        fits = cold_starts(tidy, calls=waited_calls(doc, list(table.index)))
+    if fits:
+        doc, info = build_topology(table, edges, period=period, workers=workers, cold=fits)
     info["_cold_starts"] = {
         n: vars(f) for n, f in fits.items() if n not in info.get("_cold_rejected", {})
     }
