@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twin.calibrate.coldstart import ColdStartFit, fit_periods, fit_requests
+from twin.calibrate.coldstart import ColdStartFit, fit_periods, fit_requests, with_cold_starts
 from twin.calibrate.petshop import build_topology, cold_starts, node_table
+from twin.calibrate.spans import COLUMNS as SPAN_COLUMNS
 from twin.errors import InputError
 from twin.scenario import Scenario
 from twin.sim import Simulation
@@ -265,3 +266,80 @@ def test_a_function_whose_latency_falls_with_its_callees_gets_no_cold_start() ->
     # its own latency (less its callee's, period by period) shows no cold start at all
     own = cold_starts(tidy, calls={"fn_AWS::Lambda": [("db_AWS::DynamoDB", 1.0)]})
     assert "fn_AWS::Lambda" not in own
+
+
+def test_spans_give_a_function_its_cold_starts_and_leave_its_warm_service_time() -> None:
+    rng = np.random.default_rng(14)
+    starts = np.cumsum(rng.exponential(30.0, size=1500))
+    gaps = np.diff(starts, prepend=-math.inf)
+    own = 0.2 + rng.gamma(4.0, 0.005, size=starts.size) + np.where(gaps > 45.0, 0.8, 0.0)
+    rows = []
+    for i, (t, o) in enumerate(zip(starts, own, strict=True)):
+        end = t + o + 0.1  # its own time, then a 100 ms call to the database
+        rows.append((f"t{i}", f"s{i}", "root", "fn", "fn-1", "op", "server", t, end, False, ""))
+        rows.append(
+            (f"t{i}", f"c{i}", f"s{i}", "fn", "fn-1", "db", "client", t + o, end, False, "")
+        )
+    spans = pd.DataFrame(rows, columns=SPAN_COLUMNS)
+    share = float(np.mean(gaps[1:] > 45.0))
+    topology = Topology.from_dict(
+        {
+            "name": "fn",
+            "services": {
+                "fn": {
+                    "workers": 8,
+                    "operations": {
+                        "op": {
+                            "service_time": {
+                                "dist": "lognormal",
+                                "mean": float(own.mean()),
+                                "cv": 0.5,
+                            },
+                            "calls": [{"to": "db"}],
+                        }
+                    },
+                },
+                "db": {"operations": {"op": {"service_time": {"dist": "constant", "mean": 0.1}}}},
+            },
+            "workload": [{"entry": "fn", "rate": 1 / 30}],
+        }
+    )
+    out, fits = with_cold_starts(topology, spans)
+    assert set(fits) == {"fn"}  # the database has no server spans of its own here
+    fn = out.services["fn"]
+    assert fn.keep_alive == pytest.approx(45.0, rel=0.1)
+    assert fn.cold_start is not None and fn.cold_start.expected() == pytest.approx(0.8, rel=0.05)
+    # the service time is the warm own time; the cold starts come back through the fields
+    warm = fn.operations["op"].service_time.expected()
+    assert warm == pytest.approx(0.22, rel=0.05)
+    assert warm + fn.cold_start.expected() * share == pytest.approx(own.mean(), rel=0.01)
+
+
+def test_twin_calibrate_with_cold_starts_gives_a_traced_function_its_fields(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    rng = np.random.default_rng(15)
+    starts = 1.7e9 + np.cumsum(rng.exponential(20.0, size=600))
+    gaps = np.diff(starts, prepend=-math.inf)
+    own = 0.05 + rng.gamma(4.0, 0.002, size=starts.size) + np.where(gaps > 30.0, 0.6, 0.0)
+    lines = [
+        "TraceID,SpanID,ParentID,PodName,OperationName,StartTimeUnixNano,EndTimeUnixNano,Duration"
+    ]
+    for i, (t, o) in enumerate(zip(starts, own, strict=True)):
+        t0, t1 = int(t * 1e9), int((t + o) * 1e9)
+        lines.append(
+            f"{i:032x},{i:016x},root,fn-579b9bff58-t2dbm,fn/Handle,{t0},{t1},{(t1 - t0) // 1000}"
+        )
+    path = tmp_path / "spans.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args = ["calibrate", "--traces", str(path), "--predict", "0"]
+    plain = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "plain")])
+    cold = CliRunner().invoke(app, [*args, "--cold-starts", "--out", str(tmp_path / "cold")])
+    assert plain.exit_code == 0 and cold.exit_code == 0, (plain.output, cold.output)
+    without = Topology.load(tmp_path / "plain" / "topology.yaml").services["fn"]
+    fn = Topology.load(tmp_path / "cold" / "topology.yaml").services["fn"]
+    assert without.cold_start is None  # off by default
+    assert fn.keep_alive == pytest.approx(30.0, rel=0.15)
+    assert fn.cold_start is not None and fn.cold_start.expected() == pytest.approx(0.6, rel=0.05)

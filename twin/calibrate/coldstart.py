@@ -34,8 +34,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
+
+from twin.topology import Topology
 
 ALPHA = 0.001
 """Significance a fit must reach against a constant mean latency."""
@@ -137,9 +140,20 @@ def fit_requests(
     t, lat = t[ok], lat[ok]
     order = np.argsort(t, kind="stable")
     t, lat = t[order], lat[order]
-    if t.size < 2 * MIN_ROWS + 1:
+    if t.size < 2:
         return None
-    gap, lat = np.diff(t), lat[1:]
+    return fit_gaps(np.diff(t), lat[1:], alpha=alpha)
+
+
+def fit_gaps(gaps: ArrayLike, latencies: ArrayLike, *, alpha: float = ALPHA) -> ColdStartFit | None:
+    """:func:`fit_requests` from each request's gap since the previous one at its instance
+    (or replica) and its latency, both in seconds: gaps of several replicas can be pooled."""
+    gap = np.asarray(gaps, dtype=float)
+    lat = np.asarray(latencies, dtype=float)
+    ok = np.isfinite(gap) & np.isfinite(lat)
+    gap, lat = gap[ok], lat[ok]
+    if gap.size < 2 * MIN_ROWS:
+        return None
     by_gap = np.argsort(gap, kind="stable")
     g, y = gap[by_gap], lat[by_gap]
     n = int(y.size)
@@ -170,4 +184,54 @@ def fit_requests(
     return ColdStartFit(warm=warm, cold_start=cold - warm, keep_alive=keep, p_value=p, n=n)
 
 
-__all__ = ["ALPHA", "ColdStartFit", "fit_periods", "fit_requests"]
+def with_cold_starts(
+    topology: Topology, spans: pd.DataFrame, services: list[str] | None = None
+) -> tuple[Topology, dict[str, ColdStartFit]]:
+    """A topology calibrated from ``spans`` (the tidy span table, :mod:`twin.calibrate.spans`)
+    with the cold starts its server spans show: for each service (or each of ``services``),
+    every server span's own time (its duration less its client spans') against the gap since
+    the previous server span on the same instance (:func:`fit_gaps`). Without span kinds, a
+    span whose parent belongs to another service (or that has none) is a server span and the
+    service's other spans are its calls. A service with a fit
+    gets ``cold_start`` and ``keep_alive``, and its operations' service times lose the cold
+    start the spans carried (the fit's cold start x the share of its spans that were cold),
+    each scaled by the same factor (at least 10% of it is kept)."""
+    # a request to a service: a server span, or (a format without kinds) a span whose
+    # parent is not its own service's; its calls: client spans, or (no kinds) the others
+    of = dict(zip(spans["span_id"], spans["service"], strict=True))
+    parent_service = spans["parent_id"].map(of)
+    unknown = spans["kind"] == ""
+    request = (spans["kind"] == "server") | (unknown & (parent_service != spans["service"]))
+    server = spans[request]
+    calls = spans[(spans["kind"] == "client") | (unknown & ~request)]
+    busy = (calls["end"] - calls["start"]).groupby(calls["parent_id"]).sum()
+    fits: dict[str, ColdStartFit] = {}
+    docs = topology.to_dict()
+    for name in services if services is not None else sorted(topology.services):
+        rows = server[server["service"] == name]
+        if rows.empty or name not in topology.services:
+            continue
+        children = rows["span_id"].map(busy).fillna(0.0)
+        rows = rows.assign(own=(rows["end"] - rows["start"] - children).clip(lower=0.0))
+        rows = rows.sort_values(["instance", "start"], kind="stable")
+        gaps = rows.groupby("instance")["start"].diff().to_numpy(dtype=float)
+        own = rows["own"].to_numpy(dtype=float)
+        fit = fit_gaps(gaps, own)
+        if fit is None:
+            continue
+        fits[name] = fit
+        cold_share = float(np.mean(gaps[np.isfinite(gaps)] > fit.keep_alive))
+        svc = docs["services"][name]
+        svc.update(fit.fields())
+        for op_name, op in topology.services[name].operations.items():
+            mean = op.service_time.expected()
+            if mean <= 0.0:
+                continue
+            factor = max(0.1, 1.0 - fit.cold_start * cold_share / mean)
+            svc["operations"][op_name]["service_time"] = op.service_time.scaled(factor).model_dump(
+                mode="json", exclude_none=True
+            )
+    return Topology.from_dict(docs), fits
+
+
+__all__ = ["ALPHA", "ColdStartFit", "fit_gaps", "fit_periods", "fit_requests", "with_cold_starts"]
