@@ -230,6 +230,18 @@ class Service(_Doc):
     operations: dict[Name, Operation] = Field(
         min_length=1, description="by name; with one operation callers may omit its name"
     )
+    cold_start: Dist | None = Field(
+        default=None,
+        description="extra seconds on the worker for a request that finds no warm idle "
+        "instance (a serverless function's cold start: runtime and code initialisation). "
+        "An instance is one worker of a replica: created on demand (up to `workers`), warm "
+        "while it serves and for `keep_alive` seconds after (null: no cold starts)",
+    )
+    keep_alive: PositiveSeconds | None = Field(
+        default=None,
+        description="seconds an idle instance stays warm before it is reclaimed, so that the "
+        "next request to need it starts cold (null: never reclaimed); needs `cold_start`",
+    )
     broker: bool = Field(
         default=False,
         description="a message queue with its consumers: a call to it is answered (acknowledged) "
@@ -247,6 +259,26 @@ class Service(_Doc):
         if isinstance(data, dict) and self.cpu_period == CFS_PERIOD:
             data.pop("cpu_period", None)
         return data
+
+    def cold_share(self, rate: float, replicas: float | None = None) -> float:
+        """Chance that a request finds no warm idle instance, in steady state, with Poisson
+        arrivals at ``rate`` per second spread over the replicas: ``exp(-rate / replicas x
+        keep_alive)``, the chance that the replica's previous request came more than
+        ``keep_alive`` seconds before (exact for one instance and requests short beside the
+        gaps; more instances are warm more often, so it is an upper bound). 0 without cold
+        starts or when instances are never reclaimed (only each instance's first request is
+        cold). ``replicas``: those serving now, when not the document's."""
+        if self.cold_start is None or self.keep_alive is None:
+            return 0.0
+        per = max(0.0, rate) / max(1.0, self.replicas if replicas is None else replicas)
+        return math.exp(-per * self.keep_alive)
+
+    def cold_seconds(self, rate: float) -> float:
+        """Mean cold-start seconds a request carries at ``rate`` (:meth:`cold_share` x the
+        cold start's mean)."""
+        if self.cold_start is None:
+            return 0.0
+        return self.cold_share(rate) * self.cold_start.expected()
 
 
 class Link(_Doc):
@@ -450,6 +482,11 @@ class Topology(_Doc):
                     f"service on host {svc.host!r} shares the host's cores: a CPU limit is "
                     "modelled for a service without a host (give one or the other)",
                 )
+            if svc.keep_alive is not None and svc.cold_start is None:
+                raise DocProblem(
+                    ("services", name, "keep_alive"),
+                    "needs `cold_start` (the seconds a request waits when no instance is warm)",
+                )
             if svc.host is not None and svc.disk_bandwidth is not None:
                 raise DocProblem(
                     ("services", name, "disk_bandwidth"),
@@ -589,6 +626,8 @@ class Topology(_Doc):
                 op_rates.get(f"{name}:{o}", 0.0) * op.service_time.expected()
                 for o, op in svc.operations.items()
             )
+            if svc.cold_start is not None:
+                work += rate * svc.cold_seconds(rate)
             g.add_node(
                 name,
                 replicas=svc.replicas,

@@ -20,12 +20,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from twin.calibrate.coldstart import ColdStartFit, fit_periods
 from twin.errors import InputError
 from twin.faults import ErrorRateFault
 from twin.safeload import check_size
 
 PERIOD_SECONDS = 300.0
 """Seconds per CloudWatch row when a file has a single row to tell."""
+FUNCTION_TYPES = ("AWS::Lambda", "AWS::Lambda::Function")
+"""X-Ray node types (the name's ``_TYPE`` suffix) of a serverless function, the nodes whose
+cold starts are looked for."""
 
 
 def read_node_metrics(path: Path) -> pd.DataFrame:
@@ -120,6 +124,7 @@ def build_topology(
     period: float = PERIOD_SECONDS,
     workers: int = 64,
     name: str = "petshop",
+    cold: dict[str, ColdStartFit] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A topology document from a node table (:func:`node_table`) and the call graph.
 
@@ -133,7 +138,11 @@ def build_topology(
       variance is the node's own (from its p50 and p99) minus what its calls bring;
     - a callee that fails more often than its caller cannot be a hard dependency: the call
       is ``optional``; intrinsic failures are the node's (1 - availability) minus its calls';
-    - ``workers`` per node: managed services and autoscaled containers publish no pool size.
+    - ``workers`` per node: managed services and autoscaled containers publish no pool size;
+    - ``cold``: nodes with cold starts (:func:`cold_starts`) get ``cold_start`` and
+      ``keep_alive``, and their self time loses the cold start they carried at this level's
+      rate; a fit that leaves the node less time than its calls take is dropped (the
+      latency fell with the rate because the callees' did), listed in ``_cold_rejected``.
 
     Returns the document and, per node, what was derived (``_entries``: where each entry's
     arrivals come from)."""
@@ -186,11 +195,23 @@ def build_topology(
             sub_var += c * (spread(b) * lat[b]) ** 2 + count * prob * (1 - prob) * lat[b] ** 2
             if not optional:
                 sub_fail += c * fail[b]
-        self_mean = max(lat[n] - sub_lat, 0.1 * lat[n], 1e-6)
+        own = lat[n]
+        fit = (cold or {}).get(n)
+        if fit is not None and lat[n] - fit.cold_start * fit.cold_share(req[n] / period) < sub_lat:
+            # warm, the node would be faster than its own calls: its latency falls with
+            # the rate because theirs does, not through its cold starts
+            info.setdefault("_cold_rejected", {})[n] = (
+                f"less its cold starts, {lat[n]:.4g} s is below its calls' {sub_lat:.4g} s"
+            )
+            fit = None
+        if fit is not None:
+            own -= fit.cold_start * fit.cold_share(req[n] / period)
+        self_mean = max(own - sub_lat, 0.1 * own, 1e-6)
         var_self = max((spread(n) * lat[n]) ** 2 - sub_var, (0.1 * self_mean) ** 2)
         cv = float(np.clip(math.sqrt(var_self) / self_mean, 0.1, 3.0))
         services[service_name(n)] = {
             "workers": workers,
+            **(fit.fields() if fit is not None else {}),
             "operations": {
                 "op": {
                     "service_time": {"dist": "lognormal", "mean": self_mean, "cv": cv},
@@ -236,15 +257,78 @@ def intrinsic_faults(info: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def is_function(node: str) -> bool:
+    """Whether X-Ray typed the node as a serverless function (:data:`FUNCTION_TYPES`)."""
+    return node.endswith(tuple("_" + t for t in FUNCTION_TYPES))
+
+
+def cold_starts(
+    tidy: pd.DataFrame,
+    nodes: list[str] | None = None,
+    calls: dict[str, list[tuple[str, float]]] | None = None,
+) -> dict[str, ColdStartFit]:
+    """Cold starts of the function nodes (or of ``nodes``) from their periods' rates, own
+    mean latencies and request counts (:func:`twin.calibrate.coldstart.fit_periods`); nodes
+    where none shows are left out. ``calls``: per node, the callees it waits for and their
+    calls per request; a period's own latency is the node's less theirs in that period (a
+    callee's mean over periods where it has none), so a callee's warming up is not taken
+    for the node's."""
+    period = period_seconds(tidy)
+    names = nodes if nodes is not None else sorted({n for n in tidy["node"] if is_function(n)})
+    lat = tidy[(tidy["metric"] == "latency") & (tidy["statistic"] == "Average")].pivot_table(
+        index="t", columns="node", values="value"
+    )
+    req = tidy[(tidy["metric"] == "requests") & (tidy["statistic"] == "Sum")].pivot_table(
+        index="t", columns="node", values="value"
+    )
+    out: dict[str, ColdStartFit] = {}
+    for node in names:
+        if node not in lat.columns or node not in req.columns:
+            continue
+        own = lat[node].copy()
+        for callee, k in (calls or {}).get(node, []):
+            if callee in lat.columns:
+                own -= k * lat[callee].fillna(lat[callee].mean())
+        n = req[node].to_numpy(dtype=float)
+        fit = fit_periods(n / period, own.to_numpy(dtype=float), n)
+        if fit is not None:
+            out[node] = fit
+    return out
+
+
+def waited_calls(doc: dict[str, Any], nodes: list[str]) -> dict[str, list[tuple[str, float]]]:
+    """Per node of a :func:`build_topology` document, the callees it waits for (its calls,
+    asynchronous ones are not in it) with their calls per request."""
+    by_service = {service_name(n): n for n in nodes}
+    out: dict[str, list[tuple[str, float]]] = {}
+    for svc, spec in doc["services"].items():
+        for op in spec["operations"].values():
+            for c in op["calls"]:
+                callee = by_service.get(c["to"].rpartition(":")[0])
+                if svc in by_service and callee is not None:
+                    k = float(c["probability"]) * int(c["count"])
+                    out.setdefault(by_service[svc], []).append((callee, k))
+    return out
+
+
 def calibrate_level(
-    folder: Path, *, workers: int = 64
+    folder: Path, *, workers: int = 64, cold: bool = True
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """One traffic level of the dataset (``graph.csv`` and ``noissue/metrics.csv`` in
     ``folder``) -> the topology document, its intrinsic failures as always-on faults, and
-    what was derived per node (:func:`build_topology`)."""
+    what was derived per node (:func:`build_topology`). ``cold``: look for the function
+    nodes' cold starts in their own latency (:func:`cold_starts`, with the calls of a first
+    build; ``info["_cold_starts"]`` lists them)."""
     tidy = read_node_metrics(folder / "noissue" / "metrics.csv")
     _, edges = read_adjacency(folder / "graph.csv")
-    doc, info = build_topology(
-        node_table(tidy), edges, period=period_seconds(tidy), workers=workers
-    )
+    table, period = node_table(tidy), period_seconds(tidy)
+    doc, info = build_topology(table, edges, period=period, workers=workers)
+    fits: dict[str, ColdStartFit] = {}
+    if cold:
+        fits = cold_starts(tidy, calls=waited_calls(doc, list(table.index)))
+    if fits:
+        doc, info = build_topology(table, edges, period=period, workers=workers, cold=fits)
+    info["_cold_starts"] = {
+        n: vars(f) for n, f in fits.items() if n not in info.get("_cold_rejected", {})
+    }
     return doc, intrinsic_faults(info), info

@@ -82,6 +82,11 @@ class CalibrationConfig(BaseModel):
         "(resources.limits.cpu) become their services' cpu_limit.",
     )
 
+    cold_starts: bool = Field(
+        default=False,
+        description="Fit each traced service's cold starts (own time against the gap since its "
+        "instance's previous request): a service that shows them gets cold_start and keep_alive.",
+    )
     classes: bool = Field(
         default=True,
         description="Split each entry operation into request classes by call signature "
@@ -401,6 +406,16 @@ def _calibrate(
         record["cpu_limits"] = {n: s.cpu_limit for n, s in topo.services.items() if s.cpu_limit}
         for note in cpu_notes:
             on_note(note)
+    if c.cold_starts and c.traces:
+        from twin.calibrate.coldstart import with_cold_starts
+
+        topo, cold = with_cold_starts(topo, spans)
+        record["cold_starts"] = {svc: vars(f) for svc, f in cold.items()}
+        for svc, f in cold.items():
+            on_note(
+                f"cold starts {svc}: {f.cold_start:.3g} s after {f.keep_alive:.3g} s idle "
+                f"(warm {f.warm:.3g} s, p = {f.p_value:.2g})"
+            )
     (out / "topology.yaml").write_text(topo.to_yaml(), encoding="utf-8")
     record.update(cal.record)
     on_note(_quality_line(record))

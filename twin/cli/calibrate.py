@@ -101,6 +101,14 @@ def calibrate(
             "(--no-classes: one operation per entry, its calls drawn independently)."
         ),
     ] = True,
+    cold_starts: Annotated[
+        bool,
+        typer.Option(
+            help="Fit each traced service's cold starts (its own time against the gap since "
+            "its instance's previous request): those that show them get cold_start and "
+            "keep_alive."
+        ),
+    ] = False,
     manifests: Annotated[
         list[Path] | None,
         typer.Option(
@@ -144,6 +152,7 @@ def calibrate(
             "seed": seed,
             "network": network,
             "classes": classes,
+            "cold_starts": cold_starts,
             "manifests": manifests or [],
         },
         source="command line",

@@ -21,7 +21,10 @@ run builds anything, :func:`estimate` works out from the documents alone:
   sampled one (the timeline keeps every occurrence);
 - **requests in flight**: by Little's law, the arrival rate at each operation at the peak
   load times the time a request spends there (its queueing wait, ``S rho / (1 - rho)``, its
-  processing and its calls), when every service is stable (``rho < 1``).
+  processing and its calls), when every service is stable (``rho < 1``). A service with cold
+  starts adds to each request's processing the mean cold start times the chance it finds
+  no warm instance at that rate (``exp(-rate / replicas x keep_alive)``, Poisson arrivals),
+  in its utilisation too.
 
 :meth:`Budget.check` refuses a run whose requests pass ``--max-requests`` or whose memory
 passes ``--max-memory``, with one line giving the estimate and the flag (and the environment
@@ -187,9 +190,23 @@ class CallGraph:
         work: dict[str, float] = dict.fromkeys(self.topology.services, 0.0)
         for node, rate in rates.items():
             work[self.service_of[node]] += _mul(rate, self.mean_time[node])
+        for name, (rate, cold) in self._cold_seconds(rates).items():
+            work[name] += _mul(rate, cold)
         out = {}
         for name, svc in self.topology.services.items():
             out[name] = _finite_or_inf(work[name] / (svc.replicas * svc.workers))
+        return out
+
+    def _cold_seconds(self, rates: Mapping[str, float]) -> dict[str, tuple[float, float]]:
+        """Each service with cold starts at these node rates: (its rate, the mean cold-start
+        seconds a request carries at that rate, :meth:`twin.topology.Service.cold_seconds`,
+        Poisson arrivals)."""
+        out: dict[str, tuple[float, float]] = {}
+        for name, svc in self.topology.services.items():
+            if svc.cold_start is None:
+                continue
+            rate = sum(r for n, r in rates.items() if self.service_of[n] == name)
+            out[name] = (rate, svc.cold_seconds(rate))
         return out
 
     def in_flight(self, entry_rates: Mapping[str, float], rho: Mapping[str, float]) -> float:
@@ -197,9 +214,12 @@ class CallGraph:
         if any(r >= 1.0 for r in rho.values()):
             return math.inf
         rates = self.spread(entry_rates)
+        cold = self._cold_seconds(rates)
         stay: dict[str, float] = {}
         for node in reversed(self.order):
             s = self.mean_time[node]
+            if cold and self.service_of[node] in cold:
+                s += cold[self.service_of[node]][1]
             r = rho[self.service_of[node]]
             t = s + s * r / (1.0 - r)
             for k, (dst, mult, _, latency) in enumerate(self.calls[node]):

@@ -192,6 +192,9 @@ class Simulation:
                 svc.give_disks(spec.disk_bandwidth)
             if spec.cpu_limit is not None:
                 svc.limit_cpu(spec.cpu_limit, spec.cpu_period)
+            if spec.cold_start is not None:  # its own stream: other services draw as before
+                cold = spec.cold_start.sampler(generator(ctx.seed, f"cold:{name}"))
+                svc.cold_starting(cold, spec.keep_alive)
             self.services[name] = svc
         for name, spec in topo.services.items():
             svc = self.services[name]

@@ -40,6 +40,11 @@ What it models, per step (mean-value analysis over the operation graph):
   ``limit / mean CPU work`` per replica, the M/G/1 (Pollaczek-Khinchine) wait at the quota's
   utilisation in place of the workers' Erlang C, plus the mean wait for the next period of
   a job alone on its replica, arriving at a uniform phase (:func:`throttle_delay`);
+- cold starts (``cold_start``, ``keep_alive``): each request carries the cold start's mean
+  times the chance it finds no warm instance, ``exp(-rate / replicas x keep_alive)`` at the
+  last step's arrival rate (Poisson arrivals; exact for one instance and short requests),
+  as processing time on the worker, with the Bernoulli mixture's variance; instances that are
+  never reclaimed (no ``keep_alive``) are warm in steady state;
 - disk I/O: an operation's ``io`` bytes at its disk's bandwidth (divided by disk faults'
   factors), plus the M/G/1 wait at the disk's last-step utilisation (capped at 99%), added
   to the node's latency, and to the worker's holding time in a blocking service;
@@ -266,6 +271,17 @@ class FluidSimulation:
             n: _Svc(s.workers, s.blocking, s.replicas, float(s.replicas))
             for n, s in topology.services.items()
         }
+        # cold starts: services with them, their last step's arrival rate (at first the
+        # traffic equations'), and the variance the cold starts add this step
+        self.cold = {n: s for n, s in topology.services.items() if s.cold_start is not None}
+        self._cold_lam: dict[str, float] = {}
+        if self.cold:
+            op_rates = topology.operation_rates()
+            self._cold_lam = {
+                n: sum(op_rates.get(f"{n}:{o}", 0.0) for o in s.operations)
+                for n, s in self.cold.items()
+            }
+        self._cold_var: dict[str, float] = {}
         self.edges = sorted(
             {(self.nodes[n].service, c.callee) for n in self.nodes for c in self.nodes[n].calls}
         )
@@ -440,6 +456,23 @@ class FluidSimulation:
         grain = math.sqrt(min(1.0, mean / quota)) if quota > 0 else 1.0
         return mu, grain * lam_rep * es2 / 2.0 / (1.0 - rho)
 
+    def _cold_starts(self, ready: dict[str, float]) -> None:
+        """Cold starts as processing time: each request of a service with them carries the
+        cold start with the chance that it finds no warm instance at last step's arrival
+        rate over the replicas now ready (:meth:`twin.topology.Service.cold_share`, Poisson
+        arrivals), added to the service's delay; its variance, a Bernoulli mixture's, to
+        ``_cold_var``."""
+        self._cold_var = {}
+        for name, spec in self.cold.items():
+            cold = spec.cold_start
+            assert cold is not None
+            p = spec.cold_share(self._cold_lam.get(name, 0.0), max(1.0, ready[name]))
+            if p <= 0.0:
+                continue
+            m = cold.expected()
+            self._delay[name] += p * m
+            self._cold_var[name] = p * (cold.variance() + m * m) - (p * m) ** 2
+
     def slow_disk(self, service: str, factor: float) -> None:
         if service in self._disk:
             self._disk[service] *= factor
@@ -499,6 +532,8 @@ class FluidSimulation:
             for n, s in self.svcs.items()
         }
         io_time = self._io_times(ready) if self.io else {}
+        if self.cold:
+            self._cold_starts(ready)
 
         # rates flow down the call graph
         lam = dict.fromkeys(self.nodes, 0.0)
@@ -588,6 +623,8 @@ class FluidSimulation:
             s.cap += cw * dt
             s.rep_area += ready[name] * dt
             s.arrivals += arr * dt
+            if name in self._cold_lam:
+                self._cold_lam[name] = arr
             if cw == 0:
                 shed[name] = 1.0
                 if name in self.ack_fail:
@@ -662,6 +699,8 @@ class FluidSimulation:
             if self._throttle:
                 mean += self._throttle.get(node, 0.0)
             var = nd.var_s * cpu[name] ** 2 + wv
+            if self._cold_var:
+                var += self._cold_var.get(name, 0.0)
             if node in io_time:
                 mean += io_time[node][0]
                 var += io_time[node][1]

@@ -26,6 +26,14 @@ next period, when the quota is whole again (unused quota is not carried over). A
 processing is CPU work: it ends when the job has received that much CPU. A hog inside the
 pod takes its share of every period's quota first. See :class:`Quota`.
 
+Cold starts (a serverless function's instances: ``cold_start``, ``keep_alive``): each
+worker of a replica is an instance, created when a job needs one and none idle is warm. A job
+takes the replica's most recently idle instance; if that one has been idle longer than the
+keep-alive, every idle one has (they went idle before it), they are reclaimed and the job
+gets a new instance, whose cold start (a draw of its own stream) is added to the job's
+processing. An instance goes idle when its job lets the worker go; a replica that dies takes
+its instances with it.
+
 Host contention: cores taken from a host by other work (a CPU fault on the node) are held
 back from the services placed on it; a core that is busy when they are taken is handed over
 when its job lets it go.
@@ -85,6 +93,7 @@ class Job(Bare):
     """One attempt of an operation at a service (and its own SimPy event)."""
 
     __slots__ = (
+        "cold",
         "core",
         "corrupt",
         "cost",
@@ -125,6 +134,7 @@ class Job(Bare):
         self.started = False  # counted in its replica's in-flight requests
         self.holding = False  # holds a worker
         self.core = False  # holds a host core
+        self.cold = 0.0  # cold-start seconds added to its processing (no warm instance)
 
 
 class CallSpec:
@@ -235,6 +245,7 @@ class Replica:
         "leak",
         "queue",
         "up",
+        "warm",
     )
 
     def __init__(self, index: int, workers: int) -> None:
@@ -250,6 +261,8 @@ class Replica:
         self.leak: Any = None  # MemoryLeak state while a leak fault is active
         self.disk: Disk | None = None  # its own disk (a service without a host)
         self.cpu: Quota | None = None  # CFS bandwidth state (a service with a CPU limit)
+        # cold starts: when each idle instance last finished a request, oldest first
+        self.warm: list[float] = []
 
 
 class Host:
@@ -341,6 +354,12 @@ class Service:
         self.cpu_period = 0.1
         self.quota_keep = 1.0
         self.cpu_seconds = 0.0
+        # cold starts (a serverless function's instances): the cold-start sampler (None:
+        # none), seconds an idle instance stays warm, and how many starts were cold or warm
+        self.cold: Callable[[], float] | None = None
+        self.keep_alive = math.inf
+        self.cold_starts = 0
+        self.warm_starts = 0
         self.uniform: Callable[[], float] = ctx.uniform(f"service:{name}")
         self.schedule = ctx.schedule
         # failover: when active, callers are sent to `failover_to`
@@ -432,6 +451,8 @@ class Service:
         rep.inflight += 1
         job.started = True
         job.holding = True
+        if self.cold is not None:
+            job.cold = self._instance(rep, now)
         host = self.host
         if host is None:
             self._begin(job)
@@ -442,8 +463,23 @@ class Service:
         else:
             host.queue.append(job)
 
+    def _instance(self, rep: Replica, now: float) -> float:
+        """A worker of ``rep`` for a job: its most recently idle instance if still warm
+        (0 s), else a new one (a cold-start draw). The most recent is the last to expire, so
+        when it has expired every older one has too."""
+        warm = rep.warm
+        if warm:
+            if now - warm.pop() <= self.keep_alive:
+                self.warm_starts += 1
+                return 0.0
+            warm.clear()
+        self.cold_starts += 1
+        assert self.cold is not None
+        return self.cold()
+
     def _begin(self, job: Job) -> None:
-        t = job.op.sample() * job.cost * self.slow
+        # a cold start is processing on the worker too (0.0 when warm: x + 0.0 is x)
+        t = (job.op.sample() * job.cost + job.cold) * self.slow
         rep = job.replica
         if rep is not None and rep.leak is not None:
             t *= rep.leak.slowdown(self.env._now)
@@ -483,6 +519,12 @@ class Service:
         host.free += 1
 
     # -- CPU quota (CFS bandwidth control) ---------------------------------------------------
+
+    def cold_starting(self, sample: Callable[[], float], keep_alive: float | None) -> None:
+        """Give the service cold starts: ``sample`` draws a cold start's seconds; an idle
+        instance stays warm ``keep_alive`` seconds (None: for ever)."""
+        self.cold = sample
+        self.keep_alive = math.inf if keep_alive is None else keep_alive
 
     def limit_cpu(self, cores: float, period: float) -> None:
         """Give every replica a CFS quota of ``cores x period`` CPU-seconds per ``period``."""
@@ -654,6 +696,8 @@ class Service:
             self.last = now
         self.busy -= 1
         rep.busy -= 1
+        if self.cold is not None:  # its instance is idle, and warm, from now
+            rep.warm.append(now)
         if rep.busy >= rep.eff_workers:  # a worker taken by pool exhaustion is now gone
             self._capacity_changed()
         if rep.queue:
@@ -777,6 +821,8 @@ class Service:
                     self.last = now
                 self.busy -= 1
                 rep.busy -= 1
+                if self.cold is not None:
+                    rep.warm.append(now)
                 if rep.busy >= rep.eff_workers and rep.up:
                     self._capacity_changed()
             if job.started:
@@ -814,6 +860,7 @@ class Service:
                 job.core = False
                 self._release_core(host)
             self.finish(job, SERVICE_DOWN)
+        rep.warm.clear()  # its instances die with it: a restart starts cold
 
     def revive(self, rep: Replica) -> None:
         """The replica serves again (restarted, booted, outage over)."""
