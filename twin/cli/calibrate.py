@@ -101,6 +101,15 @@ def calibrate(
             "(--no-classes: one operation per entry, its calls drawn independently)."
         ),
     ] = True,
+    keep_transients: Annotated[
+        bool,
+        typer.Option(
+            "--keep-transients",
+            help="Fit on every request, stalls included. By default requests that start in "
+            "a transient episode (one series' spans stretched far beyond the rest of the "
+            "window) are set aside and reported.",
+        ),
+    ] = False,
     manifests: Annotated[
         list[Path] | None,
         typer.Option(
@@ -144,6 +153,7 @@ def calibrate(
             "seed": seed,
             "network": network,
             "classes": classes,
+            "keep_transients": keep_transients,
             "manifests": manifests or [],
         },
         source="command line",
