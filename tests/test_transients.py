@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from twin.calibrate import CalibrationConfig, run_calibration
-from twin.calibrate.transients import MAX_SHARE, Z_MIN, exclusive_times, scan, set_aside
 from twin.calibrate.traces import read_traces
+from twin.calibrate.transients import MAX_SHARE, Z_MIN, exclusive_times, scan, set_aside
 from twin.cli import app
 from twin.topology import Topology
 
