@@ -134,7 +134,7 @@ def test_planted_stall_is_found_named_and_set_aside(tmp_path: Path) -> None:
     (e,) = aside.episodes
     assert abs(e.start - (T0 + STALL[0])) <= 1.5
     assert abs(e.end - (T0 + STALL[1])) <= 1.5
-    assert e.stretch > 10
+    assert e.stretch is not None and e.stretch > 10
     ((a, b),) = aside.stretches
     starts = spans.groupby("trace_id")["start"].min()
     inside = ((starts >= a) & (starts < b)).sum()

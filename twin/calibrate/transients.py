@@ -81,9 +81,9 @@ class Episode:
     median_outside: float
 
     @property
-    def stretch(self) -> float:
-        """Median inside over median outside (inf when the outside median is 0)."""
-        return self.median_inside / self.median_outside if self.median_outside > 0 else np.inf
+    def stretch(self) -> float | None:
+        """Median inside over median outside (None when the outside median is 0)."""
+        return self.median_inside / self.median_outside if self.median_outside > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,13 +146,13 @@ class SetAside:
 
 
 def _iso(t: float) -> str:
-    return pd.Timestamp(t, unit="s").strftime("%Y-%m-%d %H:%M:%S")
+    return pd.Timestamp(t, unit="s").strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def exclusive_times(spans: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per span (in table order): its duration minus the union of its children's intervals,
-    clipped to it; and, for a span with children in one other service only, that service's
-    row index of one such child (-1 otherwise), which names the callee it waits on."""
+    clipped to it; and, for a span whose one child is in another service (a client span),
+    that child's row (-1 otherwise), which names the callee it waits on."""
     n = len(spans)
     key = (spans["trace_id"] + "/" + spans["span_id"]).to_numpy(dtype=object)
     pkey = (spans["trace_id"] + "/" + spans["parent_id"]).to_numpy(dtype=object)
