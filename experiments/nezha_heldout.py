@@ -177,6 +177,11 @@ def main() -> int:
     ap.add_argument(
         "--no-classes", action="store_true", help="one front-end operation (no request classes)"
     )
+    ap.add_argument(
+        "--keep-transients",
+        action="store_true",
+        help="fit on every traced request, stalls included (twin calibrate --keep-transients)",
+    )
     a = ap.parse_args()
     from twin.calibrate import CalibrationConfig, run_calibration
     from twin.topology import Topology
@@ -184,7 +189,7 @@ def main() -> int:
     out: Path = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     spans = a.traces
-    options: dict[str, Any] = {"classes": not a.no_classes}
+    options: dict[str, Any] = {"classes": not a.no_classes, "keep_transients": a.keep_transients}
     if a.network:
         options["network"] = a.network
     run_calibration(

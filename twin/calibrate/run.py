@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,6 +92,12 @@ class CalibrationConfig(BaseModel):
         default=True,
         description="Split each entry operation into request classes by call signature "
         "(false: one operation per entry, its calls drawn independently).",
+    )
+    keep_transients: bool = Field(
+        default=False,
+        description="Fit on every request, transient episodes included (false: requests "
+        "starting in an episode, a burst of one series' spans stretched far beyond the rest "
+        "of the window, are set aside and reported; see twin.calibrate.transients).",
     )
 
     @model_validator(mode="after")
@@ -374,12 +381,20 @@ def _calibrate(
                 f"{sum(report.problems.values())} other problem(s)"
             )
         spans.to_parquet(out / "spans.parquet", index=False)
-        graph = build_callgraph(spans)
+        from twin.calibrate.transients import set_aside
+
+        steady, aside = set_aside(spans, keep=c.keep_transients)
+        record["transients"] = aside.to_dict()
+        for line in aside.lines():
+            on_note(line)
+        graph = build_callgraph(steady)
         if graph.window <= 0.0:
             raise InputError(
                 "the spans cover no time at all (every one starts and ends at one instant): "
                 "no rate can be measured from them"
             )
+        if steady is not spans:  # the stretches set aside were not watched in steady state
+            graph = replace(graph, window=max(graph.window - aside.seconds, 1e-9))
         for svc, mf in metric_figures.items():
             if svc not in graph.services:
                 continue
@@ -562,6 +577,8 @@ def render_report(name: str, record: dict[str, Any], rows: list[dict[str, Any]])
             )
         lines.append("")
     for note in record.get("notes", []):
+        lines.append(f"- {note}")
+    for note in record.get("transients", {}).get("notes", []):
         lines.append(f"- {note}")
     if rows:
         lines += [

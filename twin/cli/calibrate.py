@@ -109,6 +109,15 @@ def calibrate(
             "keep_alive."
         ),
     ] = False,
+    keep_transients: Annotated[
+        bool,
+        typer.Option(
+            "--keep-transients",
+            help="Fit on every request, stalls included. By default requests that start in "
+            "a transient episode (one series' spans stretched far beyond the rest of the "
+            "window) are set aside and reported.",
+        ),
+    ] = False,
     manifests: Annotated[
         list[Path] | None,
         typer.Option(
@@ -153,6 +162,7 @@ def calibrate(
             "network": network,
             "classes": classes,
             "cold_starts": cold_starts,
+            "keep_transients": keep_transients,
             "manifests": manifests or [],
         },
         source="command line",
