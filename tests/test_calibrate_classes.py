@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from span_csv import SpanCsv
 from typer.testing import CliRunner
 
 from twin.bounds import check_name
@@ -37,14 +38,8 @@ SERVER = {"catalog": 0.003, "cart": 0.002, "payment": 0.005}
 
 def _write(path: Path, *, seed: int, rare: int = 0, only: str | None = None) -> None:
     rng = np.random.default_rng(seed)
-    lines = ["TraceID,SpanID,ParentID,ServiceName,OperationName,StartTimeUnixNano,EndTimeUnixNano"]
-    sid = 0
-
-    def span(trace: str, parent: str, svc: str, op: str, t0: float, t1: float) -> str:
-        nonlocal sid
-        sid += 1
-        lines.append(f"{trace},s{sid},{parent},{svc},{op},{int(t0 * 1e9)},{int(t1 * 1e9)}")
-        return f"s{sid}"
+    table = SpanCsv()
+    span = table.span
 
     names = list(CLASSES)
     shares = np.array([CLASSES[k][0] for k in names])
@@ -56,10 +51,7 @@ def _write(path: Path, *, seed: int, rare: int = 0, only: str | None = None) -> 
         if i >= N:
             calls, own, wire = RARE, 0.003, 0.001
         trace = f"t{i}"
-        root = f"s{sid + 1}"
-        at = len(lines)
-        lines.append("")
-        sid += 1
+        root = table.open_root()
         now = t + float(rng.exponential(own))
         for svc, counts in calls:
             for _ in range(int(rng.choice(counts))):
@@ -67,10 +59,8 @@ def _write(path: Path, *, seed: int, rare: int = 0, only: str | None = None) -> 
                 client = span(trace, root, "front", f"call {svc}", now, now + d + wire)
                 span(trace, client, svc, "Get", now + wire / 2, now + wire / 2 + d)
                 now += d + wire
-        lines[at] = (
-            f"{trace},{root},root,front,hipstershop.Front/Recv.,{int(t * 1e9)},{int(now * 1e9)}"
-        )
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        table.close_root(root, trace, "front", "hipstershop.Front/Recv.", t, now)
+    table.write(path)
 
 
 @pytest.fixture(scope="module")

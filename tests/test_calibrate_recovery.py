@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from span_csv import SpanCsv
 from typer.testing import CliRunner
 
 from twin.cli import app
@@ -28,14 +29,8 @@ def _lognormal(rng: np.random.Generator, mean: float, cv: float) -> float:
 
 def _write_csv(path: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    lines = ["TraceID,SpanID,ParentID,ServiceName,OperationName,StartTimeUnixNano,EndTimeUnixNano"]
-    sid = 0
-
-    def span(trace: str, parent: str, svc: str, op: str, t0: float, t1: float) -> str:
-        nonlocal sid
-        sid += 1
-        lines.append(f"{trace},s{sid},{parent},{svc},{op},{int(t0 * 1e9)},{int(t1 * 1e9)}")
-        return f"s{sid}"
+    table = SpanCsv()
+    span = table.span
 
     def server_call(trace: str, parent: str, svc: str, t: float) -> float:
         """A client span in ``parent`` around the callee's server span; returns its end."""
@@ -49,16 +44,13 @@ def _write_csv(path: Path, seed: int) -> None:
         t += float(rng.exponential(0.1))
         trace = f"t{i}"
         own = _lognormal(rng, MEANS["front"], CV["front"])
-        rows_at = len(lines)
-        root_id = f"s{sid + 1}"
-        lines.append("")  # the root's row, filled in when its end is known
-        sid += 1
+        root_id = table.open_root()  # its row is written when its end is known
         now = t + own
         if rng.random() < P_BACK:
             now = max(server_call(trace, root_id, "back", now) for _ in range(2))
         now = server_call(trace, root_id, "cache", now)
-        lines[rows_at] = f"{trace},{root_id},root,front,GET,{int(t * 1e9)},{int(now * 1e9)}"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        table.close_root(root_id, trace, "front", "GET", t, now)
+    table.write(path)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from span_csv import SpanCsv
 from typer.testing import CliRunner
 
 from twin.calibrate import CalibrationConfig, run_calibration
@@ -36,14 +37,8 @@ def _write(
     wait on each call; during ``stall`` the wait on db grows by ``extra`` seconds; with
     ``drift`` cart's self time grows linearly by that share over the window."""
     rng = np.random.default_rng(seed)
-    lines = ["TraceID,SpanID,ParentID,ServiceName,OperationName,StartTimeUnixNano,EndTimeUnixNano"]
-    sid = 0
-
-    def span(trace: str, parent: str, svc: str, op: str, t0: float, t1: float) -> str:
-        nonlocal sid
-        sid += 1
-        lines.append(f"{trace},s{sid},{parent},{svc},{op},{int(t0 * 1e9)},{int(t1 * 1e9)}")
-        return f"s{sid}"
+    table = SpanCsv()
+    span = table.span
 
     t, i = T0, 0
     while True:
@@ -52,10 +47,7 @@ def _write(
             break
         i += 1
         trace = f"t{i}"
-        root = f"s{sid + 1}"
-        at = len(lines)
-        lines.append("")
-        sid += 1
+        root = table.open_root()
         now = t + float(rng.lognormal(np.log(0.002), 0.3))
         calls = [("cart", 0.002 * (1 + drift * (t - T0) / SECONDS))]
         if rng.random() < 0.5:
@@ -68,9 +60,8 @@ def _write(
             client = span(trace, root, "front", f"call {svc}", now, now + d + wait)
             span(trace, client, svc, "Get", now + wait / 2, now + wait / 2 + d)
             now += d + wait
-        lines[at] = f"{trace},{root},root,front,Front/Recv,{int(t * 1e9)},{int(now * 1e9)}"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+        table.close_root(root, trace, "front", "Front/Recv", t, now)
+    return table.write(path)
 
 
 def _spans(path: Path) -> pd.DataFrame:
