@@ -369,7 +369,7 @@ def _calibrate(
                 f"{sum(report.problems.values())} other problem(s)"
             )
         spans.to_parquet(out / "spans.parquet", index=False)
-        graph = build_callgraph(spans)
+        graph = build_callgraph(spans, c.workers)
         if graph.window <= 0.0:
             raise InputError(
                 "the spans cover no time at all (every one starts and ends at one instant): "
