@@ -28,7 +28,7 @@ def misses(s: dict[str, float]) -> list[str]:
     return out + (["error_rate"] if s["error_rate_max_abs_diff_pp"] > BAR_ERROR_PP else [])
 
 
-def main(paths: list[Path]) -> dict[str, object]:
+def main(paths: list[Path]) -> dict[str, float]:
     runs = [json.loads(p.read_text()) for p in paths]
     print("| run | mean acc. avg / min | p95 avg | p99 avg | error rate within | bar |")
     print("|---|---|---|---|---|---|")
