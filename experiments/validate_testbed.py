@@ -17,6 +17,10 @@
    at the load generator); error rates compared in percentage points. Writes
    ``results.json`` and ``results.md``.
 
+``--repredict RUN/results.json --topology TOPO`` asks another twin (e.g. a calibration of the
+same run's calibration window by other code) for the same scenarios, against the run's
+measurements, without the testbed.
+
 Bounded: every load run lasts ``--seconds``; the testbed is stopped whatever happens.
 """
 
