@@ -17,17 +17,29 @@ from pathlib import Path
 
 import numpy as np
 
+BAR = {"mean_accuracy_avg": 0.90, "mean_accuracy_min": 0.75, "p99_accuracy_avg": 0.80}
+"""The bar each run is held to (and the error rate within ``BAR_ERROR_PP`` points)."""
+BAR_ERROR_PP = 5.0
 
-def main(paths: list[Path]) -> dict[str, object]:
+
+def misses(s: dict[str, float]) -> list[str]:
+    """The figures of a summary below the bar, by name."""
+    out = [k for k, v in BAR.items() if s[k] < v]
+    return out + (["error_rate"] if s["error_rate_max_abs_diff_pp"] > BAR_ERROR_PP else [])
+
+
+def main(paths: list[Path]) -> dict[str, float]:
     runs = [json.loads(p.read_text()) for p in paths]
-    print("| run | mean acc. avg / min | p95 avg | p99 avg | error rate within |")
-    print("|---|---|---|---|---|")
+    print("| run | mean acc. avg / min | p95 avg | p99 avg | error rate within | bar |")
+    print("|---|---|---|---|---|---|")
     for p, r in zip(paths, runs, strict=True):
         s = r["summary"]
+        missed = misses(s)
         print(
             f"| {p.stem} | {s['mean_accuracy_avg']:.1%} / {s['mean_accuracy_min']:.1%} | "
             f"{s['p95_accuracy_avg']:.1%} | {s['p99_accuracy_avg']:.1%} | "
-            f"{s['error_rate_max_abs_diff_pp']:.1f} pp |"
+            f"{s['error_rate_max_abs_diff_pp']:.1f} pp | "
+            f"{'met' if not missed else 'missed: ' + ', '.join(missed)} |"
         )
     names = [row["scenario"] for row in runs[0]["scenarios"]]
     pooled = []
@@ -60,6 +72,8 @@ def main(paths: list[Path]) -> dict[str, object]:
         f"p99 average {summary['p99_accuracy_avg']:.1%}; error rate within "
         f"{summary['error_rate_max_abs_diff_pp']:.1f} percentage points."
     )
+    missed = misses(summary)
+    print(f"Pooled against the bar: {'met' if not missed else 'missed: ' + ', '.join(missed)}.")
     return summary
 
 

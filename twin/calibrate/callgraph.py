@@ -8,6 +8,12 @@ database and cache calls to untraced backends, internal work) belong to that ins
 instance that parent belongs to. When the parent is a client span that wraps only this call,
 the call lasts as long as the client span, and client minus server duration is network time.
 
+A call that reaches a replica whose workers are all busy with their own processing waits for
+one, and where a server opens its span when a worker takes the request that wait is part of
+the client-minus-server gap. When the operator gives a service's worker count, the time
+between a call's send and its span's start during which every worker there was busy is taken
+out of that call's gap: the twin queues for workers by itself.
+
 *Self time* of an instance is its duration minus the union of its calls' intervals: the time
 the service spent on the request itself (processing, untraced backends, and any queueing
 inside the service). Timings come from complete traces; traces with a missing parent or
@@ -18,6 +24,7 @@ there, which the result says).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,8 +227,41 @@ def call_stages(ordered: list[tuple[float, float]]) -> list[int]:
     return stage_of
 
 
-def build_callgraph(spans: pd.DataFrame) -> CallGraph:
-    """Derive the call graph from a tidy span table (:func:`twin.calibrate.traces.read_traces`)."""
+def _full_periods(intervals: list[tuple[float, float]], workers: int) -> np.ndarray:
+    """The stretches (rows of start, end; sorted, disjoint) when at least ``workers`` of the
+    intervals were open at once: a replica with every worker busy."""
+    events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    out: list[tuple[float, float]] = []
+    cur = 0
+    since = 0.0
+    for t, d in events:
+        before, cur = cur, cur + d
+        if before < workers <= cur:
+            since = t
+        elif cur < workers <= before and t > since:
+            out.append((since, t))
+    return np.array(out, dtype=float).reshape(-1, 2)
+
+
+def _worker_wait(full: np.ndarray, sent: float, began: float) -> float:
+    """Seconds of [sent, began] (a call's send and the start of its span) during which every
+    worker of the callee's replica was busy (``full``: :func:`_full_periods`): the part of the
+    call's client-minus-server gap spent waiting for a worker."""
+    lo = int(np.searchsorted(full[:, 1], sent, "right"))
+    hi = int(np.searchsorted(full[:, 0], began, "left"))
+    if hi <= lo:
+        return 0.0
+    seg = full[lo:hi]
+    return float(
+        np.sum(np.clip(np.minimum(seg[:, 1], began) - np.maximum(seg[:, 0], sent), 0, None))
+    )
+
+
+def build_callgraph(spans: pd.DataFrame, workers: Mapping[str, int] | None = None) -> CallGraph:
+    """Derive the call graph from a tidy span table (:func:`twin.calibrate.traces.read_traces`).
+
+    ``workers``: per service (``"*"`` for all) the worker count the operator knows; calls into
+    such a service have their wait for a worker taken out of their network gap."""
     df = spans.reset_index(drop=True)
     n = len(df)
     if n == 0:
@@ -267,6 +307,7 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
     edges: set[tuple[str, str]] = set()
     network: dict[tuple[str, str], list[float]] = defaultdict(list)
     gaps_of: dict[int, list[float | None]] = defaultdict(list)  # aligned with calls_of
+    waits: list[tuple[tuple[str, str], int, int, int, int, int]] = []  # see below
     for i in np.where(is_entry & ok)[0]:
         p = int(parent[i])
         caller = int(entry[p])
@@ -275,9 +316,10 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
         if client:
             s, e = start[p], end[p]
             if not partial[i]:
-                network[(str(svc[p]), str(svc[i]))].append(
-                    max(0.0, (end[p] - start[p]) - (end[i] - start[i]))
-                )
+                edge = (str(svc[p]), str(svc[i]))
+                network[edge].append(max(0.0, (end[p] - start[p]) - (end[i] - start[i])))
+                # where to take a wait for a worker out, once the callee's busy times are known
+                waits.append((edge, len(network[edge]) - 1, caller, len(gaps_of[caller]), p, i))
         else:
             s, e = start[i], end[i]
         calls_of[caller].append(((str(svc[i]), str(op[i])), float(s), float(e), bool(err[i])))
@@ -362,6 +404,20 @@ def build_callgraph(spans: pd.DataFrame) -> CallGraph:
             roots=int(sum(is_root[i] for i in members)),
             calls=call_stats,
         )
+    known = dict(workers or {})
+    full_at: dict[tuple[str, str], np.ndarray] = {}
+    for edge, at, caller, g, p, i in waits:
+        n_workers = known.get(edge[1], known.get("*"))
+        if n_workers is None:
+            continue
+        where = (edge[1], str(inst[i]))
+        if where not in full_at:
+            full_at[where] = _full_periods(self_intervals[where], n_workers)
+        wait = _worker_wait(full_at[where], float(start[p]), float(start[i]))
+        if wait > 0.0:
+            network[edge][at] = max(0.0, network[edge][at] - wait)
+            gap = gaps_of[caller][g]
+            gaps_of[caller][g] = None if gap is None else max(0.0, gap - wait)
     services: dict[str, ServiceStats] = {}
     for name in sorted(set(svc.tolist())):
         names = sorted({str(x) for x, s in zip(inst, svc, strict=True) if s == name})

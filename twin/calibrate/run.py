@@ -387,7 +387,7 @@ def _calibrate(
         record["transients"] = aside.to_dict()
         for line in aside.lines():
             on_note(line)
-        graph = build_callgraph(steady)
+        graph = build_callgraph(steady, c.workers)
         if graph.window <= 0.0:
             raise InputError(
                 "the spans cover no time at all (every one starts and ends at one instant): "
