@@ -11,8 +11,9 @@
 2. **faults**: a fresh testbed, open-loop load, and ``twin watch --prometheus URL
    --recogniser auto`` (the recogniser kept in step 1; nothing of the real faults is seen in
    training). After a fault-free warm-up, real faults are injected one at a time, each
-   ramping up in three steps (real degradations rarely arrive at full size, and a step fault
-   leaves nothing to anticipate), held, cleared, and followed by a recovery period:
+   ramping up in six steps 20 s apart from a first step below the objective (real
+   degradations rarely arrive at full size, and a step fault leaves nothing to anticipate),
+   held, cleared, and followed by a recovery period:
    latency and errors through the services' ``/admin/fault``, CPU contention by ``stress-ng``
    on the core the CPU-bound service is pinned to (its hog session's autogroup weight raised
    step by step).
@@ -22,11 +23,12 @@
    its end plus ``--grace`` seconds: kind right, root cause first and in the first three.
    The SLO breach is read from the load generator's own records (client side): the first
    second at which the requests completed in the trailing window (the watch's window length,
-   at least ``MIN_REQUESTS``) have a p99 above the objective or a failed share above
-   1 - availability. The twin's lead is breach time minus the alert's window time; the
-   burn-rate page's (the SRE workbook's pair, evaluated by the watch on the same windows:
-   ``timeline.json`` ``burn_rate``) is read the same way from the first window it starts
-   firing in.
+   at least ``MIN_REQUESTS``) have a p99 above the objective, or the latest completed
+   requests, at least enough to resolve the availability objective (200 at 99%, as the
+   watch judges it), have more failed than it allows. The twin's lead is breach time minus
+   the alert's window time; the burn-rate page's (the SRE workbook's pair, evaluated by
+   the watch on the same windows: ``timeline.json`` ``burn_rate``) is read the same way
+   from the first window it starts firing in.
 
 Everything is bounded: each load run by its duration plus a grace, each watch by its number
 of polls, each testbed stopped whatever happens. Results: ``DIR/results.json`` and
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import statistics
@@ -55,6 +58,7 @@ from testbed.config import TestbedConfig
 from testbed.load import command, environment
 from testbed.run import ROOT, Testbed, free_base_port
 from twin.faults import CpuExhaustionFault, ErrorRateFault, LatencyFault
+from twin.predict.breach import availability_broken, resolving_requests
 
 MIN_REQUESTS = 20
 """A trailing window with fewer completed requests says nothing about a p99 or a share."""
@@ -80,9 +84,9 @@ class Injection:
     kind: str
     target: str
     intensity: float
-    duration_s: float = 120.0
-    steps: int = 3
-    step_s: float = 15.0
+    duration_s: float = 180.0
+    steps: int = 6
+    step_s: float = 20.0
 
 
 def default_plan() -> list[Injection]:
@@ -128,22 +132,27 @@ def breach_time(
     availability: float,
 ) -> float | None:
     """The first whole second in [start, end] at which the requests completed in the trailing
-    ``window_s`` (at least :data:`MIN_REQUESTS`) had a p99 above ``slo_p99`` or a failed share
-    above 1 - ``availability``. ``records`` are the load generator's (sent, latency, status)
-    with send times relative to ``origin`` (unix seconds); a request that never completed
-    (status -1) is counted as failed when it was sent. None when the SLO held throughout."""
+    ``window_s`` (at least :data:`MIN_REQUESTS`) had a p99 above ``slo_p99``, or the latest
+    completed requests (the trailing window's, and at least enough to resolve the objective:
+    ``twin.predict.breach.resolving_requests``, as the watch judges it) broke
+    ``availability``. ``records`` are the load generator's (sent, latency, status) with send
+    times relative to ``origin`` (unix seconds); a request that never completed (status -1)
+    is counted as failed when it was sent. None when the SLO held throughout."""
     if not records:
         return None
     r = np.asarray(records, dtype=float)
     done = np.where(r[:, 2] < 0, origin + r[:, 0], origin + r[:, 0] + r[:, 1])
     order = np.argsort(done)
     done, lat, bad = done[order], r[order, 1], (r[order, 2] != 200)
+    need = math.ceil(resolving_requests(availability))
     t = float(np.ceil(start))
     while t <= end:
         a, b = np.searchsorted(done, [t - window_s, t], side="right")
         if b - a >= MIN_REQUESTS:
             p99 = float(np.quantile(lat[a:b], 0.99))
-            if p99 > slo_p99 or float(np.mean(bad[a:b])) > 1.0 - availability:
+            pooled = min(int(a), max(int(b) - need, 0))
+            failed = float(np.sum(bad[pooled:b]))
+            if p99 > slo_p99 or availability_broken(failed, float(b - pooled), availability):
                 return t
         t += 1.0
     return None

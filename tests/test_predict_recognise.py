@@ -14,6 +14,7 @@ from twin.predict.fingerprints import (
     NoiseModel,
     fault_documents,
     fingerprints,
+    plan,
     simulate_window,
 )
 from twin.predict.localise import changes, rank_services, standardised_change
@@ -189,3 +190,61 @@ def test_noise_model_adds_only_what_the_twin_lacks() -> None:
     assert math.isclose(added.get("service", "a", "rate"), 0.4)
     assert added.get("service", "other", "rate") == 0.5  # unseen names take the median
     assert live.added({"service|a|rate": 0.9}).get("service", "a", "rate") == 0.0
+
+
+def _tel(services: dict[str, dict[str, np.ndarray]]) -> Telemetry:
+    n = len(next(iter(next(iter(services.values())).values())))
+    return Telemetry(
+        times=np.arange(1.0, n + 1.0),
+        window=1.0,
+        services=services,
+        edges={},
+        entry={"success": np.linspace(0.9, 1.0, n)},
+        calls=(),
+    )
+
+
+def test_a_success_share_held_at_one_is_a_reading_but_held_at_zero_is_silence() -> None:
+    ones, zeros = np.ones(8), np.zeros(8)
+    healthy = _tel({"a": {"success": ones}, "b": {"success": ones}})
+    assert ("service", "success") not in uninformative(healthy)
+    broken = _tel({"a": {"success": zeros}, "b": {"success": zeros}})
+    assert ("service", "success") in uninformative(broken)
+    flat_rate = _tel({"a": {"rate": ones, "success": ones}})
+    assert ("service", "rate") in uninformative(flat_rate)  # only a share has a healthy end
+
+
+def test_latency_is_trained_on_the_wire_and_inside_the_callee(topo: Topology) -> None:
+    runs = [r for r in plan(topo, SPEC) if r.kind == "latency"]
+    assert {(r.target, r.inside) for r in runs} == {
+        (t, inside) for t in ("a", "b", "c") for inside in (False, True)
+    }  # the entry, which nothing calls, takes no network kind
+    assert all(not r.inside for r in plan(topo, SPEC) if r.kind != "latency")
+    without = plan(topo, SPEC.model_copy(update={"in_service": False}))
+    assert {r.inside for r in without if r.kind == "latency"} == {False}
+
+
+def test_a_wait_inside_a_service_shows_in_its_own_latency_and_one_on_the_wire_does_not(
+    topo: Topology,
+) -> None:
+    start = SPEC.warmup_s + SPEC.before_s
+    duration = start + SPEC.during_s + SPEC.window_s
+    docs = fault_documents(topo, "latency", "c", 0.3, start, SPEC.during_s)
+
+    def read(inside: bool) -> tuple[float, float, float]:
+        tel = simulate_window(topo, SPEC, docs, 1.0, 11, duration, inside)
+        ch = changes(tel, start, SPEC.during_s, SPEC.before_s)
+        c, edge = ch.services["c"], ch.edges["a->c"]
+        return c["latency_p99"], edge["server_p50"], edge["client_p50"]
+
+    p99, server, client = read(inside=True)
+    assert p99 > 10.0 and server > 10.0 and client > 10.0
+    p99, server, client = read(inside=False)
+    assert abs(p99) < 3.0 and abs(server) < 3.0 and client > 10.0
+    # the callers see the same either way: the simulation is one and the same
+    wire = simulate_window(topo, SPEC, docs, 1.0, 11, duration, False)
+    inner = simulate_window(topo, SPEC, docs, 1.0, 11, duration, True)
+    assert np.array_equal(wire.entry["latency_p99"], inner.entry["latency_p99"], equal_nan=True)
+    # and the wait holds no worker: the callee's busy share does not move
+    cpu = changes(inner, start, SPEC.during_s, SPEC.before_s).services["c"]["cpu"]
+    assert abs(cpu) < 3.0

@@ -12,10 +12,13 @@ import pytest
 
 from twin.predict.breach import (
     PAGE_RULES,
+    AvailabilitySli,
     BurnRateAlert,
     LinearAlert,
+    availability_broken,
     detection_seconds,
     predict_linear,
+    resolving_requests,
     stretch_breaches,
     time_to_breach,
 )
@@ -135,3 +138,28 @@ def test_time_to_breach_is_none_on_a_healthy_twin() -> None:
     )
     assert est.probability == 0.0 and est.time_to_breach_s is None
     assert len(est.first_breach_s) == 2
+
+
+def test_availability_needs_enough_requests_to_resolve_the_objective() -> None:
+    assert resolving_requests(0.99) == pytest.approx(200.0)
+    # one failure in a 75-request window is 1.3%, but 75 requests cannot resolve 99%
+    assert not availability_broken(1, 75, 0.99)
+    assert not availability_broken(2, 75, 0.99)
+    assert availability_broken(3, 75, 0.99)  # three cannot fit a 200-request budget of two
+    assert availability_broken(75, 75, 0.99)  # everything failing breaks it at once
+    assert availability_broken(11, 1000, 0.99) and not availability_broken(10, 1000, 0.99)
+
+
+def test_availability_sli_pools_windows_back_until_they_resolve_the_objective() -> None:
+    sli = AvailabilitySli(0.99)
+    # 75-request windows: a stray failure every other window is 0.7% over the pool: held
+    got = [sli.update(float(i % 2), 75.0) for i in range(12)]
+    assert not any(got)
+    assert not any(sli.update(0.0, 75.0) for _ in range(3))
+    # two failures a window (2.7%): the first window's two fit the budget of the pool (three
+    # windows, 225 requests), the second window's do not
+    got = [sli.update(2.0, 75.0) for _ in range(3)]
+    assert got == [False, True, True]
+    # the pool forgets: clean windows bring it back once the failures leave the pool
+    got = [sli.update(0.0, 75.0) for _ in range(4)]
+    assert not got[-1]

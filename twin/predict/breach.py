@@ -194,6 +194,45 @@ def time_to_breach(
     )
 
 
+# -- availability judged over enough requests ------------------------------------------------
+
+
+def resolving_requests(objective: float) -> float:
+    """The fewest requests an availability objective is judged over: 2 / (1 - objective)
+    (200 at 99%). Fewer cannot resolve it: at 75 requests one failure is 1.3%, so a single
+    failed request would break a 99% objective on its own."""
+    return 2.0 / (1.0 - objective)
+
+
+def availability_broken(failed: float, total: float, objective: float) -> bool:
+    """Whether ``failed`` of ``total`` requests break ``objective``, counting at least
+    :func:`resolving_requests`: failed > (1 - objective) x max(total, that many). A run of
+    failures breaks it at once (every request of a 75-request window failing is 75 > 2);
+    one stray failure in a short window does not."""
+    return failed > (1.0 - objective) * max(total, resolving_requests(objective))
+
+
+class AvailabilitySli:
+    """The availability SLI over the latest windows that together hold at least
+    :func:`resolving_requests` (or every window there is): :meth:`update` adds one window
+    and answers whether the objective is broken."""
+
+    def __init__(self, objective: float) -> None:
+        if not 0.0 < objective < 1.0:
+            raise ValueError(f"objective must be in (0, 1), got {objective}")
+        self.objective = objective
+        self.need = resolving_requests(objective)
+        self.buf: deque[tuple[float, float]] = deque()
+
+    def update(self, failed: float, total: float) -> bool:
+        self.buf.append((max(failed, 0.0), max(total, 0.0)))
+        while len(self.buf) > 1 and sum(n for _, n in self.buf) - self.buf[0][1] >= self.need:
+            self.buf.popleft()
+        bad = sum(b for b, _ in self.buf)
+        n = sum(t for _, t in self.buf)
+        return availability_broken(bad, n, self.objective)
+
+
 def stretch_breaches(
     latency_p99: float | None, availability: float | None
 ) -> Callable[[Stretch], bool]:
@@ -203,7 +242,9 @@ def stretch_breaches(
     def breached(s: Stretch) -> bool:
         for e in s.entries.values():
             done = float(e.succeeded) + float(e.failed)
-            if availability is not None and done > 0 and float(e.succeeded) / done < availability:
+            if availability is not None and availability_broken(
+                float(e.failed), done, availability
+            ):
                 return True
             p99 = e.latency.p99
             if latency_p99 is not None and p99 is not None and float(p99) > latency_p99:
@@ -215,12 +256,15 @@ def stretch_breaches(
 
 __all__ = [
     "PAGE_RULES",
+    "AvailabilitySli",
     "BreachEstimate",
     "BurnRateAlert",
     "BurnRule",
     "LinearAlert",
+    "availability_broken",
     "detection_seconds",
     "predict_linear",
+    "resolving_requests",
     "stretch_breaches",
     "time_to_breach",
 ]

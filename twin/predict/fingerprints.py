@@ -34,7 +34,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,6 +79,15 @@ class FingerprintSpec(BaseModel):
     warmup_s: float = Field(default=60.0, ge=0, description="simulated seconds discarded first")
     before_s: float = Field(default=300.0, gt=0, description="baseline seconds before a fault")
     during_s: float = Field(default=180.0, gt=0, description="seconds a fault lasts")
+    in_service: bool = Field(
+        default=True,
+        description=(
+            "also simulate each network kind that has a form inside the target (latency) as "
+            "a wait in its handler that holds no worker (an awaited call, a timer), which the "
+            "target's own server-side latency includes, beside the delay on the wire, which "
+            "only its callers see: production has both"
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -202,10 +211,17 @@ def placeable(topology: Topology, kind: str, target: str) -> bool:
     return kind not in NETWORK_KINDS or bool(list(topology.service_graph().in_edges(target)))
 
 
+SERVED_KINDS = frozenset({LatencyFault.name})
+"""Network kinds with a form inside the callee: the same delay spent in its handler without a
+worker held, so its callers see what the wire form shows and the callee's own latency shows
+it too (simulated on the wire, read on the callee's side)."""
+
+
 def fault_documents(
     topology: Topology, kind: str, target: str, intensity: float, start: float, seconds: float
 ) -> list[dict[str, Any]]:
-    """The twin's fault documents for ``kind`` at service ``target``."""
+    """The twin's fault documents for ``kind`` at service ``target`` (a network kind on the
+    calls into it)."""
     cls = KINDS[kind]
     where = [target]
     if kind in NETWORK_KINDS:
@@ -238,6 +254,15 @@ def _edge_delay(
     return out
 
 
+def _served(edges: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per callee, the delay of the calls into it (the largest, where several are delayed)."""
+    out: dict[str, np.ndarray] = {}
+    for key, v in edges.items():
+        callee = key.split("->", 1)[1]
+        out[callee] = np.maximum(out[callee], v) if callee in out else v
+    return out
+
+
 def simulate_window(
     topology: Topology,
     spec: FingerprintSpec,
@@ -245,8 +270,10 @@ def simulate_window(
     load: float,
     seed: int,
     duration: float,
+    inside: bool = False,
 ) -> Telemetry:
-    """One twin run with ``docs`` as its faults, as windowed telemetry."""
+    """One twin run with ``docs`` as its faults, as windowed telemetry; ``inside``: the
+    delays on calls are read as waits inside their callee (:data:`SERVED_KINDS`)."""
     sc = parse_model(
         Scenario,
         {
@@ -261,7 +288,9 @@ def simulate_window(
     res = Simulation(topology, sc, series="all").run()
     tel = from_series(res.timeseries.frame(), topology, spec.window_s)
     extra = _edge_delay(docs, tel.times, spec.window_s)
-    if extra:
+    if extra and inside:
+        tel = from_series(res.timeseries.frame(), topology, spec.window_s, None, _served(extra))
+    elif extra:
         tel = from_series(res.timeseries.frame(), topology, spec.window_s, extra)
     keep = tel.times > spec.warmup_s + 1e-9
     return _slice(tel, keep)
@@ -357,23 +386,41 @@ def _nan_to_none(x: Any) -> Any:
     return x
 
 
-def plan(topology: Topology, spec: FingerprintSpec) -> list[tuple[str, str, float, float, int]]:
-    """Every run (kind, target, intensity, load, replicate) the spec asks for, fault-free ones
-    first (kind ``"none"``)."""
+def _forms(kind: str, spec: FingerprintSpec) -> list[bool]:
+    """The readings simulated for ``kind`` (``inside`` values): on the wire, and inside the
+    callee too where the kind has that form and the spec asks for it."""
+    return [False, True] if spec.in_service and kind in SERVED_KINDS else [False]
+
+
+class Run(NamedTuple):
+    """One simulated run of the training set (kind ``"none"``: fault-free)."""
+
+    kind: str
+    target: str
+    intensity: float
+    load: float
+    replicate: int
+    inside: bool = False
+    """For a kind in :data:`SERVED_KINDS`: read as a wait inside the target."""
+
+
+def plan(topology: Topology, spec: FingerprintSpec) -> list[Run]:
+    """Every run the spec asks for, fault-free ones first (kind ``"none"``)."""
     targets = list(spec.targets) if spec.targets else list(topology.services)
-    runs: list[tuple[str, str, float, float, int]] = []
+    runs: list[Run] = []
     for i in range(spec.none_runs):
-        runs.append(("none", "", 0.0, spec.loads[i % len(spec.loads)], i))
+        runs.append(Run("none", "", 0.0, spec.loads[i % len(spec.loads)], i))
     for kind in spec.kinds:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {list(KINDS)}")
         for target in targets:
             if not placeable(topology, kind, target):
                 continue
-            for x in levels(kind, spec.levels):
-                for load in spec.loads:
-                    for r in range(spec.seeds):
-                        runs.append((kind, target, x, load, r))
+            for inside in _forms(kind, spec):
+                for x in levels(kind, spec.levels):
+                    for load in spec.loads:
+                        for r in range(spec.seeds):
+                            runs.append(Run(kind, target, x, load, r, inside))
     return runs
 
 
@@ -429,7 +476,7 @@ def fingerprints(
     runs = plan(topology, spec)
     rng = generator(seed, "fingerprints")
     cases: list[Case] = []
-    for n, (kind, target, x, load, _r) in enumerate(runs):
+    for n, (kind, target, x, load, _r, inside) in enumerate(runs):
         offset = float(rng.uniform(0.0, spec.window_s))
         start = spec.warmup_s + spec.before_s + offset
         docs = (
@@ -438,7 +485,7 @@ def fingerprints(
             else fault_documents(topology, kind, target, x, start, spec.during_s)
         )
         run_seed = int(rng.integers(1, 2**31 - 1))
-        tel = simulate_window(topology, spec, docs, load, run_seed, duration)
+        tel = simulate_window(topology, spec, docs, load, run_seed, duration, inside)
         tel = add.apply(_restrict(tel, live), rng)
         ch = changes(tel, start, spec.during_s, spec.before_s, drop)
         cases.append(Case(ch, kind, target, x, load))

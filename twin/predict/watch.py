@@ -50,6 +50,7 @@ from twin.predict.alerts import (
     SimulatedEffect,
 )
 from twin.predict.breach import (
+    AvailabilitySli,
     BreachEstimate,
     BurnRateAlert,
     LinearAlert,
@@ -490,6 +491,7 @@ class Watch:
         self.follower = Follower(self.topology, c.follow, engine=self.engine)
         self.book = AlertBook(c.horizon_s, resolve_after=c.resolve_after)
         self.burn_avail = BurnRateAlert(self.slo_avail) if self.slo_avail else None
+        self.avail_sli = AvailabilitySli(self.slo_avail) if self.slo_avail else None
         self.burn_latency = BurnRateAlert(0.99) if self.slo_p99 else None
         self.linear = (
             LinearAlert(c.linear_range_s, c.horizon_s, self.slo_p99) if self.slo_p99 else None
@@ -600,11 +602,18 @@ class Watch:
         return rec, messages
 
     def _breaching(self, sli: src.EntrySli) -> bool:
+        """The window's p99 above its target, or availability broken over the latest
+        windows that hold enough requests to resolve the objective (``AvailabilitySli``)."""
+        broken = False
+        if self.avail_sli is not None and sli.success is not None:
+            n = sli.requests
+            if n > 0:
+                broken = self.avail_sli.update(n * (1.0 - sli.success), n)
+            else:  # a share without a count is taken as it reads
+                broken = sli.success < self.avail_sli.objective
         if self.slo_p99 is not None and sli.p99 is not None and sli.p99 > self.slo_p99:
             return True
-        return (
-            self.slo_avail is not None and sli.success is not None and sli.success < self.slo_avail
-        )
+        return broken
 
     def _burn(self, w: src.Window, sli: src.EntrySli) -> list[str]:
         out: list[str] = []

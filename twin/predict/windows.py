@@ -98,10 +98,17 @@ class Telemetry:
         )
 
 
+HEALTHY: dict[str, float] = {"success": 1.0}
+"""A metric's reading on a fully healthy system: a share that stays there is a reading (every
+request answered well), not silence."""
+
+
 def uninformative(tel: Telemetry) -> set[tuple[str, str]]:
     """(scope, metric) pairs that never vary anywhere in ``tel`` (a success rate reported as a
-    constant, a gauge never filled): such a metric says nothing, and a model trained where it
-    moves would read meaning into its silence, so both sides leave it out."""
+    constant 0, a gauge never filled): such a metric says nothing, and a model trained where
+    it moves would read meaning into its silence, so both sides leave it out. A metric held
+    at its :data:`HEALTHY` value throughout is kept: a fault-free recording of a healthy
+    system shows exactly that, and a fault that breaks it is what the metric is for."""
     out: set[tuple[str, str]] = set()
     groups: list[tuple[str, Iterable[Series]]] = [
         ("service", tel.services.values()),
@@ -114,7 +121,8 @@ def uninformative(tel: Telemetry) -> set[tuple[str, str]]:
             for m, v in series.items():
                 finite = v[np.isfinite(v)]
                 varies = bool(finite.size) and float(np.ptp(finite)) > 0.0
-                seen[m] = seen.get(m, False) or varies
+                healthy = bool(finite.size) and bool(np.all(finite == HEALTHY.get(m, math.nan)))
+                seen[m] = seen.get(m, False) or varies or healthy
         out |= {(scope, m) for m, varies in seen.items() if not varies}
     return out
 
@@ -139,6 +147,7 @@ def from_series(
     topology: Topology,
     window: float,
     extra_delay: Mapping[str, np.ndarray] | None = None,
+    served_delay: Mapping[str, np.ndarray] | None = None,
 ) -> Telemetry:
     """A simulation's time series (:class:`~twin.results.TimeSeries` frame, windows of
     ``window`` s) as :class:`Telemetry`.
@@ -146,7 +155,10 @@ def from_series(
     The twin reports per service, not per edge; an edge's server-side median is its callee's
     median latency, and the client side adds the link's mean network latency plus
     ``extra_delay[edge]`` (per window, seconds: an injected network delay), which is how the
-    twin's network model adds it to a call."""
+    twin's network model adds it to a call. ``served_delay[service]`` (per window, seconds)
+    is a wait the service's own server-side latency includes without holding a worker (an
+    awaited call or timer in its handler): added to its latency quantiles, hence to the
+    server and client sides of the calls into it."""
     f = frame[frame["window"] == window]
     times = np.sort(f["time"].unique()) + window
     index = {t: i for i, t in enumerate(times - window)}
@@ -169,10 +181,11 @@ def from_series(
         done = ok + bad
         with np.errstate(invalid="ignore", divide="ignore"):
             success = np.where(done > 0, ok / done, math.nan)
+        served = np.zeros(n) if served_delay is None else served_delay.get(name, np.zeros(n))
         services[name] = {
             "cpu": m.get("utilization", np.full(n, math.nan)),
-            "latency_p95": m.get("p95", np.full(n, math.nan)),
-            "latency_p99": m.get("p99", np.full(n, math.nan)),
+            "latency_p95": m.get("p95", np.full(n, math.nan)) + served,
+            "latency_p99": m.get("p99", np.full(n, math.nan)) + served,
             "rate": m.get("arrivals", np.zeros(n)) / window,
             "success": success,
         }
@@ -181,6 +194,8 @@ def from_series(
     for key, base in delays.items():
         callee = key.split("->", 1)[1]
         p50 = raw.get(callee, {}).get("p50", np.full(n, math.nan))
+        if served_delay is not None:
+            p50 = p50 + served_delay.get(callee, np.zeros(n))
         extra = np.zeros(n) if extra_delay is None else extra_delay.get(key, np.zeros(n))
         edges[key] = {"server_p50": p50, "client_p50": p50 + base + extra}
     entries = grid("entry")
