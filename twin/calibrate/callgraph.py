@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from twin.calibrate.asynchrony import CallForm, find_call_forms
-from twin.calibrate.timeline import observed_window
+from twin.calibrate.timeline import Window, observed_window
 
 OpKey = tuple[str, str]
 
@@ -257,6 +257,16 @@ def _worker_wait(full: np.ndarray, sent: float, began: float) -> float:
     )
 
 
+def capture_window(spans: pd.DataFrame) -> Window:
+    """The observed time of a span table (``twin.calibrate.timeline.observed_window`` over its
+    spans, the traces' starts setting the typical gap)."""
+    return observed_window(
+        spans["start"].to_numpy(dtype=float),
+        spans["end"].to_numpy(dtype=float),
+        spans.groupby("trace_id")["start"].min().to_numpy(),
+    )
+
+
 def build_callgraph(spans: pd.DataFrame, workers: Mapping[str, int] | None = None) -> CallGraph:
     """Derive the call graph from a tidy span table (:func:`twin.calibrate.traces.read_traces`).
 
@@ -431,7 +441,7 @@ def build_callgraph(spans: pd.DataFrame, workers: Mapping[str, int] | None = Non
                 (_peak_overlap(self_intervals[(name, r)]) for r in names), default=1
             ),
         )
-    window = observed_window(start, end, df.groupby("trace_id")["start"].min().to_numpy())
+    window = capture_window(df)
     roots: dict[OpKey, list[EntryInstance]] = defaultdict(list)
     for i in np.where(is_entry & is_root)[0]:
         calls = [

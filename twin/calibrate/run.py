@@ -313,7 +313,7 @@ def _calibrate(
     start, end, step, name, sampling = c.start, c.end, c.step_seconds, c.name, c.sampling
     demand, mask, predict, seed, network = c.demand, c.mask, c.predict_seconds, c.seed, c.network
     from twin.calibrate.build import BuildOptions, build_topology
-    from twin.calibrate.callgraph import build_callgraph
+    from twin.calibrate.callgraph import build_callgraph, capture_window
     from twin.calibrate.mask import Masker
     from twin.calibrate.metrics import (
         MetricMap,
@@ -393,8 +393,11 @@ def _calibrate(
                 "the spans cover no time at all (every one starts and ends at one instant): "
                 "no rate can be measured from them"
             )
-        if steady is not spans:  # the stretches set aside were not watched in steady state
-            graph = replace(graph, window=max(graph.window - aside.seconds, 1e-9))
+        if steady is not spans:
+            # the stretches set aside were watched, but not in steady state: out of the whole
+            # capture's observed time (the steady spans' own window may already have lost
+            # them, where a stretch sits at an end or leaves a silence)
+            graph = replace(graph, window=max(capture_window(spans).seconds - aside.seconds, 1e-9))
         for svc, mf in metric_figures.items():
             if svc not in graph.services:
                 continue

@@ -27,6 +27,10 @@ its own). The interval with the largest ``z`` is the series' candidate: the epid
 - large: the median exclusive time inside is at least ``STRETCH_MIN`` times the median
   outside. A slow drift or a busy second moves a busy series' median by 10-30%, a stall
   moves the typical span, not only the tail;
+- material: the median inside exceeds the median outside by at least ``MATERIAL`` of the
+  window's median request (trace) duration. A few milliseconds more on a wait under
+  100 ms requests (a busy neighbour on a shared machine) passes the other tests and
+  changes nothing users see; a stall that shapes the tail adds a good share of a request;
 - transient: at most ``MAX_SHARE`` of the window, with at least ``MIN_INSIDE`` of the
   series' spans inside (and outside). The scan searches intervals of any length, so a
   slow regime that fills most of the window is found as that long interval and refused,
@@ -63,6 +67,8 @@ Z_MIN = 6.0
 """Standardised rank-sum (inside vs outside) at which an interval is not chance."""
 STRETCH_MIN = 3.0
 """Median exclusive time inside over median outside at which an interval is a stall."""
+MATERIAL = 0.1
+"""Share of the median request's duration an episode must add to a span to be a stall."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,8 @@ def find_episodes(spans: pd.DataFrame, bins: int = BINS) -> tuple[list[Episode],
     if hi <= lo:
         return [], flagged
     width = (hi - lo) / bins
+    by_trace = df.groupby("trace_id")
+    request = float(np.median(by_trace["end"].max() - by_trace["start"].min()))
     svc = df["service"].to_numpy(dtype=object)
     found: list[tuple[Episode, np.ndarray]] = []
     groups: dict[Any, Any] = df.groupby(["service", "operation"], sort=True).indices
@@ -233,6 +241,8 @@ def find_episodes(spans: pd.DataFrame, bins: int = BINS) -> tuple[list[Episode],
         inside = (b >= a) & (b < e)
         med_in, med_out = float(np.median(ex[rows][inside])), float(np.median(ex[rows][~inside]))
         if med_in < STRETCH_MIN * med_out or med_in <= 0:
+            continue
+        if med_in - med_out < MATERIAL * request:
             continue
         callees = {str(svc[remote[i]]) for i in rows[inside] if remote[i] >= 0}
         found.append(
@@ -301,6 +311,7 @@ def set_aside(
 
 __all__ = [
     "BINS",
+    "MATERIAL",
     "MAX_SHARE",
     "MIN_INSIDE",
     "MIN_SPANS",
