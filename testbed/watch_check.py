@@ -48,13 +48,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from testbed.config import TestbedConfig
+from testbed.config import TestbedConfig, default_services
 from testbed.load import command, environment
 from testbed.run import ROOT, Testbed, free_base_port
 from twin.faults import CpuExhaustionFault, ErrorRateFault, LatencyFault
@@ -68,7 +68,8 @@ LIVE_STEP = 15.0
 recorded telemetry is fetched at the same step, so training sees the live noise."""
 
 CPU_CORE = 1
-"""The core the CPU-bound service (catalog in the default system) is pinned to."""
+"""The core the CPU-bound service (catalog in the default system) is pinned to by default,
+and the CPU hog runs on (``--core``)."""
 
 
 # -- the plan --------------------------------------------------------------------------------
@@ -320,8 +321,10 @@ def _watch_cmd(out: Path, extra: list[str], a: argparse.Namespace) -> list[str]:
     ]
 
 
-def _config(base: int) -> TestbedConfig:
-    return TestbedConfig(base_port=base, nice=0)  # the caller runs the whole check nice'd
+def _config(base: int, core: int = CPU_CORE) -> TestbedConfig:
+    """The default system on ports from ``base``, its pinned service on ``core``."""
+    services = [replace(sv, core=core) if sv.core is not None else sv for sv in default_services()]
+    return TestbedConfig(base_port=base, services=services, nice=0)  # the caller runs it nice'd
 
 
 def prepare(out: Path, a: argparse.Namespace) -> None:
@@ -329,7 +332,7 @@ def prepare(out: Path, a: argparse.Namespace) -> None:
     from twin.calibrate import MetricMap, PrometheusClient
 
     out.mkdir(parents=True, exist_ok=True)
-    with Testbed(out / "prepare-run", _config(free_base_port())) as tb:
+    with Testbed(out / "prepare-run", _config(free_base_port(), a.core)) as tb:
         print(f"prepare: calibrating at {a.rate:g} req/s for {a.cal_seconds:g} s", flush=True)
         tb.calibrate(out, a.rate, a.cal_seconds, demand="cpu", predict_seconds=60.0)
         print(f"prepare: recording {a.record_seconds:g} s of fault-free load", flush=True)
@@ -362,7 +365,9 @@ def _stop(p: subprocess.Popen[bytes]) -> None:
             p.wait(timeout=5)
 
 
-def _apply(tb: Testbed, inj: Injection, share: float, hog: subprocess.Popen[bytes] | None) -> Any:
+def _apply(
+    tb: Testbed, inj: Injection, share: float, hog: subprocess.Popen[bytes] | None, core: int
+) -> Any:
     """Set ``inj`` at ``share`` of its full intensity (0 clears it); answers the hog."""
     if inj.kind == LatencyFault.name:
         tb.inject(inj.target, latency=inj.intensity * share)
@@ -375,7 +380,7 @@ def _apply(tb: Testbed, inj: Injection, share: float, hog: subprocess.Popen[byte
                 hog.wait(timeout=10)
             return None
         if hog is None:
-            hog = tb.cpu_hog(inj.duration_s + 10, core=CPU_CORE, hogs=1)
+            hog = tb.cpu_hog(inj.duration_s + 10, core=core, hogs=1)
         with contextlib.suppress(OSError):
             nice = round(inj.intensity * share)
             Path(f"/proc/{hog.pid}/autogroup").write_text(str(nice), encoding="utf-8")
@@ -393,7 +398,7 @@ def live(out: Path, a: argparse.Namespace, plan: Sequence[Injection], name: str)
     polls = int(seconds // a.window)
     seconds = polls * a.window
     injected: list[Injected] = []
-    with Testbed(run / "testbed", _config(free_base_port())) as tb:
+    with Testbed(run / "testbed", _config(free_base_port(), a.core)) as tb:
         tb.load(a.rate, 5, seed=99, out=run / "warm.json")
         watch = subprocess.Popen(
             _watch_cmd(
@@ -426,10 +431,10 @@ def live(out: Path, a: argparse.Namespace, plan: Sequence[Injection], name: str)
                 print(f"{name}: {inj.kind} at {inj.target} ({inj.intensity:g})", flush=True)
                 hog: subprocess.Popen[bytes] | None = None
                 for k in range(1, inj.steps + 1):
-                    hog = _apply(tb, inj, k / inj.steps, hog)
+                    hog = _apply(tb, inj, k / inj.steps, hog, a.core)
                     time.sleep(inj.step_s if k < inj.steps else 0.0)
                 time.sleep(max(0.0, t0 + inj.duration_s - time.time()))
-                _apply(tb, inj, 0.0, hog)
+                _apply(tb, inj, 0.0, hog, a.core)
                 injected.append(Injected(inj.kind, inj.target, inj.intensity, t0, time.time()))
                 (run / "injections.json").write_text(
                     json.dumps({**meta, "injections": [asdict(i) for i in injected]}, indent=1)
@@ -593,6 +598,13 @@ def main() -> int:
     ap.add_argument("--grace", type=float, default=60.0, help="alert matching after a fault")
     ap.add_argument("--quiet-seconds", type=float, default=3600.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--core",
+        type=int,
+        default=CPU_CORE,
+        help="core the CPU-bound service is pinned to and the CPU hog runs on (a quiet run "
+        "beside a faults run needs another one)",
+    )
     a = ap.parse_args()
     # a stop signal unwinds (the testbed, the load and the watch are stopped on the way out)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
