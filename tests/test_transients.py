@@ -246,3 +246,19 @@ def test_a_stall_at_the_end_of_the_capture_leaves_the_rate_unbiased(tmp_path: Pa
     assert doc["transients"]["set_aside"]
     rate = sum(w.rate for w in steady.workload)
     assert rate == pytest.approx(sum(w.rate for w in clean.workload), rel=0.05)
+
+
+def test_episodes_that_together_fill_most_of_the_window_are_kept_in_the_fit(
+    tmp_path: Path,
+) -> None:
+    """Two stalls on two calls, each under half the window but together more than half of
+    it, are reported and kept: what fills most of the window is the steady state."""
+    a = _spans(_write(tmp_path / "a.csv", seed=3, stall=(5.0, 5.0 + 0.45 * SECONDS)))
+    b = _spans(_write(tmp_path / "b.csv", seed=3, stall=(60.0, 60.0 + 0.45 * SECONDS)))
+    db = (b["service"] == "front") & (b["operation"] == "call db")
+    b = b.assign(operation=b["operation"].where(~db, "call db again"))
+    b = b.assign(trace_id="b" + b["trace_id"])
+    both = pd.concat([a, b], ignore_index=True)
+    kept, aside = set_aside(both)
+    assert len(aside.episodes) >= 2 and aside.kept
+    assert kept is both

@@ -40,7 +40,9 @@ its own). The interval with the largest ``z`` is the series' candidate: the epid
 the candidate interval. From the earliest start of such a request to the interval's end,
 every request that starts is set aside, whole, and that stretch of time leaves the observed
 window, so rates stay unbiased (requests over time watched). Overlapping intervals of
-several series are one stretch. A capture with no episode is returned as it came (the same
+several series are one stretch. Episodes whose stretches together cover more than
+``MAX_SHARE`` of the window are reported and kept in the fit, for the reason a single long
+one is refused. A capture with no episode is returned as it came (the same
 table object), so its calibration is the same, bit for bit.
 """
 
@@ -290,6 +292,10 @@ def set_aside(
             merged[-1] = (merged[-1][0], max(merged[-1][1], b))
         else:
             merged.append((a, b))
+    # episodes of several series that together cover most of the window are its steady
+    # state, as one long episode would be: found, reported and kept in the fit
+    span = float(df["end"].max()) - float(df["start"].min())
+    keep = keep or sum(b - a for a, b in merged) > MAX_SHARE * span
     ts = trace_start.to_numpy(dtype=float)
     out = np.zeros(len(ts), dtype=bool)
     for a, b in merged:
