@@ -212,25 +212,47 @@ def availability_broken(failed: float, total: float, objective: float) -> bool:
     return failed > (1.0 - objective) * max(total, resolving_requests(objective))
 
 
+class TrailingCounts:
+    """The latest windows' (failed, requests) that together hold at least ``need`` requests
+    (or every window there is): the span an availability objective is judged over."""
+
+    def __init__(self, need: float) -> None:
+        self.need = need
+        self.buf: deque[tuple[float, float]] = deque()
+
+    def push(self, failed: float, total: float) -> list[tuple[float, float]]:
+        """Add one window; answer the windows that left the span, oldest first."""
+        self.buf.append((max(failed, 0.0), max(total, 0.0)))
+        gone: list[tuple[float, float]] = []
+        while len(self.buf) > 1 and self.total - self.buf[0][1] >= self.need:
+            gone.append(self.buf.popleft())
+        return gone
+
+    @property
+    def failed(self) -> float:
+        """Failed requests over the span."""
+        return sum(b for b, _ in self.buf)
+
+    @property
+    def total(self) -> float:
+        """Requests over the span."""
+        return sum(t for _, t in self.buf)
+
+
 class AvailabilitySli:
     """The availability SLI over the latest windows that together hold at least
-    :func:`resolving_requests` (or every window there is): :meth:`update` adds one window
+    :func:`resolving_requests` (:class:`TrailingCounts`): :meth:`update` adds one window
     and answers whether the objective is broken."""
 
     def __init__(self, objective: float) -> None:
         if not 0.0 < objective < 1.0:
             raise ValueError(f"objective must be in (0, 1), got {objective}")
         self.objective = objective
-        self.need = resolving_requests(objective)
-        self.buf: deque[tuple[float, float]] = deque()
+        self.span = TrailingCounts(resolving_requests(objective))
 
     def update(self, failed: float, total: float) -> bool:
-        self.buf.append((max(failed, 0.0), max(total, 0.0)))
-        while len(self.buf) > 1 and sum(n for _, n in self.buf) - self.buf[0][1] >= self.need:
-            self.buf.popleft()
-        bad = sum(b for b, _ in self.buf)
-        n = sum(t for _, t in self.buf)
-        return availability_broken(bad, n, self.objective)
+        self.span.push(failed, total)
+        return availability_broken(self.span.failed, self.span.total, self.objective)
 
 
 def stretch_breaches(
@@ -261,6 +283,7 @@ __all__ = [
     "BurnRateAlert",
     "BurnRule",
     "LinearAlert",
+    "TrailingCounts",
     "availability_broken",
     "detection_seconds",
     "predict_linear",

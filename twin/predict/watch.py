@@ -5,13 +5,16 @@ For each window a source yields (:mod:`twin.predict.sources`) the watch
 1. reads what users saw at the entry (the SLI table's figures, else the topology's entry
    services' own): requests, success share, p99;
 2. scores every service metric and the entry's against its forecast (a :class:`Forecaster`;
-   anomalous = beyond its adaptive band);
+   anomalous = beyond its adaptive band), and the entry's failed requests over the windows
+   its availability is judged on against the rate it fails at when normal
+   (:mod:`twin.predict.failures`);
 3. keeps the twin in step (:class:`twin.calibrate.follow.Follower`) and its twin-vs-reality
    error;
 4. runs the two baselines SREs use on the same stream (:mod:`twin.predict.breach`: the
    workbook's multi-window burn-rate page and a ``predict_linear`` threshold rule), so their
    alert times sit beside the twin's;
-5. when the entry or a service has been anomalous for ``persist`` windows in a row, the SLO
+5. when the entry or a service has been anomalous for ``persist`` windows in a row (the
+   failure count once: it pools windows itself), the SLO
    is broken now, or the twin stopped following: names the failure mode and ranks root-cause
    services (a :class:`Recogniser`: the :class:`Classifier` trained on the twin's own
    failures when one is given, else the statistical :class:`LargestChange`), steps the twin
@@ -57,6 +60,7 @@ from twin.predict.breach import (
     stretch_breaches,
     time_to_breach,
 )
+from twin.predict.failures import FailureExcess, FailureTest
 from twin.results import Stretch
 from twin.scenario import Load, Scenario
 from twin.sim.stepped import SteppedTwin
@@ -69,6 +73,10 @@ if TYPE_CHECKING:
 
 ENTRY = "entry"
 """The key the entry's own figures are scored under."""
+
+FAILURES = "failures"
+"""The entry's failed requests over the windows its availability is judged on, against the
+normal rate (:class:`twin.predict.failures.FailureExcess`), scored as ``entry/failures``."""
 
 WATCHED = (src.RATE, src.SUCCESS, src.P90, src.P95, src.P99, src.MEAN, src.CPU, "client_p99")
 """Service metrics scored each window (others are read but not scored)."""
@@ -229,6 +237,7 @@ class Recogniser(Protocol):
 KIND_OF_METRIC = {
     src.CPU: "cpu_exhaustion",
     src.SUCCESS: "error_rate",
+    FAILURES: "error_rate",
     src.RATE: "outage",
     src.MEAN: "latency",
     src.P50: "latency",
@@ -420,6 +429,9 @@ class WatchConfig:
     ``reuse_windows``: an estimate for the same failure mode is reused this many windows;
     ``suspect_windows``: at most this many of the latest windows in a row where something
     moved the harmful way are what the recogniser reads as the fault's;
+    ``failures_alpha``: the tail below which the entry's failed requests are more than its
+    normal rate explains (:mod:`twin.predict.failures`; the test pools windows itself, so
+    one window raises it);
     ``slo_*`` override the topology's SLO."""
 
     horizon_s: float = 1800.0
@@ -437,6 +449,7 @@ class WatchConfig:
     linear_range_s: float = 1800.0
     reuse_windows: int = 5
     suspect_windows: int = 3
+    failures_alpha: float = 1e-3
 
 
 @dataclass
@@ -492,6 +505,10 @@ class Watch:
         self.book = AlertBook(c.horizon_s, resolve_after=c.resolve_after)
         self.burn_avail = BurnRateAlert(self.slo_avail) if self.slo_avail else None
         self.avail_sli = AvailabilitySli(self.slo_avail) if self.slo_avail else None
+        self.failures = (
+            FailureExcess(self.slo_avail, alpha=c.failures_alpha) if self.slo_avail else None
+        )
+        self.failure_test: FailureTest | None = None
         self.burn_latency = BurnRateAlert(0.99) if self.slo_p99 else None
         self.linear = (
             LinearAlert(c.linear_range_s, c.horizon_s, self.slo_p99) if self.slo_p99 else None
@@ -529,7 +546,6 @@ class Watch:
 
     def step(self, w: src.Window) -> tuple[WindowRecord, list[Alert]]:
         """Take one window; answer its timeline record and the alert messages it sends."""
-        c = self.config
         sli = self.entry_sli(w)
         scores: dict[str, Scored] = {}
         for key, v in ((f"{ENTRY}/{src.P99}", sli.p99), (f"{ENTRY}/{src.SUCCESS}", sli.success)):
@@ -539,6 +555,13 @@ class Watch:
             for m in WATCHED:
                 if m in ms:
                     scores[f"{svc}/{m}"] = self.forecaster.update(f"{svc}/{m}", w.time, ms[m])
+        breaching = self._breaching(sli)
+        self.failure_test = self._failures(sli)
+        if self.failure_test is not None:
+            ft = self.failure_test
+            scores[f"{ENTRY}/{FAILURES}"] = Scored(
+                ft.expected, None, None, ft.surprise if ft.failed > ft.expected else 0.0, ft.excess
+            )
         for edge, ms in w.edges.items():
             for m in WATCHED_EDGES:
                 v = ms.get(m)
@@ -547,14 +570,9 @@ class Watch:
         for key, s in scores.items():
             symptom = s.anomalous and _is_symptom(key, s)
             self.streak[key] = self.streak.get(key, 0) + 1 if symptom else 0
-        persistent = sorted(
-            k
-            for k, n in self.streak.items()
-            if n >= (c.persist if k.startswith(ENTRY + "/") else c.persist_service)
-        )
+        persistent = sorted(k for k, n in self.streak.items() if n >= self._persist(k))
         rate = sli.requests / w.seconds if w.seconds > 0 else None
         follow = self.follower.update(w.time, rate, sli.p99)
-        breaching = self._breaching(sli)
         burn = self._burn(w, sli)
         linear = self.linear.update(w.time, sli.p99) if self.linear else False
         moved = breaching or any(self.streak.get(k, 0) > 0 for k in scores)
@@ -571,6 +589,9 @@ class Watch:
             conditions.append(cond)
         if not moved:
             self.normal.append(w)  # nothing moved the harmful way: a baseline for recognition
+        if self.failures is not None and self.failure_test is not None:
+            # failures while an alert is still open belong to the incident, not the norm
+            self.failures.settle(not moved and not self.book.open)
         if not w.baseline:
             messages = self.book.update(w.time, conditions)
         self.alerts += messages
@@ -615,6 +636,20 @@ class Watch:
             return True
         return broken
 
+    def _persist(self, key: str) -> int:
+        """Windows in a row a key must be anomalous: the failure count pools windows itself."""
+        if key == f"{ENTRY}/{FAILURES}":
+            return 1
+        return self.config.persist if key.startswith(ENTRY + "/") else self.config.persist_service
+
+    def _failures(self, sli: src.EntrySli) -> FailureTest | None:
+        """The count test over the windows the availability SLI reads (this one the last)."""
+        if self.failures is None or sli.success is None:
+            return None
+        if sli.requests <= 0:
+            return None
+        return self.failures.update(sli.requests * (1.0 - sli.success), sli.requests)
+
     def _burn(self, w: src.Window, sli: src.EntrySli) -> list[str]:
         out: list[str] = []
         n = max(sli.requests, 0.0)
@@ -658,7 +693,9 @@ class Watch:
                 MetricEvidence(
                     service=k.split("/", 1)[0],
                     metric=k.split("/", 1)[1],
-                    value=_value(w, sli, k),
+                    value=self.failure_test.failed
+                    if k == f"{ENTRY}/{FAILURES}" and self.failure_test is not None
+                    else _value(w, sli, k),
                     expected=s.expected,
                     score=s.score,
                 )
