@@ -20,7 +20,8 @@ or non-finite point rather than let a ``nan`` through.
 The watch beside production builds on them (imported by module, so importing this package
 stays light): :mod:`twin.predict.sources` (live and replayed telemetry in windows),
 :mod:`twin.predict.breach` (time to breach by Monte Carlo over the twin; the burn-rate and
-``predict_linear`` baselines), :mod:`twin.predict.alerts` (the alert document, grouping,
+``predict_linear`` baselines), :mod:`twin.predict.failures` (failed requests counted
+against the normal rate), :mod:`twin.predict.alerts` (the alert document, grouping,
 Alertmanager webhook), :mod:`twin.predict.watch` (the loop) and :mod:`twin.predict.outputs`
 (one ``twin watch`` run and its files).
 """
