@@ -12,7 +12,6 @@ import pytest
 
 from twin.predict.breach import (
     PAGE_RULES,
-    AvailabilitySli,
     BurnRateAlert,
     LinearAlert,
     availability_broken,
@@ -22,6 +21,7 @@ from twin.predict.breach import (
     stretch_breaches,
     time_to_breach,
 )
+from twin.predict.failures import FailureExcess
 from twin.scenario import Scenario
 from twin.sim.fluid import FluidSimulation
 from twin.topology import Topology
@@ -151,15 +151,19 @@ def test_availability_needs_enough_requests_to_resolve_the_objective() -> None:
 
 
 def test_availability_sli_pools_windows_back_until_they_resolve_the_objective() -> None:
-    sli = AvailabilitySli(0.99)
+    sli = FailureExcess(0.99)  # the watch judges availability on the failure count's span
+
+    def update(failed: float, total: float) -> bool:
+        return sli.update(failed, total).broken
+
     # 75-request windows: a stray failure every other window is 0.7% over the pool: held
-    got = [sli.update(float(i % 2), 75.0) for i in range(12)]
+    got = [update(float(i % 2), 75.0) for i in range(12)]
     assert not any(got)
-    assert not any(sli.update(0.0, 75.0) for _ in range(3))
+    assert not any(update(0.0, 75.0) for _ in range(3))
     # two failures a window (2.7%): the first window's two fit the budget of the pool (three
     # windows, 225 requests), the second window's do not
-    got = [sli.update(2.0, 75.0) for _ in range(3)]
+    got = [update(2.0, 75.0) for _ in range(3)]
     assert got == [False, True, True]
     # the pool forgets: clean windows bring it back once the failures leave the pool
-    got = [sli.update(0.0, 75.0) for _ in range(4)]
+    got = [update(0.0, 75.0) for _ in range(4)]
     assert not got[-1]

@@ -239,22 +239,6 @@ class TrailingCounts:
         return sum(t for _, t in self.buf)
 
 
-class AvailabilitySli:
-    """The availability SLI over the latest windows that together hold at least
-    :func:`resolving_requests` (:class:`TrailingCounts`): :meth:`update` adds one window
-    and answers whether the objective is broken."""
-
-    def __init__(self, objective: float) -> None:
-        if not 0.0 < objective < 1.0:
-            raise ValueError(f"objective must be in (0, 1), got {objective}")
-        self.objective = objective
-        self.span = TrailingCounts(resolving_requests(objective))
-
-    def update(self, failed: float, total: float) -> bool:
-        self.span.push(failed, total)
-        return availability_broken(self.span.failed, self.span.total, self.objective)
-
-
 def stretch_breaches(
     latency_p99: float | None, availability: float | None
 ) -> Callable[[Stretch], bool]:
@@ -278,7 +262,6 @@ def stretch_breaches(
 
 __all__ = [
     "PAGE_RULES",
-    "AvailabilitySli",
     "BreachEstimate",
     "BurnRateAlert",
     "BurnRule",

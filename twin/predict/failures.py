@@ -5,7 +5,7 @@ system that rarely fails: at 5 requests/s a 15 s window holds 0-1 failures while
 rate climbs through 0.5-1%, so a share detector sees one odd window, then a normal one, and
 speaks only once the objective is already broken. Failures are counts, and their evidence
 adds up: :class:`FailureExcess` asks, over the same latest windows the availability SLI is
-judged on (:class:`twin.predict.breach.AvailabilitySli`, at least ``2 / (1 - objective)``
+judged on (:class:`twin.predict.breach.TrailingCounts`, at least ``2 / (1 - objective)``
 requests), how likely that many failures are at the rate the system failed at while it was
 normal.
 
@@ -37,20 +37,23 @@ from dataclasses import dataclass
 
 from scipy.special import betainc
 
-from twin.predict.breach import TrailingCounts, resolving_requests
+from twin.predict.breach import TrailingCounts, availability_broken, resolving_requests
 
 
 @dataclass(frozen=True)
 class FailureTest:
     """One window's verdict: ``failed`` of ``requests`` over the latest windows, the count
-    ``expected`` at the normal rate, the tail's surprise ``-log10 P`` and whether it is an
-    excess (improbable *and* material)."""
+    ``expected`` at the normal rate, the tail's surprise ``-log10 P``, whether it is an
+    excess (improbable *and* material), and whether the same counts break the objective
+    (:func:`twin.predict.breach.availability_broken`: the availability SLI, on one span with
+    the count)."""
 
     failed: float
     requests: float
     expected: float
     surprise: float
     excess: bool
+    broken: bool
 
 
 def binomial_tail(failed: float, requests: float, p0: float) -> float:
@@ -91,6 +94,7 @@ class FailureExcess:
     ) -> None:
         if not 0.0 < objective < 1.0:
             raise ValueError(f"objective must be in (0, 1), got {objective}")
+        self.objective = objective
         self.allowed = 1.0 - objective
         self.alpha = alpha
         self.share = share
@@ -134,8 +138,9 @@ class FailureExcess:
     def test(self, failed: float, requests: float) -> FailureTest:
         """The verdict on ``failed`` of ``requests`` against the baseline as it stands."""
         p0 = self.rate()
+        broken = availability_broken(failed, requests, self.objective)
         if requests <= 0.0:
-            return FailureTest(failed, requests, 0.0, 0.0, False)
+            return FailureTest(failed, requests, 0.0, 0.0, False, broken)
         phi = self.dispersion(p0)
         tail = binomial_tail(failed / phi, requests / phi, p0)
         surprise = -math.log10(tail) if tail > 0.0 else math.inf
@@ -146,6 +151,7 @@ class FailureExcess:
             expected=p0 * requests,
             surprise=min(surprise, 300.0),
             excess=bool(material and tail < self.alpha),
+            broken=broken,
         )
 
 

@@ -53,7 +53,6 @@ from twin.predict.alerts import (
     SimulatedEffect,
 )
 from twin.predict.breach import (
-    AvailabilitySli,
     BreachEstimate,
     BurnRateAlert,
     LinearAlert,
@@ -504,7 +503,6 @@ class Watch:
         self.follower = Follower(self.topology, c.follow, engine=self.engine)
         self.book = AlertBook(c.horizon_s, resolve_after=c.resolve_after)
         self.burn_avail = BurnRateAlert(self.slo_avail) if self.slo_avail else None
-        self.avail_sli = AvailabilitySli(self.slo_avail) if self.slo_avail else None
         self.failures = (
             FailureExcess(self.slo_avail, alpha=c.failures_alpha) if self.slo_avail else None
         )
@@ -555,8 +553,8 @@ class Watch:
             for m in WATCHED:
                 if m in ms:
                     scores[f"{svc}/{m}"] = self.forecaster.update(f"{svc}/{m}", w.time, ms[m])
-        breaching = self._breaching(sli)
         self.failure_test = self._failures(sli)
+        breaching = self._breaching(sli, self.failure_test)
         if self.failure_test is not None:
             ft = self.failure_test
             scores[f"{ENTRY}/{FAILURES}"] = Scored(
@@ -622,16 +620,15 @@ class Watch:
         self.records.append(rec)
         return rec, messages
 
-    def _breaching(self, sli: src.EntrySli) -> bool:
+    def _breaching(self, sli: src.EntrySli, counted: FailureTest | None) -> bool:
         """The window's p99 above its target, or availability broken over the latest
-        windows that hold enough requests to resolve the objective (``AvailabilitySli``)."""
+        windows that hold enough requests to resolve the objective (the failure count's
+        span, ``counted``)."""
         broken = False
-        if self.avail_sli is not None and sli.success is not None:
-            n = sli.requests
-            if n > 0:
-                broken = self.avail_sli.update(n * (1.0 - sli.success), n)
-            else:  # a share without a count is taken as it reads
-                broken = sli.success < self.avail_sli.objective
+        if counted is not None:
+            broken = counted.broken
+        elif self.slo_avail is not None and sli.success is not None:
+            broken = sli.success < self.slo_avail  # a share without a count, as it reads
         if self.slo_p99 is not None and sli.p99 is not None and sli.p99 > self.slo_p99:
             return True
         return broken
@@ -644,9 +641,7 @@ class Watch:
 
     def _failures(self, sli: src.EntrySli) -> FailureTest | None:
         """The count test over the windows the availability SLI reads (this one the last)."""
-        if self.failures is None or sli.success is None:
-            return None
-        if sli.requests <= 0:
+        if self.failures is None or sli.success is None or sli.requests <= 0:
             return None
         return self.failures.update(sli.requests * (1.0 - sli.success), sli.requests)
 
