@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,19 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def topology_for(level: Path) -> Any:
-    """The level's twin from its normal operation (petshop_heldout's construction)."""
-    import importlib
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    build = importlib.import_module("petshop_heldout").build
-
-    from twin.calibrate.petshop import node_table, read_adjacency, read_node_metrics
+    """The level's twin from its normal operation, as ``experiments/petshop_heldout.py``
+    builds it (:func:`twin.calibrate.petshop.calibrate_level`)."""
+    from twin.calibrate.petshop import calibrate_level
     from twin.io import parse_model
     from twin.topology import Topology
 
-    nodes = node_table(read_node_metrics(level / "noissue" / "metrics.csv"))
-    _, edges = read_adjacency(level / "graph.csv")
-    doc, _ = build(nodes, edges)
+    doc, _, _ = calibrate_level(level)
     return parse_model(Topology, doc)
 
 

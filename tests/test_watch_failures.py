@@ -2,18 +2,24 @@
 two failures are an excess after an hour of clean traffic and not after minutes; one stray
 failure is never material; bursty normal failures need proportionally more; a ramp's first
 failures never join the baseline they are tested against, while stray ones that pass do.
-In the watch it raises an error ramp before the availability objective breaks."""
+In the watch it raises an error ramp before the availability objective breaks, names it an
+error fault whatever the recogniser read unless the entry is also slow, and puts first the
+service where the failures start (failing while none of the services it calls do)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from scipy.stats import binom
 from small_system import WINDOW, small_topology
 
-from twin.predict.failures import FailureExcess, binomial_tail
+from twin.predict.evidence import error_origins, place_origins
+from twin.predict.failures import FailureExcess, binomial_tail, service_failures
 from twin.predict.sources import EntrySli, Window
-from twin.predict.watch import FAILURES, Watch, WatchConfig
+from twin.predict.watch import FAILURES, Recognition, Watch, WatchConfig
 
 
 def _clean(fx: FailureExcess, windows: int, requests: float = 75.0) -> None:
@@ -118,3 +124,130 @@ def test_an_error_ramp_is_raised_before_the_objective_breaks(alpha: float) -> No
         assert any(m.metric == FAILURES for m in alerts[0].evidence.metrics)
     else:  # without it, nothing is seen before the objective breaks
         assert alerts[0].time >= breach
+
+
+SMALL_CALLS = [("front", "a"), ("front", "b"), ("a", "c")]
+
+
+def test_failures_start_at_the_failing_service_whose_callees_do_not_fail() -> None:
+    # c fails, so a (which calls c) and front (which calls a) fail too; b does not
+    tails = {"front": 1e-6, "a": 1e-5, "c": 1e-4, "b": 0.4}
+    assert error_origins(tails, SMALL_CALLS) == ["c"]
+    assert place_origins(["front", "a", "b", "c"], tails, SMALL_CALLS) == ["c", "front", "a", "b"]
+    # two independent origins, most improbable first; nothing failing changes nothing
+    assert error_origins({"b": 1e-3, "c": 1e-5, "front": 1e-6}, SMALL_CALLS) == ["c", "b"]
+    assert place_origins(["b", "a"], {"b": 0.5, "a": 0.2}, SMALL_CALLS) == ["b", "a"]
+
+
+def _service_windows(failed: dict[str, list[float]], requests: float = 100.0) -> list[Window]:
+    """Windows of the small system, each service at ``requests`` a window, failing as given
+    per service (missing: none)."""
+    n = max(len(v) for v in failed.values())
+    return [
+        Window(
+            1000.0 + WINDOW * (i + 1),
+            WINDOW,
+            {
+                s: {
+                    "rate": requests / WINDOW,
+                    "success": 1.0 - failed.get(s, [0.0] * n)[i] / requests,
+                }
+                for s in ("front", "a", "b", "c")
+            },
+        )
+        for i in range(n)
+    ]
+
+
+def test_service_failures_pool_the_suspect_windows_against_each_services_normal_rate() -> None:
+    normal = _service_windows({"c": [0.0] * 40})
+    recent = _service_windows({"c": [1.0, 1.0, 1.0], "a": [0.0, 1.0, 0.0]})
+    tails = service_failures(recent, normal)
+    # 3 failures in 300 against a Jeffreys rate of 0.5 / 4001: the binomial tail
+    assert tails["c"] == pytest.approx(binom.sf(2, 300, 0.5 / 4001), rel=1e-6)
+    assert tails["c"] < 1e-4 < tails["a"] < 0.05
+    assert tails["b"] == 1.0 and tails["front"] == 1.0
+    # a service whose normal windows failed as often is not failing more
+    assert service_failures(recent, _service_windows({"c": [1.0, 0.0, 0.0] * 13}))["c"] > 0.05
+
+
+@dataclass
+class _Says:
+    """A recogniser that always reads the same answer: what the watch adds is then the
+    only thing that can change it."""
+
+    kind: str
+    ranking: tuple[str, ...]
+
+    def recognise(self, recent: Sequence[Window], normal: Sequence[Window]) -> Recognition:
+        return Recognition(self.kind, self.ranking, (0.4, 0.3, 0.2, 0.1))
+
+
+def _system_windows(failing: list[float], p99: list[float]) -> list[Window]:
+    """The small system with c failing ``failing[i]`` of 100 requests in window i and the
+    failure travelling up to a and front; the entry's p99 as given."""
+    rng = np.random.default_rng(7)
+    out = []
+    for i, (f, q) in enumerate(zip(failing, p99, strict=True)):
+        services = {
+            s: {
+                "rate": 100.0 / WINDOW,
+                "success": 1.0 - (f if s != "b" else 0.0) / 100.0,
+                "cpu": 0.3 * float(np.exp(0.03 * rng.standard_normal())),
+                "latency_p99": 0.05 * float(np.exp(0.05 * rng.standard_normal())),
+            }
+            for s in ("front", "a", "b", "c")
+        }
+        entry = EntrySli(requests=100.0, success=1.0 - f / 100.0, p50=0.01, p99=q)
+        out.append(Window(1000.0 + WINDOW * (i + 1), WINDOW, services, entry))
+    return out
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_an_entry_failing_more_than_normal_is_an_error_fault_unless_it_is_also_slow(
+    slow: bool,
+) -> None:
+    # an hour clean, then c starts failing one request in a hundred; with ``slow`` the
+    # entry's p99 also climbs past its band (a fault that both slows and fails requests)
+    clean, ramp = 120, 4
+    rng = np.random.default_rng(11)
+    p99 = [0.05 * float(np.exp(0.05 * rng.standard_normal())) for _ in range(clean)]
+    p99 += [0.3 * (i + 1) for i in range(ramp)] if slow else [0.05] * ramp
+    windows = _system_windows([0.0] * clean + [1.0] * ramp, p99)
+    config = WatchConfig(
+        horizon_s=60.0, replications=1, step_s=WINDOW, slo_latency_p99=1.0, slo_availability=0.99
+    )
+    says = _Says("latency", ("b", "a", "front", "c"))
+    watch = Watch(small_topology(), config, recogniser=says)
+    alerts = [a for a in watch.run(windows) if a.status == "firing"]
+    assert alerts
+    first = alerts[0]
+    if slow:  # the recogniser's reading stands
+        assert (first.kind, tuple(first.root_cause)) == ("latency", says.ranking)
+    else:  # an error fault, starting at c (a and front fail only through it)
+        assert first.kind == "error_rate"
+        assert first.root_cause[0] == "c"
+        assert list(first.root_cause_probability) == sorted(
+            first.root_cause_probability, reverse=True
+        )
+
+
+def test_a_latency_incidents_windows_teach_the_normal_failure_rate() -> None:
+    # 30 clean windows, then 60 with the entry's p99 above the objective (the SLO broken and
+    # an alert open the whole time) and no failed request, then 10 clean: the normal failure
+    # rate is learnt from all of them, the incident's included
+    rng = np.random.default_rng(13)
+    n_clean, n_slow = 30, 60
+    p99 = [0.05 * float(np.exp(0.05 * rng.standard_normal())) for _ in range(n_clean)]
+    p99 += [1.5] * n_slow + [0.05] * 10
+    windows = _system_windows([0.0] * len(p99), p99)
+    config = WatchConfig(
+        horizon_s=60.0, replications=1, step_s=WINDOW, slo_latency_p99=1.0, slo_availability=0.99
+    )
+    watch = Watch(small_topology(), config)
+    alerts = [a for a in watch.run(windows) if a.status == "firing"]
+    assert alerts and alerts[0].kind == "latency"  # the incident was seen
+    assert watch.failures is not None
+    learnt = len(watch.failures.normal)
+    assert learnt >= n_clean + n_slow - 5  # all but the span still under test
+    assert watch.failures.rate() == pytest.approx(0.5 / (100.0 * learnt + 1.0))

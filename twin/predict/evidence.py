@@ -21,12 +21,16 @@ whatever the sizes, and these functions read them:
   latency rising are an error fault; the first candidate's own CPU rising clearly is a CPU
   fault; its latency (own, or on the calls into it) rising with its CPU flat is a latency
   fault. Anything else is left to the recogniser.
+- **Where failures start** (:func:`error_origins`, :func:`place_origins`): a caller whose
+  call failed fails too, so failures travel up the call graph, never down. Of the services
+  failing more than they normally do (counted, :func:`twin.predict.failures.service_failures`),
+  the ones none of whose callees fail are where the failures start.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from twin.faults import CpuExhaustionFault, ErrorRateFault, LatencyFault
 from twin.predict.localise import Changes, rank_services, service_evidence
@@ -46,6 +50,12 @@ less the further down it is, and no single first place decides alone."""
 ENTRY_PLACE = 3
 """Where :func:`place_entry` puts the entry service when it stands lower: the last of the
 first three, so the recogniser's first two candidates keep their places."""
+
+FAILING = 1e-2
+"""A service fails more than it normally does when its failed requests over the suspect
+windows have a tail below this at its normal rate. Looser than the watch's own count test
+(10⁻³), which raises alerts: this one only orders the candidates of a condition already
+raised."""
 
 LATENCY_METRICS = ("latency_p95", "latency_p99", "in_client_p50", "in_server_p50")
 
@@ -136,15 +146,43 @@ def evidence_kind(ch: Changes, service: str | None) -> str | None:
     return None
 
 
+def error_origins(
+    tails: Mapping[str, float], calls: Sequence[tuple[str, str]], alpha: float = FAILING
+) -> list[str]:
+    """The services failing (their count tail below ``alpha``) while none of the services
+    they call is, most improbable first."""
+    failing = {s for s, t in tails.items() if t < alpha}
+    callees: dict[str, set[str]] = {}
+    for a, b in calls:
+        callees.setdefault(a, set()).add(b)
+    origins = [s for s in failing if not (callees.get(s, set()) - {s}) & failing]
+    return sorted(origins, key=lambda s: (tails[s], s))
+
+
+def place_origins(
+    ranking: Sequence[str],
+    tails: Mapping[str, float],
+    calls: Sequence[tuple[str, str]],
+    alpha: float = FAILING,
+) -> list[str]:
+    """``ranking`` with the error origins (:func:`error_origins`) moved to the front, the
+    rest in their order."""
+    first = error_origins(tails, calls, alpha)
+    return first + [s for s in ranking if s not in first]
+
+
 __all__ = [
     "CLEAR",
     "ENTRY_PLACE",
+    "FAILING",
     "FLAT",
     "RRF_K",
     "entry_services",
+    "error_origins",
     "errors_at_entry_only",
     "evidence_kind",
     "fuse",
     "place_entry",
+    "place_origins",
     "strength",
 ]

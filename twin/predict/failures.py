@@ -27,16 +27,24 @@ normal.
 The verdict: ``tail < alpha``. With ``alpha = 1e-3`` and four 15 s windows a minute, a
 system that fails at its normal rate raises this at most ``240 x 1e-3 = 0.24`` times an hour
 (fewer: consecutive tests share windows).
+
+:func:`service_failures` asks the same question of every service's own requests over the
+suspect windows, against its own normal windows: which services fail more than they used
+to. Failures travel up the call graph (a caller whose call failed fails too), so the
+service that fails while none of the services it calls do is where the failures start
+(:func:`twin.predict.evidence.error_origins`).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from scipy.special import betainc
 
+from twin.predict import sources as src
 from twin.predict.breach import TrailingCounts, availability_broken, resolving_requests
 
 
@@ -63,6 +71,65 @@ def binomial_tail(failed: float, requests: float, p0: float) -> float:
     if failed > requests:
         return 0.0
     return float(betainc(failed, requests - failed + 1.0, p0))
+
+
+def normal_rate(normal: Iterable[tuple[float, float]]) -> float:
+    """The failure rate of ``(failed, requests)`` windows, Jeffreys estimate
+    ``(failed + 0.5) / (requests + 1)``: never 0, so a clean history still allows for the
+    failure it has not seen, and the fewer requests it holds, the more it allows."""
+    f = n = 0.0
+    for b, t in normal:
+        f += b
+        n += t
+    return (f + 0.5) / (n + 1.0)
+
+
+def dispersion(normal: Sequence[tuple[float, float]], p0: float) -> float:
+    """Pearson chi-square over degrees of freedom of ``(failed, requests)`` windows at the
+    rate ``p0``, at least 1: how much burstier than a binomial the failures are."""
+    k = len(normal)
+    if k < 2:
+        return 1.0
+    chi2 = sum((b - t * p0) ** 2 / (t * p0 * (1.0 - p0)) for b, t in normal if t > 0)
+    return max(1.0, chi2 / (k - 1))
+
+
+def count_tail(failed: float, requests: float, normal: Sequence[tuple[float, float]]) -> float:
+    """``P(X >= failed)`` at the normal windows' rate, both counts divided by their
+    dispersion (an effective sample size)."""
+    p0 = normal_rate(normal)
+    phi = dispersion(normal, p0)
+    return binomial_tail(failed / phi, requests / phi, p0)
+
+
+def window_failures(w: src.Window, service: str) -> tuple[float, float] | None:
+    """``(failed, requests)`` of ``service`` over window ``w``, from its request rate and
+    success share; None when the window has either missing."""
+    m = w.services.get(service, {})
+    rate, ok = m.get(src.RATE), m.get(src.SUCCESS)
+    if rate is None or ok is None or not (math.isfinite(rate) and math.isfinite(ok)):
+        return None
+    n = max(rate, 0.0) * w.seconds
+    return n * min(max(1.0 - ok, 0.0), 1.0), n
+
+
+def service_failures(
+    recent: Sequence[src.Window], normal: Sequence[src.Window]
+) -> dict[str, float]:
+    """Per service with counted requests in both, the tail ``P(X >= failed)`` of its failed
+    requests pooled over ``recent`` against its rate over ``normal`` (:func:`count_tail`).
+    A service that failed nothing in ``recent`` has tail 1."""
+    out: dict[str, float] = {}
+    names = {s for w in recent for s in w.services}
+    for s in sorted(names):
+        now = [x for x in (window_failures(w, s) for w in recent) if x is not None]
+        ref = [x for x in (window_failures(w, s) for w in normal) if x is not None]
+        if not now or not ref:
+            continue
+        failed = sum(b for b, _ in now)
+        requests = sum(t for _, t in now)
+        out[s] = count_tail(failed, requests, ref) if requests > 0 else 1.0
+    return out
 
 
 @dataclass
@@ -103,18 +170,12 @@ class FailureExcess:
         self.normal: deque[tuple[float, float]] = deque(maxlen=normal_windows)
 
     def rate(self) -> float:
-        """The normal failure rate, Jeffreys estimate."""
-        f = sum(b for b, _ in self.normal)
-        n = sum(t for _, t in self.normal)
-        return (f + 0.5) / (n + 1.0)
+        """The normal failure rate, Jeffreys estimate (:func:`normal_rate`)."""
+        return normal_rate(self.normal)
 
     def dispersion(self, p0: float) -> float:
-        """Pearson chi-square over degrees of freedom of the normal windows, at least 1."""
-        k = len(self.normal)
-        if k < 2:
-            return 1.0
-        chi2 = sum((b - t * p0) ** 2 / (t * p0 * (1.0 - p0)) for b, t in self.normal)
-        return max(1.0, chi2 / (k - 1))
+        """The normal windows' dispersion at ``p0`` (:func:`dispersion`)."""
+        return dispersion(self.normal, p0)
 
     def update(self, failed: float, requests: float) -> FailureTest:
         """Add one window (``failed`` of ``requests``) and test the span it completes."""
@@ -141,8 +202,7 @@ class FailureExcess:
         broken = availability_broken(failed, requests, self.objective)
         if requests <= 0.0:
             return FailureTest(failed, requests, 0.0, 0.0, False, broken)
-        phi = self.dispersion(p0)
-        tail = binomial_tail(failed / phi, requests / phi, p0)
+        tail = count_tail(failed, requests, self.normal)
         surprise = -math.log10(tail) if tail > 0.0 else math.inf
         material = failed >= self.share * self.allowed * requests
         return FailureTest(
@@ -155,4 +215,13 @@ class FailureExcess:
         )
 
 
-__all__ = ["FailureExcess", "FailureTest", "binomial_tail"]
+__all__ = [
+    "FailureExcess",
+    "FailureTest",
+    "binomial_tail",
+    "count_tail",
+    "dispersion",
+    "normal_rate",
+    "service_failures",
+    "window_failures",
+]

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from twin.calibrate.follow import FollowConfig, Follower, fluid_engine, scaled_topology
-from twin.faults import KINDS
+from twin.faults import KINDS, ErrorRateFault
 from twin.policy import Policy
 from twin.predict import sources as src
 from twin.predict.alerts import (
@@ -588,8 +588,13 @@ class Watch:
         if not moved:
             self.normal.append(w)  # nothing moved the harmful way: a baseline for recognition
         if self.failures is not None and self.failure_test is not None:
-            # failures while an alert is still open belong to the incident, not the norm
-            self.failures.settle(not moved and not self.book.open)
+            # the normal failure rate is learnt from every window whose failures were
+            # normal, whatever else moved in it: a latency incident's windows say as much
+            # about how often requests fail as quiet ones do
+            failing = self.failure_test.broken or any(
+                self.streak.get(f"{ENTRY}/{m}", 0) > 0 for m in (src.SUCCESS, FAILURES)
+            )
+            self.failures.settle(not failing)
         if not w.baseline:
             messages = self.book.update(w.time, conditions)
         self.alerts += messages
@@ -667,7 +672,7 @@ class Watch:
         breaching: bool,
         follow: Any,
     ) -> tuple[Condition, BreachEstimate | None]:
-        rec = self._recognise(w)
+        rec = self._counted(self._recognise(w), sli, scores)
         target = next((s for s in rec.root_cause if s in self.topology.services), None)
         key = (rec.kind, target)
         cached = self._estimates.get(key)
@@ -725,6 +730,50 @@ class Watch:
             summary=f"{rec.kind} at {where}: {when}{note}",
         )
         return cond, estimate
+
+    def _counted(
+        self, rec: Recognition, sli: src.EntrySli, scores: Mapping[str, Scored]
+    ) -> Recognition:
+        """The recognition with what the failure counts say. When the entry fails more than
+        it normally does (its count test, an excess or the objective broken by failures) and
+        its p99 is neither anomalous upwards nor above the target, the fault is an error
+        fault, whatever the recogniser read: the count pools the windows a share compared
+        window by window cannot, so it knows before the suspect windows' median success
+        moves. For an error fault the services where the failures start (failing while none
+        of the services they call fail, :func:`twin.predict.evidence.error_origins`) come
+        first."""
+        from twin.predict import evidence as ev
+        from twin.predict.failures import service_failures
+
+        ft = self.failure_test
+        failing = ft is not None and ft.failed > ft.expected and (ft.excess or ft.broken)
+        p99 = scores.get(f"{ENTRY}/{src.P99}")
+        slow = (p99 is not None and p99.anomalous and p99.score > 0) or (
+            self.slo_p99 is not None and sli.p99 is not None and sli.p99 > self.slo_p99
+        )
+        kind, note = rec.kind, ""
+        if failing and not slow and kind != ErrorRateFault.name:
+            kind, note = ErrorRateFault.name, "; kind from the failure count"
+        if kind != ErrorRateFault.name:
+            return rec
+        tails = service_failures(list(self.recent), list(self.normal))
+        calls = [*self.topology.service_graph().edges, *getattr(self.recogniser, "calls", ())]
+        names = tuple(ev.place_origins(rec.root_cause, tails, calls))
+        moved = names[: len(rec.root_cause)] != rec.root_cause
+        # the places keep their probabilities (most likely first); a service placed ahead
+        # takes the place's
+        probs = sorted(rec.probabilities, reverse=True)
+        probs += [0.0] * (len(names) - len(probs))
+        origins = ev.error_origins(tails, calls)
+        if moved and origins:
+            note += f"; failures start at {', '.join(origins)}"
+        return replace(
+            rec,
+            kind=kind,
+            root_cause=names,
+            probabilities=tuple(probs),
+            fingerprint=(rec.fingerprint or "") + note if note or moved else rec.fingerprint,
+        )
 
     def _recognise(self, w: src.Window) -> Recognition:
         """The recogniser's answer on the suspect windows, held against a weaker one: an
