@@ -1,5 +1,7 @@
 """The live Prometheus source the testbed check polls: a window is read whatever the clock's
-fraction of a second, since Prometheus answers ``query_range`` on a millisecond grid."""
+fraction of a second, since Prometheus answers ``query_range`` on a millisecond grid; a
+counter created by its first increment (a service's first failed request) is counted from
+zero, live and replayed."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 import pytest
 
 from twin.calibrate.metrics import MetricMap
-from twin.predict.sources import RATE, PrometheusSource
+from twin.predict.sources import RATE, SUCCESS, PrometheusSource, SourceReport, dump_windows
 
 
 class MillisecondPrometheus:
@@ -62,3 +64,51 @@ def test_live_windows_are_read_when_the_clock_is_between_milliseconds() -> None:
     # consecutive windows tile time: each starts where the previous ended
     assert [b - a for a, b in fake.asked] == [15.0] * 3
     assert all(fake.asked[i][1] == fake.asked[i + 1][0] for i in range(2))
+
+
+class FirstFailure(MillisecondPrometheus):
+    """The same service, which fails its first request between 30 s and 45 s after
+    ``born_after``: its ``500`` series appears then, with the value 1, and stays at 1."""
+
+    def __init__(self, born_after: float) -> None:
+        super().__init__()
+        self.born = born_after + 40.0
+
+    def fetch(self, mapping: MetricMap, start: float, end: float, step: float) -> dict[str, Any]:
+        out = super().fetch(mapping, start, end, step)
+        grid = [start + k * step for k in range(round((end - start) / step) + 1)]
+        times = [t for t in grid if t >= self.born]
+        if times:
+            bad = {"__name__": mapping.requests, "job": "api", "http_response_status_code": "500"}
+            out[mapping.requests].append({"metric": bad, "values": [[t, "1"] for t in times]})
+        return out
+
+
+def test_a_counter_born_at_its_first_increment_counts_from_zero() -> None:
+    # the 500 series is created by the first failure: its first sample is all increase
+    now = [1_000_000.0]
+    fake = FirstFailure(now[0])
+    source = PrometheusSource(
+        "http://127.0.0.1:9",
+        MetricMap(),
+        window=15.0,
+        polls=5,
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+        client=fake,
+    )
+    windows = list(source.windows())
+    failed = [round((1.0 - w.services["api"][SUCCESS]) * 151.0, 6) for w in windows]
+    # windows end 0, 15, 30, 45 and 60 s after the start: 150 successes and one failure in
+    # the one the series was born in (30-45 s), none after
+    assert failed == [0.0, 0.0, 0.0, 1.0, 0.0]
+    assert source.births.born == 1
+
+
+def test_a_replayed_dump_counts_a_counter_born_mid_recording_from_zero() -> None:
+    fake = FirstFailure(1_000_000.0)
+    dump = fake.fetch(MetricMap(), 1_000_000.0, 1_000_075.0, 15.0)
+    windows = dump_windows(dump, MetricMap(), SourceReport(), window=15.0)
+    failed = [round((1.0 - w.services["api"][SUCCESS]) * 151.0, 6) for w in windows]
+    # windows end 15 ... 75 s after the start; the first sample (45 s) ends the third
+    assert failed == [0.0, 0.0, 1.0, 0.0, 0.0]

@@ -16,10 +16,12 @@ import pytest
 from scipy.stats import binom
 from small_system import WINDOW, small_topology
 
+from twin.io import parse_model
 from twin.predict.evidence import error_origins, place_origins
 from twin.predict.failures import FailureExcess, binomial_tail, service_failures
 from twin.predict.sources import EntrySli, Window
 from twin.predict.watch import FAILURES, Recognition, Watch, WatchConfig
+from twin.topology import Topology
 
 
 def _clean(fx: FailureExcess, windows: int, requests: float = 75.0) -> None:
@@ -251,3 +253,24 @@ def test_a_latency_incidents_windows_teach_the_normal_failure_rate() -> None:
     learnt = len(watch.failures.normal)
     assert learnt >= n_clean + n_slow - 5  # all but the span still under test
     assert watch.failures.rate() == pytest.approx(0.5 / (100.0 * learnt + 1.0))
+
+
+def test_telemetry_names_reach_the_topologys_names_as_calibration_made_them() -> None:
+    # X-Ray and CloudWatch name nodes "PetSearch_AWS::ECS::Fargate"; calibration names the
+    # service "PetSearch_AWS__ECS__Fargate". The watch reads the entry and aims the twin's
+    # fault at it through the same mapping.
+    doc = small_topology().model_dump(mode="json")
+    doc["services"]["front__x"] = doc["services"].pop("front")
+    doc["workload"][0]["entry"] = "front__x"
+    watch = Watch(parse_model(Topology, doc), WatchConfig(horizon_s=60.0, replications=1))
+    assert watch.named("front::x") == "front__x"
+    assert watch.named("front__x") == "front__x"
+    assert watch.named("nowhere::x") is None
+    w = Window(
+        1030.0,
+        WINDOW,
+        {"front::x": {"rate": 10.0, "success": 0.9, "latency_p99": 0.2}, "a": {"rate": 10.0}},
+    )
+    sli = watch.entry_sli(w)
+    assert sli.requests == pytest.approx(10.0 * WINDOW)
+    assert sli.success == pytest.approx(0.9) and sli.p99 == pytest.approx(0.2)

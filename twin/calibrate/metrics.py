@@ -343,6 +343,80 @@ def clean_dump(
     return dict(out)
 
 
+# -- counters created at their first increment --------------------------------------------------
+
+
+BIRTH_BEFORE_S = 1e-3
+"""Where :class:`CounterBirths` puts a born counter's zero: this long before its first
+sample (Prometheus' timestamps are whole milliseconds)."""
+
+
+class CounterBirths:
+    """Counters a target creates at their first increment start at 0.
+
+    A client library exposes a labelled counter only once it has counted something: a
+    service's first failed request creates its ``status="500"`` series with the value 1.
+    Read as is, that first sample has nothing before it, so ``increase`` over the window
+    gives 0 and the service's first failures are never seen (Prometheus' own ``rate`` and
+    ``increase`` lose them the same way; its created-timestamp handling and OpenMetrics'
+    ``_created`` exist for this). A counter series that first appears while its target
+    (service label, instance label) was already being scraped was born in between: a
+    zero is put at its first sample's time, so all of its first value is increase. A
+    target seen for the first time (a new replica) is left as it reads: what its counters
+    held before its first scrape is unknown.
+
+    One instance follows a stream of dumps (a live source's polls): series and targets seen
+    in earlier dumps count as known. Memory is one key per series."""
+
+    def __init__(self, mapping: MetricMap | None = None) -> None:
+        self.mapping = mapping or MetricMap()
+        m = self.mapping
+        self.counters = {m.requests, m.duration_sum, m.duration_bucket, m.cpu_seconds} - {""}
+        self.targets: set[tuple[str, str]] = set()
+        self.series: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        self.born = 0
+
+    def _target(self, metric: dict[str, Any]) -> tuple[str, str]:
+        m = self.mapping
+        return str(metric.get(m.service_label, "")), str(metric.get(m.instance_label, ""))
+
+    def fill(self, dump: Dump) -> Dump:
+        """``dump`` (cleaned: float ``[time, value]`` points) with a zero before every
+        counter series born after its target's first sample."""
+        first: dict[tuple[str, str], float] = {}
+        for sel, series in dump.items():
+            base = sel.split("{", 1)[0]
+            for s in series:
+                if s["metric"].get("__name__", base) in self.counters and s["values"]:
+                    tgt = self._target(s["metric"])
+                    t0 = min(t for t, _ in s["values"])
+                    first[tgt] = min(first.get(tgt, t0), t0)
+        out: dict[str, list[Series]] = {}
+        for sel, series in dump.items():
+            base = sel.split("{", 1)[0]
+            kept = out.setdefault(sel, [])
+            for s in series:
+                metric = s["metric"]
+                if metric.get("__name__", base) not in self.counters or not s["values"]:
+                    kept.append(s)
+                    continue
+                key = (sel, tuple(sorted((str(k), str(v)) for k, v in metric.items())))
+                tgt = self._target(metric)
+                t0 = min(t for t, _ in s["values"])
+                born = key not in self.series and (tgt in self.targets or t0 > first[tgt])
+                self.series.add(key)
+                if born:
+                    self.born += 1
+                    # a millisecond before: the window that ends on t0 counts it, the one
+                    # that starts there does not count it again
+                    zero = [t0 - BIRTH_BEFORE_S, 0.0]
+                    kept.append({"metric": metric, "values": [zero, *s["values"]]})
+                else:
+                    kept.append(s)
+        self.targets |= set(first)
+        return out
+
+
 # -- arithmetic ---------------------------------------------------------------------------------
 
 

@@ -353,11 +353,15 @@ def dump_windows(
     window: float,
     start: float | None = None,
     end: float | None = None,
+    births: prom.CounterBirths | None = None,
 ) -> list[Window]:
     """Windows of ``window`` seconds over a ``query_range`` dump (points cleaned and counted
-    once, as calibration does), each summarised by calibration's own arithmetic."""
+    once, as calibration does), each summarised by calibration's own arithmetic. Counters
+    born after their target's first sample start at 0 (:class:`twin.calibrate.metrics.
+    CounterBirths`; ``births`` carries what earlier dumps of a stream showed)."""
     mrep = prom.MetricsReport()
-    sliced = _SlicedDump(prom.clean_dump(dump, mapping, mrep))
+    births = births or prom.CounterBirths(mapping)
+    sliced = _SlicedDump(births.fill(prom.clean_dump(dump, mapping, mrep)))
     if mrep.series_unmapped:
         rep.unmapped_metric("series without a mapped name or service label", mrep.series_unmapped)
     if mrep.skipped_nonfinite or mrep.skipped_outlier_time or mrep.skipped_unreadable:
@@ -421,6 +425,7 @@ class PrometheusSource:
         self.start, self.polls, self.lag = start, polls, lag
         self.clock, self.sleep = clock, sleep
         self.report = SourceReport(files=[str(url)])
+        self.births = prom.CounterBirths(mapping)
 
     @property
     def total(self) -> int | None:
@@ -437,7 +442,9 @@ class PrometheusSource:
             if wait > 0:
                 self.sleep(wait)
             dump = self.client.fetch(self.mapping, t, end, self.step)
-            got = dump_windows(dump, self.mapping, self.report, window=self.window_s, start=t)
+            got = dump_windows(
+                dump, self.mapping, self.report, window=self.window_s, start=t, births=self.births
+            )
             for w in got[:1] or [Window(end, self.window_s, {})]:
                 self.report.windows += 1
                 yield w

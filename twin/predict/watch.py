@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from twin.bounds import safe_name
 from twin.calibrate.follow import FollowConfig, Follower, fluid_engine, scaled_topology
 from twin.faults import KINDS, ErrorRateFault
 from twin.policy import Policy
@@ -516,14 +517,24 @@ class Watch:
         self.normal: deque[src.Window] = deque(maxlen=c.normal_windows)
         self.recent: deque[src.Window] = deque(maxlen=max(c.suspect_windows, 1))
         self.entries = {w.service for w in self.topology.workload}
+        self._names: dict[str, str | None] = {}
         self._estimates: dict[tuple[str, str | None], tuple[float, BreachEstimate, Mitigation]] = {}
         self._held: tuple[float, Recognition] | None = None
 
     # -- per window ----------------------------------------------------------------------------
 
+    def named(self, service: str) -> str | None:
+        """The topology's name for the telemetry's ``service``: the same name, or the one
+        calibration makes of it (:func:`twin.bounds.safe_name`: a ``:`` in an X-Ray or
+        CloudWatch node name becomes ``_``); None when the topology has neither."""
+        if service not in self._names:
+            name = service if service in self.topology.services else safe_name(service)
+            self._names[service] = name if name in self.topology.services else None
+        return self._names[service]
+
     def entry_sli(self, w: src.Window) -> src.EntrySli:
         """The window's entry figures: the SLI table's, else the entry services' own."""
-        figs = [w.services[s] for s in self.entries if s in w.services]
+        figs = [m for s, m in w.services.items() if self.named(s) in self.entries]
         if w.entry is not None:
             rates = [f[src.RATE] for f in figs if src.RATE in f]
             if rates:  # the topology's entries say which service's rate is the entry's
@@ -673,7 +684,7 @@ class Watch:
         follow: Any,
     ) -> tuple[Condition, BreachEstimate | None]:
         rec = self._counted(self._recognise(w), sli, scores)
-        target = next((s for s in rec.root_cause if s in self.topology.services), None)
+        target = next((t for t in map(self.named, rec.root_cause) if t is not None), None)
         key = (rec.kind, target)
         cached = self._estimates.get(key)
         if cached is not None and w.time - cached[0] < self.config.reuse_windows * w.seconds:
