@@ -274,3 +274,14 @@ def test_telemetry_names_reach_the_topologys_names_as_calibration_made_them() ->
     sli = watch.entry_sli(w)
     assert sli.requests == pytest.approx(10.0 * WINDOW)
     assert sli.success == pytest.approx(0.9) and sli.p99 == pytest.approx(0.2)
+
+
+def test_users_are_seen_at_entries_no_call_goes_into() -> None:
+    # the twin gives c arrivals of its own (a call it cannot wait on), but a calls c: users
+    # are at front; with no entry left uncalled, every entry counts
+    doc = small_topology().model_dump(mode="json")
+    doc["workload"].append({"entry": "c", "rate": 2.0})
+    config = WatchConfig(horizon_s=60.0, replications=1)
+    assert Watch(parse_model(Topology, doc), config).entries == {"front"}
+    doc["workload"] = [{"entry": "c", "rate": 2.0}]
+    assert Watch(parse_model(Topology, doc), config).entries == {"c"}

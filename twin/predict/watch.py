@@ -516,8 +516,8 @@ class Watch:
         self.streak: dict[str, int] = {}
         self.normal: deque[src.Window] = deque(maxlen=c.normal_windows)
         self.recent: deque[src.Window] = deque(maxlen=max(c.suspect_windows, 1))
-        self.entries = {w.service for w in self.topology.workload}
         self._names: dict[str, str | None] = {}
+        self.entries = self._user_entries()
         self._estimates: dict[tuple[str, str | None], tuple[float, BreachEstimate, Mitigation]] = {}
         self._held: tuple[float, Recognition] | None = None
 
@@ -531,6 +531,18 @@ class Watch:
             name = service if service in self.topology.services else safe_name(service)
             self._names[service] = name if name in self.topology.services else None
         return self._names[service]
+
+    def _user_entries(self) -> set[str]:
+        """The topology's workload entries that users call: those no call goes into, in the
+        topology or in the telemetry's call graph (the recogniser's calls). A twin may give a
+        service arrivals of its own for calls it cannot wait on (an asynchronous call, a
+        queue); the telemetry still shows that service being called, and what users see is
+        at the services that call it. All entries when that would leave none."""
+        entries = {w.service for w in self.topology.workload}
+        calls = [*self.topology.service_graph().edges, *getattr(self.recogniser, "calls", ())]
+        called = {self.named(str(b)) for a, b in calls if a != b}
+        users = entries - called
+        return users or entries
 
     def entry_sli(self, w: src.Window) -> src.EntrySli:
         """The window's entry figures: the SLI table's, else the entry services' own."""
