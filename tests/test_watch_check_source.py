@@ -45,18 +45,24 @@ class MillisecondPrometheus:
         }
 
 
-def test_live_windows_are_read_when_the_clock_is_between_milliseconds() -> None:
-    fake = MillisecondPrometheus()
-    now = [1_000_000.4567]
-    source = PrometheusSource(
+def _live(fake: MillisecondPrometheus, now: float, polls: int) -> PrometheusSource:
+    """A live source of 15 s windows polling ``fake`` on a clock that starts at ``now`` and
+    moves only when the source sleeps."""
+    clock = [now]
+    return PrometheusSource(
         "http://127.0.0.1:9",
         MetricMap(),
         window=15.0,
-        polls=3,
-        clock=lambda: now[0],
-        sleep=lambda s: now.__setitem__(0, now[0] + s),
+        polls=polls,
+        clock=lambda: clock[0],
+        sleep=lambda s: clock.__setitem__(0, clock[0] + s),
         client=fake,
     )
+
+
+def test_live_windows_are_read_when_the_clock_is_between_milliseconds() -> None:
+    fake = MillisecondPrometheus()
+    source = _live(fake, 1_000_000.4567, polls=3)
     windows = list(source.windows())
     assert len(windows) == 3
     for w in windows:
@@ -86,17 +92,7 @@ class FirstFailure(MillisecondPrometheus):
 
 def test_a_counter_born_at_its_first_increment_counts_from_zero() -> None:
     # the 500 series is created by the first failure: its first sample is all increase
-    now = [1_000_000.0]
-    fake = FirstFailure(now[0])
-    source = PrometheusSource(
-        "http://127.0.0.1:9",
-        MetricMap(),
-        window=15.0,
-        polls=5,
-        clock=lambda: now[0],
-        sleep=lambda s: now.__setitem__(0, now[0] + s),
-        client=fake,
-    )
+    source = _live(FirstFailure(1_000_000.0), 1_000_000.0, polls=5)
     windows = list(source.windows())
     failed = [round((1.0 - w.services["api"][SUCCESS]) * 151.0, 6) for w in windows]
     # windows end 0, 15, 30, 45 and 60 s after the start: 150 successes and one failure in
