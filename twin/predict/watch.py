@@ -517,6 +517,14 @@ class Watch:
         self.normal: deque[src.Window] = deque(maxlen=c.normal_windows)
         self.recent: deque[src.Window] = deque(maxlen=max(c.suspect_windows, 1))
         self._names: dict[str, str | None] = {}
+        self.calls: list[tuple[str, str]] = [
+            (str(a), str(b))
+            for a, b in (
+                *self.topology.service_graph().edges,
+                *getattr(self.recogniser, "calls", ()),
+            )
+        ]
+        """Call edges, the topology's and the telemetry's (the recogniser's)."""
         self.entries = self._user_entries()
         self._estimates: dict[tuple[str, str | None], tuple[float, BreachEstimate, Mitigation]] = {}
         self._held: tuple[float, Recognition] | None = None
@@ -539,7 +547,7 @@ class Watch:
         queue); the telemetry still shows that service being called, and what users see is
         at the services that call it. All entries when that would leave none."""
         entries = {w.service for w in self.topology.workload}
-        calls = [*self.topology.service_graph().edges, *getattr(self.recogniser, "calls", ())]
+        calls = self.calls
         called = {self.named(str(b)) for a, b in calls if a != b}
         users = entries - called
         return users or entries
@@ -780,7 +788,7 @@ class Watch:
         if kind != ErrorRateFault.name:
             return rec
         tails = service_failures(list(self.recent), list(self.normal))
-        calls = [*self.topology.service_graph().edges, *getattr(self.recogniser, "calls", ())]
+        calls = self.calls
         names = tuple(ev.place_origins(rec.root_cause, tails, calls))
         moved = names[: len(rec.root_cause)] != rec.root_cause
         # the places keep their probabilities (most likely first); a service placed ahead
