@@ -17,7 +17,7 @@ from scipy.stats import binom
 from small_system import WINDOW, small_topology
 
 from twin.io import parse_model
-from twin.predict.evidence import error_origins, place_origins
+from twin.predict.evidence import error_origins, place_first
 from twin.predict.failures import FailureExcess, binomial_tail, service_failures
 from twin.predict.sources import EntrySli, Window
 from twin.predict.watch import FAILURES, Recognition, Watch, WatchConfig
@@ -135,10 +135,12 @@ def test_failures_start_at_the_failing_service_whose_callees_do_not_fail() -> No
     # c fails, so a (which calls c) and front (which calls a) fail too; b does not
     tails = {"front": 1e-6, "a": 1e-5, "c": 1e-4, "b": 0.4}
     assert error_origins(tails, SMALL_CALLS) == ["c"]
-    assert place_origins(["front", "a", "b", "c"], tails, SMALL_CALLS) == ["c", "front", "a", "b"]
+    origins = error_origins(tails, SMALL_CALLS)
+    assert place_first(["front", "a", "b", "c"], origins) == ["c", "front", "a", "b"]
     # two independent origins, most improbable first; nothing failing changes nothing
     assert error_origins({"b": 1e-3, "c": 1e-5, "front": 1e-6}, SMALL_CALLS) == ["c", "b"]
-    assert place_origins(["b", "a"], {"b": 0.5, "a": 0.2}, SMALL_CALLS) == ["b", "a"]
+    assert error_origins({"b": 0.5, "a": 0.2}, SMALL_CALLS) == []
+    assert place_first(["b", "a"], []) == ["b", "a"]
 
 
 def _service_windows(failed: dict[str, list[float]], requests: float = 100.0) -> list[Window]:

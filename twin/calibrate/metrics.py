@@ -361,7 +361,7 @@ class CounterBirths:
     ``increase`` lose them the same way; its created-timestamp handling and OpenMetrics'
     ``_created`` exist for this). A counter series that first appears while its target
     (service label, instance label) was already being scraped was born in between: a
-    zero is put at its first sample's time, so all of its first value is increase. A
+    zero is put just before its first sample, so all of its first value is increase. A
     target seen for the first time (a new replica) is left as it reads: what its counters
     held before its first scrape is unknown.
 

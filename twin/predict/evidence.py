@@ -21,7 +21,7 @@ whatever the sizes, and these functions read them:
   latency rising are an error fault; the first candidate's own CPU rising clearly is a CPU
   fault; its latency (own, or on the calls into it) rising with its CPU flat is a latency
   fault. Anything else is left to the recogniser.
-- **Where failures start** (:func:`error_origins`, :func:`place_origins`): a caller whose
+- **Where failures start** (:func:`error_origins`, :func:`place_first`): a caller whose
   call failed fails too, so failures travel up the call graph, never down. Of the services
   failing more than they normally do (counted, :func:`twin.predict.failures.service_failures`),
   the ones none of whose callees fail are where the failures start.
@@ -159,16 +159,10 @@ def error_origins(
     return sorted(origins, key=lambda s: (tails[s], s))
 
 
-def place_origins(
-    ranking: Sequence[str],
-    tails: Mapping[str, float],
-    calls: Sequence[tuple[str, str]],
-    alpha: float = FAILING,
-) -> list[str]:
-    """``ranking`` with the error origins (:func:`error_origins`) moved to the front, the
-    rest in their order."""
-    first = error_origins(tails, calls, alpha)
-    return first + [s for s in ranking if s not in first]
+def place_first(ranking: Sequence[str], first: Sequence[str]) -> list[str]:
+    """``first`` (the error origins, :func:`error_origins`), then the rest of ``ranking`` in
+    its order."""
+    return [*first, *(s for s in ranking if s not in first)]
 
 
 __all__ = [
@@ -183,6 +177,6 @@ __all__ = [
     "evidence_kind",
     "fuse",
     "place_entry",
-    "place_origins",
+    "place_first",
     "strength",
 ]

@@ -94,10 +94,15 @@ def dispersion(normal: Sequence[tuple[float, float]], p0: float) -> float:
     return max(1.0, chi2 / (k - 1))
 
 
-def count_tail(failed: float, requests: float, normal: Sequence[tuple[float, float]]) -> float:
-    """``P(X >= failed)`` at the normal windows' rate, both counts divided by their
-    dispersion (an effective sample size)."""
-    p0 = normal_rate(normal)
+def count_tail(
+    failed: float,
+    requests: float,
+    normal: Sequence[tuple[float, float]],
+    p0: float | None = None,
+) -> float:
+    """``P(X >= failed)`` at the normal windows' rate ``p0`` (:func:`normal_rate` unless
+    given), both counts divided by their dispersion (an effective sample size)."""
+    p0 = normal_rate(normal) if p0 is None else p0
     phi = dispersion(normal, p0)
     return binomial_tail(failed / phi, requests / phi, p0)
 
@@ -202,7 +207,7 @@ class FailureExcess:
         broken = availability_broken(failed, requests, self.objective)
         if requests <= 0.0:
             return FailureTest(failed, requests, 0.0, 0.0, False, broken)
-        tail = count_tail(failed, requests, self.normal)
+        tail = count_tail(failed, requests, self.normal, p0)
         surprise = -math.log10(tail) if tail > 0.0 else math.inf
         material = failed >= self.share * self.allowed * requests
         return FailureTest(

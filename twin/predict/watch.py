@@ -547,8 +547,7 @@ class Watch:
         queue); the telemetry still shows that service being called, and what users see is
         at the services that call it. All entries when that would leave none."""
         entries = {w.service for w in self.topology.workload}
-        calls = self.calls
-        called = {self.named(str(b)) for a, b in calls if a != b}
+        called = {self.named(b) for a, b in self.calls if a != b}
         users = entries - called
         return users or entries
 
@@ -787,23 +786,22 @@ class Watch:
             kind, note = ErrorRateFault.name, "; kind from the failure count"
         if kind != ErrorRateFault.name:
             return rec
-        tails = service_failures(list(self.recent), list(self.normal))
-        calls = self.calls
-        names = tuple(ev.place_origins(rec.root_cause, tails, calls))
-        moved = names[: len(rec.root_cause)] != rec.root_cause
+        origins = ev.error_origins(
+            service_failures(list(self.recent), list(self.normal)), self.calls
+        )
+        names = tuple(ev.place_first(rec.root_cause, origins))
+        if names[: len(rec.root_cause)] != rec.root_cause:
+            note += f"; failures start at {', '.join(origins)}"
         # the places keep their probabilities (most likely first); a service placed ahead
         # takes the place's
         probs = sorted(rec.probabilities, reverse=True)
         probs += [0.0] * (len(names) - len(probs))
-        origins = ev.error_origins(tails, calls)
-        if moved and origins:
-            note += f"; failures start at {', '.join(origins)}"
         return replace(
             rec,
             kind=kind,
             root_cause=names,
             probabilities=tuple(probs),
-            fingerprint=(rec.fingerprint or "") + note if note or moved else rec.fingerprint,
+            fingerprint=(rec.fingerprint or "") + note if note else rec.fingerprint,
         )
 
     def _recognise(self, w: src.Window) -> Recognition:
