@@ -101,6 +101,32 @@ def test_summary_gives_rate_latency_errors_and_utilisation_law_demand() -> None:
     assert m.replicas == 1
 
 
+def test_an_error_counter_born_mid_window_counts_its_first_failures() -> None:
+    # the 500 series is created by the first failures: three of them by its first sample
+    # at 30 s, one more every 10 s after; the 200 series has 9 per second all along
+    dump = _dump()
+    job = {"job": "api", "instance": "127.0.0.1:1", "http_response_status_code": "500"}
+    late = [(t, t // 10) for t in (30, 40, 50, 60)]
+    dump["http_server_request_duration_seconds_count"][1] = _series(
+        "http_server_request_duration_seconds_count", job, late
+    )
+    m = summarize(dump)["api"]
+    assert m.requests == pytest.approx(540 + 6)
+    assert m.error_rate == pytest.approx(6 / 546)
+
+
+def test_a_new_replica_is_not_taken_for_born_counters() -> None:
+    # a second instance first scraped at 30 s: what it counted before is unknown, so its
+    # first sample is a starting point, not an increase
+    dump = _dump()
+    job = {"job": "api", "instance": "127.0.0.1:2", "http_response_status_code": "200"}
+    dump["http_server_request_duration_seconds_count"].append(
+        _series("http_server_request_duration_seconds_count", job, [(30, 1000), (60, 1300)])
+    )
+    m = summarize(dump)["api"]
+    assert m.requests == pytest.approx(600 + 300)
+
+
 def test_dump_on_disk_gives_the_same_figures(tmp_path: Path) -> None:
     p = tmp_path / "m.json"
     p.write_text(

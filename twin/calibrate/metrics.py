@@ -474,10 +474,12 @@ def summarize(
     report: MetricsReport | None = None,
 ) -> dict[str, ServiceMetrics]:
     """Per service over [start, end] (default: everything in the dump), from the usable
-    points only (:func:`clean_dump`; what was left out is counted in ``report``)."""
+    points only (:func:`clean_dump`; what was left out is counted in ``report``). A counter
+    born while its target was already scraped (a service's first failed request) counts
+    from zero (:class:`CounterBirths`), as the watch's sources count it."""
     m = mapping or MetricMap()
     lab = m.service_label
-    dump = clean_dump(dump, m, report)
+    dump = CounterBirths(m).fill(clean_dump(dump, m, report))
 
     def group(name: str) -> dict[str, list[Series]]:
         g: dict[str, list[Series]] = defaultdict(list)
