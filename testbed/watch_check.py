@@ -59,13 +59,10 @@ from testbed.load import command, environment
 from testbed.run import ROOT, Testbed, free_base_port
 from twin.faults import CpuExhaustionFault, ErrorRateFault, LatencyFault
 from twin.predict.breach import availability_broken, resolving_requests
+from twin.predict.sources import query_step
 
 MIN_REQUESTS = 20
 """A trailing window with fewer completed requests says nothing about a p99 or a share."""
-
-LIVE_STEP = 15.0
-"""The live source's ``query_range`` step (``twin.predict.sources.PrometheusSource``): the
-recorded telemetry is fetched at the same step, so training sees the live noise."""
 
 CPU_CORE = 1
 """The core the CPU-bound service (catalog in the default system) is pinned to by default,
@@ -340,7 +337,8 @@ def prepare(out: Path, a: argparse.Namespace) -> None:
         tb.load(a.rate, a.record_seconds, seed=2, out=out / "prepare-load.json")
         t1 = t0 + a.window * int((time.time() - t0) // a.window)
         mm = MetricMap.load(out / "mapping.yaml")
-        dump = PrometheusClient(tb.prometheus_url).fetch(mm, t0, t1, LIVE_STEP)
+        # at the live source's step, so training sees the live noise
+        dump = PrometheusClient(tb.prometheus_url).fetch(mm, t0, t1, query_step(a.window))
     rec = out / "recorded"
     rec.mkdir(exist_ok=True)
     (rec / "metrics.json").write_text(json.dumps(dump), encoding="utf-8")

@@ -45,14 +45,16 @@ class MillisecondPrometheus:
         }
 
 
-def _live(fake: MillisecondPrometheus, now: float, polls: int) -> PrometheusSource:
-    """A live source of 15 s windows polling ``fake`` on a clock that starts at ``now`` and
-    moves only when the source sleeps."""
+def _live(
+    fake: MillisecondPrometheus, now: float, polls: int, window: float = 15.0
+) -> PrometheusSource:
+    """A live source of ``window`` s windows polling ``fake`` on a clock that starts at
+    ``now`` and moves only when the source sleeps."""
     clock = [now]
     return PrometheusSource(
         "http://127.0.0.1:9",
         MetricMap(),
-        window=15.0,
+        window=window,
         polls=polls,
         clock=lambda: clock[0],
         sleep=lambda s: clock.__setitem__(0, clock[0] + s),
@@ -70,6 +72,14 @@ def test_live_windows_are_read_when_the_clock_is_between_milliseconds() -> None:
     # consecutive windows tile time: each starts where the previous ended
     assert [b - a for a, b in fake.asked] == [15.0] * 3
     assert all(fake.asked[i][1] == fake.asked[i + 1][0] for i in range(2))
+
+
+def test_live_windows_shorter_than_the_default_step_still_count_their_requests() -> None:
+    # a 5 s window read at a 15 s step would hold one point, and every counter would read 0
+    fake = MillisecondPrometheus()
+    windows = list(_live(fake, 1_000_000.0, polls=4, window=5.0).windows())
+    assert [round(w.services["api"][RATE], 6) for w in windows] == [10.0] * 4
+    assert [b - a for a, b in fake.asked] == [5.0] * 4
 
 
 class FirstFailure(MillisecondPrometheus):

@@ -401,10 +401,23 @@ def read_prometheus_dump(folder: Path, mapping: prom.MetricMap, window: float) -
     return Recorded(items, rep)
 
 
+QUERY_STEP_S = 15.0
+"""The live source's ``query_range`` step for windows at least this long."""
+
+
+def query_step(window_s: float) -> float:
+    """The ``query_range`` step a live window of ``window_s`` seconds is read at:
+    :data:`QUERY_STEP_S`, or the window itself when shorter. A window counts a counter's
+    increase between its points, so it needs one at each end: read at a longer step, a
+    short window holds one point and every counter in it reads zero."""
+    return min(QUERY_STEP_S, window_s)
+
+
 class PrometheusSource:
     """Live: one window per poll, the raw series of the last ``window`` seconds fetched with
-    ``query_range`` (split at 11,000 points) and summarised as calibration does. ``clock``
-    and ``sleep`` are passed in so tests drive it without waiting."""
+    ``query_range`` (split at 11,000 points; the step :func:`query_step`, or ``step`` if
+    given, never longer than the window) and summarised as calibration does. ``clock`` and
+    ``sleep`` are passed in so tests drive it without waiting."""
 
     def __init__(
         self,
@@ -412,7 +425,7 @@ class PrometheusSource:
         mapping: prom.MetricMap,
         *,
         window: float = 60.0,
-        step: float = 15.0,
+        step: float | None = None,
         start: float | None = None,
         polls: int | None = None,
         lag: float = 0.0,
@@ -421,7 +434,8 @@ class PrometheusSource:
         client: Any = None,
     ) -> None:
         self.client = client or prom.PrometheusClient(url)
-        self.mapping, self.window_s, self.step = mapping, window, step
+        self.mapping, self.window_s = mapping, window
+        self.step = min(step, window) if step is not None else query_step(window)
         self.start, self.polls, self.lag = start, polls, lag
         self.clock, self.sleep = clock, sleep
         self.report = SourceReport(files=[str(url)])
@@ -652,6 +666,7 @@ __all__ = [
     "P90",
     "P95",
     "P99",
+    "QUERY_STEP_S",
     "RATE",
     "SUCCESS",
     "EntrySli",
@@ -663,5 +678,6 @@ __all__ = [
     "Window",
     "dump_windows",
     "otlp_to_dump",
+    "query_step",
     "replay",
 ]
