@@ -22,8 +22,9 @@
 4. **score**: each injection is matched with the first firing alert raised from its start to
    its end plus ``--grace`` seconds: kind right, root cause first and in the first three.
    The SLO breach is read from the load generator's own records (client side): the first
-   second at which the requests completed in the trailing window (the watch's window length,
-   at least ``MIN_REQUESTS``) have a p99 above the objective, or the latest completed
+   second at which the requests completed in the trailing ``--slo-window`` seconds (15 by
+   default, the watch's window in every run so far; at least ``MIN_REQUESTS``) have a p99
+   above the objective, or the latest completed
    requests, at least enough to resolve the availability objective (200 at 99%, as the
    watch judges it), have more failed than it allows. The twin's lead is breach time minus
    the alert's window time; the burn-rate page's (the SRE workbook's pair, evaluated by
@@ -485,7 +486,7 @@ def score(out: Path, a: argparse.Namespace) -> dict[str, Any]:
                 meta["origin"],
                 inj.start,
                 inj.end + a.grace,
-                window_s=a.window,
+                window_s=a.slo_window,
                 slo_p99=a.slo_p99,
                 availability=a.availability,
             )
@@ -547,7 +548,7 @@ def score(out: Path, a: argparse.Namespace) -> dict[str, Any]:
                 meta["origin"],
                 x["time"] - a.window,
                 x["time"],
-                window_s=a.window,
+                window_s=a.slo_window,
                 slo_p99=a.slo_p99,
                 availability=a.availability,
             )
@@ -586,6 +587,13 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=5.0, help="load, requests per second")
     ap.add_argument("--window", type=float, default=15.0, help="watch window, seconds")
     ap.add_argument("--slo-p99", type=float, default=1.0, help="entry p99 objective, seconds")
+    ap.add_argument(
+        "--slo-window",
+        type=float,
+        default=15.0,
+        help="the trailing seconds the users' p99 is read over when scoring (the yardstick, "
+        "whatever the watch's --window)",
+    )
     ap.add_argument("--availability", type=float, default=0.99)
     ap.add_argument("--horizon", type=float, default=600.0, help="watch look-ahead, seconds")
     ap.add_argument("--cal-seconds", type=float, default=120.0)

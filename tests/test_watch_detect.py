@@ -5,6 +5,8 @@ service, with the statistical ranking of the same windows beside it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from small_system import WINDOW, small_topology
 
@@ -34,9 +36,12 @@ def test_a_value_moves_the_band_by_at_most_clip_widths() -> None:
     assert clipped.state["s/p99"].dev < wide.state["s/p99"].dev
 
 
-def _windows(n: int, delay_from: int) -> list[Window]:
-    """Quiet windows of the small system; from ``delay_from`` on, the calls into ``c`` are
-    slower on the caller's side only (a delayed network into c; c's own figures unchanged)."""
+def _windows(
+    n: int, delay_from: int, window: float = WINDOW, delay_until: int | None = None
+) -> list[Window]:
+    """Quiet windows of ``window`` seconds of the small system; from ``delay_from`` on (until
+    ``delay_until``), the calls into ``c`` are slower on the caller's side only (a delayed
+    network into c; c's own figures unchanged)."""
     rng = np.random.default_rng(11)
     out = []
     for i in range(n):
@@ -48,13 +53,13 @@ def _windows(n: int, delay_from: int) -> list[Window]:
             s: {"cpu": jit(0.3), "latency_p99": jit(0.05), "rate": jit(10.0)}
             for s in ("front", "a", "b", "c")
         }
-        slow = 0.5 if i >= delay_from else 0.0
+        slow = 0.5 if delay_from <= i < (n if delay_until is None else delay_until) else 0.0
         edges = {
             "front->a": {"client_p50": jit(0.02), "server_p50": jit(0.015)},
             "front->b": {"client_p50": jit(0.02), "server_p50": jit(0.015)},
             "a->c": {"client_p50": jit(0.02) + slow, "server_p50": jit(0.015)},
         }
-        out.append(Window(1000.0 + WINDOW * (i + 1), WINDOW, services, None, edges=edges))
+        out.append(Window(1000.0 + window * (i + 1), window, services, None, edges=edges))
     return out
 
 
@@ -70,3 +75,19 @@ def test_a_delay_seen_only_on_the_callers_side_raises_an_alert_naming_the_callee
     assert last.root_cause[0] == "c"
     assert last.evidence.baseline_root_cause[0] == "c"
     assert any(m.service == "a->c" and m.metric == "client_p50" for m in last.evidence.metrics)
+
+
+def test_a_symptom_must_last_seconds_not_only_windows_before_a_condition_is_raised() -> None:
+    # 5 s windows: the three windows a service's symptom must last would be 15 s; it must
+    # also last 45 s (``persist_service_s``), nine windows
+    config = WatchConfig(horizon_s=60.0, replications=1, step_s=5.0, slo_latency_p99=10.0)
+    brief = Watch(small_topology(), config).run(_windows(60, 30, 5.0, delay_until=34))
+    assert not [a for a in brief if a.status == "firing"], "a 20 s blip raised a condition"
+    lasting = Watch(small_topology(), config).run(_windows(60, 30, 5.0))
+    firing = [a for a in lasting if a.status == "firing"]
+    assert firing, "a delay lasting 150 s raised nothing"
+    assert firing[0].time >= 1000.0 + 5.0 * (30 + 9) - 1e-9
+    # counted in windows only, the blip raises one
+    counted = replace(config, persist_service_s=0.0)
+    blip = Watch(small_topology(), counted).run(_windows(60, 30, 5.0, delay_until=34))
+    assert [a for a in blip if a.status == "firing"]

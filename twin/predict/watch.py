@@ -423,7 +423,10 @@ MitigationLookup = Callable[[str, str], Candidate | None]
 class WatchConfig:
     """How the watch decides. Times in seconds; ``persist``: consecutive anomalous windows
     of the entry before a condition is raised, ``persist_service`` of a service alone (a
-    service's own metrics are many and noisier than what users see); ``replications``,
+    service's own metrics are many and noisier than what users see), and in either case
+    for at least ``persist_s`` / ``persist_service_s`` seconds (a short window reads fewer
+    requests and is noisier: a 5 s window's p99 is nearly the largest of a few dozen
+    latencies); ``replications``,
     ``step_s``: the Monte Carlo's size;
     ``spread``: the log-normal sigma of the fault intensity and load each replication draws;
     ``reuse_windows``: an estimate for the same failure mode is reused this many windows;
@@ -437,6 +440,8 @@ class WatchConfig:
     horizon_s: float = 1800.0
     persist: int = 2
     persist_service: int = 3
+    persist_s: float = 30.0
+    persist_service_s: float = 45.0
     resolve_after: int = 2
     normal_windows: int = 120
     replications: int = 4
@@ -598,7 +603,7 @@ class Watch:
         for key, s in scores.items():
             symptom = s.anomalous and _is_symptom(key, s)
             self.streak[key] = self.streak.get(key, 0) + 1 if symptom else 0
-        persistent = sorted(k for k, n in self.streak.items() if n >= self._persist(k))
+        persistent = sorted(k for k, n in self.streak.items() if n >= self._persist(k, w.seconds))
         rate = sli.requests / w.seconds if w.seconds > 0 else None
         follow = self.follower.update(w.time, rate, sli.p99)
         burn = self._burn(w, sli)
@@ -668,11 +673,19 @@ class Watch:
             return True
         return broken
 
-    def _persist(self, key: str) -> int:
-        """Windows in a row a key must be anomalous: the failure count pools windows itself."""
+    def _persist(self, key: str, window_s: float) -> int:
+        """Windows in a row a key must be anomalous: ``persist`` (the entry's) or
+        ``persist_service`` windows and at least ``persist_s`` / ``persist_service_s``
+        seconds of them; the failure count pools windows itself, so one is enough."""
         if key == f"{ENTRY}/{FAILURES}":
             return 1
-        return self.config.persist if key.startswith(ENTRY + "/") else self.config.persist_service
+        c = self.config
+        n, s = (
+            (c.persist, c.persist_s)
+            if key.startswith(ENTRY + "/")
+            else (c.persist_service, c.persist_service_s)
+        )
+        return max(n, math.ceil(s / window_s - 1e-9)) if window_s > 0 else n
 
     def _failures(self, sli: src.EntrySli) -> FailureTest | None:
         """The count test over the windows the availability SLI reads (this one the last)."""
