@@ -1,10 +1,12 @@
 """The classifier trained on the twin's failures inside ``twin watch``: a watch replaying a
 simulated fault names its kind and target from the classifier; a recogniser kept in a folder
-is the same recogniser when loaded; without one the statistical ranking answers, and says so.
+is the same recogniser when loaded; without one, or with one trained on windows of another
+length, the statistical ranking answers, and says so.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +123,16 @@ def test_without_a_kept_recogniser_the_statistical_ranking_answers_and_says_so(
         recogniser, note = make_recogniser(run, source)
         assert isinstance(recogniser, LargestChange)
         assert "statistical ranking" in note
+
+
+def test_a_recogniser_kept_for_other_window_lengths_is_not_used_and_the_note_says_why(
+    topo: Topology, trained: rc.Trained, tmp_path: Path
+) -> None:
+    windows, _ = _replayed_fault(topo, "latency", "c", 0.3)
+    run = WatchRun(topology=topo, out=tmp_path / "out", recogniser=str(trained.folder))
+    same, _ = make_recogniser(run, Recorded(windows, SourceReport()))
+    assert isinstance(same, Classifier)
+    shorter = [replace(w, seconds=WINDOW / 3) for w in windows]
+    other, note = make_recogniser(run, Recorded(shorter, SourceReport()))
+    assert isinstance(other, LargestChange)
+    assert f"trained on {WINDOW:g} s windows, these are {WINDOW / 3:g} s" in note

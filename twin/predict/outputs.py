@@ -148,11 +148,30 @@ def make_recogniser(
                     f"{statistical}: no recogniser kept for this topology and no recorded "
                     "telemetry to train one on (run once with --replay and --recogniser auto)"
                 )
+    window = _window_s(source)
+    if window is not None and abs(window - trained.spec.window_s) > 1e-6:
+        # the classifier's pictures are changes over windows of its training's length:
+        # read over other windows, every spread and size means something else
+        return LargestChange(calls), (
+            f"{statistical}: the recogniser kept in {trained.folder} was trained on "
+            f"{trained.spec.window_s:g} s windows, these are {window:g} s (train one at "
+            "this window: --replay with --recogniser auto)"
+        )
     note = (
         f"root cause and kind from the classifier trained on {trained.cases} simulated "
         f"failures (kept in {trained.folder})"
     )
     return Classifier(trained, calls), note
+
+
+def _window_s(source: src.Source) -> float | None:
+    """The length of the source's windows, seconds: a live source's own, a recording's
+    median; None when it has none to say."""
+    items: list[src.Window] | None = getattr(source, "items", None)
+    if items:
+        return float(np.median([w.seconds for w in items]))
+    live = getattr(source, "window_s", None)
+    return float(live) if isinstance(live, int | float) else None
 
 
 def campaign_mitigations(db: str) -> MitigationLookup:
