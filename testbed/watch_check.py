@@ -23,8 +23,8 @@
    its end plus ``--grace`` seconds: kind right, root cause first and in the first three.
    The SLO breach is read from the load generator's own records (client side): the first
    second at which the requests completed in the trailing ``--slo-window`` seconds (15 by
-   default, the watch's window in every run so far; at least ``MIN_REQUESTS``) have a p99
-   above the objective, or the latest completed
+   default, whatever the watch's ``--window``, 5 s by default; at least ``MIN_REQUESTS``)
+   have a p99 above the objective, or the latest completed
    requests, at least enough to resolve the availability objective (200 at 99%, as the
    watch judges it), have more failed than it allows. The twin's lead is breach time minus
    the alert's window time; the burn-rate page's (the SRE workbook's pair, evaluated by
@@ -585,7 +585,12 @@ def main() -> int:
         "--phase", choices=["all", "prepare", "faults", "quiet", "score"], default="all"
     )
     ap.add_argument("--rate", type=float, default=5.0, help="load, requests per second")
-    ap.add_argument("--window", type=float, default=15.0, help="watch window, seconds")
+    ap.add_argument(
+        "--window",
+        type=float,
+        default=5.0,
+        help="watch window, seconds",
+    )
     ap.add_argument("--slo-p99", type=float, default=1.0, help="entry p99 objective, seconds")
     ap.add_argument(
         "--slo-window",
