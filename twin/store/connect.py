@@ -4,7 +4,9 @@ Two ``twin ingest`` or campaign processes may open a fresh database at the same 
 keep writing side by side. The rules that make that safe, per backend:
 
 - **SQLite.** Every connection waits up to :data:`BUSY_TIMEOUT_MS` for a lock instead of
-  failing with ``database is locked`` (set first, so even the switch to WAL waits). Every
+  failing with ``database is locked`` (set first). The switch to WAL is retried for as
+  long: two connections switching a fresh file at once can be told ``database is locked``
+  straight away, without SQLite's busy handler waiting at all. Every
   write transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock before its first
   read, so two writers queue instead of both reading, both trying to upgrade to a write, and
   one failing. Reads start a plain ``BEGIN`` and, in WAL mode, never wait for a writer.
@@ -23,6 +25,8 @@ that does not answer) is one :class:`~twin.errors.InputError` naming the databas
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +65,30 @@ def driver_problem(exc: DBAPIError) -> str:
     return lines[0] if lines else type(exc.orig or exc).__name__
 
 
+def switch_to_wal(cur: Any, timeout_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    """``PRAGMA journal_mode=WAL`` on the DB-API cursor ``cur``, retried while SQLite says
+    ``database is locked``, for up to ``timeout_s`` (then that error stands): another
+    connection switching the same fresh file holds the lock, and SQLite refuses at once
+    there instead of waiting out its busy timeout. Any other error is raised at once."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writers
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.1)
+
+
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # transactions are begun by _sqlite_begin, not the driver
     cur = dbapi_conn.cursor()
     try:
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: the next line may wait
-        cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writers
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: later locks wait
+        switch_to_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")  # durable across process kills
         cur.execute("PRAGMA foreign_keys=ON")
     finally:
