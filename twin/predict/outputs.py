@@ -167,9 +167,11 @@ def make_recogniser(
 def _window_s(source: src.Source) -> float | None:
     """The length of the source's windows, seconds: a live source's own, a recording's
     median; None when it has none to say."""
+    from twin.predict.windows import window_length
+
     items: list[src.Window] | None = getattr(source, "items", None)
     if items:
-        return float(np.median([w.seconds for w in items]))
+        return window_length(items)
     live = getattr(source, "window_s", None)
     return float(live) if isinstance(live, int | float) else None
 

@@ -223,6 +223,11 @@ ENTRY_OF_SLI: dict[str, str] = {
 """A window's entry figures (:class:`~twin.predict.sources.EntrySli` fields) -> entry metrics."""
 
 
+def window_length(windows: Sequence[Window]) -> float:
+    """The windows' length, seconds: their median (60 when there are none)."""
+    return float(np.median([w.seconds for w in windows])) if windows else 60.0
+
+
 def from_windows(windows: Sequence[Window], calls: Iterable[tuple[str, str]] = ()) -> Telemetry:
     """The watch's windows (oldest first) as :class:`Telemetry`: each service's, edge's and
     the entry's metrics of this vocabulary, NaN where a window lacks one; a service metric
@@ -230,7 +235,7 @@ def from_windows(windows: Sequence[Window], calls: Iterable[tuple[str, str]] = (
     known besides those the windows measure."""
     n = len(windows)
     times = np.array([w.time for w in windows], dtype=float)
-    window = float(np.median([w.seconds for w in windows])) if n else 60.0
+    window = window_length(windows)
     services: dict[str, Series] = {}
     edges: dict[str, Series] = {}
     entry: Series = {}
