@@ -585,12 +585,7 @@ def main() -> int:
         "--phase", choices=["all", "prepare", "faults", "quiet", "score"], default="all"
     )
     ap.add_argument("--rate", type=float, default=5.0, help="load, requests per second")
-    ap.add_argument(
-        "--window",
-        type=float,
-        default=5.0,
-        help="watch window, seconds",
-    )
+    ap.add_argument("--window", type=float, default=5.0, help="watch window, seconds")
     ap.add_argument("--slo-p99", type=float, default=1.0, help="entry p99 objective, seconds")
     ap.add_argument(
         "--slo-window",
