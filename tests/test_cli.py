@@ -146,6 +146,7 @@ def test_the_database_defaults_to_twin_db_in_the_current_folder_unless_twin_db_i
         ["--format", "csv"],
         ["--format", "generic", "--fit", "always"],
         ["--format", "generic", "--seeds", "0"],
+        ["--format", "generic", "--anchor", "after"],
         ["--format", "generic"],
     ],
 )

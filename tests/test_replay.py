@@ -1,6 +1,8 @@
 """``twin replay``: the twin replays data it produced itself at ~100% accuracy; faults a
 format cannot map are listed, never a crash; a twin prediction with no success is a counted
-miss, never a ``nan``; ``--fit first`` fits on the first fault of a type and never scores it."""
+miss, never a ``nan``; ``--fit first`` fits on the first fault of a type and never scores it;
+the anchor carries production's state before a fault into it; the two yardsticks
+(persistence, the best constant) are what their definitions say."""
 
 from __future__ import annotations
 
@@ -9,14 +11,17 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from small_system import front_back
 
+from twin.calibrate.accuracy import accuracy
 from twin.errors import InputError
 from twin.faults import ErrorRateFault, LatencyFault
 from twin.io import parse_model
 from twin.replay import ReplayConfig, replay
-from twin.replay.run import at_load, predict
+from twin.replay.document import Figures
+from twin.replay.run import Anchor, Prediction, at_load, best_constant, predict, skill
 from twin.topology import Topology
 
 T0 = 1_700_000_000.0
@@ -228,3 +233,96 @@ def test_an_entry_rate_is_its_service_rate_minus_what_modelled_callers_send() ->
     scaled = at_load(topo, 22.0, {})
     assert sum(w.rate for w in scaled.workload) == pytest.approx(22.0)
     assert math.isclose(scaled.workload[0].rate / scaled.workload[1].rate, 10.0)  # shares kept
+
+
+def _shift_latency(data: Path, seconds: float) -> None:
+    """Production slower than the twin by ``seconds`` in every window (a state the
+    calibrated twin does not hold), faults included."""
+    path = data / "windows.csv"
+    head, *rows = path.read_text().splitlines()
+    cols = head.split(",")
+    out = [head]
+    for r in rows:
+        cells = r.split(",")
+        for k in ("p50", "p99"):
+            i = cols.index(k)
+            cells[i] = f"{float(cells[i]) + seconds:.9g}"
+        out.append(",".join(cells))
+    path.write_text("\n".join(out) + "\n")
+
+
+def test_the_anchor_carries_an_offset_seen_before_a_fault_into_the_fault(tmp_path: Path) -> None:
+    data, _ = delayed_dataset(tmp_path, [0.2, 0.2])
+    _shift_latency(data, 0.3)
+    runs = {
+        mode: replay(small(), data, "generic", tmp_path / mode, ReplayConfig(**FAST, anchor=mode))
+        for mode in ("none", "before")
+    }
+    alone, anchored = runs["none"]["held_out"]["p50"], runs["before"]["held_out"]["p50"]
+    assert anchored["min"] > 0.9, anchored
+    assert alone["max"] < 0.8, alone
+    row = next(r for r in runs["before"]["faults"] if r["role"] == "held out")
+    assert row["anchor"]["observed"]["p50"] - row["anchor"]["twin"]["p50"] == pytest.approx(
+        0.3, abs=0.03
+    )
+    # the twin's own figures are kept beside the anchored ones
+    assert row["twin"]["p50"] - row["twin_alone"]["p50"] == pytest.approx(0.3, abs=0.03)
+    assert "anchor" not in next(r for r in runs["none"]["faults"] if r["role"] == "held out")
+
+
+def test_an_anchored_figure_stays_positive_when_the_fault_makes_the_twin_faster() -> None:
+    before = Prediction(p50=1.0, p99=2.0, mean=1.2, success=0.99, requests=100)
+    anchor = Anchor(observed=Figures(p50=0.5, p99=1.0, mean=0.6, success=1.0), twin=before)
+    faster = anchor.apply(Prediction(p50=0.2, p99=0.4, mean=0.25, success=0.5, requests=100))
+    assert faster.p50 == pytest.approx(0.1) and faster.p99 == pytest.approx(0.2)
+    slower = anchor.apply(Prediction(p50=3.0, p99=5.0, mean=3.2, success=0.995, requests=100))
+    assert slower.p50 == pytest.approx(2.5) and slower.p99 == pytest.approx(4.0)
+    assert slower.success == 1.0  # shifted by +0.01 and clipped
+    nothing = anchor.apply(Prediction(p50=None, p99=None, mean=None, success=0.0, requests=9))
+    assert nothing.p50 is None and nothing.success == pytest.approx(0.01)
+
+
+def test_the_best_constant_is_the_grid_maximum_of_the_accuracy() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        values = list(rng.lognormal(0.0, 1.0, size=int(rng.integers(1, 6))))
+        grid = np.exp(np.linspace(np.log(min(values)) - 1, np.log(max(values)) + 1, 4001))
+        brute = max(float(np.mean([accuracy(c, v) for v in values])) for c in grid)
+        best = best_constant(values)
+        assert best is not None and best == pytest.approx(brute, abs=2e-3)
+        assert best >= brute - 1e-12
+    assert best_constant([0.7, 0.7, 0.7]) == 1.0
+    assert best_constant([]) is None and best_constant([0.0]) is None
+
+
+def test_persistence_scores_the_lookback_figures_and_the_ceiling_bounds_the_twin(
+    tmp_path: Path,
+) -> None:
+    data, _ = delayed_dataset(tmp_path, [0.2, 0.2])
+    res = replay(small(), data, "generic", tmp_path / "out", ReplayConfig(**FAST))
+    for r in (r for r in res["faults"] if r["role"] == "held out"):
+        before = [w for w in _windows(data) if r["start"] - 300.0 < w["time"] <= r["start"]]
+        during = [w for w in _windows(data) if r["start"] < w["time"] <= r["end"]]
+        prev = float(np.median([w["p50"] for w in before]))
+        want = float(np.mean([accuracy(prev, w["p50"]) for w in during]))
+        assert r["references"]["persistence"]["p50"] == pytest.approx(want)
+        # a 0.2 s delay on a ~20 ms service: nothing-changes is far off, the twin is not
+        assert r["references"]["persistence"]["p50"] < 0.5 < r["accuracy"]["p50"]
+        for k in ("p50", "p99"):
+            ceiling, pers = r["references"]["ceiling"][k], r["references"]["persistence"][k]
+            assert r["accuracy"][k] <= ceiling + 1e-12
+            assert r["skill"][k] == pytest.approx((r["accuracy"][k] - pers) / (ceiling - pers))
+    assert res["held_out"]["references"]["persistence"]["p50"]["n"] == res["n_held_out"]
+
+
+def test_skill_is_zero_at_persistence_one_at_the_ceiling_and_none_when_they_meet() -> None:
+    assert skill(0.5, 0.5, 0.9) == 0.0 and skill(0.9, 0.5, 0.9) == 1.0
+    assert skill(0.3, 0.5, 0.9) == pytest.approx(-0.5)
+    assert skill(0.7, 0.9, 0.9) is None and skill(None, 0.5, 0.9) is None
+    assert skill(0.7, 0.9, 0.905) is None and skill(0.7, 0.9, 0.915) is not None
+
+
+def _windows(data: Path) -> list[dict[str, float]]:
+    head, *rows = (data / "windows.csv").read_text().splitlines()
+    cols = head.split(",")
+    return [dict(zip(cols, map(float, r.split(",")), strict=True)) for r in rows]

@@ -38,6 +38,13 @@ def replay(
             "time) on the windows outside the held-out faults; open or closed: force one."
         ),
     ] = "auto",
+    anchor: Annotated[
+        str,
+        typer.Option(
+            help="before: carry the offset between production and the twin over the "
+            "lookback before each fault into the fault; none: the twin as calibrated."
+        ),
+    ] = "none",
     seeds: Annotated[int, typer.Option(help="Runs pooled per fault.")] = 3,
     seed: Annotated[int, typer.Option(help="First seed.")] = 1,
     block: Annotated[
@@ -52,6 +59,7 @@ def replay(
     from twin.io import load_model, parse_model
     from twin.replay import FORMATS, ReplayConfig
     from twin.replay import replay as run
+    from twin.replay.outputs import yardstick_line
     from twin.scenario import Scenario
     from twin.topology import Topology
 
@@ -59,7 +67,14 @@ def replay(
         raise InputError(f"--format: expected one of {', '.join(FORMATS)}, got {format!r}")
     config = parse_model(
         ReplayConfig,
-        {"fit": fit, "workload": workload, "seeds": seeds, "seed": seed, "block_seconds": block},
+        {
+            "fit": fit,
+            "workload": workload,
+            "anchor": anchor,
+            "seeds": seeds,
+            "seed": seed,
+            "block_seconds": block,
+        },
         source="command line",
     )
     topo = load_model(Topology, topology)
@@ -102,6 +117,7 @@ def replay(
         f"P99 median {pct(h['p99']['median'])}; misses {res['misses']}; "
         f"unmapped {len(res['unmapped'])}"
     )
+    typer.echo(yardstick_line(h))
     typer.echo(
         f"fault-free: {ff['n_blocks']} blocks; P50 mean {pct(ff['p50']['mean'])}, "
         f"P99 mean {pct(ff['p99']['mean'])}"

@@ -50,6 +50,24 @@ def workload_line(wl: dict[str, Any]) -> str:
     )
 
 
+def yardstick_line(held_out: dict[str, Any]) -> str:
+    """The held-out medians of the two data-only yardsticks and of the twin's skill between
+    them (0 at persistence, 1 at the ceiling)."""
+    p, c = held_out["references"]["persistence"], held_out["references"]["ceiling"]
+    sk = held_out["skill"]
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    return (
+        f"Yardsticks over the same faults: nothing changes (the lookback's figures) P50 "
+        f"median {_pct(p['p50']['median'])}, P99 {_pct(p['p99']['median'])}; the best "
+        f"constant per fault (knowing its windows) P50 {_pct(c['p50']['median'])}, P99 "
+        f"{_pct(c['p99']['median'])}; the twin's skill between them (0 persistence, 1 the "
+        f"best constant) P50 median {num(sk['p50']['median'])}, P99 {num(sk['p99']['median'])}."
+    )
+
+
 def markdown(res: dict[str, Any]) -> str:
     """The fault table, the fault-free summary and the headline figures."""
     h, ff = res["held_out"], res["fault_free"]
@@ -62,6 +80,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"lowest P50 {_pct(h['p50']['min'])}, P99 {_pct(h['p99']['min'])}; "
         f"success within {_pp(h['success_pp']['mean'])} pp on average. "
         f"Misses (no successful request in the twin): {res['misses']}.",
+        "",
+        yardstick_line(h),
         "",
         f"Fault-free: {ff['n_blocks']} blocks. P50 accuracy mean {_pct(ff['p50']['mean'])} "
         f"(median {_pct(ff['p50']['median'])}); P99 mean {_pct(ff['p99']['mean'])} "

@@ -7,6 +7,10 @@ the fault by at least :attr:`ReplayConfig.overlap` of a window. Windows farther 
 :attr:`ReplayConfig.margin` from every fault are fault-free; they are cut into blocks
 (:attr:`Observed.block_seconds`) and each block is compared with the twin at that block's
 load (medians of its windows). Accuracy is PerfSim's, :func:`twin.calibrate.accuracy`.
+Each fault is also scored against two predictions that need no twin (:func:`references`:
+nothing changes from the lookback, and the best constant for the fault's own windows), and
+with :attr:`ReplayConfig.anchor` the twin is put in step with the lookback first
+(:class:`Anchor`).
 
 Degenerate cases are counted, never a ``nan``: a twin prediction with no successful request
 is a *miss* (accuracy 0 for its latency figures), a window with no measured figure is not
@@ -35,10 +39,14 @@ from twin.stats import LogHistogram
 from twin.topology import Topology
 
 Fit = Literal["none", "first"]
+AnchorMode = Literal["none", "before"]
 MIN_REQUESTS = 10.0
 """A service expected to see fewer requests than this in a block's run is not scored there
 (its figures would be a handful of draws)."""
 LATENCY = ("p50", "p99", "mean")
+SKILL_SPAN = 0.01
+"""Skill is not computed for a fault whose persistence is within one point of accuracy of
+its ceiling: the ratio would divide by the noise."""
 Planner = Callable[[Fault, Topology], "Plan | str"]
 
 
@@ -72,6 +80,13 @@ class ReplayConfig(BaseModel):
     )
     twin_seconds: float | None = Field(
         default=None, gt=0, description="simulated seconds per block (default: the format's)"
+    )
+    anchor: AnchorMode = Field(
+        default="none",
+        description="'before': put the twin in step with the state production showed in the "
+        "lookback before each fault (the observed figures' offset from the twin's own, "
+        "fault-free, at that load, carried into the fault; twin.replay.run.Anchor); "
+        "'none': the calibrated twin at that load as it is",
     )
     workload: Choice = Field(
         default="auto",
@@ -161,6 +176,86 @@ def predict(
         requests=n,
         services={k: _figures(h, c.tolist()) for k, (h, c) in per.items()},
     )
+
+
+# -- the state before a fault ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The twin put in step with production just before a fault.
+
+    ``observed``: production's figures over the lookback windows (medians of their
+    quantiles, request-weighted mean and success, as a fault-free block is summarised);
+    ``twin``: the twin's own at the same load without the fault (same seeds). Their offset
+    is a state the calibrated twin does not hold (a slow hour, the tail of an earlier
+    fault's queue, a neighbour) and is taken to last through the fault: each figure the twin
+    predicts under the fault is shifted by it. The shift is additive because the
+    unexplained time adds to a request's own; where the twin runs slower than production and
+    the fault makes it faster still (an error path that returns early), the figure is scaled
+    by ``observed / twin`` instead, so it stays positive. Success is shifted and clipped
+    to [0, 1]."""
+
+    observed: Figures
+    twin: Prediction
+
+    def apply(self, pred: Prediction) -> Prediction:
+        out: dict[str, float | None] = {}
+        for k in LATENCY:
+            t, o, b = pred.get(k), getattr(self.observed, k), self.twin.get(k)
+            if t is None or o is None or b is None or o <= 0 or b <= 0:
+                out[k] = t
+                continue
+            out[k] = max(t + (o - b), t * min(1.0, o / b))
+        t, o, b = pred.success, self.observed.success, self.twin.success
+        out["success"] = (
+            t if t is None or o is None or b is None else min(1.0, max(0.0, t + (o - b)))
+        )
+        return Prediction(
+            p50=out["p50"],
+            p99=out["p99"],
+            mean=out["mean"],
+            success=out["success"],
+            requests=pred.requests,
+            services=pred.services,
+        )
+
+
+def best_constant(values: Sequence[float]) -> float | None:
+    """The accuracy of the best single figure for these measurements (the mean of
+    ``1 - |c - v| / v`` is concave and piecewise linear in ``c``, so its maximum is at one of
+    them): what a prediction that is constant over a fault can reach at most when the
+    measurements move within it."""
+    v = [x for x in values if x > 0]
+    if not v:
+        return None
+    return max(float(np.mean([accuracy(c, x) for x in v])) for c in v)
+
+
+def references(
+    ws: Sequence[Window], before: Sequence[Window]
+) -> dict[str, dict[str, float | None]]:
+    """Two yardsticks for a fault's accuracy, from the data alone: ``persistence``, the
+    lookback windows' figures as the prediction (nothing changes), and ``ceiling``, the
+    best constant (:func:`best_constant`)."""
+    prev = _summarise(before, [w.seconds for w in before]) if before else None
+    rows = [compare(prev, w) for w in ws] if prev is not None else []
+    return {
+        "persistence": {k: _mean([r[k] for r in rows]) for k in LATENCY},
+        "ceiling": {
+            k: best_constant([v for w in ws if (v := getattr(w, k)) is not None]) for k in LATENCY
+        },
+    }
+
+
+def skill(twin: float | None, persistence: float | None, ceiling: float | None) -> float | None:
+    """Where the twin's accuracy sits between the two yardsticks: 0 at persistence, 1 at the
+    ceiling, negative below persistence (unbounded: read medians, not means); None where
+    either is missing or they are within :data:`SKILL_SPAN` of each other (a fault that
+    hardly moved the figure leaves nothing to judge)."""
+    if twin is None or persistence is None or ceiling is None or ceiling - persistence < SKILL_SPAN:
+        return None
+    return (twin - persistence) / (ceiling - persistence)
 
 
 # -- load ------------------------------------------------------------------------------------
@@ -452,12 +547,35 @@ def run_replay(
         if users:
             row["load"] |= {"latency": lat, "users": users}
         win = {"start": cfg.warmup, "duration": f.end - f.start}
+        anchor: Anchor | None = None
+        if cfg.anchor == "before" and before:
+            anchor = Anchor(
+                observed=_summarise(before, [w.seconds for w in before]),
+                twin=predict(
+                    topo,
+                    base,
+                    seconds=cfg.lookback,
+                    warmup=cfg.warmup,
+                    seeds=seeds,
+                    observed=obs.observed,
+                ),
+            )
+            row["anchor"] = {
+                "observed": anchor.observed.model_dump(include={*LATENCY, "success"}),
+                "twin": {k: anchor.twin.get(k) for k in (*LATENCY, "success")},
+            }
+        raw: dict[float, Prediction] = {}
 
         def run(
-            x: float, p: Plan = p, topo: Topology = topo, win: dict[str, float] = win
+            x: float,
+            p: Plan = p,
+            topo: Topology = topo,
+            win: dict[str, float] = win,
+            anchor: Anchor | None = anchor,
+            raw: dict[float, Prediction] = raw,
         ) -> Prediction:
             docs = [{**d, **win} for d in p.build(x)]
-            return predict(
+            raw[x] = predict(
                 topo,
                 base + docs,
                 seconds=float(win["duration"]),
@@ -465,6 +583,7 @@ def run_replay(
                 seeds=seeds,
                 observed=obs.observed,
             )
+            return raw[x] if anchor is None else anchor.apply(raw[x])
 
         role = "held out"
         tried: dict[float, Prediction] = {}
@@ -493,6 +612,8 @@ def run_replay(
         pred = tried[x] if x in tried else run(x)
         per_window = [compare(pred, w) for w in ws]
         miss = pred.p50 is None
+        acc = {k: _mean([a[k] for a in per_window]) for k in LATENCY}
+        refs = references(ws, before)
         rows.append(
             {
                 **row,
@@ -501,8 +622,13 @@ def run_replay(
                 "measured": [w.model_dump(exclude={"services"}) for w in ws],
                 "twin": {k: pred.get(k) for k in (*LATENCY, "success")}
                 | {"requests": pred.requests},
+                "twin_alone": {k: raw[x].get(k) for k in (*LATENCY, "success")},
                 "windows": per_window,
-                "accuracy": {k: _mean([a[k] for a in per_window]) for k in LATENCY},
+                "references": refs,
+                "skill": {
+                    k: skill(acc[k], refs["persistence"][k], refs["ceiling"][k]) for k in LATENCY
+                },
+                "accuracy": acc,
                 "success_pp": _mean(
                     [
                         abs(a["success_pp"]) if a["success_pp"] is not None else None
@@ -662,6 +788,11 @@ def _result(
         "held_out": {
             **{k: over(held, k) for k in LATENCY},
             "success_pp": stats([r["success_pp"] for r in held]),
+            "references": {
+                ref: {k: stats([r["references"][ref][k] for r in held]) for k in LATENCY}
+                for ref in ("persistence", "ceiling")
+            },
+            "skill": {k: stats([r["skill"][k] for r in held]) for k in LATENCY},
             "windows": {
                 **{k: stats([a[k] for a in per_window]) for k in LATENCY},
                 "n": len(per_window),
