@@ -21,7 +21,8 @@
 same run's calibration window by other code) for the same scenarios, against the run's
 measurements, without the testbed.
 
-Bounded: every load run lasts ``--seconds``; the testbed is stopped whatever happens.
+Bounded: every load run lasts ``--seconds`` (``--busy-seconds`` for loads of 3x and more,
+``--error-seconds`` for injected errors); the testbed is stopped whatever happens.
 """
 
 from __future__ import annotations
@@ -221,6 +222,13 @@ def main() -> int:
         help="window of the load scenarios at >= 3x, where one minute is too noisy a sample",
     )
     ap.add_argument(
+        "--error-seconds",
+        type=float,
+        default=240.0,
+        help="window of the injected-error scenarios: about 1,000 requests at 4 rps, so the "
+        "5 pp bar is four binomial standard errors of a 20%% share, not two",
+    )
+    ap.add_argument(
         "--repredict",
         type=Path,
         help="results.json of an earlier run: no testbed, only the twin's side again, "
@@ -362,6 +370,8 @@ def main() -> int:
             hog = None
             extra: dict[str, Any] = {}
             window = a.busy_seconds if (not action and mult >= 3.0) else secs
+            if action and action[0] == "inject" and "error" in action[2]:
+                window = a.error_seconds
             fault_at = secs / 3
             if action and action[0] == "inject":
                 tb.inject(action[1], **action[2])
@@ -451,6 +461,7 @@ def main() -> int:
         "classes": fields["classes"].default,
         "seconds": secs,
         "busy_seconds": a.busy_seconds,
+        "error_seconds": a.error_seconds,
         "calibration_measured": calib,
         "scenarios": rows,
         "summary": summary,
