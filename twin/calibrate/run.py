@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from twin.bounds import safe_name
 from twin.calibrate.accuracy import accuracy_or_none
+from twin.calibrate.declared import EDGE, with_optional_calls
 from twin.errors import InputError
 from twin.faults import ErrorRateFault
 from twin.io import output_dir
@@ -99,6 +100,13 @@ class CalibrationConfig(BaseModel):
         "starting in an episode, a burst of one series' spans stretched far beyond the rest "
         "of the window, are set aside and reported; see twin.calibrate.transients).",
     )
+    optional: tuple[str, ...] = Field(
+        default=(),
+        description="Call edges CALLER->CALLEE whose failure degrades but does not fail the "
+        "caller (a page served without its ad): what a recording where nothing failed cannot "
+        "show. Every call along the edge becomes optional; an edge the traces do not have "
+        "is an error (twin.calibrate.declared).",
+    )
 
     @model_validator(mode="after")
     def _sources(self) -> CalibrationConfig:
@@ -108,6 +116,9 @@ class CalibrationConfig(BaseModel):
             raise ValueError("nothing to calibrate from: give traces and/or prometheus/metrics")
         if any(n < 1 for n in self.workers.values()):
             raise ValueError("workers: must be at least 1")
+        for edge in self.optional:
+            if not EDGE.match(edge):
+                raise ValueError(f"optional: expected CALLER->CALLEE, got {edge!r}")
         return self
 
 
@@ -424,6 +435,11 @@ def _calibrate(
         record["cpu_limits"] = {n: s.cpu_limit for n, s in topo.services.items() if s.cpu_limit}
         for note in cpu_notes:
             on_note(note)
+    if c.optional:
+        topo, marked = with_optional_calls(topo, c.optional)
+        record["declared_optional"] = marked
+        for edge, n in marked.items():
+            on_note(f"optional {edge}: {n} call(s) degrade but do not fail the caller (declared)")
     if c.cold_starts and c.traces:
         from twin.calibrate.coldstart import with_cold_starts
 
@@ -583,6 +599,11 @@ def render_report(name: str, record: dict[str, Any], rows: list[dict[str, Any]])
         lines.append(f"- {note}")
     for note in record.get("transients", {}).get("notes", []):
         lines.append(f"- {note}")
+    for edge, n in record.get("declared_optional", {}).items():
+        lines.append(
+            f"- declared optional: `{edge}` ({n} call(s)): a failure there degrades but does "
+            "not fail the caller"
+        )
     if rows:
         lines += [
             "",

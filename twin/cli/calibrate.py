@@ -125,6 +125,14 @@ def calibrate(
             "becomes its service's cpu_limit (repeatable)."
         ),
     ] = None,
+    optional: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="CALLER->CALLEE: a failed call along this edge degrades but does not fail the "
+            "caller (a page served without its ad), which a recording where nothing failed "
+            "cannot show (repeatable)."
+        ),
+    ] = None,
 ) -> None:
     """Calibrate a twin from traces and/or Prometheus metrics; compare it with what was seen."""
     from twin.calibrate.run import CalibrationConfig, format_figure, run_calibration
@@ -164,6 +172,7 @@ def calibrate(
             "cold_starts": cold_starts,
             "keep_transients": keep_transients,
             "manifests": manifests or [],
+            "optional": optional or [],
         },
         source="command line",
     )
