@@ -48,14 +48,7 @@ def with_optional_calls(
                     call["optional"] = True
                     n += 1
         if not n:
-            have = sorted(
-                {
-                    f"{s}->{str(c['to']).split(':', 1)[0]}"
-                    for s, sv in data["services"].items()
-                    for op in (sv.get("operations") or {}).values()
-                    for c in op.get("calls") or []
-                }
-            )
+            have = sorted(f"{a}->{b}" for a, b in topology.service_graph().edges)
             raise InputError(
                 f"--optional {caller}->{callee}: the topology has no call from {caller!r} to "
                 f"{callee!r} (its call edges: {', '.join(have) or 'none'})"
