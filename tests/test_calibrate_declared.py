@@ -10,7 +10,7 @@ import pytest
 from span_csv import SpanCsv
 from typer.testing import CliRunner
 
-from twin.calibrate.declared import parse_edge, with_optional_calls
+from twin.calibrate.declared import SHOWN, parse_edge, with_optional_calls
 from twin.cli import app
 from twin.errors import InputError
 from twin.scenario import Scenario
@@ -101,3 +101,22 @@ def test_a_malformed_edge_is_one_line_exit_2(tmp_path: Path, text: str) -> None:
 
 def test_an_edge_reads_with_spaces_around_the_arrow() -> None:
     assert parse_edge(" page -> ads ") == ("page", "ads")
+
+
+def test_the_refusal_stays_one_short_line_in_a_large_system() -> None:
+    leaf = {"operations": {"op": {"service_time": {"dist": "exponential", "mean": 0.001}}}}
+    calls = [{"to": f"s{i:02d}"} for i in range(SHOWN + 15)]
+    root = {
+        "operations": {
+            "op": {"service_time": {"dist": "exponential", "mean": 0.001}, "calls": calls}
+        }
+    }
+    services = {"root": root} | {f"s{i:02d}": leaf for i in range(SHOWN + 15)}
+    topo = Topology.from_dict(
+        {"name": "wide", "services": services, "workload": [{"entry": "root", "rate": 1.0}]}
+    )
+    with pytest.raises(InputError) as err:
+        with_optional_calls(topo, ["root->s99"])
+    msg = str(err.value)
+    assert "root->s00" in msg and "and 15 more" in msg
+    assert f"root->s{SHOWN:02d}" not in msg  # the 21st edge is counted, not listed

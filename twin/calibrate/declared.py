@@ -21,6 +21,9 @@ from twin.topology import Topology
 EDGE = re.compile(r"^\s*([^\s:>-][^\s:>]*?)\s*->\s*([^\s:>-][^\s:>]*?)\s*$")
 """``CALLER->CALLEE``: two service names (no operation), spaces around the arrow allowed."""
 
+SHOWN = 20
+"""Call edges an error lists at most: enough to spot a misspelling, one line in any system."""
+
 
 def parse_edge(text: str) -> tuple[str, str]:
     """``(caller, callee)`` of ``CALLER->CALLEE``; an InputError naming the text otherwise."""
@@ -49,9 +52,12 @@ def with_optional_calls(
                     n += 1
         if not n:
             have = sorted(f"{a}->{b}" for a, b in topology.service_graph().edges)
+            shown = ", ".join(have[:SHOWN]) + (
+                f" and {len(have) - SHOWN} more" * (len(have) > SHOWN)
+            )
             raise InputError(
                 f"--optional {caller}->{callee}: the topology has no call from {caller!r} to "
-                f"{callee!r} (its call edges: {', '.join(have) or 'none'})"
+                f"{callee!r} (its call edges: {shown or 'none'})"
             )
         marked[f"{caller}->{callee}"] = n
     if not marked:
@@ -59,4 +65,4 @@ def with_optional_calls(
     return Topology.from_dict(data, source=f"<{topology.name} with optional calls>"), marked
 
 
-__all__ = ["EDGE", "parse_edge", "with_optional_calls"]
+__all__ = ["EDGE", "SHOWN", "parse_edge", "with_optional_calls"]
