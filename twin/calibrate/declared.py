@@ -52,9 +52,8 @@ def with_optional_calls(
                     n += 1
         if not n:
             have = sorted(f"{a}->{b}" for a, b in topology.service_graph().edges)
-            shown = ", ".join(have[:SHOWN]) + (
-                f" and {len(have) - SHOWN} more" * (len(have) > SHOWN)
-            )
+            more = len(have) - SHOWN
+            shown = ", ".join(have[:SHOWN]) + (f" and {more} more" if more > 0 else "")
             raise InputError(
                 f"--optional {caller}->{callee}: the topology has no call from {caller!r} to "
                 f"{callee!r} (its call edges: {shown or 'none'})"
