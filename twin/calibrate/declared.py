@@ -44,11 +44,11 @@ def with_optional_calls(
     for text in edges:
         caller, callee = parse_edge(text)
         n = 0
-        svc = data["services"].get(caller) or {}
-        for op in (svc.get("operations") or {}).values():
-            for call in op.get("calls") or []:
-                if str(call["to"]).split(":", 1)[0] == callee:
-                    call["optional"] = True
+        svc = topology.services.get(caller)
+        for op_name, op in (svc.operations if svc else {}).items():
+            for i, call in enumerate(op.calls):
+                if topology.resolve(call.to)[0] == callee:
+                    data["services"][caller]["operations"][op_name]["calls"][i]["optional"] = True
                     n += 1
         if not n:
             have = sorted(f"{a}->{b}" for a, b in topology.service_graph().edges)

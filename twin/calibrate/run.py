@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from twin.bounds import safe_name
 from twin.calibrate.accuracy import accuracy_or_none
-from twin.calibrate.declared import EDGE, with_optional_calls
+from twin.calibrate.declared import parse_edge, with_optional_calls
 from twin.errors import InputError
 from twin.faults import ErrorRateFault
 from twin.io import output_dir
@@ -117,8 +117,10 @@ class CalibrationConfig(BaseModel):
         if any(n < 1 for n in self.workers.values()):
             raise ValueError("workers: must be at least 1")
         for edge in self.optional:
-            if not EDGE.match(edge):
-                raise ValueError(f"optional: expected CALLER->CALLEE, got {edge!r}")
+            try:
+                parse_edge(edge)
+            except InputError as e:
+                raise ValueError(e.detail) from None
         return self
 
 
