@@ -21,7 +21,15 @@ from twin.faults import ErrorRateFault, LatencyFault
 from twin.io import parse_model
 from twin.replay import ReplayConfig, replay
 from twin.replay.document import Figures
-from twin.replay.run import Anchor, Prediction, at_load, best_constant, predict, skill
+from twin.replay.run import (
+    Anchor,
+    Prediction,
+    at_load,
+    best_constant,
+    block_references,
+    predict,
+    skill,
+)
 from twin.topology import Topology
 
 T0 = 1_700_000_000.0
@@ -313,6 +321,40 @@ def test_persistence_scores_the_lookback_figures_and_the_ceiling_bounds_the_twin
             assert r["accuracy"][k] <= ceiling + 1e-12
             assert r["skill"][k] == pytest.approx((r["accuracy"][k] - pers) / (ceiling - pers))
     assert res["held_out"]["references"]["persistence"]["p50"]["n"] == res["n_held_out"]
+    ff = res["fault_free"]
+    assert ff["n_blocks"] >= 2  # the quiet half hour before the faults, in 10-minute blocks
+    assert ff["references"]["constant"]["p50"]["n"] == ff["n_blocks"]
+    assert ff["references"]["persistence"]["p50"]["n"] == ff["n_blocks"] - 1
+
+
+def _block(segment: str, start: float, p50: float | None, twin: float = 0.1) -> dict[str, Any]:
+    return {
+        "segment": segment,
+        "start": start,
+        "end": start + 600.0,
+        "measured": {"p50": p50, "p99": None, "mean": None},
+        "accuracy": {"p50": None if p50 is None else accuracy(twin, p50), "p99": None},
+    }
+
+
+def test_a_quiet_block_is_judged_against_the_block_just_before_and_the_capture_best_figure() -> (
+    None
+):
+    blocks = [
+        _block("a", 0.0, 0.1),
+        _block("a", 600.0, 0.2),
+        _block("a", 1200.0, 0.1),
+        _block("a", 3000.0, 0.1),  # 1,200 s after the block before: more than one block away
+        _block("b", 1800.0, 0.4),  # a capture with one block: nothing to judge it against
+    ]
+    rows = block_references(blocks, 600.0)
+    pers = [r["references"]["persistence"]["p50"] for r in rows]
+    const = [r["references"]["constant"]["p50"] for r in rows]
+    assert pers == [None, pytest.approx(0.5), pytest.approx(0.0), None, None]
+    # capture a: 0.1 is right on three blocks of four and half right on one
+    assert const == [1.0, pytest.approx(0.5), 1.0, 1.0, None]
+    assert all(r["references"]["persistence"]["p99"] is None for r in rows)
+    assert [r["measured"] for r in rows] == [b["measured"] for b in blocks]  # rows kept
 
 
 def test_skill_is_zero_at_persistence_one_at_the_ceiling_and_none_when_they_meet() -> None:

@@ -59,7 +59,7 @@ def replay(
     from twin.io import load_model, parse_model
     from twin.replay import FORMATS, ReplayConfig
     from twin.replay import replay as run
-    from twin.replay.outputs import yardstick_line
+    from twin.replay.outputs import fault_free_yardstick_line, yardstick_line
     from twin.scenario import Scenario
     from twin.topology import Topology
 
@@ -122,3 +122,4 @@ def replay(
         f"fault-free: {ff['n_blocks']} blocks; P50 mean {pct(ff['p50']['mean'])}, "
         f"P99 mean {pct(ff['p99']['mean'])}"
     )
+    typer.echo(fault_free_yardstick_line(ff))

@@ -68,6 +68,22 @@ def yardstick_line(held_out: dict[str, Any]) -> str:
     )
 
 
+def fault_free_yardstick_line(ff: dict[str, Any]) -> str:
+    """The fault-free means of the two quiet-stretch yardsticks and the twin's skill between
+    them (0 at the block before, 1 at the capture's best constant)."""
+    p, c, sk = ff["references"]["persistence"], ff["references"]["constant"], ff["skill"]
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    return (
+        f"Yardsticks over the same blocks: the block before P50 mean {_pct(p['p50']['mean'])}, "
+        f"P99 {_pct(p['p99']['mean'])}; the best constant for the capture's blocks (knowing "
+        f"them) P50 {_pct(c['p50']['mean'])}, P99 {_pct(c['p99']['mean'])}; the twin's skill "
+        f"between them P50 {num(sk['p50'])}, P99 {num(sk['p99'])}."
+    )
+
+
 def markdown(res: dict[str, Any]) -> str:
     """The fault table, the fault-free summary and the headline figures."""
     h, ff = res["held_out"], res["fault_free"]
@@ -87,6 +103,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"(median {_pct(ff['p50']['median'])}); P99 mean {_pct(ff['p99']['mean'])} "
         f"(median {_pct(ff['p99']['median'])}); success within "
         f"{_pp(ff['success_pp']['mean'])} pp on average.",
+        "",
+        fault_free_yardstick_line(ff),
         "",
     ]
     lines += [workload_line(res["workload"]), ""]

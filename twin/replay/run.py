@@ -221,15 +221,23 @@ class Anchor:
         )
 
 
-def best_constant(values: Sequence[float]) -> float | None:
-    """The accuracy of the best single figure for these measurements (the mean of
+def best_figure(values: Sequence[float]) -> float | None:
+    """The single figure closest to these measurements on average accuracy (the mean of
     ``1 - |c - v| / v`` is concave and piecewise linear in ``c``, so its maximum is at one of
-    them): what a prediction that is constant over a fault can reach at most when the
-    measurements move within it."""
+    them); None without a positive one."""
     v = [x for x in values if x > 0]
     if not v:
         return None
-    return max(float(np.mean([accuracy(c, x) for x in v])) for c in v)
+    return max(v, key=lambda c: float(np.mean([accuracy(c, x) for x in v])))
+
+
+def best_constant(values: Sequence[float]) -> float | None:
+    """The accuracy of :func:`best_figure` for these measurements: what a prediction that is
+    constant over a fault can reach at most when the measurements move within it."""
+    c = best_figure(values)
+    if c is None:
+        return None
+    return float(np.mean([accuracy(c, x) for x in values if x > 0]))
 
 
 def references(
@@ -246,6 +254,47 @@ def references(
             k: best_constant([v for w in ws if (v := getattr(w, k)) is not None]) for k in LATENCY
         },
     }
+
+
+def block_references(
+    blocks: Sequence[dict[str, Any]], block_seconds: float
+) -> list[dict[str, Any]]:
+    """The fault-free blocks' rows with two yardsticks of a quiet stretch added, each scored as
+    the twin is (``references``): ``persistence``, the block just before as the prediction
+    (same capture, ending within one block length of this one's start: the shadow in step
+    with the last block), and ``constant``, the best single figure for all the capture's
+    blocks (:func:`best_figure`), chosen knowing them: the most a twin whose quiet figures
+    do not follow the load can reach. Null where there is no block just before, or the
+    capture has a single block (its best figure is itself)."""
+    by_segment: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for b in blocks:
+        by_segment[b["segment"]].append(b)
+    best: dict[tuple[str, str], float | None] = {}
+    for seg, bs in by_segment.items():
+        for k in LATENCY:
+            values = [v for b in bs if (v := b["measured"][k]) is not None]
+            best[seg, k] = best_figure(values) if len(bs) > 1 else None
+    out = []
+    for b in blocks:
+        prev = [
+            p
+            for p in by_segment[b["segment"]]
+            if p["end"] <= b["start"] and b["start"] - p["end"] <= block_seconds
+        ]
+        before = Figures(**max(prev, key=lambda p: p["end"])["measured"]) if prev else None
+        meas = Figures(**b["measured"])
+        constant = Figures(**{k: best[b["segment"], k] for k in LATENCY})
+        refs = {
+            "persistence": {
+                k: None if before is None else compare(before, meas)[k] for k in LATENCY
+            },
+            "constant": {
+                k: None if best[b["segment"], k] is None else compare(constant, meas)[k]
+                for k in LATENCY
+            },
+        }
+        out.append({**b, "references": refs})
+    return out
 
 
 def skill(twin: float | None, persistence: float | None, ceiling: float | None) -> float | None:
@@ -640,7 +689,9 @@ def run_replay(
         )
         tick()
 
-    block_rows = _blocks(topology, obs, cfg, blocks, base, tick)
+    block_rows = block_references(
+        _blocks(topology, obs, cfg, blocks, base, tick), cfg.block_seconds or obs.block_seconds
+    )
     return _result(obs, cfg, rows, block_rows, fitted) | {"workload": workload}
 
 
@@ -808,6 +859,11 @@ def _result(
                     for b in blocks
                 ]
             ),
+            "references": {
+                ref: {k: stats([b["references"][ref][k] for b in blocks]) for k in LATENCY}
+                for ref in ("persistence", "constant")
+            },
+            "skill": {k: _block_skill(blocks, k) for k in LATENCY},
             "n_blocks": len(blocks),
             "segments": {
                 s: {
@@ -826,3 +882,25 @@ def _result(
             for k, v in fitted.items()
         },
     }
+
+
+def _block_skill(blocks: Sequence[dict[str, Any]], k: str) -> float | None:
+    """:func:`skill` of the fault-free means, over the blocks that have both yardsticks (a
+    block's own skill divides by the noise of one half hour)."""
+    both = [
+        b
+        for b in blocks
+        if b["accuracy"][k] is not None
+        and all(b["references"][r][k] is not None for r in ("persistence", "constant"))
+    ]
+    if not both:
+        return None
+
+    def mean(of: Callable[[dict[str, Any]], float]) -> float:
+        return float(np.mean([of(b) for b in both]))
+
+    return skill(
+        mean(lambda b: b["accuracy"][k]),
+        mean(lambda b: b["references"]["persistence"][k]),
+        mean(lambda b: b["references"]["constant"][k]),
+    )
