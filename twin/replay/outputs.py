@@ -50,21 +50,23 @@ def workload_line(wl: dict[str, Any]) -> str:
     )
 
 
+def _skill(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
 def yardstick_line(held_out: dict[str, Any]) -> str:
     """The held-out medians of the two data-only yardsticks and of the twin's skill between
     them (0 at persistence, 1 at the ceiling)."""
     p, c = held_out["references"]["persistence"], held_out["references"]["ceiling"]
     sk = held_out["skill"]
 
-    def num(v: Any) -> str:
-        return "-" if v is None else f"{v:.2f}"
-
     return (
         f"Yardsticks over the same faults: nothing changes (the lookback's figures) P50 "
         f"median {_pct(p['p50']['median'])}, P99 {_pct(p['p99']['median'])}; the best "
         f"constant per fault (knowing its windows) P50 {_pct(c['p50']['median'])}, P99 "
         f"{_pct(c['p99']['median'])}; the twin's skill between them (0 persistence, 1 the "
-        f"best constant) P50 median {num(sk['p50']['median'])}, P99 {num(sk['p99']['median'])}."
+        f"best constant) P50 median {_skill(sk['p50']['median'])}, P99 "
+        f"{_skill(sk['p99']['median'])}."
     )
 
 
@@ -73,14 +75,11 @@ def fault_free_yardstick_line(ff: dict[str, Any]) -> str:
     them (0 at the block before, 1 at the capture's best constant)."""
     p, c, sk = ff["references"]["persistence"], ff["references"]["constant"], ff["skill"]
 
-    def num(v: Any) -> str:
-        return "-" if v is None else f"{v:.2f}"
-
     return (
         f"Yardsticks over the same blocks: the block before P50 mean {_pct(p['p50']['mean'])}, "
         f"P99 {_pct(p['p99']['mean'])}; the best constant for the capture's blocks (knowing "
         f"them) P50 {_pct(c['p50']['mean'])}, P99 {_pct(c['p99']['mean'])}; the twin's skill "
-        f"between them P50 {num(sk['p50'])}, P99 {num(sk['p99'])}."
+        f"between them P50 {_skill(sk['p50'])}, P99 {_skill(sk['p99'])}."
     )
 
 
