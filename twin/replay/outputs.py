@@ -79,7 +79,8 @@ def fault_free_yardstick_line(ff: dict[str, Any]) -> str:
         f"Yardsticks over the same blocks: the block before P50 mean {_pct(p['p50']['mean'])}, "
         f"P99 {_pct(p['p99']['mean'])}; the best constant for the capture's blocks (knowing "
         f"them) P50 {_pct(c['p50']['mean'])}, P99 {_pct(c['p99']['mean'])}; the twin's skill "
-        f"between them P50 {_skill(sk['p50'])}, P99 {_skill(sk['p99'])}."
+        f"between them (0 the block before, 1 the best constant; - where the two are within a "
+        f"point) P50 {_skill(sk['p50'])}, P99 {_skill(sk['p99'])}."
     )
 
 
