@@ -281,17 +281,14 @@ def block_references(
             for p in by_segment[b["segment"]]
             if p["end"] <= b["start"] and b["start"] - p["end"] <= block_seconds
         ]
-        before = Figures(**max(prev, key=lambda p: p["end"])["measured"]) if prev else None
         meas = Figures(**b["measured"])
-        constant = Figures(**{k: best[b["segment"], k] for k in LATENCY})
+        pers = (
+            compare(Figures(**max(prev, key=lambda p: p["end"])["measured"]), meas) if prev else {}
+        )
+        const = compare(Figures(**{k: best[b["segment"], k] for k in LATENCY}), meas)
         refs = {
-            "persistence": {
-                k: None if before is None else compare(before, meas)[k] for k in LATENCY
-            },
-            "constant": {
-                k: None if best[b["segment"], k] is None else compare(constant, meas)[k]
-                for k in LATENCY
-            },
+            "persistence": {k: pers.get(k) for k in LATENCY},
+            "constant": {k: None if best[b["segment"], k] is None else const[k] for k in LATENCY},
         }
         out.append({**b, "references": refs})
     return out
