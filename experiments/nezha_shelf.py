@@ -54,14 +54,12 @@ def main() -> int:
     keep = (day.times > quiet_from) & np.isfinite(p99)
     y = (p99[keep] > a.cut).astype(int)
     prev, now = y[:-1], y[1:]
+    prev_row = {"auc": float(roc_auc_score(now, prev)), "agree": float(np.mean(prev == now))}
     out: dict[str, object] = {
         "minutes": int(keep.sum()),
         "on_shelf": float(y.mean()),
         "cut_s": a.cut,
-        "previous_minute": {
-            "auc": float(roc_auc_score(now, prev)),
-            "agree": float(np.mean(prev == now)),
-        },
+        "previous_minute": prev_row,
     }
     metric_sets = {
         "request rates": ("rate",),
@@ -102,8 +100,6 @@ def main() -> int:
     out["classifiers"] = rows
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "nezha_shelf.json").write_text(json.dumps(out, indent=1))
-    prev_row = out["previous_minute"]
-    assert isinstance(prev_row, dict)
     print(
         f"{out['minutes']} quiet minutes, {y.mean():.1%} on the shelf (P99 > {a.cut} s); "
         f"the minute before: AUC {prev_row['auc']:.3f}, same side {prev_row['agree']:.1%}"
