@@ -72,7 +72,7 @@ def main() -> int:
     w0, c0 = time.perf_counter(), time.process_time()
     result = run_watch(run)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    lists = sorted(args.data.glob("*fault_list*.json"))
+    lists = nezha.find(args.data, "*fault_list*.json")
     faults = [f for p in lists for f in nezha.read_fault_list(p)]
     alerts = [json.loads(x) for x in (out / "alerts.jsonl").read_text().splitlines()]
     timeline = json.loads((out / "timeline.json").read_text())

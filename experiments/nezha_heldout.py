@@ -125,9 +125,9 @@ def _accuracy(twin: float | None, measured: float) -> float:
 def quiet_from(ob: Path, margin_minutes: float) -> pd.Timestamp:
     """The start of the fault-free hours: the last injected fault plus a margin (Nezha's
     faults last a few minutes)."""
-    from twin.calibrate.nezha import read_fault_list
+    from twin.calibrate.nezha import find, read_fault_list
 
-    lists = sorted(ob.glob("*fault_list*.json"))
+    lists = find(ob, "*fault_list*.json")
     if not lists:
         raise SystemExit(f"{ob}: no *fault_list*.json")
     last = max(f.timestamp for path in lists for f in read_fault_list(path))
@@ -136,9 +136,11 @@ def quiet_from(ob: Path, margin_minutes: float) -> pd.Timestamp:
 
 def nezha_minutes(ob: Path, quiet_from: pd.Timestamp) -> pd.DataFrame:
     """Nezha's front-end minutes from ``quiet_from`` on, with the front-end pod's load."""
-    front = pd.read_csv(ob / "front_service.csv")
+    from twin.calibrate.nezha import find, is_sli_table
+
+    front = pd.read_csv(next(p for p in find(ob, "*.csv") if is_sli_table(p)))
     front["t"] = pd.to_datetime(front["TimeStamp"], unit="s")
-    pod = next(ob.glob("frontend-*_metric.csv"))
+    pod = find(ob, "frontend-*_metric.csv")[0]
     load = pd.read_csv(pod)
     load["t"] = pd.to_datetime(load["TimeStamp"], unit="s")
     df = pd.merge_asof(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, needs_shared_data
 
+from twin.calibrate import nezha
 from twin.calibrate.metrics import MetricMap
 from twin.errors import InputError
 from twin.predict import sources as src
@@ -49,6 +50,57 @@ def test_nezha_layout_is_found_by_pattern_in_a_renamed_folder(tmp_path: Path) ->
     # columns the format does not map are counted, once per pod file
     assert rec.report.unmapped["SomethingNew"] == 2
     assert rec.report.unmapped["CpuUsage(m)"] == 2
+
+
+def test_nezha_own_day_layout_with_tables_under_metric_replays_as_the_flat_folder(
+    tmp_path: Path,
+) -> None:
+    day = tmp_path / "2031-01-01"
+    _nezha_like(day / "metric")
+    (day / "2031-01-01-fault_list.json").write_text(
+        json.dumps(
+            {
+                "9": [
+                    {
+                        "inject_timestamp": "1700000100",
+                        "inject_pod": "db-5f6d7c8b9-fghij",
+                        "inject_type": "cpu_contention",
+                    }
+                ]
+            }
+        )
+    )
+    _nezha_like(tmp_path / "flat")
+    flat, nested = src.replay(tmp_path / "flat", "nezha"), src.replay(day, "nezha")
+    assert [w.time for w in nested.items] == [w.time for w in flat.items]
+    assert [w.services for w in nested.items] == [w.services for w in flat.items]
+    assert [w.entry for w in nested.items] == [w.entry for w in flat.items]
+    assert nezha.read_day(day).faults[0].service == "db"
+
+
+def test_a_replaced_pod_is_read_as_one_service_not_one_in_place_of_the_other(
+    tmp_path: Path,
+) -> None:
+    _nezha_like(tmp_path / "d")
+    old = tmp_path / "d" / "db-5f6d7c8b9-fghij_metric.csv"
+    head, *rows = old.read_text().splitlines()
+    old.write_text("\n".join([head, *rows[:6]]) + "\n")  # minutes 0-5
+    new = [r.replace("db-5f6d7c8b9-fghij", "db-5f6d7c8b9-zzzzz") for r in rows[5:]]
+    (tmp_path / "d" / "db-5f6d7c8b9-zzzzz_metric.csv").write_text(
+        "\n".join([head, *new]) + "\n"  # minutes 5-9: minute 5 served by both
+    )
+    items = src.replay(tmp_path / "d", "nezha").items
+    assert [w.services["db"][src.RATE] for w in items] == [30.0] * 5 + [60.0] + [30.0] * 4
+    assert items[5].services["db"][src.CPU] == pytest.approx(0.25)  # a share: the mean
+    assert items[9].services["db"][src.CPU] == pytest.approx(0.29)  # the new pod's own
+
+
+def test_nezha_folder_holding_two_days_is_refused_in_one_line(tmp_path: Path) -> None:
+    for d in ("a", "b"):
+        _nezha_like(tmp_path / "days" / d)
+        (tmp_path / "days" / d / f"{d}-fault_list.json").write_text("{}")
+    with pytest.raises(InputError, match=r"more than one fault list .*one day's folder"):
+        src.replay(tmp_path / "days", "nezha")
 
 
 def test_nezha_without_an_sli_table_is_one_line(tmp_path: Path) -> None:

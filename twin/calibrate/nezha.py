@@ -11,6 +11,12 @@ seconds; ``Time`` is a Go time string), and a pod file whose timestamps do not o
 front end's (in one published day a pod's file is 200,000,000 s ahead) is reported, not
 joined by accident. Each row of a minute table summarises the minute that *ends* at its
 timestamp.
+
+Files are found by pattern in the folder given and the folders below it (:func:`find`), so a
+day reads the same from Nezha's own layout (``DAY/DAY-fault_list.json`` beside
+``DAY/metric/*.csv``) and from one flat folder. A service whose pod was replaced during the
+day has a file per pod; they are read as one service (:func:`combine`), never one in place
+of the other.
 """
 
 from __future__ import annotations
@@ -44,6 +50,42 @@ class NezhaFault:
     pod: str
     service: str
     type: str
+
+
+ADDITIVE_COLUMNS = frozenset(
+    {
+        "PodWorkload(Ops)",
+        "NetworkReceiveBytes",
+        "NetworkTransmitBytes",
+        "CpuUsage(m)",
+        "MemoryUsage(Mi)",
+        "SyscallRead",
+        "SyscallWrite",
+    }
+)
+"""Per-pod columns that add up over a service's pods (counts and amounts); the others (shares
+of a pod's limit, latency quantiles, success) are averaged where two pods cover one minute."""
+
+
+def find(root: Path, pattern: str) -> list[Path]:
+    """Files matching ``pattern`` in ``root`` or any folder below it (hidden ones skipped),
+    sorted by path."""
+    return sorted(
+        p
+        for p in root.rglob(pattern)
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def combine(old: np.ndarray | None, new: np.ndarray, additive: bool) -> np.ndarray:
+    """Two pods' series of one service on one grid (NaN where a pod has no row): where one pod
+    has a value it is the service's; where both have, the sum (``additive``) or the mean."""
+    if old is None:
+        return new
+    both = np.isfinite(old) & np.isfinite(new)
+    out = np.where(np.isfinite(old), old, new)
+    out[both] = old[both] + new[both] if additive else 0.5 * (old[both] + new[both])
+    return out
 
 
 def read_fault_list(path: Path) -> list[NezhaFault]:
@@ -109,7 +151,7 @@ def read_pod_metrics(
     timestamps do not overlap it is left out and said, never joined to the wrong minutes."""
     out: dict[str, pd.DataFrame] = {}
     problems: list[str] = []
-    for path in sorted(folder.glob("*_metric.csv")):
+    for path in find(folder, "*_metric.csv"):
         pod = path.name[: -len("_metric.csv")]
         df = _read_minutes(path, ["PodWorkload(Ops)"])
         if span is not None and len(df):
@@ -120,7 +162,16 @@ def read_pod_metrics(
                     f"{span[0]:.0f}-{span[1]:.0f} (offset {lo - span[0]:+.0f} s): left out"
                 )
                 continue
-        out[service_from_pod(pod)] = df
+        svc = service_from_pod(pod)
+        if svc in out:  # a replaced pod: one service, rows of a shared minute combined
+            both = pd.concat([out[svc], df], ignore_index=True)
+            how = {
+                c: "sum" if c in ADDITIVE_COLUMNS else "mean"
+                for c in both.columns
+                if c != "t" and pd.api.types.is_numeric_dtype(both[c])
+            }
+            df = both.groupby("t", as_index=False).agg(how)
+        out[svc] = df
     return out, problems
 
 
@@ -210,11 +261,11 @@ def _csv(path: Path) -> pd.DataFrame:
 
 
 def _one(folder: Path, pattern: str, what: str) -> Path | None:
-    found = sorted(p for p in folder.glob(pattern) if p.is_file())
+    found = find(folder, pattern)
     if len(found) > 1:
+        names = ", ".join(str(p.relative_to(folder)) for p in found)
         raise InputError(
-            f"more than one {what} ({', '.join(p.name for p in found)}): expected one",
-            source=str(folder),
+            f"more than one {what} ({names}): expected one day's folder", source=str(folder)
         )
     return found[0] if found else None
 
@@ -264,16 +315,17 @@ def _split_edge(col: str, services: set[str]) -> tuple[str, str] | None:
 
 
 def read_day(folder: str | Path) -> NezhaDay:
-    """One day of Nezha's layout (``rca_data/DAY/``), files found by pattern and header:
-    the SLI table(s) (:func:`is_sli_table`; their minutes are the grid), ``*_metric.csv``
-    (one per pod), ``source_*.csv`` / ``destination_*.csv`` (per-edge medians),
+    """One day of Nezha's layout (``rca_data/DAY/``), files found by pattern and header in
+    the folder or below it (:func:`find`): the SLI table(s) (:func:`is_sli_table`; their
+    minutes are the grid), ``*_metric.csv`` (one per pod; a service's pods are combined,
+    :func:`combine`), ``source_*.csv`` / ``destination_*.csv`` (per-edge medians),
     ``dependency*.csv`` (call edges) and ``*fault_list*.json`` (ground truth); all but the
     SLI and pod tables are optional. A file on a clock off by a constant is shifted back
     (:func:`align_clock`); a row joins the grid minute nearest its time within half a step."""
     root = Path(folder)
     if not root.is_dir():
         raise InputError("expected a folder of Nezha telemetry", source=str(root))
-    slis = [p for p in sorted(root.glob("*.csv")) if p.is_file() and is_sli_table(p)]
+    slis = [p for p in find(root, "*.csv") if is_sli_table(p)]
     if not slis:
         raise InputError(
             "no SLI table (a CSV with TimeStamp, SuccessRate(%), LatencyP99(s))", source=str(root)
@@ -288,7 +340,7 @@ def read_day(folder: str | Path) -> NezhaDay:
     entry = {k: sli[k].to_numpy(dtype=float) for k in ("success", "p50", "p90", "p95", "p99")}
     notes: list[str] = []
     unmapped: dict[str, int] = {}
-    pods = sorted(p for p in root.glob("*_metric.csv") if p.is_file())
+    pods = find(root, "*_metric.csv")
     if not pods:
         raise InputError("no per-pod metric tables (*_metric.csv) in this folder", source=str(root))
     services: dict[str, dict[str, np.ndarray]] = {}
@@ -305,12 +357,12 @@ def read_day(folder: str | Path) -> NezhaDay:
                 unmapped[f"pod:{col}"] = unmapped.get(f"pod:{col}", 0) + 1
         if not len(t):
             continue
-        series: dict[str, np.ndarray] = {}
+        series = services.setdefault(service_from_pod(path.name[: -len("_metric.csv")]), {})
         for col, (metric, k) in POD_COLUMNS.items():
             if col in df.columns:
                 v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float) * k
-                series[metric] = on_grid(times, step, t, v)
-        services[service_from_pod(path.name[: -len("_metric.csv")])] = series
+                grid = on_grid(times, step, t, v)
+                series[metric] = combine(series.get(metric), grid, col in ADDITIVE_COLUMNS)
     calls: list[tuple[str, str]] = []
     dep = _one(root, "dependency*.csv", "call-edge table")
     if dep is not None:
@@ -323,7 +375,7 @@ def read_day(folder: str | Path) -> NezhaDay:
     known = set(services) | {s for e in calls for s in e}
     edges: dict[str, dict[str, np.ndarray]] = {}
     for pattern, metric in EDGE_TABLES:
-        for path in sorted(root.glob(pattern)):
+        for path in find(root, pattern):
             df = _csv(path)
             files.append(str(path))
             tcol = "timestamp" if "timestamp" in df.columns else "TimeStamp"
