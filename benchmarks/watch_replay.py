@@ -57,6 +57,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write the figures here too")
     ap.add_argument("--recogniser", default=None, help="a recogniser's folder, or auto")
+    ap.add_argument(
+        "--history", type=float, default=0.0, help="seconds read first to learn only (0)"
+    )
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="watch-replay-"))
     topo = load_model(Topology, args.topology)
@@ -68,6 +71,7 @@ def main() -> int:
         config=WatchConfig(slo_latency_p99=args.slo_p99, slo_availability=args.slo_availability),
         title="Nezha replay",
         recogniser=args.recogniser,
+        history_s=args.history,
     )
     w0, c0 = time.perf_counter(), time.process_time()
     result = run_watch(run)

@@ -315,6 +315,9 @@ def _watch_cmd(out: Path, extra: list[str], a: argparse.Namespace) -> list[str]:
         "auto",
         "--seed",
         str(a.seed),
+        # the testbed's Prometheus starts with it: there is no history before the warm-up
+        "--history",
+        "0",
         *extra,
     ]
 

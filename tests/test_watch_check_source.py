@@ -1,17 +1,27 @@
 """The live Prometheus source the testbed check polls: a window is read whatever the clock's
 fraction of a second, since Prometheus answers ``query_range`` on a millisecond grid; a
 counter created by its first increment (a service's first failed request) is counted from
-zero, live and replayed."""
+zero, live and replayed; the history before the first poll is read as baseline."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from twin.calibrate.metrics import MetricMap
-from twin.predict.sources import RATE, SUCCESS, PrometheusSource, SourceReport, dump_windows
+from twin.predict.sources import (
+    RATE,
+    SUCCESS,
+    PrometheusSource,
+    Recorded,
+    SourceReport,
+    Window,
+    dump_windows,
+    learn_first,
+)
 
 
 class MillisecondPrometheus:
@@ -46,7 +56,11 @@ class MillisecondPrometheus:
 
 
 def _live(
-    fake: MillisecondPrometheus, now: float, polls: int, window: float = 15.0
+    fake: MillisecondPrometheus,
+    now: float,
+    polls: int,
+    window: float = 15.0,
+    history: float = 0.0,
 ) -> PrometheusSource:
     """A live source of ``window`` s windows polling ``fake`` on a clock that starts at
     ``now`` and moves only when the source sleeps."""
@@ -56,6 +70,7 @@ def _live(
         MetricMap(),
         window=window,
         polls=polls,
+        history=history,
         clock=lambda: clock[0],
         sleep=lambda s: clock.__setitem__(0, clock[0] + s),
         client=fake,
@@ -118,3 +133,38 @@ def test_a_replayed_dump_counts_a_counter_born_mid_recording_from_zero() -> None
     failed = [round((1.0 - w.services["api"][SUCCESS]) * 151.0, 6) for w in windows]
     # windows end 15 ... 75 s after the start; the first sample (45 s) ends the third
     assert failed == [0.0, 0.0, 1.0, 0.0, 0.0]
+
+
+def test_a_live_watch_reads_its_history_as_baseline_before_the_first_poll() -> None:
+    fake = MillisecondPrometheus()
+    source = _live(fake, 1_000_000.0, polls=2, history=60.0)
+    windows = list(source.windows())
+    assert source.total == 6
+    assert [w.baseline for w in windows] == [True] * 4 + [False] * 2
+    # one fetch of the hour before the first live window, then one per poll, tiling time
+    first_live_start = 1_000_000.0 - 15.0
+    assert fake.asked[0] == (first_live_start - 60.0, first_live_start)
+    assert [w.time for w in windows] == [first_live_start - 45.0 + 15.0 * k for k in range(6)]
+    assert all(w.services["api"][RATE] == pytest.approx(10.0) for w in windows)
+
+
+def test_a_replay_reads_only_its_first_seconds_as_history() -> None:
+    items = [Window(100.0 + 60.0 * k, 60.0, {}) for k in range(5)]  # ends 100, 160, ... 340
+    rec = learn_first(Recorded(items, SourceReport()), 120.0)  # the first starts at 40
+    assert [w.baseline for w in rec.items] == [True, True, False, False, False]
+    assert learn_first(rec, 0.0) is rec
+
+
+def test_a_live_watch_reads_four_hours_of_history_unless_told_otherwise(
+    tmp_path: Path,
+) -> None:
+    from small_system import small_topology
+
+    from twin.predict.outputs import WatchRun, make_source
+    from twin.predict.sources import LIVE_HISTORY_S
+
+    topo = small_topology()
+    live = make_source(WatchRun(topology=topo, out=tmp_path, prometheus="http://127.0.0.1:9"))
+    assert isinstance(live, PrometheusSource) and live.history == LIVE_HISTORY_S == 14_400.0
+    told = WatchRun(topology=topo, out=tmp_path, prometheus="http://127.0.0.1:9", history_s=0.0)
+    assert make_source(told).history == 0.0  # type: ignore[attr-defined]

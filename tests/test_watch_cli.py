@@ -115,6 +115,8 @@ def test_a_short_replay_raises_and_resolves_one_alert_end_to_end(tmp_path: Path)
         (["--prometheus", "not a url"], "--prometheus"),
         (["--replay", "REC", "--format", "nezha", "--act"], "--act needs --policy"),
         (["--replay", "REC", "--format", "nezha", "--horizon", "-5"], "--horizon"),
+        (["--replay", "REC", "--format", "nezha", "--history", "-60"], "--history -60.0"),
+        (["--prometheus", "http://127.0.0.1:9", "--history", "1e9"], "expected 0 to 86400"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:

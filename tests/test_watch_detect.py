@@ -11,7 +11,7 @@ import numpy as np
 from small_system import WINDOW, small_topology
 
 from twin.predict.sources import Window
-from twin.predict.watch import EwmDetector, Watch, WatchConfig
+from twin.predict.watch import MAX_WARM, EwmDetector, Watch, WatchConfig
 
 
 def test_a_fault_in_the_first_windows_does_not_become_the_normal() -> None:
@@ -23,6 +23,41 @@ def test_a_fault_in_the_first_windows_does_not_become_the_normal() -> None:
     quiet = [d.update("s/cpu", 5.0 + i, 0.2 + 0.01 * rng.standard_normal()) for i in range(10)]
     assert not any(s.anomalous for s in quiet)
     assert d.update("s/cpu", 20.0, 1.0).anomalous
+
+
+def _bimodal(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A tail latency that sits near 5 ms and one minute in four near 50 ms, as a call's
+    median over a handful of calls does."""
+    low = 0.005 * np.exp(0.1 * rng.standard_normal(n))
+    return np.where(rng.random(n) < 0.25, 10 * low, low)
+
+
+def test_a_band_started_from_its_history_does_not_page_on_its_own_bimodal_tail() -> None:
+    rng = np.random.default_rng(5)
+    history, live = _bimodal(rng, 240), _bimodal(rng, 240)
+    history[:5] = 0.005  # the first minutes all sit in the lower mode
+    cold, warm = EwmDetector(warm=5), EwmDetector(warm=5)
+    for i, v in enumerate(history):
+        cold.update("e/p50", float(i), float(v))  # read as live from its first minute
+        warm.update("e/p50", float(i), float(v), baseline=True)
+    flagged = {
+        name: np.mean(
+            [d.update("e/p50", 240.0 + i, float(v)).anomalous for i, v in enumerate(live)]
+        )
+        for name, d in (("cold", cold), ("history", warm))
+    }
+    assert flagged["history"] == 0.0
+    assert flagged["cold"] > 0.1  # started from five quiet minutes, it pages on the tail
+
+
+def test_a_band_started_from_its_history_still_flags_a_fault_and_holds_at_most_a_day() -> None:
+    rng = np.random.default_rng(6)
+    d = EwmDetector(warm=5)
+    for i, v in enumerate(_bimodal(rng, 3000)):
+        d.update("e/p50", float(i), float(v), baseline=True)
+    assert len(d.state["e/p50"].first) == MAX_WARM  # the oldest history is let go
+    assert not d.update("e/p50", 3000.0, 0.05).anomalous  # the upper mode is normal
+    assert d.update("e/p50", 3001.0, 0.5).anomalous  # ten times it is not
 
 
 def test_a_value_moves_the_band_by_at_most_clip_widths() -> None:

@@ -61,6 +61,14 @@ def watch(
     polls: Annotated[
         int | None, typer.Option(min=1, help="Stop a live watch after N windows.")
     ] = None,
+    history: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds of telemetry read only to learn what normal is before judging "
+            "(live: fetched before the first poll, default 14400; replay: the first ones, "
+            "default 0)."
+        ),
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="Seed of the Monte Carlo look-ahead and of training.")
     ] = 1,
@@ -77,7 +85,7 @@ def watch(
     from twin.errors import InputError
     from twin.io import load_model
     from twin.predict.outputs import WatchRun, run_watch
-    from twin.predict.sources import FORMATS
+    from twin.predict.sources import FORMATS, check_history
     from twin.predict.watch import WatchConfig
     from twin.topology import Topology
 
@@ -91,6 +99,8 @@ def watch(
         raise InputError(f"watch: --slo-p99 {slo_p99}: must be a positive number of seconds")
     if slo_availability is not None and not 0 < slo_availability < 1:
         raise InputError(f"watch: --slo-availability {slo_availability}: must be in (0, 1)")
+    if history is not None:
+        check_history(history)
     if act and policy is None:
         raise InputError("watch: --act needs --policy (the enforcer's bounds come from it)")
     if override is not None and not act:
@@ -111,6 +121,7 @@ def watch(
         webhook=webhook,
         config=config,
         polls=polls,
+        history_s=history,
         title=f"twin watch {replay or prometheus}",
         recogniser=recogniser,
         seed=seed,

@@ -60,6 +60,10 @@ class WatchRun:
     webhook: str | None = None
     config: WatchConfig = field(default_factory=WatchConfig)
     polls: int | None = None
+    history_s: float | None = None
+    """Seconds of telemetry read only to learn normal before judging: a live watch's
+    history (default :data:`~twin.predict.sources.LIVE_HISTORY_S`), a replay's first ones
+    (default 0)."""
     title: str = "twin watch"
     recogniser: str | None = None
     seed: int = 1
@@ -86,11 +90,16 @@ def make_source(run: WatchRun) -> src.Source:
     if run.replay is not None:
         if run.format is None:
             raise InputError(f"watch: --replay needs --format ({'|'.join(src.FORMATS)})")
-        return src.replay(run.replay, run.format, mapping=run.mapping, window=run.window_s)
+        rec = src.replay(run.replay, run.format, mapping=run.mapping, window=run.window_s)
+        return src.learn_first(rec, run.history_s or 0.0)
     assert run.prometheus is not None
     http_url(run.prometheus, "watch: --prometheus")
     return src.PrometheusSource(
-        run.prometheus, run.mapping or MetricMap(), window=run.window_s or 60.0, polls=run.polls
+        run.prometheus,
+        run.mapping or MetricMap(),
+        window=run.window_s or 60.0,
+        polls=run.polls,
+        history=src.LIVE_HISTORY_S if run.history_s is None else run.history_s,
     )
 
 

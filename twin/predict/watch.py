@@ -103,9 +103,14 @@ class Scored:
 
 
 class Forecaster(Protocol):
-    """Streaming forecast and anomaly score, one series per key."""
+    """Streaming forecast and anomaly score, one series per key; ``baseline``: the value is
+    history, read to learn what normal is (:attr:`twin.predict.sources.Window.baseline`)."""
 
-    def update(self, key: str, t: float, value: float) -> Scored: ...
+    def update(self, key: str, t: float, value: float, baseline: bool = False) -> Scored: ...
+
+
+MAX_WARM = 1440
+"""The most values a band starts from (a day of minutes): a bound on what a history holds."""
 
 
 @dataclass
@@ -113,7 +118,9 @@ class _Ewm:
     n: int = 0
     mean: float = 0.0
     dev: float = 0.0
-    first: list[float] = field(default_factory=list)
+    first: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_WARM))
+    history: bool = True
+    """Every value so far was history: the warm-up lasts as long as the history."""
 
 
 MAD_TO_MEAN_DEV = math.sqrt(2.0 / math.pi) / 0.6744897501960817
@@ -130,7 +137,13 @@ class EwmDetector:
     starts from their median and median absolute deviation (a fault in the first minutes of
     a watch does not become its normal); a value moves the mean and the deviation by at
     most ``clip`` band widths (a Huber-style update: a fault too small to cross the band
-    still does not widen it); and an anomalous value updates them at a tenth of the rate."""
+    still does not widen it); and an anomalous value updates them at a tenth of the rate.
+
+    A watch started with history (baseline values) starts each band from all of it, up to
+    :data:`MAX_WARM` values: its median and its mean absolute deviation, the quantity the
+    deviation follows. A few minutes can be far from a series' own spread (a call's median
+    over a handful of calls sits in an upper mode one minute in four), and a band that
+    starts too narrow learns its way out at a tenth of the rate, paging for hours."""
 
     z: float = 6.0
     alpha: float = 0.05
@@ -139,17 +152,23 @@ class EwmDetector:
     clip: float = 3.0
     state: dict[str, _Ewm] = field(default_factory=dict)
 
-    def update(self, key: str, t: float, value: float) -> Scored:
+    def update(self, key: str, t: float, value: float, baseline: bool = False) -> Scored:
         s = self.state.setdefault(key, _Ewm())
-        if s.n < self.warm:
+        s.history = s.history and baseline
+        if s.n < self.warm or s.history:
             s.first.append(value)
             s.n += 1
-            med = float(np.median(s.first))
-            s.mean = med
-            s.dev = MAD_TO_MEAN_DEV * float(np.median(np.abs(np.asarray(s.first) - med)))
-            if s.n == self.warm:
-                s.first = []
             return Scored(None, None, None, 0.0, False)
+        if s.first:  # the warm-up is over: start from its median and spread
+            first = np.asarray(s.first)
+            s.mean = float(np.median(first))
+            gap = np.abs(first - s.mean)
+            # a few minutes: the MAD, which a fault among them does not move; a history: the
+            # mean absolute deviation itself, what ``dev`` follows (a spiky series' MAD is
+            # far below it)
+            long = len(first) > self.warm
+            s.dev = float(np.mean(gap)) if long else MAD_TO_MEAN_DEV * float(np.median(gap))
+            s.first.clear()
         width = max(1.25 * s.dev, self.rel_floor * abs(s.mean), 1e-9)
         score = (value - s.mean) / width
         anomalous = abs(score) > self.z
@@ -173,7 +192,7 @@ class SeasonalDetector:
     options: dict[str, Any] = field(default_factory=dict)
     series: dict[str, Any] = field(default_factory=dict)
 
-    def update(self, key: str, t: float, value: float) -> Scored:
+    def update(self, key: str, t: float, value: float, baseline: bool = False) -> Scored:
         from twin.predict.detector import SeriesDetector
 
         d = self.series.get(key)
@@ -200,9 +219,9 @@ class Detectors:
     entry: Forecaster = field(default_factory=SeasonalDetector)
     services: Forecaster = field(default_factory=EwmDetector)
 
-    def update(self, key: str, t: float, value: float) -> Scored:
+    def update(self, key: str, t: float, value: float, baseline: bool = False) -> Scored:
         which = self.entry if key.startswith(ENTRY + "/") else self.services
-        return which.update(key, t, value)
+        return which.update(key, t, value, baseline)
 
 
 # -- recognition -------------------------------------------------------------------------------
@@ -583,11 +602,12 @@ class Watch:
         scores: dict[str, Scored] = {}
         for key, v in ((f"{ENTRY}/{src.P99}", sli.p99), (f"{ENTRY}/{src.SUCCESS}", sli.success)):
             if v is not None:
-                scores[key] = self.forecaster.update(key, w.time, v)
+                scores[key] = self.forecaster.update(key, w.time, v, w.baseline)
         for svc, ms in w.services.items():
             for m in WATCHED:
                 if m in ms:
-                    scores[f"{svc}/{m}"] = self.forecaster.update(f"{svc}/{m}", w.time, ms[m])
+                    key = f"{svc}/{m}"
+                    scores[key] = self.forecaster.update(key, w.time, ms[m], w.baseline)
         self.failure_test = self._failures(sli)
         breaching = self._breaching(sli, self.failure_test)
         if self.failure_test is not None:
@@ -599,7 +619,8 @@ class Watch:
             for m in WATCHED_EDGES:
                 v = ms.get(m)
                 if v is not None and math.isfinite(v):
-                    scores[f"{edge}/{m}"] = self.forecaster.update(f"{edge}/{m}", w.time, v)
+                    key = f"{edge}/{m}"
+                    scores[key] = self.forecaster.update(key, w.time, v, w.baseline)
         for key, s in scores.items():
             symptom = s.anomalous and _is_symptom(key, s)
             self.streak[key] = self.streak.get(key, 0) + 1 if symptom else 0
