@@ -13,6 +13,7 @@ import pytest
 
 from twin.calibrate.metrics import MetricMap
 from twin.predict.sources import (
+    HISTORY_CHUNK,
     RATE,
     SUCCESS,
     PrometheusSource,
@@ -168,3 +169,12 @@ def test_a_live_watch_reads_four_hours_of_history_unless_told_otherwise(
     assert isinstance(live, PrometheusSource) and live.history == LIVE_HISTORY_S == 14_400.0
     told = WatchRun(topology=topo, out=tmp_path, prometheus="http://127.0.0.1:9", history_s=0.0)
     assert make_source(told).history == 0.0  # type: ignore[attr-defined]
+
+
+def test_a_long_history_is_fetched_a_bounded_number_of_windows_at_a_time() -> None:
+    fake = MillisecondPrometheus()
+    windows = list(_live(fake, 1_000_000.0, polls=1, history=300 * 15.0).windows())
+    assert [w.baseline for w in windows] == [True] * 300 + [False]
+    spans = [round((b - a) / 15.0) for a, b in fake.asked]
+    assert spans == [HISTORY_CHUNK, 300 - HISTORY_CHUNK, 1]  # two history fetches, one poll
+    assert all(fake.asked[i][1] == fake.asked[i + 1][0] for i in range(2))  # they tile

@@ -155,6 +155,11 @@ hours of each with no history, none with 1, 2 or 4 h (docs/watch.md); the longer
 an incident the history may hold."""
 
 
+HISTORY_CHUNK = 240
+"""Windows of history a live source fetches at once: what it holds in memory is bounded
+whatever ``--history`` and ``--window`` are."""
+
+
 def check_history(seconds: float) -> float:
     """``seconds`` of history, or a one-line input error when not 0 to :data:`MAX_HISTORY_S`."""
     if not (math.isfinite(seconds) and 0 <= seconds <= MAX_HISTORY_S):
@@ -485,20 +490,22 @@ class PrometheusSource:
         # whole seconds: Prometheus answers on a millisecond grid, and a window whose ends
         # are not on it loses its last point
         t = self.start if self.start is not None else math.floor(self.clock()) - self.window_s
-        if self.history > 0:
-            h0 = t - math.floor(self.history / self.window_s + 1e-9) * self.window_s
-            dump = self.client.fetch(self.mapping, h0, t, self.step)
+        h = t - math.floor(self.history / self.window_s + 1e-9) * self.window_s
+        while h < t - 1e-9:  # the history, a bounded number of windows per fetch
+            end = min(h + HISTORY_CHUNK * self.window_s, t)
+            dump = self.client.fetch(self.mapping, h, end, self.step)
             for w in dump_windows(
                 dump,
                 self.mapping,
                 self.report,
                 window=self.window_s,
-                start=h0,
-                end=t,
+                start=h,
+                end=end,
                 births=self.births,
             ):
                 self.report.windows += 1
                 yield replace(w, baseline=True)
+            h = end
         n = 0
         while self.polls is None or n < self.polls:
             end = t + self.window_s
@@ -711,6 +718,7 @@ def replay(
 __all__ = [
     "CPU",
     "FORMATS",
+    "HISTORY_CHUNK",
     "LIVE_HISTORY_S",
     "MAX_HISTORY_S",
     "MEAN",
