@@ -52,19 +52,10 @@ class NezhaFault:
     type: str
 
 
-ADDITIVE_COLUMNS = frozenset(
-    {
-        "PodWorkload(Ops)",
-        "NetworkReceiveBytes",
-        "NetworkTransmitBytes",
-        "CpuUsage(m)",
-        "MemoryUsage(Mi)",
-        "SyscallRead",
-        "SyscallWrite",
-    }
-)
-"""Per-pod columns that add up over a service's pods (counts and amounts); the others (shares
-of a pod's limit, latency quantiles, success) are averaged where two pods cover one minute."""
+ADDITIVE_COLUMNS = frozenset({"PodWorkload(Ops)", "NetworkReceiveBytes", "NetworkTransmitBytes"})
+"""Mapped per-pod columns that add up over a service's pods (requests, bytes); the others
+(shares of a pod's limit, latency quantiles, success) are averaged where two pods cover one
+minute."""
 
 
 def find(root: Path, pattern: str) -> list[Path]:
@@ -146,8 +137,9 @@ def read_front_sli(path: Path) -> pd.DataFrame:
 def read_pod_metrics(
     folder: Path, span: tuple[float, float] | None = None
 ) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """Every ``*_metric.csv`` in ``folder`` -> per service its minute table (column ``t``), and
-    the problems met. With ``span`` (the front end's first and last timestamp), a file whose
+    """Every ``*_metric.csv`` in ``folder`` or below it -> per pod its minute table (column
+    ``t``; a day's service reading is :func:`read_day`'s, its pods combined), and the problems
+    met. With ``span`` (the front end's first and last timestamp), a file whose
     timestamps do not overlap it is left out and said, never joined to the wrong minutes."""
     out: dict[str, pd.DataFrame] = {}
     problems: list[str] = []
@@ -162,16 +154,7 @@ def read_pod_metrics(
                     f"{span[0]:.0f}-{span[1]:.0f} (offset {lo - span[0]:+.0f} s): left out"
                 )
                 continue
-        svc = service_from_pod(pod)
-        if svc in out:  # a replaced pod: one service, rows of a shared minute combined
-            both = pd.concat([out[svc], df], ignore_index=True)
-            how = {
-                c: "sum" if c in ADDITIVE_COLUMNS else "mean"
-                for c in both.columns
-                if c != "t" and pd.api.types.is_numeric_dtype(both[c])
-            }
-            df = both.groupby("t", as_index=False).agg(how)
-        out[svc] = df
+        out[pod] = df
     return out, problems
 
 
