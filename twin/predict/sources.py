@@ -476,6 +476,8 @@ class PrometheusSource:
         self.step = min(step, window) if step is not None else query_step(window)
         self.start, self.polls, self.lag = start, polls, lag
         self.history = check_history(history)
+        self.history_windows = math.floor(self.history / window + 1e-9)
+        """Whole windows of history read before the first poll."""
         self.clock, self.sleep = clock, sleep
         self.report = SourceReport(files=[str(url)])
         self.births = prom.CounterBirths(mapping)
@@ -484,13 +486,13 @@ class PrometheusSource:
     def total(self) -> int | None:
         if self.polls is None:
             return None
-        return self.polls + math.floor(self.history / self.window_s + 1e-9)
+        return self.polls + self.history_windows
 
     def windows(self) -> Iterator[Window]:
         # whole seconds: Prometheus answers on a millisecond grid, and a window whose ends
         # are not on it loses its last point
         t = self.start if self.start is not None else math.floor(self.clock()) - self.window_s
-        h = t - math.floor(self.history / self.window_s + 1e-9) * self.window_s
+        h = t - self.history_windows * self.window_s
         while h < t - 1e-9:  # the history, a bounded number of windows per fetch
             end = min(h + HISTORY_CHUNK * self.window_s, t)
             dump = self.client.fetch(self.mapping, h, end, self.step)
