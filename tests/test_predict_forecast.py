@@ -97,3 +97,25 @@ def test_a_spike_does_not_drag_the_forecast_after_it() -> None:
     res = [hw.update(float(i), float(v)) for i, v in enumerate(y)]
     after = res[1201].residual
     assert after is not None and abs(after) < 2.0
+
+
+def test_a_bounded_season_learnt_from_periodic_incidents_never_forecasts_outside_the_range() -> (
+    None
+):
+    # a latency near 1 s with a three-point incident at 30 s every 9 points for 300 points,
+    # then quiet: the additive season answers each incident with dips elsewhere in the period
+    rng = np.random.default_rng(12)
+    n_faulty, n_quiet = 300, 300
+    xs = 1.0 + 0.1 * rng.standard_normal(n_faulty + n_quiet)
+    for start in range(0, n_faulty, 9):
+        xs[start : start + 3] = 30.0
+    low, high = float(xs.min()), float(xs.max())
+
+    def outside(bounded: bool) -> int:
+        hw = HoltWinters(history=600, bounded=bounded)
+        ready = [f for f in (hw.update(float(i), float(x)) for i, x in enumerate(xs)) if f.ready]
+        assert ready
+        return sum(not (low <= f.expected <= high and low <= f.point <= high) for f in ready)
+
+    assert outside(bounded=True) == 0
+    assert outside(bounded=False) > 0  # the artefact the bound is for

@@ -36,7 +36,7 @@ def test_a_band_started_from_its_history_does_not_page_on_its_own_bimodal_tail()
     rng = np.random.default_rng(5)
     history, live = _bimodal(rng, 240), _bimodal(rng, 240)
     history[:5] = 0.005  # the first minutes all sit in the lower mode
-    cold, warm = EwmDetector(warm=5), EwmDetector(warm=5)
+    cold, warm = EwmDetector(warm=5, flicker=0), EwmDetector(warm=5, flicker=0)
     for i, v in enumerate(history):
         cold.update("e/p50", float(i), float(v))  # read as live from its first minute
         warm.update("e/p50", float(i), float(v), baseline=True)
@@ -58,6 +58,42 @@ def test_a_band_started_from_its_history_still_flags_a_fault_and_holds_at_most_a
     assert len(d.state["e/p50"].first) == MAX_WARM  # the oldest history is let go
     assert not d.update("e/p50", 3000.0, 0.05).anomalous  # the upper mode is normal
     assert d.update("e/p50", 3001.0, 0.5).anomalous  # ten times it is not
+
+
+def _flagged(d: EwmDetector, values: np.ndarray, start: float = 0.0) -> np.ndarray:
+    return np.array(
+        [d.update("e/p99", start + i, float(v)).anomalous for i, v in enumerate(values)]
+    )
+
+
+def test_a_cold_band_too_narrow_for_the_series_modes_restarts_and_stops_paging() -> None:
+    # a histogram's p99 that reads 0.25 s or 0.5 s, half the time each, started in the lower
+    # mode: without the check the band stays there for good
+    rng = np.random.default_rng(8)
+    values = np.where(rng.random(600) < 0.5, 0.49, 0.246) * np.exp(0.005 * rng.standard_normal(600))
+    values[:5] = 0.246
+    stuck, checked = EwmDetector(flicker=0), EwmDetector()
+    late = slice(300, None)
+    assert _flagged(stuck, values)[late].mean() > 0.3
+    assert _flagged(checked, values)[late].mean() == 0.0
+
+
+def test_one_long_fault_is_one_run_and_never_restarts_the_band() -> None:
+    rng = np.random.default_rng(9)
+    quiet = 0.1 * np.exp(0.05 * rng.standard_normal(300))
+    d = EwmDetector()
+    _flagged(d, quiet[:100])
+    fault = _flagged(d, 10 * quiet[100:220], 100.0)  # two hours beyond the band
+    assert fault.all()
+    assert d.state["e/p99"].mean < 0.2  # still the quiet level: the fault taught it nothing
+
+
+def test_a_band_that_fits_does_not_restart_on_its_own_noise() -> None:
+    rng = np.random.default_rng(10)
+    d = EwmDetector()
+    flags = _flagged(d, np.exp(0.3 * rng.standard_normal(5000)))
+    assert flags.mean() < 0.002
+    assert d.state["e/p99"].runs < d.flicker
 
 
 def test_a_value_moves_the_band_by_at_most_clip_widths() -> None:

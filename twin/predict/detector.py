@@ -66,12 +66,16 @@ class SeriesDetector:
         cusum_k: float = 0.5,
         cusum_h: float = 8.0,
         record_window: int = 500,
+        bounded: bool = False,
     ) -> None:
         """``period``: season length in points (None: found from the data). ``horizon``:
         steps ahead of the banded forecast. ``tail``: the residual tail probability that flags
         a point. ``cusum_k``, ``cusum_h``: the level-shift check's reference and threshold.
-        ``record_window``: points the score's record is kept over."""
-        self.anomaly = AnomalyDetector(HoltWinters(period=period, horizon=horizon), tail=tail)
+        ``record_window``: points the score's record is kept over. ``bounded``: the
+        forecast held to the range shown (:class:`~twin.predict.forecast.HoltWinters`)."""
+        self.anomaly = AnomalyDetector(
+            HoltWinters(period=period, horizon=horizon, bounded=bounded), tail=tail
+        )
         self.change = ChangePointDetector(k=cusum_k, h=cusum_h)
         self._z_record = RunningMax(record_window)
         self._cusum_record = RunningMax(record_window)

@@ -138,6 +138,7 @@ class HoltWinters:
         max_period: int | None = None,
         damping: float = 0.98,
         robust_k: float = 3.0,
+        bounded: bool = False,
     ) -> None:
         """Set up an empty model.
 
@@ -147,6 +148,8 @@ class HoltWinters:
         refits (default: one season, at least 200). ``max_period``: longest season searched
         (default: a third of ``history``). ``damping``: phi of the damped trend.
         ``robust_k``: errors beyond this many scales are clipped before they update the state.
+        ``bounded``: hold the forecast to the range the series has shown in its fitting window
+        and since (:meth:`_bounded`); off, the model may extrapolate a trend past it.
         """
         if period is not None and (period < 0 or period == 1):
             raise ValueError(f"period: 0 (none) or at least 2 points expected, got {period}")
@@ -172,6 +175,7 @@ class HoltWinters:
         self.refit_every = refit_every
         self.damping = damping
         self.robust_k = robust_k
+        self.bounded = bounded
         self._z = NormalDist().inv_cdf(0.5 + level / 2.0)
         self._window: deque[float] = deque(maxlen=history)
         self._pending: deque[float] = deque(maxlen=horizon)
@@ -186,6 +190,7 @@ class HoltWinters:
         self._nh = 0
         self._since_fit = 0
         self._run = 0  # signed count of consecutive errors beyond the clip, on one side
+        self._lo, self._hi = -math.inf, math.inf  # the range shown since the last fit
         self.points = 0
         """Points seen, skipped ones included."""
         self.skipped = 0
@@ -254,7 +259,7 @@ class HoltWinters:
         if self.params is None:
             return self._window[-1] if self._window else 0.0
         season = self._season[self._phase] if self._season else 0.0
-        return self._level + self.params.phi * self._trend + season
+        return self._bounded(self._level + self.params.phi * self._trend + season)
 
     def _ahead(self, h: int) -> float:
         """Forecast of the value h steps after the last point."""
@@ -263,7 +268,16 @@ class HoltWinters:
         phi = self.params.phi
         damp = h if phi == 1.0 else phi * (1.0 - phi**h) / (1.0 - phi)
         season = self._season[(self._phase + h - 1) % self.period] if self._season else 0.0
-        return self._level + damp * self._trend + season
+        return self._bounded(self._level + damp * self._trend + season)
+
+    def _bounded(self, forecast: float) -> float:
+        """With ``bounded``, the forecast held to the range the series has shown in its
+        fitting window and since. A season fitted over a run of incidents a few minutes
+        apart answers each with a dip elsewhere in the period (an additive season sums to
+        about zero), and forecast an entry latency of -11 s an hour after the last one: a
+        page on a quiet system. Where a trend may rightly run past the range (a benchmark's
+        ramps), the model is left unbounded."""
+        return min(self._hi, max(self._lo, forecast)) if self.bounded else forecast
 
     def _scale_h(self, scale1: float) -> float:
         if self.horizon == 1:
@@ -280,6 +294,7 @@ class HoltWinters:
             self._varh = _scale_step(self._varh, err, self.robust_k, self._nh)
             self._nh += 1
         self._window.append(value)
+        self._lo, self._hi = min(self._lo, value), max(self._hi, value)
         if self.params is not None:
             bound = self.robust_k * sigma if sigma > 0.0 else math.inf
             self._run = _exceed_run(self._run, residual, bound)
@@ -315,6 +330,7 @@ class HoltWinters:
             self.period = detect_period(xs, self.max_period)
         m = self.period
         xs = xs[-max(FIT_SEASONS * m, FIT_POINTS) :]
+        self._lo, self._hi = float(xs.min()), float(xs.max())
         gammas = GAMMAS if m else (0.0,)
         best: tuple[float, Params, _State] | None = None
         for alpha, beta, gamma in product(ALPHAS, BETAS, gammas):

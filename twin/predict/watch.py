@@ -121,6 +121,19 @@ class _Ewm:
     first: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_WARM))
     history: bool = True
     """Every value so far was history: the warm-up lasts as long as the history."""
+    recent: deque[float] = field(default_factory=deque)
+    """The latest judged values, at most :attr:`EwmDetector.recheck` of them."""
+    flags: deque[bool] = field(default_factory=deque)
+    """Whether each of :attr:`recent` was beyond the band."""
+    runs: int = 0
+    """Separate runs of values beyond the band among :attr:`recent`."""
+
+
+def start_band(values: np.ndarray) -> tuple[float, float]:
+    """A band's level and deviation from many values: their median and mean absolute
+    deviation, the quantity the deviation follows (a spiky series' MAD is far below it)."""
+    level = float(np.median(values))
+    return level, float(np.mean(np.abs(values - level)))
 
 
 MAD_TO_MEAN_DEV = math.sqrt(2.0 / math.pi) / 0.6744897501960817
@@ -143,13 +156,25 @@ class EwmDetector:
     :data:`MAX_WARM` values: its median and its mean absolute deviation, the quantity the
     deviation follows. A few minutes can be far from a series' own spread (a call's median
     over a handful of calls sits in an upper mode one minute in four), and a band that
-    starts too narrow learns its way out at a tenth of the rate, paging for hours."""
+    starts too narrow learns its way out at a tenth of the rate, paging for hours.
+
+    A band started cold can be that narrow for good: started in a series' lower mode, the
+    upper one is anomalous, teaches at a tenth of the rate, and the lower one's full-rate
+    updates keep the band where it began. The sign is flicker: a fault or a level shift
+    crosses the band in one run, a band too narrow for the series' own modes is crossed
+    again and again, every few values. So when the latest ``recheck`` judged values hold
+    ``flicker`` or more separate runs beyond the band, the band restarts from those values
+    as from a history (:func:`start_band`). Under a band that fits, ten separate crossings
+    in sixty values do not happen by chance, and a fault, however long, is one run; 0 turns
+    the check off."""
 
     z: float = 6.0
     alpha: float = 0.05
     warm: int = 5
     rel_floor: float = 0.1
     clip: float = 3.0
+    recheck: int = 60
+    flicker: int = 10
     state: dict[str, _Ewm] = field(default_factory=dict)
 
     def update(self, key: str, t: float, value: float, baseline: bool = False) -> Scored:
@@ -161,13 +186,11 @@ class EwmDetector:
             return Scored(None, None, None, 0.0, False)
         if s.first:  # the warm-up is over: start from its median and spread
             first = np.asarray(s.first)
-            s.mean = float(np.median(first))
-            gap = np.abs(first - s.mean)
-            # a few minutes: the MAD, which a fault among them does not move; a history: the
-            # mean absolute deviation itself, what ``dev`` follows (a spiky series' MAD is
-            # far below it)
-            long = len(first) > self.warm
-            s.dev = float(np.mean(gap)) if long else MAD_TO_MEAN_DEV * float(np.median(gap))
+            if len(first) > self.warm:  # a history: what ``dev`` follows
+                s.mean, s.dev = start_band(first)
+            else:  # a few minutes: the MAD, which a fault among them does not move
+                s.mean = float(np.median(first))
+                s.dev = MAD_TO_MEAN_DEV * float(np.median(np.abs(first - s.mean)))
             s.first.clear()
         width = max(1.25 * s.dev, self.rel_floor * abs(s.mean), 1e-9)
         score = (value - s.mean) / width
@@ -179,7 +202,26 @@ class EwmDetector:
         s.dev += a * (abs(step) - s.dev)
         s.mean += a * step
         s.n += 1
+        if self.flicker > 0:
+            self._recheck(s, value, anomalous)
         return Scored(expected, lo, hi, float(score), anomalous)
+
+    def _recheck(self, s: _Ewm, value: float, anomalous: bool) -> None:
+        """Count the runs beyond the band among the latest ``recheck`` values; restart the
+        band from them when they flicker (the class's docstring says why)."""
+        if anomalous and not (s.flags and s.flags[-1]):
+            s.runs += 1
+        s.recent.append(value)
+        s.flags.append(anomalous)
+        if len(s.flags) > self.recheck:
+            s.recent.popleft()
+            if s.flags.popleft() and not s.flags[0]:
+                s.runs -= 1  # a run that began with the value let go is gone
+        if s.runs >= self.flicker:
+            s.mean, s.dev = start_band(np.asarray(s.recent))
+            s.recent.clear()
+            s.flags.clear()
+            s.runs = 0
 
 
 @dataclass
@@ -189,7 +231,10 @@ class SeasonalDetector:
     shifts) behind the :class:`Forecaster` face: the score is the residual's robust z, the
     band the forecaster's, the verdict the detector's combined one."""
 
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=lambda: {"bounded": True})
+    """:class:`~twin.predict.detector.SeriesDetector`'s options: by default its forecast is
+    held to the range the series has shown, so a season learnt from a run of incidents
+    cannot forecast a negative latency on the quiet system after them."""
     series: dict[str, Any] = field(default_factory=dict)
 
     def update(self, key: str, t: float, value: float, baseline: bool = False) -> Scored:
