@@ -121,10 +121,9 @@ class _Ewm:
     first: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_WARM))
     history: bool = True
     """Every value so far was history: the warm-up lasts as long as the history."""
-    recent: deque[float] = field(default_factory=deque)
-    """The latest judged values, at most :attr:`EwmDetector.recheck` of them."""
-    flags: deque[bool] = field(default_factory=deque)
-    """Whether each of :attr:`recent` was beyond the band."""
+    recent: deque[tuple[float, bool]] = field(default_factory=deque)
+    """The latest judged values, at most :attr:`EwmDetector.recheck` of them, each with
+    whether it was beyond the band."""
     runs: int = 0
     """Separate runs of values beyond the band among :attr:`recent`."""
 
@@ -209,18 +208,16 @@ class EwmDetector:
     def _recheck(self, s: _Ewm, value: float, anomalous: bool) -> None:
         """Count the runs beyond the band among the latest ``recheck`` values; restart the
         band from them when they flicker (the class's docstring says why)."""
-        if anomalous and not (s.flags and s.flags[-1]):
+        if anomalous and not (s.recent and s.recent[-1][1]):
             s.runs += 1
-        s.recent.append(value)
-        s.flags.append(anomalous)
-        if len(s.flags) > self.recheck:
-            s.recent.popleft()
-            if s.flags.popleft() and not s.flags[0]:
+        s.recent.append((value, anomalous))
+        if len(s.recent) > self.recheck:
+            _, gone = s.recent.popleft()
+            if gone and not s.recent[0][1]:
                 s.runs -= 1  # a run that began with the value let go is gone
         if s.runs >= self.flicker:
-            s.mean, s.dev = start_band(np.asarray(s.recent))
+            s.mean, s.dev = start_band(np.array([v for v, _ in s.recent]))
             s.recent.clear()
-            s.flags.clear()
             s.runs = 0
 
 
