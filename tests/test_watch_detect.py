@@ -162,3 +162,50 @@ def test_a_symptom_must_last_seconds_not_only_windows_before_a_condition_is_rais
     counted = replace(config, persist_service_s=0.0)
     blip = Watch(small_topology(), counted).run(_windows(60, 30, 5.0, delay_until=34))
     assert [a for a in blip if a.status == "firing"]
+
+
+def _drifting(n: int, stuck_from: int, fault_from: int) -> list[Window]:
+    """The small system with little noise: from ``stuck_from`` on, b's p99 as its client
+    sees it sits three times higher for good (beyond its band, so some series moves in every
+    window after it; a client's view is watched, not ranked); a's CPU
+    climbs slowly from 0.3 to 0.75 over the windows after it (slow enough for its band to
+    follow); from ``fault_from`` on, the calls into c take twice as long on the caller's
+    side."""
+    rng = np.random.default_rng(5)
+    out = []
+    for i in range(n):
+
+        def jit(x: float) -> float:
+            return float(x * np.exp(0.005 * rng.standard_normal()))
+
+        services = {
+            s: {"cpu": jit(0.3), "latency_p99": jit(0.05), "rate": jit(10.0)}
+            for s in ("front", "a", "b", "c")
+        }
+        services["b"]["client_p99"] = jit(0.05) * (3.0 if i >= stuck_from else 1.0)
+        if i >= stuck_from:
+            climb = min((i - stuck_from) / (fault_from - stuck_from - 5), 1.0)
+            services["a"]["cpu"] = jit(0.3 + 0.45 * climb)
+        slow = 2.0 if i >= fault_from else 1.0
+        edges = {
+            "front->a": {"client_p50": jit(0.02), "server_p50": jit(0.015)},
+            "front->b": {"client_p50": jit(0.02), "server_p50": jit(0.015)},
+            "a->c": {"client_p50": jit(0.02) * slow, "server_p50": jit(0.015)},
+        }
+        out.append(Window(1000.0 + WINDOW * (i + 1), WINDOW, services, None, edges=edges))
+    return out
+
+
+def test_recognition_compares_each_series_with_its_own_latest_quiet_values() -> None:
+    # b's lasting shift leaves no window where nothing moved after window 10; a fault at c
+    # at window 95 must be read against the windows just before it, where a's CPU has
+    # climbed, not against window 10, where a's climb would look larger than c's delay
+    config = WatchConfig(horizon_s=60.0, replications=1, step_s=WINDOW, slo_latency_p99=10.0)
+    watch = Watch(small_topology(), config)
+    alerts = watch.run(_drifting(101, stuck_from=10, fault_from=95))
+    late = [a for a in alerts if a.status == "firing" and a.time >= 1000.0 + WINDOW * 96]
+    assert late, "no alert on the delayed calls into c"
+    assert late[-1].root_cause[0] == "c"
+    ref = watch.reference(1000.0 + WINDOW * 94, 5)
+    assert all(w.services["a"]["cpu"] > 0.7 for w in ref)  # a's latest quiet values
+    assert all(w.services["b"]["client_p99"] < 0.06 for w in ref)  # b's from before its shift

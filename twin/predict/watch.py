@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -60,6 +60,7 @@ from twin.predict.breach import (
     stretch_breaches,
     time_to_breach,
 )
+from twin.predict.evidence import FLAT
 from twin.predict.failures import FailureExcess, FailureTest
 from twin.results import Stretch
 from twin.scenario import Load, Scenario
@@ -77,6 +78,20 @@ ENTRY = "entry"
 FAILURES = "failures"
 """The entry's failed requests over the windows its availability is judged on, against the
 normal rate (:class:`twin.predict.failures.FailureExcess`), scored as ``entry/failures``."""
+
+REFERENCE_WINDOWS = 30
+"""How many reference windows recognition is given (:meth:`Watch.reference`): more than any
+recogniser's baseline reads."""
+
+ENTRY_JUDGED: dict[str, frozenset[str]] = {
+    "success": frozenset({f"{ENTRY}/{src.SUCCESS}", f"{ENTRY}/{FAILURES}"}),
+    "p50": frozenset({f"{ENTRY}/{src.P99}"}),
+    "p95": frozenset({f"{ENTRY}/{src.P99}"}),
+    "p99": frozenset({f"{ENTRY}/{src.P99}"}),
+}
+"""The entry's figures (:class:`~twin.predict.sources.EntrySli` fields) and the keys whose
+detectors judge them: its success share by the share's and the failure count's, its
+latencies by the p99's (the one latency scored)."""
 
 WATCHED = (src.RATE, src.SUCCESS, src.P90, src.P95, src.P99, src.MEAN, src.CPU, "client_p99")
 """Service metrics scored each window (others are read but not scored)."""
@@ -288,7 +303,8 @@ class Recognition:
 
 class Recogniser(Protocol):
     """Names the failure mode from the recent windows (the suspect ones: since the symptoms
-    began) against normal ones (before them)."""
+    began) against normal ones before them (the watch gives :meth:`Watch.reference`: each
+    series' own latest quiet values)."""
 
     def recognise(
         self, recent: Sequence[src.Window], normal: Sequence[src.Window]
@@ -477,6 +493,27 @@ MitigationLookup = Callable[[str, str], Candidate | None]
 """(fault kind, target service) -> the best known mitigation, or None."""
 
 
+def quiet(s: Scored) -> bool:
+    """A value its detector saw no move in at all: inside its band and within
+    :data:`~twin.predict.evidence.FLAT` widths of the forecast (what a quiet series does
+    from one window to the next). Recognition's baseline is built of such values."""
+    return not s.anomalous and abs(s.score) <= FLAT
+
+
+def _readings(
+    w: src.Window,
+) -> Iterator[tuple[tuple[str, str, str], float | None, frozenset[str]]]:
+    """Every figure of a window: where it sits (``services``, ``edges`` or the entry; name;
+    metric), its value, and the keys whose detectors judge it."""
+    for scope, table in (("services", w.services), ("edges", w.edges)):
+        for name, ms in table.items():
+            for metric, v in ms.items():
+                yield (scope, name, metric), v, frozenset({f"{name}/{metric}"})
+    if w.entry is not None:
+        for f, keys in ENTRY_JUDGED.items():
+            yield (ENTRY, ENTRY, f), getattr(w.entry, f), keys
+
+
 # -- the watch ---------------------------------------------------------------------------------
 
 
@@ -582,6 +619,7 @@ class Watch:
         self.streak: dict[str, int] = {}
         self.normal: deque[src.Window] = deque(maxlen=c.normal_windows)
         self.recent: deque[src.Window] = deque(maxlen=max(c.suspect_windows, 1))
+        self.past: deque[tuple[src.Window, frozenset[str]]] = deque(maxlen=c.normal_windows)
         self._names: dict[str, str | None] = {}
         self.calls: list[tuple[str, str]] = [
             (str(a), str(b))
@@ -721,7 +759,54 @@ class Watch:
             baseline=w.baseline,
         )
         self.records.append(rec)
+        self.past.append((w, frozenset(k for k, s in scores.items() if not quiet(s))))
         return rec, messages
+
+    def reference(self, end: float, n: int) -> list[src.Window]:
+        """What recognition compares the suspect windows with: ``n`` windows ending at
+        ``end``, oldest first, in which every figure is one of its own latest quiet values
+        (:func:`quiet`; the newest window holds each figure's latest, the one before its
+        one before, ...), and is absent when the figure has none in the windows kept.
+
+        Each series is its own normal. With a hundred and more series some series moves in
+        nearly every window of a busy hour, so windows where none did can lie an hour back,
+        where the system may have been elsewhere: a service whose CPU crept up since would
+        read as the fault. A figure is passed over only when its own detector saw it move
+        (an anomalous value is the fault's, or the last one's, not the baseline's)."""
+        kept: dict[tuple[str, str, str], list[float]] = {}
+        frames: list[src.Window] = []
+        for w, moved in reversed(self.past):
+            if w.time > end + 1e-9:
+                continue
+            if len(frames) < n:
+                frames.append(w)
+            for slot, v, keys in _readings(w):
+                values = kept.setdefault(slot, [])
+                if len(values) < n and v is not None and math.isfinite(v) and not moved & keys:
+                    values.append(float(v))
+        out: list[src.Window] = []
+        for i, w in enumerate(frames):
+            tables: dict[str, dict[str, dict[str, float]]] = {"services": {}, "edges": {}}
+            sli: dict[str, float] = {}
+            for (scope, name, metric), values in kept.items():
+                if i < len(values):
+                    if scope == ENTRY:
+                        sli[metric] = values[i]
+                    else:
+                        tables[scope].setdefault(name, {})[metric] = values[i]
+            entry = (
+                replace(
+                    w.entry,
+                    success=sli.get("success"),
+                    p50=sli.get("p50"),
+                    p95=sli.get("p95"),
+                    p99=sli.get("p99"),
+                )
+                if w.entry is not None
+                else None
+            )
+            out.append(replace(w, services=tables["services"], edges=tables["edges"], entry=entry))
+        return out[::-1]
 
     def _breaching(self, sli: src.EntrySli, counted: FailureTest | None) -> bool:
         """The window's p99 above its target, or availability broken over the latest
@@ -887,7 +972,9 @@ class Watch:
         ends, the suspect windows fill with recovery and the changes fade; the answer read
         from the fault itself is kept rather than replaced by one read from its tail. A
         break in the suspect windows forgets the held answer."""
-        rec = self.recogniser.recognise(list(self.recent) or [w], list(self.normal))
+        suspect = list(self.recent) or [w]
+        ref = self.reference(suspect[0].time - suspect[0].seconds, REFERENCE_WINDOWS)
+        rec = self.recogniser.recognise(suspect, ref)
         held = self._held
         span = max(self.config.suspect_windows, 1) * w.seconds
         if (
