@@ -107,6 +107,26 @@ def test_a_value_moves_the_band_by_at_most_clip_widths() -> None:
     assert clipped.state["s/p99"].dev < wide.state["s/p99"].dev
 
 
+def _figures(
+    rng: np.random.Generator, noise: float
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """One window's figures of the small system, each its level times log-normal noise of
+    sigma ``noise``: per service CPU, p99 and rate; per call edge both sides' medians."""
+
+    def jit(x: float) -> float:
+        return float(x * np.exp(noise * rng.standard_normal()))
+
+    services = {
+        s: {"cpu": jit(0.3), "latency_p99": jit(0.05), "rate": jit(10.0)}
+        for s in ("front", "a", "b", "c")
+    }
+    edges = {
+        e: {"client_p50": jit(0.02), "server_p50": jit(0.015)}
+        for e in ("front->a", "front->b", "a->c")
+    }
+    return services, edges
+
+
 def _windows(
     n: int, delay_from: int, window: float = WINDOW, delay_until: int | None = None
 ) -> list[Window]:
@@ -116,20 +136,9 @@ def _windows(
     rng = np.random.default_rng(11)
     out = []
     for i in range(n):
-
-        def jit(x: float) -> float:
-            return float(x * np.exp(0.03 * rng.standard_normal()))
-
-        services = {
-            s: {"cpu": jit(0.3), "latency_p99": jit(0.05), "rate": jit(10.0)}
-            for s in ("front", "a", "b", "c")
-        }
-        slow = 0.5 if delay_from <= i < (n if delay_until is None else delay_until) else 0.0
-        edges = {
-            "front->a": {"client_p50": jit(0.02), "server_p50": jit(0.015)},
-            "front->b": {"client_p50": jit(0.02), "server_p50": jit(0.015)},
-            "a->c": {"client_p50": jit(0.02) + slow, "server_p50": jit(0.015)},
-        }
+        services, edges = _figures(rng, 0.03)
+        if delay_from <= i < (n if delay_until is None else delay_until):
+            edges["a->c"]["client_p50"] += 0.5
         out.append(Window(1000.0 + window * (i + 1), window, services, None, edges=edges))
     return out
 
@@ -174,24 +183,13 @@ def _drifting(n: int, stuck_from: int, fault_from: int) -> list[Window]:
     rng = np.random.default_rng(5)
     out = []
     for i in range(n):
-
-        def jit(x: float) -> float:
-            return float(x * np.exp(0.005 * rng.standard_normal()))
-
-        services = {
-            s: {"cpu": jit(0.3), "latency_p99": jit(0.05), "rate": jit(10.0)}
-            for s in ("front", "a", "b", "c")
-        }
-        services["b"]["client_p99"] = jit(0.05) * (3.0 if i >= stuck_from else 1.0)
-        if i >= stuck_from:
-            climb = min((i - stuck_from) / (fault_from - stuck_from - 5), 1.0)
-            services["a"]["cpu"] = jit(0.3 + 0.45 * climb)
-        slow = 2.0 if i >= fault_from else 1.0
-        edges = {
-            "front->a": {"client_p50": jit(0.02), "server_p50": jit(0.015)},
-            "front->b": {"client_p50": jit(0.02), "server_p50": jit(0.015)},
-            "a->c": {"client_p50": jit(0.02) * slow, "server_p50": jit(0.015)},
-        }
+        services, edges = _figures(rng, 0.005)
+        stuck = 3.0 if i >= stuck_from else 1.0
+        services["b"]["client_p99"] = services["b"]["latency_p99"] * stuck
+        climb = min(max(i - stuck_from, 0) / (fault_from - stuck_from - 5), 1.0)
+        services["a"]["cpu"] *= 1.0 + 1.5 * climb
+        if i >= fault_from:
+            edges["a->c"]["client_p50"] *= 2.0
         out.append(Window(1000.0 + WINDOW * (i + 1), WINDOW, services, None, edges=edges))
     return out
 
