@@ -500,11 +500,13 @@ def quiet(s: Scored) -> bool:
     return not s.anomalous and abs(s.score) <= FLAT
 
 
-def _readings(
-    w: src.Window,
-) -> Iterator[tuple[tuple[str, str, str], float | None, frozenset[str]]]:
-    """Every figure of a window: where it sits (``services``, ``edges`` or the entry; name;
-    metric), its value, and the keys whose detectors judge it."""
+Slot = tuple[str, str, str]
+"""Where a figure sits in a window: ``services``, ``edges`` or the entry; name; metric."""
+
+
+def _readings(w: src.Window) -> Iterator[tuple[Slot, float | None, frozenset[str]]]:
+    """Every figure of a window: where it sits, its value, and the keys whose detectors
+    judge it."""
     for scope, table in (("services", w.services), ("edges", w.edges)):
         for name, ms in table.items():
             for metric, v in ms.items():
@@ -512,6 +514,16 @@ def _readings(
     if w.entry is not None:
         for f, keys in ENTRY_JUDGED.items():
             yield (ENTRY, ENTRY, f), getattr(w.entry, f), keys
+
+
+def quiet_readings(w: src.Window, moved: frozenset[str]) -> list[tuple[Slot, float]]:
+    """The window's finite figures whose detectors saw no move (none of their keys in
+    ``moved``): what :meth:`Watch.reference` may build a baseline of, read once per window."""
+    return [
+        (slot, float(v))
+        for slot, v, keys in _readings(w)
+        if v is not None and math.isfinite(v) and not moved & keys
+    ]
 
 
 # -- the watch ---------------------------------------------------------------------------------
@@ -619,7 +631,9 @@ class Watch:
         self.streak: dict[str, int] = {}
         self.normal: deque[src.Window] = deque(maxlen=c.normal_windows)
         self.recent: deque[src.Window] = deque(maxlen=max(c.suspect_windows, 1))
-        self.past: deque[tuple[src.Window, frozenset[str]]] = deque(maxlen=c.normal_windows)
+        self.past: deque[tuple[src.Window, list[tuple[Slot, float]]]] = deque(
+            maxlen=c.normal_windows
+        )
         self._names: dict[str, str | None] = {}
         self.calls: list[tuple[str, str]] = [
             (str(a), str(b))
@@ -759,7 +773,8 @@ class Watch:
             baseline=w.baseline,
         )
         self.records.append(rec)
-        self.past.append((w, frozenset(k for k, s in scores.items() if not quiet(s))))
+        stirred = frozenset(k for k, s in scores.items() if not quiet(s))
+        self.past.append((w, quiet_readings(w, stirred)))
         return rec, messages
 
     def reference(self, end: float, n: int) -> list[src.Window]:
@@ -773,17 +788,17 @@ class Watch:
         where the system may have been elsewhere: a service whose CPU crept up since would
         read as the fault. A figure is passed over only when its own detector saw it move
         (an anomalous value is the fault's, or the last one's, not the baseline's)."""
-        kept: dict[tuple[str, str, str], list[float]] = {}
+        kept: dict[Slot, list[float]] = {}
         frames: list[src.Window] = []
-        for w, moved in reversed(self.past):
+        for w, readings in reversed(self.past):
             if w.time > end + 1e-9:
                 continue
             if len(frames) < n:
                 frames.append(w)
-            for slot, v, keys in _readings(w):
+            for slot, v in readings:
                 values = kept.setdefault(slot, [])
-                if len(values) < n and v is not None and math.isfinite(v) and not moved & keys:
-                    values.append(float(v))
+                if len(values) < n:
+                    values.append(v)
         out: list[src.Window] = []
         for i, w in enumerate(frames):
             tables: dict[str, dict[str, dict[str, float]]] = {"services": {}, "edges": {}}
